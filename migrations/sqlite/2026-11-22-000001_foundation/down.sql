@@ -1,0 +1,4 @@
+DROP TABLE events;
+DROP TABLE sessions;
+DROP TABLE users;
+DROP TABLE workspaces;

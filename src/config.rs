@@ -1,0 +1,369 @@
+//! Configuration from environment variables and matching command-line flags.
+//! Everything is validated at start-up; a bad value stops the process with
+//! one line naming the variable.
+
+use clap::{Args, Parser, Subcommand};
+use rand::distr::{Alphanumeric, SampleString};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Command line of the `keyward` binary.
+#[derive(Debug, Parser)]
+#[command(name = "keyward", version, about = "Self-hosted API key management")]
+pub struct Cli {
+    #[command(flatten)]
+    pub options: Options,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do; serving is the default.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web application and API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create the first workspace and its admin without the browser.
+    Setup {
+        /// Name of the workspace to create.
+        #[arg(long)]
+        workspace: String,
+        /// Email address of the first admin.
+        #[arg(long)]
+        admin_email: String,
+        /// Display name of the first admin (defaults to the email's local part).
+        #[arg(long)]
+        admin_name: Option<String>,
+        /// File holding the admin's password (first line), e.g. a mounted secret.
+        #[arg(long)]
+        admin_password_file: PathBuf,
+    },
+}
+
+/// Raw settings, each from a flag or its environment variable. Kept as
+/// strings so that every invalid value gets the same clear message and exit
+/// code.
+#[derive(Debug, Clone, Args)]
+pub struct Options {
+    /// Database: a SQLite file path or a postgres:// URL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "keyward.db",
+        global = true
+    )]
+    pub database_url: String,
+    /// Address and port to listen on.
+    #[arg(
+        long,
+        env = "KEYWARD_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub bind: String,
+    /// Secret for signing and encrypting session cookies (at least 32 bytes).
+    #[arg(long, env = "KEYWARD_SECRET", hide_env_values = true, global = true)]
+    pub secret: Option<String>,
+    /// Mark cookies Secure (set to true behind HTTPS).
+    #[arg(
+        long,
+        env = "KEYWARD_COOKIE_SECURE",
+        default_value = "false",
+        global = true
+    )]
+    pub cookie_secure: String,
+    /// Minutes of inactivity after which a session ends.
+    #[arg(
+        long,
+        env = "KEYWARD_SESSION_IDLE_MINUTES",
+        default_value = "30",
+        global = true
+    )]
+    pub session_idle_minutes: String,
+    /// Hours after sign-in after which a session ends regardless of activity.
+    #[arg(
+        long,
+        env = "KEYWARD_SESSION_MAX_HOURS",
+        default_value = "12",
+        global = true
+    )]
+    pub session_max_hours: String,
+}
+
+/// Which database to use, decided by the URL scheme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// `postgres://` or `postgresql://` selects PostgreSQL; anything else is a
+    /// SQLite file path (an optional `sqlite://` prefix is stripped).
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(ConfigError::new("DATABASE_URL", "must not be empty"));
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(raw.to_owned()));
+        }
+        if raw.contains("://") && !raw.starts_with("sqlite://") {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "must be a SQLite file path or a postgres:// URL",
+            ));
+        }
+        let path = raw.strip_prefix("sqlite://").unwrap_or(raw);
+        Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+    }
+
+    /// A description that is safe to log (no password).
+    pub fn redacted(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite(p) => format!("SQLite file {}", p.display()),
+            DatabaseUrl::Postgres(url) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+                let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+                format!("PostgreSQL {scheme}://{host}")
+            }
+        }
+    }
+}
+
+/// Validated configuration.
+#[derive(Clone)]
+pub struct Config {
+    pub database: DatabaseUrl,
+    pub bind: SocketAddr,
+    /// Key material for the session cookie; at least 32 bytes.
+    pub secret: Vec<u8>,
+    pub cookie_secure: bool,
+    pub session_idle: Duration,
+    pub session_max: Duration,
+    /// HTTP worker threads.
+    pub workers: usize,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database", &self.database.redacted())
+            .field("bind", &self.bind)
+            .field("secret", &"<redacted>")
+            .field("cookie_secure", &self.cookie_secure)
+            .field("session_idle", &self.session_idle)
+            .field("session_max", &self.session_max)
+            .field("workers", &self.workers)
+            .finish()
+    }
+}
+
+/// An invalid setting: the variable and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {variable} {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        ConfigError {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Minimum length of `KEYWARD_SECRET`.
+pub const MIN_SECRET_LEN: usize = 32;
+
+fn parse_bool(variable: &'static str, raw: &str) -> Result<bool, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(ConfigError::new(variable, "must be true or false")),
+    }
+}
+
+fn parse_range(variable: &'static str, raw: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    match raw.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(ConfigError::new(
+            variable,
+            format!("must be a whole number from {min} to {max}"),
+        )),
+    }
+}
+
+impl Options {
+    /// Validate the options. On SQLite without `KEYWARD_SECRET`, a secret is
+    /// generated once and kept in a file beside the database (warned about
+    /// in the log); PostgreSQL deployments must set it, because several
+    /// instances have to share it.
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let database = DatabaseUrl::parse(&self.database_url)?;
+        let bind: SocketAddr = self.bind.trim().parse().map_err(|_| {
+            ConfigError::new(
+                "KEYWARD_BIND",
+                "must be an address and port like 127.0.0.1:8080",
+            )
+        })?;
+        let cookie_secure = parse_bool("KEYWARD_COOKIE_SECURE", &self.cookie_secure)?;
+        let idle = parse_range(
+            "KEYWARD_SESSION_IDLE_MINUTES",
+            &self.session_idle_minutes,
+            1,
+            24 * 60,
+        )?;
+        let max = parse_range(
+            "KEYWARD_SESSION_MAX_HOURS",
+            &self.session_max_hours,
+            1,
+            24 * 30,
+        )?;
+        let secret = match (&self.secret, &database) {
+            (Some(s), _) if s.len() >= MIN_SECRET_LEN => s.as_bytes().to_vec(),
+            (Some(_), _) => {
+                return Err(ConfigError::new(
+                    "KEYWARD_SECRET",
+                    format!("must be at least {MIN_SECRET_LEN} characters"),
+                ));
+            }
+            (None, DatabaseUrl::Postgres(_)) => {
+                return Err(ConfigError::new(
+                    "KEYWARD_SECRET",
+                    format!(
+                        "is required with PostgreSQL (at least {MIN_SECRET_LEN} random characters, the same on every instance)"
+                    ),
+                ));
+            }
+            (None, DatabaseUrl::Sqlite(path)) => secret_beside(path)?,
+        };
+        Ok(Config {
+            database,
+            bind,
+            secret,
+            cookie_secure,
+            session_idle: Duration::from_secs(idle * 60),
+            session_max: Duration::from_secs(max * 3600),
+            workers: std::thread::available_parallelism().map_or(2, usize::from),
+        })
+    }
+}
+
+/// Load or create `<database>.secret`, readable by the owner only.
+fn secret_beside(db: &Path) -> Result<Vec<u8>, ConfigError> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".secret");
+    let path = PathBuf::from(name);
+    let fail = |e: std::io::Error| {
+        ConfigError::new(
+            "KEYWARD_SECRET",
+            format!("is unset and {} could not be used: {e}", path.display()),
+        )
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= MIN_SECRET_LEN => return Ok(s.trim().as_bytes().to_vec()),
+        Ok(_) => {
+            return Err(ConfigError::new(
+                "KEYWARD_SECRET",
+                format!(
+                    "is unset and {} is too short; delete it to have a new one made",
+                    path.display()
+                ),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e)),
+    }
+    let secret = Alphanumeric.sample_string(&mut rand::rng(), 64);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&path).map_err(fail)?;
+    std::io::Write::write_all(&mut file, secret.as_bytes()).map_err(fail)?;
+    tracing::warn!(
+        file = %path.display(),
+        "KEYWARD_SECRET is not set: generated a session secret and saved it beside the database; set KEYWARD_SECRET in production"
+    );
+    Ok(secret.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options() -> Options {
+        Options {
+            database_url: "keyward.db".into(),
+            bind: "127.0.0.1:8080".into(),
+            secret: Some("s".repeat(40)),
+            cookie_secure: "false".into(),
+            session_idle_minutes: "30".into(),
+            session_max_hours: "12".into(),
+        }
+    }
+
+    #[test]
+    fn database_url_picks_backend_by_scheme() {
+        assert!(matches!(
+            DatabaseUrl::parse("postgres://u:p@h/db").unwrap(),
+            DatabaseUrl::Postgres(_)
+        ));
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql://h/db").unwrap(),
+            DatabaseUrl::Postgres(_)
+        ));
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://x.db").unwrap(),
+            DatabaseUrl::Sqlite("x.db".into())
+        );
+        assert!(DatabaseUrl::parse("mysql://h/db").is_err());
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u:hunter2@h:5432/db")
+                .unwrap()
+                .redacted(),
+            "PostgreSQL postgres://h:5432/db"
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_their_variable() {
+        let mut o = options();
+        o.bind = "nonsense".into();
+        assert_eq!(o.resolve().unwrap_err().variable, "KEYWARD_BIND");
+        let mut o = options();
+        o.secret = Some("short".into());
+        assert_eq!(o.resolve().unwrap_err().variable, "KEYWARD_SECRET");
+        let mut o = options();
+        o.database_url = "postgres://h/db".into();
+        o.secret = None;
+        assert_eq!(o.resolve().unwrap_err().variable, "KEYWARD_SECRET");
+        let mut o = options();
+        o.cookie_secure = "maybe".into();
+        assert_eq!(o.resolve().unwrap_err().variable, "KEYWARD_COOKIE_SECURE");
+        let mut o = options();
+        o.session_idle_minutes = "0".into();
+        assert_eq!(
+            o.resolve().unwrap_err().variable,
+            "KEYWARD_SESSION_IDLE_MINUTES"
+        );
+    }
+
+    #[test]
+    fn sqlite_secret_is_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = options();
+        o.secret = None;
+        o.database_url = dir.path().join("k.db").display().to_string();
+        let a = o.resolve().unwrap().secret;
+        let b = o.resolve().unwrap().secret;
+        assert_eq!(a, b);
+        assert!(a.len() >= MIN_SECRET_LEN);
+    }
+}

@@ -1,0 +1,133 @@
+//! Database access: one connection type over SQLite and PostgreSQL, the pool,
+//! migrations, and one module of plain functions per table. Every function
+//! that reads workspace data takes the workspace id.
+
+pub mod events;
+pub mod schema;
+pub mod sessions;
+pub mod users;
+pub mod workspaces;
+
+use crate::config::DatabaseUrl;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use std::time::Duration;
+
+/// A connection to either backend. Queries written once against this type
+/// run on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// A pool of [`DbConn`].
+pub type Pool = r2d2::Pool<Manager>;
+/// A connection checked out of the pool.
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// SQLite settings applied to every new connection: WAL so readers do not
+/// block the writer, enforced foreign keys, and a busy timeout so concurrent
+/// writers wait instead of failing.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+
+/// Opens connections for the pool, choosing the backend from the URL scheme
+/// (never by trial, which would create a SQLite file named after a
+/// PostgreSQL URL when the server is down).
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, r2d2::Error> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => PgConnection::establish(url)
+                .map(DbConn::Pg)
+                .map_err(r2d2::Error::ConnectionError),
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())
+                    .map_err(r2d2::Error::ConnectionError)?;
+                conn.batch_execute(SQLITE_PRAGMAS)
+                    .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConn) -> bool {
+        false
+    }
+}
+
+/// Errors while opening the database at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("cannot connect to the database: {0}")]
+    Pool(#[from] r2d2::PoolError),
+    #[error("cannot apply database migrations: {0}")]
+    Migrations(String),
+}
+
+/// Build a pool. Connections are opened lazily beyond the first, so tests
+/// that start many apps do not exhaust PostgreSQL's connection limit.
+pub fn pool(url: &DatabaseUrl, max_size: u32) -> Result<Pool, InitError> {
+    let pool = r2d2::Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(10))
+        .build(Manager { url: url.clone() })?;
+    Ok(pool)
+}
+
+/// Apply pending migrations for the connection's backend and return the
+/// versions applied. On PostgreSQL an advisory lock makes instances that
+/// start together take turns.
+pub fn migrate(conn: &mut DbConn) -> Result<Vec<String>, InitError> {
+    let err = |e: Box<dyn std::error::Error + Send + Sync>| InitError::Migrations(e.to_string());
+    let applied = match conn {
+        DbConn::Pg(pg) => {
+            const LOCK: &str = "SELECT pg_advisory_lock(7306589271)";
+            const UNLOCK: &str = "SELECT pg_advisory_unlock(7306589271)";
+            pg.batch_execute(LOCK).map_err(|e| err(e.into()))?;
+            let result = pg
+                .run_pending_migrations(PG_MIGRATIONS)
+                .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>());
+            pg.batch_execute(UNLOCK).map_err(|e| err(e.into()))?;
+            result.map_err(err)?
+        }
+        DbConn::Sqlite(lite) => lite
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map_err(err)?
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    };
+    Ok(applied)
+}
+
+/// Whether the database answers a trivial query (for `/readyz`).
+pub fn ping(conn: &mut DbConn) -> QueryResult<()> {
+    conn.batch_execute("SELECT 1")
+}
+
+/// The current time in UTC, at microsecond precision so values round-trip
+/// identically through both backends.
+pub fn now() -> chrono::NaiveDateTime {
+    let now = chrono::Utc::now().naive_utc();
+    chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::microseconds(1)).unwrap_or(now)
+}

@@ -1,0 +1,61 @@
+//! Workspaces (tenants).
+
+use super::DbConn;
+use super::schema::workspaces;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+/// A workspace row.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = workspaces)]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Whether first-run setup has happened (any workspace exists).
+pub fn any_exists(conn: &mut DbConn) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        workspaces::table.select(workspaces::id),
+    ))
+    .get_result(conn)
+}
+
+/// Insert a workspace and return it.
+pub fn insert(conn: &mut DbConn, name: &str) -> QueryResult<Workspace> {
+    let id = crate::domain::ids::new_id("wsp");
+    let now = super::now();
+    diesel::insert_into(workspaces::table)
+        .values((
+            workspaces::id.eq(&id),
+            workspaces::name.eq(name),
+            workspaces::created_at.eq(now),
+            workspaces::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    get(conn, &id)
+}
+
+/// Load a workspace by id.
+pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Workspace> {
+    workspaces::table
+        .find(id)
+        .select(Workspace::as_select())
+        .first(conn)
+}
+
+/// Take the workspace's write lock for the rest of the transaction.
+///
+/// Checks that must hold across concurrent requests (the last admin, the
+/// per-user key limit) start their transaction with this no-op update: on
+/// PostgreSQL it locks the workspace row, on SQLite it takes the database
+/// write lock before anything is read, so the check and the write that
+/// follows cannot interleave with another request's.
+pub fn lock(conn: &mut DbConn, id: &str) -> QueryResult<()> {
+    diesel::update(workspaces::table.find(id))
+        .set(workspaces::updated_at.eq(workspaces::updated_at))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! Pure domain logic: no I/O, no HTTP, no database types.
+
+pub mod ids;
+pub mod input;
+pub mod password;
+pub mod policy;
+pub mod role;
+pub mod throttle;
+
+pub use role::Role;

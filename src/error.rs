@@ -1,0 +1,159 @@
+//! One error type for the web application. Handlers return it; the response
+//! it makes carries an [`ErrorInfo`] that the error-rendering middleware turns
+//! into a full HTML page, an htmx partial or a JSON body, depending on the
+//! request.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpResponse, ResponseError};
+
+/// What the user is told about an error; attached to the response.
+#[derive(Debug, Clone)]
+pub struct ErrorInfo {
+    /// Stable machine-readable code (used in JSON bodies).
+    pub code: &'static str,
+    pub title: &'static str,
+    pub message: String,
+}
+
+/// Everything that can go wrong while handling a request.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("database error: {0}")]
+    Db(#[from] diesel::result::Error),
+    #[error("database pool error: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("blocking task failed: {0}")]
+    Blocking(#[from] actix_web::error::BlockingError),
+    #[error("template error: {0}")]
+    Template(#[from] askama::Error),
+    #[error("session error: {0}")]
+    Session(String),
+    #[error("{0}")]
+    Internal(String),
+    #[error("not signed in")]
+    Unauthenticated,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    /// A one-time link that is unknown, used or expired.
+    #[error("{0}")]
+    Gone(String),
+    #[error("missing or invalid CSRF token")]
+    Csrf,
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
+}
+
+impl From<actix_session::SessionInsertError> for AppError {
+    fn from(e: actix_session::SessionInsertError) -> Self {
+        AppError::Session(e.to_string())
+    }
+}
+
+impl From<actix_session::SessionGetError> for AppError {
+    fn from(e: actix_session::SessionGetError) -> Self {
+        AppError::Session(e.to_string())
+    }
+}
+
+impl From<crate::domain::password::HashError> for AppError {
+    fn from(e: crate::domain::password::HashError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+impl AppError {
+    /// A 403 for a role that may not use a page.
+    pub fn forbidden() -> Self {
+        AppError::Forbidden("Your role does not give you access to this page.".into())
+    }
+
+    fn info(&self) -> ErrorInfo {
+        let (code, title, message) = match self {
+            AppError::Pool(_) => (
+                "UNAVAILABLE",
+                "Service unavailable",
+                "The database is not reachable right now. Try again in a moment.".to_owned(),
+            ),
+            AppError::Db(_)
+            | AppError::Blocking(_)
+            | AppError::Template(_)
+            | AppError::Session(_)
+            | AppError::Internal(_) => (
+                "INTERNAL",
+                "Something went wrong",
+                "An unexpected error occurred and has been logged. Try again; if it keeps happening, contact your administrator.".to_owned(),
+            ),
+            AppError::Unauthenticated => (
+                "UNAUTHENTICATED",
+                "Sign in required",
+                "Sign in to continue.".to_owned(),
+            ),
+            AppError::Forbidden(m) => ("FORBIDDEN", "Access denied", m.clone()),
+            AppError::NotFound => (
+                "NOT_FOUND",
+                "Not found",
+                "This page does not exist, or you do not have access to it.".to_owned(),
+            ),
+            AppError::BadRequest(m) => ("BAD_REQUEST", "Invalid request", m.clone()),
+            AppError::Gone(m) => ("LINK_INVALID", "Link not valid", m.clone()),
+            AppError::Csrf => (
+                "CSRF",
+                "Form expired",
+                "This form has expired or was not sent from keyward. Reload the page and try again; nothing was changed.".to_owned(),
+            ),
+            AppError::TooManyRequests { message, .. } => {
+                ("TOO_MANY_REQUESTS", "Too many attempts", message.clone())
+            }
+        };
+        ErrorInfo {
+            code,
+            title,
+            message,
+        }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Db(_)
+            | AppError::Blocking(_)
+            | AppError::Template(_)
+            | AppError::Session(_)
+            | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) | AppError::Csrf => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Gone(_) => StatusCode::GONE,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            // The full chain goes to the log; the user sees a safe message.
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut res = HttpResponse::build(status);
+        if let AppError::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
+            res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        }
+        let mut res = res.finish();
+        res.extensions_mut().insert(self.info());
+        res
+    }
+}

@@ -1,0 +1,163 @@
+//! keyward: self-hosted API key management.
+//!
+//! [`build`] assembles the whole application on a bound port; the binary
+//! and the integration tests both start it that way.
+
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod web;
+
+use crate::config::Config;
+use crate::error::AppError;
+use crate::web::AppState;
+use crate::web::middleware::{csrf_guard, log_requests, render_errors};
+use actix_session::SessionMiddleware;
+use actix_session::config::BrowserSession;
+use actix_session::storage::CookieSessionStore;
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::Server;
+use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::{App, HttpServer, web as aweb};
+use std::net::TcpListener;
+
+/// The Content Security Policy: no inline script or style, nothing from
+/// other origins, no framing.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Errors that stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Database(#[from] db::InitError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("start-up task failed: {0}")]
+    Task(String),
+}
+
+/// A started server.
+pub struct Running {
+    /// The port actually bound (useful with port 0).
+    pub port: u16,
+    /// Await this to run the server until it stops.
+    pub server: Server,
+    /// The one-time first-run setup link, while no workspace exists.
+    pub setup_url: Option<String>,
+    pub state: aweb::Data<AppState>,
+}
+
+/// Open the pool and apply migrations.
+pub fn open_database(config: &Config) -> Result<db::Pool, StartError> {
+    let size = match config.database {
+        config::DatabaseUrl::Sqlite(_) => 8,
+        config::DatabaseUrl::Postgres(_) => 16,
+    };
+    let pool = db::pool(&config.database, size)?;
+    let mut conn = pool.get().map_err(db::InitError::from)?;
+    let applied = db::migrate(&mut conn)?;
+    if !applied.is_empty() {
+        tracing::info!(migrations = ?applied, "applied database migrations");
+    }
+    Ok(pool)
+}
+
+/// Build the application and bind its listener. Start-up work that blocks
+/// (connecting, migrating) runs off the async runtime.
+pub async fn build(config: Config) -> Result<Running, StartError> {
+    let db_config = config.clone();
+    let (pool, needs_setup) = aweb::block(move || -> Result<_, StartError> {
+        let pool = open_database(&db_config)?;
+        let mut conn = pool.get().map_err(db::InitError::from)?;
+        let exists =
+            db::workspaces::any_exists(&mut conn).map_err(|e| StartError::Task(e.to_string()))?;
+        Ok((pool, !exists))
+    })
+    .await
+    .map_err(|e| StartError::Task(e.to_string()))??;
+    tracing::info!(database = %config.database.redacted(), "database ready");
+
+    let setup_token = needs_setup.then(domain::ids::new_token);
+    let setup_digest = setup_token.as_deref().map(domain::ids::token_digest);
+    let listener = TcpListener::bind(config.bind).map_err(|source| StartError::Bind {
+        addr: config.bind,
+        source,
+    })?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| StartError::Task(e.to_string()))?
+        .port();
+    let host = match config.bind.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    let setup_url = setup_token.map(|t| format!("http://{host}:{port}/setup?token={t}"));
+
+    let key = Key::derive_from(&config.secret);
+    let secure = config.cookie_secure;
+    let workers = config.workers;
+    let state = aweb::Data::new(AppState::new(pool, config, setup_digest));
+    let app_state = state.clone();
+    let server = HttpServer::new(move || {
+        let session = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+            .cookie_name("keyward_session".to_owned())
+            .cookie_secure(secure)
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Strict)
+            .session_lifecycle(BrowserSession::default())
+            .build();
+        App::new()
+            .app_data(app_state.clone())
+            .app_data(
+                aweb::FormConfig::default()
+                    .limit(256 * 1024)
+                    .error_handler(|err, _| {
+                        AppError::BadRequest(format!(
+                            "The form could not be read ({err}); nothing was changed."
+                        ))
+                        .into()
+                    }),
+            )
+            .app_data(aweb::QueryConfig::default().error_handler(|err, _| {
+                AppError::BadRequest(format!("The address has an invalid parameter ({err})."))
+                    .into()
+            }))
+            .configure(web::configure)
+            .default_service(aweb::to(|| async {
+                Err::<actix_web::HttpResponse, _>(AppError::NotFound)
+            }))
+            .wrap(from_fn(csrf_guard))
+            .wrap(session)
+            .wrap(from_fn(render_errors))
+            .wrap(
+                DefaultHeaders::new()
+                    .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add(("X-Frame-Options", "DENY"))
+                    .add(("Referrer-Policy", "no-referrer"))
+                    .add(("Cross-Origin-Opener-Policy", "same-origin"))
+                    .add(("Cache-Control", "no-store")),
+            )
+            .wrap(from_fn(log_requests))
+    })
+    .workers(workers)
+    .shutdown_timeout(10)
+    .listen(listener)
+    .map_err(|source| StartError::Bind {
+        addr: state.config.bind,
+        source,
+    })?
+    .run();
+    Ok(Running {
+        port,
+        server,
+        setup_url,
+        state,
+    })
+}

@@ -1,0 +1,434 @@
+//! Sign-in, sign-out, first-run setup and invitation links.
+
+use super::layout::Layout;
+use super::session::{self, Flash};
+use super::{AppState, FormErrors, client_ip, db, render, see_other, user_agent};
+use crate::db::events::{self, AuditContext, EventTarget};
+use crate::db::users::{self, UserChangeError};
+use crate::db::{sessions, workspaces};
+use crate::domain::input::{Email, NewPassword, PersonName, WorkspaceName};
+use crate::domain::{ids, password};
+use crate::error::AppError;
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use askama::Template;
+use serde::Deserialize;
+use serde_json::json;
+use std::time::Instant;
+
+/// Only same-site paths are accepted as a post-login destination.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
+            n.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "auth/login.html")]
+struct LoginPage {
+    layout: Layout,
+    email: String,
+    next: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+    signed_out: Option<String>,
+}
+
+#[get("/login")]
+pub async fn login_form(
+    state: web::Data<AppState>,
+    session: Session,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, AppError> {
+    if !db(&state, |c| Ok(workspaces::any_exists(c)?)).await? {
+        let page = LoginPage {
+            layout: Layout::anonymous(&session, "Sign in")?,
+            email: String::new(),
+            next: "/".into(),
+            error: None,
+            notice: Some(
+                "keyward is not set up yet. Open the setup link printed in the server log when keyward started.",
+            ),
+        };
+        return render(&page, StatusCode::OK);
+    }
+    let page = LoginPage {
+        layout: Layout::anonymous(&session, "Sign in")?,
+        email: String::new(),
+        next: safe_next(query.next.as_deref()),
+        error: None,
+        notice: query
+            .signed_out
+            .as_ref()
+            .map(|_| "You have been signed out."),
+    };
+    render(&page, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+}
+
+fn throttled(wait: std::time::Duration) -> AppError {
+    let minutes = wait.as_secs().div_ceil(60).max(1);
+    AppError::TooManyRequests {
+        message: format!(
+            "Too many failed sign-in attempts. Wait {minutes} minute{} and try again.",
+            if minutes == 1 { "" } else { "s" }
+        ),
+        retry_after_secs: wait.as_secs().max(1),
+    }
+}
+
+#[post("/login")]
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let next = safe_next(form.next.as_deref());
+    let email = form.email.trim().to_lowercase();
+    let ip = client_ip(&req);
+    let ua = user_agent(&req);
+    let account_key = email.clone();
+    let ip_key = ip.clone().unwrap_or_default();
+    let now = Instant::now();
+    if let Err(wait) = state
+        .login_by_ip
+        .check(&ip_key, now)
+        .and_then(|()| state.login_by_account.check(&account_key, now))
+    {
+        return Err(throttled(wait));
+    }
+    if email.is_empty() || form.password.is_empty() {
+        let page = LoginPage {
+            layout: Layout::anonymous(&session, "Sign in")?,
+            email,
+            next,
+            error: Some("Enter your email and password.".into()),
+            notice: None,
+        };
+        return render(&page, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let password_input = form.password;
+    let lookup_email = email.clone();
+    let (ip2, ua2) = (ip.clone(), ua.clone());
+    let lifetime = state.session_lifetime();
+    // Verification is CPU-heavy: it runs on the blocking pool with the
+    // lookup. Unknown accounts cost the same time as known ones.
+    let outcome = db(&state, move |c| {
+        let Some(user) = users::find_active_by_email(c, &lookup_email)? else {
+            password::verify_dummy(&password_input);
+            return Ok(None);
+        };
+        let ok = match &user.password_hash {
+            Some(hash) => password::verify(&password_input, hash),
+            None => {
+                password::verify_dummy(&password_input);
+                false
+            }
+        };
+        let ctx = AuditContext {
+            workspace_id: user.workspace_id.clone(),
+            actor_id: Some(user.id.clone()),
+            actor_label: user.email.clone(),
+            ip: ip2.clone(),
+            user_agent: ua2.clone(),
+        };
+        let target = EventTarget::user(&user.id, &user.email);
+        if !ok {
+            events::record(c, &ctx, "login.failed", target, json!({}))?;
+            return Ok(None);
+        }
+        sessions::purge_expired(c, lifetime)?;
+        let secret = sessions::create(c, &user, ip2.as_deref(), ua2.as_deref())?;
+        events::record(c, &ctx, "login.succeeded", target, json!({}))?;
+        Ok(Some(secret))
+    })
+    .await?;
+    match outcome {
+        Some(secret) => {
+            state.login_by_account.clear(&account_key);
+            session::sign_in(&session, secret)?;
+            Ok(see_other(&next))
+        }
+        None => {
+            state.login_by_account.record(&account_key, now);
+            state.login_by_ip.record(&ip_key, now);
+            tracing::info!(ip = ?ip, "failed sign-in");
+            let page = LoginPage {
+                layout: Layout::anonymous(&session, "Sign in")?,
+                email,
+                next,
+                error: Some("The email or password is incorrect.".into()),
+                notice: None,
+            };
+            render(&page, StatusCode::UNAUTHORIZED)
+        }
+    }
+}
+
+#[post("/logout")]
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, AppError> {
+    if let Some(secret) = session::session_secret(&session) {
+        let lifetime = state.session_lifetime();
+        let (ip, ua) = (client_ip(&req), user_agent(&req));
+        db(&state, move |c| {
+            if let Some((_, user)) = sessions::load(c, &secret, lifetime)? {
+                let ctx = AuditContext {
+                    workspace_id: user.workspace_id.clone(),
+                    actor_id: Some(user.id.clone()),
+                    actor_label: user.email.clone(),
+                    ip,
+                    user_agent: ua,
+                };
+                events::record(
+                    c,
+                    &ctx,
+                    "logout",
+                    EventTarget::user(&user.id, &user.email),
+                    json!({}),
+                )?;
+            }
+            sessions::delete(c, &secret)?;
+            Ok(())
+        })
+        .await?;
+    }
+    session::sign_out(&session);
+    Ok(see_other("/login?signed_out=1"))
+}
+
+#[derive(Template)]
+#[template(path = "auth/setup.html")]
+struct SetupPage {
+    layout: Layout,
+    token: String,
+    workspace: String,
+    name: String,
+    email: String,
+    errors: FormErrors,
+}
+
+#[derive(Deserialize)]
+pub struct SetupQuery {
+    token: Option<String>,
+}
+
+/// Check the first-run token: 404 once set up, 403 for a wrong token.
+async fn check_setup_token(
+    state: &web::Data<AppState>,
+    token: Option<&str>,
+) -> Result<(), AppError> {
+    if db(state, |c| Ok(workspaces::any_exists(c)?)).await? {
+        return Err(AppError::NotFound);
+    }
+    let expected = state
+        .setup_token_digest
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    match (expected, token) {
+        (Some(expected), Some(token)) if ids::token_digest(token.trim()) == expected => Ok(()),
+        (None, _) => Err(AppError::NotFound),
+        _ => Err(AppError::Forbidden(
+            "This setup link is not valid. Use the link keyward printed in its log when it started."
+                .into(),
+        )),
+    }
+}
+
+#[get("/setup")]
+pub async fn setup_form(
+    state: web::Data<AppState>,
+    session: Session,
+    query: web::Query<SetupQuery>,
+) -> Result<HttpResponse, AppError> {
+    check_setup_token(&state, query.token.as_deref()).await?;
+    let page = SetupPage {
+        layout: Layout::anonymous(&session, "Set up keyward")?,
+        token: query.token.clone().unwrap_or_default(),
+        workspace: String::new(),
+        name: String::new(),
+        email: String::new(),
+        errors: FormErrors::default(),
+    };
+    render(&page, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct SetupForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    workspace: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirm: String,
+}
+
+#[post("/setup")]
+pub async fn setup(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    form: web::Form<SetupForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    check_setup_token(&state, Some(&form.token)).await?;
+    let mut errors = FormErrors::default();
+    let workspace = errors.check(WorkspaceName::parse(&form.workspace));
+    let name = errors.check(PersonName::parse(&form.name));
+    let email = errors.check(Email::parse(&form.email));
+    let password = errors.check(NewPassword::parse(&form.password, &form.password_confirm));
+    let (Some(workspace), Some(name), Some(email), Some(password)) =
+        (workspace, name, email, password)
+    else {
+        let page = SetupPage {
+            layout: Layout::anonymous(&session, "Set up keyward")?,
+            token: form.token,
+            workspace: form.workspace,
+            name: form.name,
+            email: form.email,
+            errors,
+        };
+        return render(&page, StatusCode::UNPROCESSABLE_ENTITY);
+    };
+    let (ip, ua) = (client_ip(&req), user_agent(&req));
+    let secret = db(&state, move |c| {
+        let hash = password::hash(password.as_str())?;
+        let result = users::setup_first_workspace(
+            c,
+            &workspace.into_inner(),
+            email.as_str(),
+            &name.into_inner(),
+            &hash,
+            ip.clone(),
+            ua.clone(),
+        );
+        let (_, admin) = match result {
+            Ok(done) => done,
+            Err(UserChangeError::AlreadySetUp) => return Err(AppError::NotFound),
+            Err(e) => return Err(AppError::Internal(e.to_string())),
+        };
+        Ok(sessions::create(c, &admin, ip.as_deref(), ua.as_deref())?)
+    })
+    .await?;
+    *state
+        .setup_token_digest
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = None;
+    tracing::info!("first-run setup completed");
+    session::sign_in(&session, secret)?;
+    session::set_flash(
+        &session,
+        Flash::success("keyward is set up and you are signed in as its first admin."),
+    )?;
+    Ok(see_other("/"))
+}
+
+#[derive(Template)]
+#[template(path = "auth/invite.html")]
+struct InvitePage {
+    layout: Layout,
+    token: String,
+    email: String,
+    errors: FormErrors,
+}
+
+fn invalid_invite() -> AppError {
+    AppError::Gone(
+        "This link is not valid: it was already used, has expired, or was mistyped. Ask your administrator for a new one."
+            .into(),
+    )
+}
+
+#[get("/invite/{token}")]
+pub async fn invite_form(
+    state: web::Data<AppState>,
+    session: Session,
+    token: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let digest = ids::token_digest(&token);
+    let user = db(&state, move |c| Ok(users::find_by_invite(c, &digest)?))
+        .await?
+        .ok_or_else(invalid_invite)?;
+    let page = InvitePage {
+        layout: Layout::anonymous(&session, "Choose your password")?,
+        token: token.into_inner(),
+        email: user.email,
+        errors: FormErrors::default(),
+    };
+    render(&page, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct InviteForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirm: String,
+}
+
+#[post("/invite/{token}")]
+pub async fn invite(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    token: web::Path<String>,
+    form: web::Form<InviteForm>,
+) -> Result<HttpResponse, AppError> {
+    let token = token.into_inner();
+    let digest = ids::token_digest(&token);
+    let mut errors = FormErrors::default();
+    let Some(password) = errors.check(NewPassword::parse(&form.password, &form.password_confirm))
+    else {
+        let lookup = digest.clone();
+        let user = db(&state, move |c| Ok(users::find_by_invite(c, &lookup)?))
+            .await?
+            .ok_or_else(invalid_invite)?;
+        let page = InvitePage {
+            layout: Layout::anonymous(&session, "Choose your password")?,
+            token,
+            email: user.email,
+            errors,
+        };
+        return render(&page, StatusCode::UNPROCESSABLE_ENTITY);
+    };
+    let (ip, ua) = (client_ip(&req), user_agent(&req));
+    db(&state, move |c| {
+        let hash = password::hash(password.as_str())?;
+        users::accept_invite(c, &digest, &hash, ip, ua)?.ok_or_else(invalid_invite)
+    })
+    .await?;
+    session::set_flash(
+        &session,
+        Flash::success("Your password is set. Sign in with your email and new password."),
+    )?;
+    Ok(see_other("/login"))
+}

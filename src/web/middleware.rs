@@ -1,0 +1,201 @@
+//! Request logging, CSRF checking and error rendering.
+
+use super::layout::Layout;
+use super::session::expected_csrf;
+use crate::error::{AppError, ErrorInfo};
+use actix_session::SessionExt;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, HttpResponse, web};
+use askama::Template;
+use std::time::Instant;
+
+/// Name of the hidden form field that carries the CSRF token.
+pub const CSRF_FIELD: &str = "csrf_token";
+/// Header that carries the CSRF token on htmx requests.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Largest form body read while looking for the token.
+const MAX_FORM: usize = 256 * 1024;
+
+/// Log one line per request: method, path (never the query string, which
+/// may hold tokens), status and duration. Headers are never logged.
+pub async fn log_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let res = next.call(req).await?;
+    let status = res.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::warn!(%method, %path, status, ms, "request");
+    } else {
+        tracing::info!(%method, %path, status, ms, "request");
+    }
+    Ok(res)
+}
+
+fn is_state_changing(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+fn bytes_to_payload(buf: web::Bytes) -> Payload {
+    let (_, mut payload) = actix_http::h1::Payload::create(true);
+    payload.unread_data(buf);
+    Payload::from(payload)
+}
+
+/// Every state-changing request to the web application must carry the
+/// session's CSRF token, in the `X-CSRF-Token` header (htmx) or the
+/// `csrf_token` form field (plain forms). The JSON API is authenticated by
+/// bearer keys, not cookies, and is exempt.
+pub async fn csrf_guard(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    if !is_state_changing(req.method()) || req.path().starts_with("/api/") {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    let expected = expected_csrf(&req.get_session());
+    let mut provided = req
+        .headers()
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if provided.is_none() {
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        if is_form {
+            let mut body = web::BytesMut::new();
+            let mut payload = req.take_payload();
+            while let Some(chunk) = futures_util::StreamExt::next(&mut payload).await {
+                let chunk = chunk?;
+                if body.len() + chunk.len() > MAX_FORM {
+                    let res = AppError::BadRequest("The form is too large.".into());
+                    return Ok(req.error_response(res));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let body = body.freeze();
+            provided = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+                .ok()
+                .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == CSRF_FIELD))
+                .map(|(_, v)| v);
+            req.set_payload(bytes_to_payload(body));
+        }
+    }
+    match (expected, provided) {
+        (Some(expected), Some(provided)) if same(&expected, &provided) => {
+            Ok(next.call(req).await?.map_into_boxed_body())
+        }
+        _ => {
+            tracing::info!(path = %req.path(), "rejected request without a valid CSRF token");
+            Ok(req.error_response(AppError::Csrf))
+        }
+    }
+}
+
+/// A full error page.
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    layout: Layout,
+    status: u16,
+    info: &'a ErrorInfo,
+}
+
+/// The fragment htmx puts into the page's message area.
+#[derive(Template)]
+#[template(path = "error_partial.html")]
+struct ErrorPartial<'a> {
+    info: &'a ErrorInfo,
+}
+
+/// Render errors for their audience: JSON under `/api`, a fragment swapped
+/// into the message area for htmx, a full page otherwise. A missing session
+/// redirects to the sign-in page.
+pub async fn render_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let is_api = req.path().starts_with("/api/");
+    let is_htmx = req.headers().contains_key("hx-request");
+    let path = req.path().to_owned();
+    let res = next.call(req).await?;
+    let info = res.response().extensions().get::<ErrorInfo>().cloned();
+    let Some(info) = info else {
+        return Ok(res.map_into_boxed_body());
+    };
+    let status = res.status();
+    let (req, mut old) = res.into_parts();
+    let mut out = if is_api {
+        HttpResponse::build(status).json(serde_json::json!({
+            "error": { "code": info.code, "message": info.message }
+        }))
+    } else if status == StatusCode::UNAUTHORIZED {
+        let target = if path == "/" || path == "/logout" {
+            "/login".to_owned()
+        } else {
+            format!("/login?next={}", urlencode(&path))
+        };
+        if is_htmx {
+            HttpResponse::Unauthorized()
+                .insert_header(("HX-Redirect", target))
+                .finish()
+        } else {
+            HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, target))
+                .finish()
+        }
+    } else if is_htmx {
+        let body = ErrorPartial { info: &info }.render().unwrap_or_default();
+        HttpResponse::build(status)
+            .insert_header(("HX-Retarget", "#flash"))
+            .insert_header(("HX-Reswap", "innerHTML"))
+            .content_type("text/html; charset=utf-8")
+            .body(body)
+    } else {
+        let body = ErrorPage {
+            layout: Layout::bare(info.title),
+            status: status.as_u16(),
+            info: &info,
+        }
+        .render()
+        .unwrap_or_else(|_| info.message.clone());
+        HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(body)
+    };
+    // Keep headers the handler set (Retry-After, cookies).
+    for (name, value) in old.headers_mut().drain() {
+        if let Some(name) = name {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                out.headers_mut().append(name, value);
+            }
+        }
+    }
+    Ok(ServiceResponse::new(req, out))
+}
+
+/// Percent-encode a path for use in a query string.
+pub fn urlencode(s: &str) -> String {
+    serde_urlencoded::to_string([("", s)])
+        .map(|e| e.trim_start_matches('=').to_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,161 @@
+//! The signed-in user, CSRF tokens and one-shot flash messages, all kept in
+//! the (encrypted, HttpOnly, SameSite=Strict) session cookie.
+
+use super::{AppState, db};
+use crate::db::events::AuditContext;
+use crate::db::sessions;
+use crate::db::users::User;
+use crate::domain::ids::new_token;
+use crate::domain::policy::Actor;
+use crate::error::AppError;
+use actix_session::{Session, SessionExt};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
+use serde::{Deserialize, Serialize};
+
+const SESSION_SECRET: &str = "sid";
+const CSRF: &str = "csrf";
+const FLASH: &str = "flash";
+
+/// The user behind the current request's session. Extracting it fails with
+/// [`AppError::Unauthenticated`] (a redirect to sign-in) when there is no
+/// live session.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub actor: Actor,
+    pub user: User,
+    /// The session's secret from the cookie (its digest is the row id).
+    pub session_secret: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl CurrentUser {
+    /// Who and where, for events written on this user's behalf.
+    pub fn audit(&self) -> AuditContext {
+        AuditContext {
+            workspace_id: self.actor.workspace_id.clone(),
+            actor_id: Some(self.user.id.clone()),
+            actor_label: self.user.email.clone(),
+            ip: self.ip.clone(),
+            user_agent: self.user_agent.clone(),
+        }
+    }
+}
+
+impl FromRequest for CurrentUser {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let session = req.get_session();
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let ip = super::client_ip(req);
+        let user_agent = super::user_agent(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| AppError::Internal("app state missing".into()))?;
+            let Some(secret) = session.get::<String>(SESSION_SECRET)? else {
+                return Err(AppError::Unauthenticated);
+            };
+            let lifetime = state.session_lifetime();
+            let lookup = secret.clone();
+            let found = db(&state, move |c| Ok(sessions::load(c, &lookup, lifetime)?)).await?;
+            let Some((_, user)) = found else {
+                // Ended elsewhere (logout, removal, password change) or expired.
+                session.remove(SESSION_SECRET);
+                return Err(AppError::Unauthenticated);
+            };
+            Ok(CurrentUser {
+                actor: Actor {
+                    user_id: user.id.clone(),
+                    workspace_id: user.workspace_id.clone(),
+                    role: user.role(),
+                },
+                user,
+                session_secret: secret,
+                ip,
+                user_agent,
+            })
+        })
+    }
+}
+
+/// Bind a new server-side session to the cookie after sign-in. The cookie
+/// is renewed (a fresh session id, against fixation) and gets a new CSRF
+/// token.
+pub fn sign_in(session: &Session, secret: String) -> Result<(), AppError> {
+    session.renew();
+    session.remove(CSRF);
+    session.insert(SESSION_SECRET, secret)?;
+    Ok(())
+}
+
+/// Forget everything the cookie holds.
+pub fn sign_out(session: &Session) {
+    session.purge();
+}
+
+/// The session's secret, if signed in.
+pub fn session_secret(session: &Session) -> Option<String> {
+    session.get::<String>(SESSION_SECRET).ok().flatten()
+}
+
+/// The session's CSRF token, created on first use.
+pub fn csrf_token(session: &Session) -> Result<String, AppError> {
+    if let Some(token) = session.get::<String>(CSRF)? {
+        return Ok(token);
+    }
+    let token = new_token();
+    session.insert(CSRF, &token)?;
+    Ok(token)
+}
+
+/// The token a state-changing request must present, if the session has one.
+pub fn expected_csrf(session: &Session) -> Option<String> {
+    session.get::<String>(CSRF).ok().flatten()
+}
+
+/// A one-shot message shown on the next page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Flash {
+    pub kind: FlashKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum FlashKind {
+    Success,
+    Error,
+}
+
+impl Flash {
+    pub fn success(message: impl Into<String>) -> Self {
+        Flash {
+            kind: FlashKind::Success,
+            message: message.into(),
+        }
+    }
+
+    pub fn error(message: impl Into<String>) -> Self {
+        Flash {
+            kind: FlashKind::Error,
+            message: message.into(),
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.kind == FlashKind::Error
+    }
+}
+
+/// Keep a message for the next page (after a redirect).
+pub fn set_flash(session: &Session, flash: Flash) -> Result<(), AppError> {
+    session.insert(FLASH, flash)?;
+    Ok(())
+}
+
+/// Take the pending message, if any.
+pub fn take_flash(session: &Session) -> Option<Flash> {
+    session.remove_as::<Flash>(FLASH).and_then(Result::ok)
+}
