@@ -184,10 +184,11 @@ pub async fn render_errors(
     };
     // Keep headers the handler set (Retry-After, cookies).
     for (name, value) in old.headers_mut().drain() {
-        if let Some(name) = name {
-            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-                out.headers_mut().append(name, value);
-            }
+        if let Some(name) = name
+            && name != header::CONTENT_TYPE
+            && name != header::CONTENT_LENGTH
+        {
+            out.headers_mut().append(name, value);
         }
     }
     Ok(ServiceResponse::new(req, out))

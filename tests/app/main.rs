@@ -1,1 +1,12 @@
-fn main() {}
+//! Integration tests: the real application over HTTP, on a fresh real
+//! database per test (SQLite by default; PostgreSQL when
+//! KEYWARD_TEST_DATABASE_URL is set). Browser tests are opt-in (ignored).
+
+mod helpers;
+
+mod auth;
+mod browser;
+mod cli;
+mod security;
+mod setup;
+mod users;

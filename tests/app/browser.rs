@@ -1,0 +1,187 @@
+//! Browser tests: headless Debian Chromium driven through chromedriver.
+//! Opt-in (`cargo test -- --ignored`), since they need `chromium` and
+//! `chromium-driver` installed; `.ci/run` installs them and runs these.
+
+use crate::helpers::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A headless Chromium session with its own chromedriver and profile.
+pub struct Chrome {
+    pub client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Chrome {
+    pub async fn start() -> Chrome {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver_bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let driver = Command::new(&driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {driver_bin} (install Debian's chromium-driver): {e}")
+            });
+        let profile = tempfile::tempdir().unwrap();
+        let capabilities = serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-default-apps", "--no-first-run", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        });
+        let capabilities = capabilities.as_object().unwrap().clone();
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let mut last_error = None;
+        for _ in 0..100 {
+            match ClientBuilder::new(connector.clone())
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => {
+                    return Chrome {
+                        client,
+                        driver,
+                        _profile: profile,
+                    };
+                }
+                Err(e) => {
+                    last_error = Some(e.to_string());
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        panic!("chromedriver did not answer: {last_error:?}");
+    }
+
+    pub async fn fill(&self, css: &str, text: &str) {
+        let field = self.client.find(Locator::Css(css)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Wait until an element matching `css` exists, and return its text.
+    pub async fn wait_text(&self, css: &str) -> String {
+        let el = self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"));
+        el.text().await.unwrap()
+    }
+
+    pub async fn path(&self) -> String {
+        let url = self.client.current_url().await.unwrap();
+        url.path().to_owned()
+    }
+
+    /// Save a screenshot as `<name>.png` into `$KEYWARD_SCREENSHOTS`, when set,
+    /// so a person can look at what the test saw.
+    pub async fn screenshot(&self, name: &str) {
+        if let Ok(dir) = std::env::var("KEYWARD_SCREENSHOTS") {
+            let png = self.client.screenshot().await.unwrap();
+            std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Chrome {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs chromium and chromium-driver; run with --ignored"]
+async fn browser_completes_setup_signs_in_and_adds_a_user() {
+    let app = spawn_app().await;
+    let chrome = Chrome::start().await;
+    let c = &chrome.client;
+
+    c.goto(app.setup_url.as_deref().unwrap()).await.unwrap();
+    assert_eq!(chrome.wait_text("h1").await, "Set up keyward");
+    chrome.screenshot("setup").await;
+    chrome.fill("#f-workspace", "Acme Plant").await;
+    chrome.fill("#f-name", "Ada Admin").await;
+    chrome.fill("#f-email", ADMIN_EMAIL).await;
+    chrome.fill("#f-password", ADMIN_PASSWORD).await;
+    chrome.fill("#f-password_confirm", ADMIN_PASSWORD).await;
+    chrome.click("button[type=submit]").await;
+    let flash = chrome.wait_text("#flash .alert-success").await;
+    assert!(flash.contains("keyward is set up"), "{flash}");
+    assert_eq!(chrome.path().await, "/workspace/keys");
+
+    // Sign out and back in through the forms.
+    chrome.click(".whoami button[type=submit]").await;
+    assert_eq!(chrome.wait_text("h1").await, "Sign in to keyward");
+    assert!(chrome.wait_text(".alert-info").await.contains("signed out"));
+    chrome.fill("#f-email", ADMIN_EMAIL).await;
+    chrome.fill("#f-password", "not the password").await;
+    chrome.click("button[type=submit]").await;
+    assert!(
+        chrome
+            .wait_text(".alert-error")
+            .await
+            .contains("The email or password is incorrect.")
+    );
+    chrome.fill("#f-password", ADMIN_PASSWORD).await;
+    chrome.click("button[type=submit]").await;
+    chrome.wait_text("nav[aria-label=Main]").await;
+    assert_eq!(chrome.path().await, "/workspace/keys");
+
+    // Adding a user goes through htmx (CSRF in a header) and swaps the panel in place.
+    c.goto(&format!("{}/workspace/users", app.base))
+        .await
+        .unwrap();
+    chrome.fill("#f-email", "bob@example.com").await;
+    chrome.fill("#f-name", "Bob").await;
+    chrome
+        .click("#users-panel form.stack button[type=submit]")
+        .await;
+    let link = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#invite-link"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(link.starts_with(&format!("{}/invite/", app.base)), "{link}");
+    assert_eq!(chrome.path().await, "/workspace/users");
+    chrome.screenshot("users-after-add").await;
+
+    chrome.close().await;
+}

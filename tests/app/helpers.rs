@@ -1,0 +1,406 @@
+//! Test harness: spawn the real app on port 0 with a fresh database, and a
+//! cookie-keeping HTTP client per simulated browser.
+
+use keyward::config::{Config, DatabaseUrl};
+use keyward::db::{self, DbConn, Pool};
+use reqwest::{Response, StatusCode};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+pub const ADMIN_EMAIL: &str = "ada@example.com";
+pub const ADMIN_PASSWORD: &str = "correct horse battery";
+
+/// A fresh database for one test, removed afterwards.
+pub enum TestDb {
+    Sqlite(
+        #[expect(dead_code, reason = "kept alive so the directory is deleted on drop")]
+        tempfile::TempDir,
+    ),
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { admin_url, name } = self {
+            let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+            if let Ok(mut conn) = pg_admin(admin_url) {
+                let _ = diesel::connection::SimpleConnection::batch_execute(&mut conn, &sql);
+            }
+        }
+    }
+}
+
+fn pg_admin(url: &str) -> diesel::ConnectionResult<diesel::PgConnection> {
+    diesel::Connection::establish(url)
+}
+
+/// Replace the database name in a PostgreSQL URL.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let prefix = base.rsplit_once('/').map_or(base, |(p, _)| p);
+    match query {
+        Some(q) => format!("{prefix}/{name}?{q}"),
+        None => format!("{prefix}/{name}"),
+    }
+}
+
+/// The migrated template database all test databases are cloned from (made
+/// once per test process), and a lock serialising clones: PostgreSQL refuses
+/// to copy a template that another session is using.
+fn pg_template(admin_url: &str) -> &'static str {
+    static TEMPLATE: OnceLock<String> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        use diesel::connection::SimpleConnection;
+        let pid = std::process::id();
+        let name = format!("keyward_tpl_{pid}");
+        let mut admin = pg_admin(admin_url).expect("connect to KEYWARD_TEST_DATABASE_URL");
+        // Leftovers of earlier runs that were killed before cleaning up.
+        let stale: Vec<String> = diesel::RunQueryDsl::load(
+            diesel::sql_query(
+                "SELECT datname AS name FROM pg_database WHERE datname LIKE 'keyward\\_t%'",
+            ),
+            &mut admin,
+        )
+        .map(|rows: Vec<DbName>| rows.into_iter().map(|r| r.name).collect())
+        .unwrap_or_default();
+        for old in stale
+            .iter()
+            .filter(|n| !n.ends_with(&format!("_{pid}")) && !n.contains(&format!("_{pid}_")))
+        {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{old}\" WITH (FORCE)"));
+        }
+        // Two statements: PostgreSQL runs a multi-statement batch as one
+        // transaction, which these commands refuse.
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .expect("drop old template database");
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .expect("create template database");
+        let url = DatabaseUrl::Postgres(with_database(admin_url, &name));
+        {
+            let pool = db::pool(&url, 1).expect("connect to template");
+            let mut conn = pool.get().expect("template connection");
+            db::migrate(&mut conn).expect("migrate template");
+        }
+        name
+    })
+}
+
+#[derive(diesel::QueryableByName)]
+struct DbName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+/// A fresh, empty database; dropped (PostgreSQL) or deleted (SQLite) with
+/// the guard.
+pub fn fresh_database() -> (DatabaseUrl, TestDb) {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    static CLONE_LOCK: Mutex<()> = Mutex::new(());
+    match std::env::var("KEYWARD_TEST_DATABASE_URL") {
+        Ok(admin_url) if !admin_url.trim().is_empty() => {
+            use diesel::connection::SimpleConnection;
+            let template = pg_template(&admin_url);
+            let name = format!(
+                "keyward_t_{}_{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::SeqCst)
+            );
+            {
+                let _guard = CLONE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+                let mut admin = pg_admin(&admin_url).expect("connect to PostgreSQL");
+                admin
+                    .batch_execute(&format!(
+                        "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
+                    ))
+                    .expect("clone template database");
+            }
+            let url = DatabaseUrl::Postgres(with_database(&admin_url, &name));
+            (url, TestDb::Postgres { admin_url, name })
+        }
+        _ => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = DatabaseUrl::Sqlite(dir.path().join("keyward.db"));
+            (url, TestDb::Sqlite(dir))
+        }
+    }
+}
+
+/// A running application with its own database.
+pub struct TestApp {
+    pub base: String,
+    pub pool: Pool,
+    pub setup_url: Option<String>,
+    _db: TestDb,
+}
+
+/// The configuration tests run with.
+pub fn test_config(database: DatabaseUrl) -> Config {
+    Config {
+        database,
+        bind: "127.0.0.1:0".parse().expect("address"),
+        secret: b"test-secret-test-secret-test-secret-test-secret-test-secret-!!".to_vec(),
+        cookie_secure: false,
+        session_idle: Duration::from_secs(30 * 60),
+        session_max: Duration::from_secs(12 * 3600),
+        workers: 1,
+    }
+}
+
+/// Start the app on a fresh, empty database (first-run setup pending).
+pub async fn spawn_app() -> TestApp {
+    let (database, guard) = tokio::task::spawn_blocking(fresh_database)
+        .await
+        .expect("database task");
+    let running = keyward::build(test_config(database))
+        .await
+        .expect("app starts");
+    let base = format!("http://127.0.0.1:{}", running.port);
+    let pool = running.state.pool.clone();
+    tokio::spawn(running.server);
+    TestApp {
+        base,
+        pool,
+        setup_url: running.setup_url,
+        _db: guard,
+    }
+}
+
+/// Start the app and complete first-run setup; returns the app and the
+/// admin's signed-in browser.
+pub async fn spawn_ready() -> (TestApp, Browser) {
+    let app = spawn_app().await;
+    let admin = app.browser();
+    let res = admin
+        .complete_setup(&app, "Acme", "Ada Admin", ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "setup succeeds");
+    (app, admin)
+}
+
+impl TestApp {
+    /// A new browser (own cookie jar, no redirects followed).
+    pub fn browser(&self) -> Browser {
+        Browser {
+            base: self.base.clone(),
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// Run a query directly against the app's database.
+    pub async fn with_db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut DbConn) -> T + Send + 'static,
+    ) -> T {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().expect("connection");
+            f(&mut conn)
+        })
+        .await
+        .expect("db task")
+    }
+
+    /// All events of all workspaces, oldest first.
+    pub async fn events(&self) -> Vec<keyward::db::events::Event> {
+        self.with_db(|c| {
+            use diesel::prelude::*;
+            use keyward::db::schema::events;
+            events::table
+                .select(keyward::db::events::Event::as_select())
+                .order(events::id.asc())
+                .load(c)
+                .expect("events")
+        })
+        .await
+    }
+
+    /// Actions of all events, oldest first.
+    pub async fn event_actions(&self) -> Vec<String> {
+        self.events().await.into_iter().map(|e| e.action).collect()
+    }
+
+    /// Add a user through the admin UI, let them set their password through
+    /// the invitation link, and return their signed-in browser.
+    pub async fn add_user(
+        &self,
+        admin: &Browser,
+        email: &str,
+        role: &str,
+        password: &str,
+    ) -> Browser {
+        let res = admin
+            .post_form(
+                "/workspace/users",
+                &[("email", email), ("name", "Test User"), ("role", role)],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let body = res.text().await.unwrap();
+        let link = invite_link(&body).expect("invitation link shown");
+        let user = self.browser();
+        let path = link
+            .split_once("/invite/")
+            .map(|(_, t)| format!("/invite/{t}"))
+            .unwrap();
+        let res = user
+            .post_form(
+                &path,
+                &[("password", password), ("password_confirm", password)],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "invitation accepted");
+        let res = user.login(email, password).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "invited user signs in");
+        user
+    }
+}
+
+/// The invitation link shown after adding a user.
+pub fn invite_link(body: &str) -> Option<String> {
+    let start = body.find("id=\"invite-link\"")?;
+    let rest = &body[start..];
+    let v = rest.find("value=\"")? + 7;
+    let end = rest[v..].find('"')?;
+    Some(rest[v..v + end].to_owned())
+}
+
+/// One simulated browser.
+pub struct Browser {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+/// The CSRF token in a page's hidden form field.
+pub fn csrf_from(body: &str) -> Option<String> {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = body.find(marker)? + marker.len();
+    let end = body[start..].find('"')?;
+    Some(body[start..start + end].to_owned())
+}
+
+impl Browser {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// GET and return status and body.
+    pub async fn page(&self, path: &str) -> (StatusCode, String) {
+        let res = self.get(path).await;
+        let status = res.status();
+        (status, res.text().await.expect("body"))
+    }
+
+    /// This browser's current CSRF token (from a page that always shows one).
+    pub async fn csrf(&self) -> String {
+        let (_, body) = self.page("/login").await;
+        csrf_from(&body).expect("login page has a CSRF token")
+    }
+
+    /// POST a form as a plain browser would, with the CSRF token.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let token = self.csrf().await;
+        let mut all: Vec<(&str, &str)> = vec![("csrf_token", &token)];
+        all.extend_from_slice(fields);
+        self.post_raw(path, &all).await
+    }
+
+    /// POST a form as htmx would: CSRF token in a header, `HX-Request` set.
+    pub async fn post_htmx(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let token = self.csrf().await;
+        self.client
+            .post(self.url(path))
+            .header("HX-Request", "true")
+            .header("X-CSRF-Token", token)
+            .form(fields)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// POST exactly these fields (no token added).
+    pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        self.client
+            .post(self.url(path))
+            .form(fields)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_form("/login", &[("email", email), ("password", password)])
+            .await
+    }
+
+    /// Complete first-run setup through the setup page.
+    pub async fn complete_setup(
+        &self,
+        app: &TestApp,
+        workspace: &str,
+        name: &str,
+        email: &str,
+        password: &str,
+    ) -> Response {
+        let url = app.setup_url.as_deref().expect("setup pending");
+        let token = url.split_once("token=").map(|(_, t)| t.to_owned()).unwrap();
+        let res = self.client.get(url).send().await.unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "setup page opens with the token"
+        );
+        self.post_form(
+            "/setup",
+            &[
+                ("token", &token),
+                ("workspace", workspace),
+                ("name", name),
+                ("email", email),
+                ("password", password),
+                ("password_confirm", password),
+            ],
+        )
+        .await
+    }
+
+    /// Whether this browser is signed in (its account page opens).
+    pub async fn signed_in(&self) -> bool {
+        let res = self.get("/account").await;
+        match res.status() {
+            StatusCode::OK => true,
+            StatusCode::SEE_OTHER => {
+                let to = res.headers()["location"].to_str().unwrap().to_owned();
+                assert!(
+                    to.starts_with("/login"),
+                    "signed-out users go to sign-in, got {to}"
+                );
+                false
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+}
+
+/// A response's Location header.
+pub fn location(res: &Response) -> String {
+    res.headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
