@@ -145,6 +145,8 @@ pub struct Config {
     pub session_max: Duration,
     /// HTTP worker threads.
     pub workers: usize,
+    /// How often buffered "last used" times are written.
+    pub usage_flush_interval: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -251,6 +253,7 @@ impl Options {
             session_idle: Duration::from_secs(idle * 60),
             session_max: Duration::from_secs(max * 3600),
             workers: std::thread::available_parallelism().map_or(2, usize::from),
+            usage_flush_interval: Duration::from_secs(10),
         })
     }
 }

@@ -3,6 +3,7 @@
 //! [`build`] assembles the whole application on a bound port; the binary
 //! and the integration tests both start it that way.
 
+pub mod api;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -128,6 +129,7 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
                 AppError::BadRequest(format!("The address has an invalid parameter ({err})."))
                     .into()
             }))
+            .configure(api::configure)
             .configure(web::configure)
             .default_service(aweb::to(|| async {
                 Err::<actix_web::HttpResponse, _>(AppError::NotFound)
@@ -154,6 +156,19 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
         source,
     })?
     .run();
+
+    // Write coalesced "last used" times every few seconds.
+    let flusher = state.clone();
+    let every = state.config.usage_flush_interval;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let s = flusher.clone();
+            let _ = aweb::block(move || s.keys.flush(&s.pool)).await;
+        }
+    });
     Ok(Running {
         port,
         server,

@@ -59,7 +59,12 @@ async fn serve(config: Config) -> Result<(), String> {
         ),
         None => println!("\nkeyward is running: http://{bind}/login\n"),
     }
-    running.server.await.map_err(|e| e.to_string())
+    let state = running.state.clone();
+    let result = running.server.await.map_err(|e| e.to_string());
+    // Graceful shutdown: nothing buffered is lost.
+    state.keys.flush(&state.pool);
+    tracing::info!("keyward stopped");
+    result
 }
 
 /// Non-interactive first-run setup, for automation.

@@ -3,6 +3,8 @@
 //! that reads workspace data takes the workspace id.
 
 pub mod events;
+pub mod keys;
+pub mod permissions;
 pub mod schema;
 pub mod sessions;
 pub mod users;

@@ -7,6 +7,7 @@ diesel::table! {
         name -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        api_keys_disabled_at -> Nullable<Timestamp>,
     }
 }
 
@@ -59,4 +60,58 @@ diesel::table! {
 diesel::joinable!(users -> workspaces (workspace_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(events -> workspaces (workspace_id));
-diesel::allow_tables_to_appear_in_same_query!(workspaces, users, sessions, events);
+
+diesel::table! {
+    permissions (id) {
+        id -> Text,
+        workspace_id -> Text,
+        name -> Text,
+        description -> Text,
+        retired_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        workspace_id -> Text,
+        kind -> Text,
+        owner_id -> Nullable<Text>,
+        created_by -> Text,
+        name -> Text,
+        description -> Text,
+        tags -> Text,
+        environment -> Text,
+        permissions -> Text,
+        resources -> Text,
+        digest -> Text,
+        head -> Text,
+        tail -> Text,
+        previous_digest -> Nullable<Text>,
+        previous_expires_at -> Nullable<Timestamp>,
+        expires_at -> Nullable<Timestamp>,
+        rate_limit -> Nullable<Integer>,
+        disabled_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_by -> Nullable<Text>,
+        deleted_at -> Nullable<Timestamp>,
+        creator_removed_at -> Nullable<Timestamp>,
+        request_nonce -> Text,
+        search -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(permissions -> workspaces (workspace_id));
+diesel::joinable!(api_keys -> workspaces (workspace_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    api_keys,
+    permissions,
+    users,
+    workspaces,
+    sessions,
+    events
+);

@@ -13,6 +13,8 @@ pub struct Workspace {
     pub name: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// When set, every API key of the workspace is switched off.
+    pub api_keys_disabled_at: Option<NaiveDateTime>,
 }
 
 /// Whether first-run setup has happened (any workspace exists).
@@ -35,6 +37,7 @@ pub fn insert(conn: &mut DbConn, name: &str) -> QueryResult<Workspace> {
             workspaces::updated_at.eq(now),
         ))
         .execute(conn)?;
+    super::permissions::seed_defaults(conn, &id)?;
     get(conn, &id)
 }
 

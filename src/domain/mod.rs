@@ -2,6 +2,7 @@
 
 pub mod ids;
 pub mod input;
+pub mod keys;
 pub mod password;
 pub mod policy;
 pub mod role;

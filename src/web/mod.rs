@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod keys;
 pub mod layout;
 pub mod middleware;
 pub mod pages;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub login_by_ip: Throttle,
     /// Digest of the one-time first-run setup token, while setup is pending.
     pub setup_token_digest: Mutex<Option<String>>,
+    /// Key checking: cache, rate limits, last-used buffer.
+    pub keys: crate::api::verifier::KeyService,
 }
 
 impl AppState {
@@ -40,6 +43,7 @@ impl AppState {
             login_by_account: Throttle::new(5, Duration::from_secs(15 * 60)),
             login_by_ip: Throttle::new(50, Duration::from_secs(15 * 60)),
             setup_token_digest: Mutex::new(setup_token_digest),
+            keys: crate::api::verifier::KeyService::new(),
         }
     }
 
@@ -111,8 +115,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(account::overview)
         .service(account::password_form)
         .service(account::change_password)
-        .service(pages::personal_keys)
-        .service(pages::workspace_keys)
+        .service(keys::personal)
+        .service(keys::workspace)
+        .service(keys::new_personal)
+        .service(keys::new_workspace)
+        .service(keys::create_personal)
+        .service(keys::create_workspace)
+        .service(keys::bulk_confirm)
+        .service(keys::bulk_revoke)
+        .service(keys::disable)
+        .service(keys::enable)
+        .service(keys::review)
+        .service(keys::edit_form)
+        .service(keys::edit)
+        .service(keys::regenerate_form)
+        .service(keys::regenerate)
+        .service(keys::revoke_form)
+        .service(keys::revoke)
+        .service(keys::delete_form)
+        .service(keys::delete)
         .service(pages::settings)
         .service(pages::events)
         .service(users::list)

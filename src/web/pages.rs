@@ -80,26 +80,6 @@ pub struct ComingSoon {
     text: &'static str,
 }
 
-#[get("/account/keys")]
-pub async fn personal_keys(session: Session, user: CurrentUser) -> Result<ComingSoon, AppError> {
-    authorize(&user, Action::ListOwnKeys)?;
-    Ok(ComingSoon {
-        layout: Layout::new(&session, &user, "Personal API keys", "personal-keys")?,
-        heading: "Personal API keys",
-        text: "Creating and managing personal API keys is coming soon.",
-    })
-}
-
-#[get("/workspace/keys")]
-pub async fn workspace_keys(session: Session, user: CurrentUser) -> Result<ComingSoon, AppError> {
-    authorize(&user, Action::ListWorkspaceKeys)?;
-    Ok(ComingSoon {
-        layout: Layout::new(&session, &user, "Workspace API keys", "workspace-keys")?,
-        heading: "Workspace API keys",
-        text: "Creating and managing workspace API keys is coming soon.",
-    })
-}
-
 #[get("/workspace/settings")]
 pub async fn settings(session: Session, user: CurrentUser) -> Result<ComingSoon, AppError> {
     authorize(&user, Action::ManageSettings)?;

@@ -300,7 +300,13 @@ pub async fn remove(
     let ctx = user.audit();
     let id = id.into_inner();
     let result = db(&state, move |c| {
-        match users::remove(c, &ctx, &id, |_, _| Ok(())) {
+        // Revoke their personal keys and flag the workspace keys they
+        // created, in the same transaction as the removal.
+        let keys_too = |c: &mut crate::db::DbConn, removed: &User| {
+            crate::db::keys::on_user_removed(c, &ctx, &removed.id)?;
+            Ok(())
+        };
+        match users::remove(c, &ctx, &id, keys_too) {
             Ok(u) => Ok(Ok(u)),
             Err(UserChangeError::NotFound) => Err(AppError::NotFound),
             Err(UserChangeError::LastAdmin) => Ok(Err(UserChangeError::LastAdmin.to_string())),
@@ -308,6 +314,7 @@ pub async fn remove(
         }
     })
     .await?;
+    state.keys.invalidate();
     match result {
         Ok(removed) => {
             let notice = Flash::success(format!("{} was removed and signed out.", removed.email));

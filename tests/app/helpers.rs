@@ -151,6 +151,7 @@ pub fn test_config(database: DatabaseUrl) -> Config {
         session_idle: Duration::from_secs(30 * 60),
         session_max: Duration::from_secs(12 * 3600),
         workers: 1,
+        usage_flush_interval: Duration::from_millis(100),
     }
 }
 
@@ -403,4 +404,120 @@ pub fn location(res: &Response) -> String {
         .get("location")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default()
+}
+
+/// The value of a named hidden input in a page.
+pub fn hidden(body: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = body.find(&marker)? + marker.len();
+    let end = body[start..].find('"')?;
+    Some(body[start..start + end].to_owned())
+}
+
+/// A key created through the UI: its one-time secret and its public id.
+#[derive(Debug, Clone)]
+pub struct CreatedKey {
+    pub secret: String,
+    pub id: String,
+}
+
+/// The secret shown on the "Save your key" view.
+pub fn shown_secret(body: &str) -> Option<String> {
+    let start = body.find("id=\"new-key\"")?;
+    let rest = &body[start..];
+    let v = rest.find("value=\"")? + 7;
+    let end = rest[v..].find('"')?;
+    Some(rest[v..v + end].to_owned())
+}
+
+impl Browser {
+    /// Open the create form of `list` ("/account/keys" or "/workspace/keys")
+    /// and submit it with `fields` over sensible defaults. Returns the response.
+    pub async fn submit_new_key(&self, list: &str, fields: &[(&str, &str)]) -> Response {
+        let (status, form) = self.page(&format!("{list}/new")).await;
+        assert_eq!(status, StatusCode::OK, "create form opens");
+        let nonce = hidden(&form, "nonce").expect("form nonce");
+        let mut all: Vec<(&str, &str)> = vec![("nonce", &nonce)];
+        for (k, v) in [
+            ("name", "Test key"),
+            ("environment", "live"),
+            ("expiry", "90"),
+        ] {
+            if !fields.iter().any(|(f, _)| *f == k) {
+                all.push((k, v));
+            }
+        }
+        all.extend_from_slice(fields);
+        self.post_form(list, &all).await
+    }
+
+    /// Create a key and return its secret and id.
+    pub async fn create_key(&self, list: &str, fields: &[(&str, &str)]) -> CreatedKey {
+        let res = self.submit_new_key(list, fields).await;
+        assert_eq!(res.status(), StatusCode::OK, "key created");
+        let body = res.text().await.unwrap();
+        let secret = shown_secret(&body).expect("secret shown");
+        let id_start = body.find("<code>key_").expect("key id shown") + 6;
+        let id_end = body[id_start..].find('<').unwrap();
+        CreatedKey {
+            secret,
+            id: body[id_start..id_start + id_end].to_owned(),
+        }
+    }
+}
+
+/// Call `/api/v1/me` with a bearer key; returns status, headers and JSON.
+pub async fn me(
+    base: &str,
+    key: &str,
+) -> (StatusCode, reqwest::header::HeaderMap, serde_json::Value) {
+    let res = reqwest::Client::new()
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("GET /api/v1/me");
+    let status = res.status();
+    let headers = res.headers().clone();
+    (
+        status,
+        headers,
+        res.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// The error code of a failed `/api/v1/me` answer.
+pub async fn me_code(base: &str, key: &str) -> (StatusCode, String) {
+    let (status, _, json) = me(base, key).await;
+    let code = json["error"]["code"].as_str().unwrap_or("").to_owned();
+    (status, code)
+}
+
+/// Call `/api/v1/keys/verify`.
+pub async fn verify(base: &str, body: serde_json::Value) -> serde_json::Value {
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/v1/keys/verify"))
+        .json(&body)
+        .send()
+        .await
+        .expect("POST verify");
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
+
+impl Browser {
+    /// POST a create form without opening it first (for refused roles).
+    pub async fn submit_new_key_raw(&self, list: &str) -> StatusCode {
+        self.post_form(
+            list,
+            &[
+                ("nonce", "abc"),
+                ("name", "x"),
+                ("environment", "live"),
+                ("expiry", "90"),
+            ],
+        )
+        .await
+        .status()
+    }
 }

@@ -4,9 +4,11 @@
 
 mod helpers;
 
+mod api;
 mod auth;
 mod browser;
 mod cli;
+mod keys;
 mod security;
 mod setup;
 mod users;

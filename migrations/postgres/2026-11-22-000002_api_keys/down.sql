@@ -1,0 +1,3 @@
+DROP TABLE api_keys;
+DROP TABLE permissions;
+ALTER TABLE workspaces DROP COLUMN api_keys_disabled_at;

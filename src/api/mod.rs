@@ -1,0 +1,188 @@
+//! The JSON API for integrations: bearer-key authentication, `/api/v1/me`
+//! and `/api/v1/keys/verify`.
+
+pub mod verifier;
+
+use crate::web::AppState;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use serde::Deserialize;
+use serde_json::json;
+use verifier::{Outcome, Requirements, Verified};
+
+/// Register the API routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .app_data(web::JsonConfig::default().limit(16 * 1024).error_handler(|err, _| {
+                actix_web::error::InternalError::from_response(
+                    err.to_string(),
+                    json_error(
+                        StatusCode::BAD_REQUEST,
+                        "BAD_REQUEST",
+                        &format!("The request body must be JSON like {{\"key\": \"sk_live_…\"}}: {err}"),
+                    ),
+                )
+                .into()
+            }))
+            .service(me)
+            .service(verify),
+    );
+}
+
+/// An error body: `{"error": {"code", "message"}}`.
+pub fn json_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": { "code": code, "message": message } }))
+}
+
+/// The bearer token of the request, if any.
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn rfc3339(t: Option<chrono::NaiveDateTime>) -> serde_json::Value {
+    match t {
+        Some(t) => json!(
+            t.and_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        None => serde_json::Value::Null,
+    }
+}
+
+/// The facts about a key that its holder may see.
+fn key_facts(v: &Verified) -> serde_json::Value {
+    let k = &v.record.key;
+    json!({
+        "id": k.id,
+        "name": k.name,
+        "kind": k.kind,
+        "owner": k.owner_id.as_ref().map(|id| json!({ "id": id, "email": v.record.owner_email })),
+        "workspace_id": k.workspace_id,
+        "environment": k.environment,
+        "permissions": k.permission_list(),
+        "resources": k.resource_list(),
+        "expires_at": rfc3339(k.expires_at),
+        "rate_limit_per_minute": k.rate_limit,
+        "created_at": rfc3339(Some(k.created_at)),
+    })
+}
+
+fn rate_headers(res: &mut actix_web::HttpResponseBuilder, v: &Verified) {
+    if let Some(rate) = &v.rate {
+        res.insert_header(("X-RateLimit-Limit", rate.limit.to_string()))
+            .insert_header(("X-RateLimit-Remaining", rate.remaining.to_string()))
+            .insert_header(("X-RateLimit-Reset", rate.reset_secs.to_string()));
+    }
+}
+
+#[derive(Deserialize)]
+pub struct MeQuery {
+    environment: Option<String>,
+}
+
+/// Describe the key the request is authenticated with: the simple request a
+/// user sends to check that a key works.
+#[get("/me")]
+pub async fn me(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<MeQuery>,
+) -> HttpResponse {
+    let Some(token) = bearer(&req) else {
+        return failure_response(&Outcome::missing());
+    };
+    let requirements = Requirements {
+        environment: query.environment.clone(),
+        permission: None,
+        resource: None,
+    };
+    match state.keys.verify(&state, token, &requirements).await {
+        Ok(v) => {
+            let mut res = HttpResponse::Ok();
+            rate_headers(&mut res, &v);
+            res.json(key_facts(&v))
+        }
+        Err(outcome) => failure_response(&outcome),
+    }
+}
+
+/// The HTTP answer for a failed authentication on `/api/v1/me`.
+fn failure_response(outcome: &Outcome) -> HttpResponse {
+    let status = outcome.code.status();
+    let mut res = HttpResponse::build(status);
+    if status == StatusCode::UNAUTHORIZED {
+        let description = outcome.message.replace('"', "'");
+        res.insert_header((
+            header::WWW_AUTHENTICATE,
+            if outcome.code == verifier::Code::MissingKey {
+                "Bearer realm=\"keyward\"".to_owned()
+            } else {
+                format!("Bearer realm=\"keyward\", error=\"invalid_token\", error_description=\"{description}\"")
+            },
+        ));
+    }
+    if let Some(retry) = outcome.retry_after_secs {
+        res.insert_header((header::RETRY_AFTER, retry.to_string()));
+        if let Some(limit) = outcome.limit {
+            res.insert_header(("X-RateLimit-Limit", limit.to_string()))
+                .insert_header(("X-RateLimit-Remaining", "0"))
+                .insert_header(("X-RateLimit-Reset", retry.to_string()));
+        }
+    }
+    res.json(json!({ "error": { "code": outcome.code.as_str(), "message": outcome.message } }))
+}
+
+#[derive(Deserialize)]
+pub struct VerifyRequest {
+    key: String,
+    environment: Option<String>,
+    permission: Option<String>,
+    resource: Option<String>,
+}
+
+/// Let the platform's services check a key they received. Always answers
+/// 200 with `valid` and a machine-readable `code`; the key's facts are
+/// included whenever the key was identified.
+#[post("/keys/verify")]
+pub async fn verify(state: web::Data<AppState>, body: web::Json<VerifyRequest>) -> HttpResponse {
+    let body = body.into_inner();
+    let requirements = Requirements {
+        environment: body.environment,
+        permission: body.permission,
+        resource: body.resource,
+    };
+    match state
+        .keys
+        .verify(&state, body.key.trim(), &requirements)
+        .await
+    {
+        Ok(v) => {
+            let mut res = HttpResponse::Ok();
+            rate_headers(&mut res, &v);
+            res.json(json!({
+                "valid": true,
+                "code": "VALID",
+                "message": "The key is valid.",
+                "key": key_facts(&v),
+            }))
+        }
+        Err(outcome) => {
+            let mut body = json!({
+                "valid": false,
+                "code": outcome.code.as_str(),
+                "message": outcome.message,
+                "status": outcome.code.status().as_u16(),
+            });
+            if let Some(retry) = outcome.retry_after_secs {
+                body["retry_after"] = json!(retry);
+            }
+            if let Some(v) = &outcome.identified {
+                body["key"] = key_facts(v);
+            }
+            HttpResponse::Ok().json(body)
+        }
+    }
+}

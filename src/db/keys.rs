@@ -1,0 +1,749 @@
+//! API keys. Every function that reads keys for the UI takes the workspace
+//! id; the one exception is the lookup by digest for authentication, where
+//! the secret itself identifies the workspace.
+
+use super::DbConn;
+use super::events::{self, AuditContext, EventTarget};
+use super::schema::{api_keys, users, workspaces};
+use crate::domain::keys::{Environment, SecretFacts, Status, ValueQuery, excerpt, value_query};
+use crate::domain::policy::{KeyOwner, KeyRef};
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+use serde_json::json;
+
+pub const KIND_PERSONAL: &str = "personal";
+pub const KIND_WORKSPACE: &str = "workspace";
+
+/// An API key row (its secret is not in it, only the digest).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKey {
+    pub id: String,
+    pub workspace_id: String,
+    pub kind: String,
+    pub owner_id: Option<String>,
+    pub created_by: String,
+    pub name: String,
+    pub description: String,
+    pub tags: String,
+    pub environment: String,
+    pub permissions: String,
+    pub resources: String,
+    pub digest: String,
+    pub head: String,
+    pub tail: String,
+    pub previous_digest: Option<String>,
+    pub previous_expires_at: Option<NaiveDateTime>,
+    pub expires_at: Option<NaiveDateTime>,
+    pub rate_limit: Option<i32>,
+    pub disabled_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+    pub revoked_by: Option<String>,
+    pub deleted_at: Option<NaiveDateTime>,
+    pub creator_removed_at: Option<NaiveDateTime>,
+    pub request_nonce: String,
+    pub search: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub last_used_at: Option<NaiveDateTime>,
+}
+
+fn json_list(raw: &str) -> Vec<String> {
+    serde_json::from_str(raw).unwrap_or_default()
+}
+
+fn to_json(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+}
+
+impl ApiKey {
+    pub fn is_personal(&self) -> bool {
+        self.kind == KIND_PERSONAL
+    }
+
+    pub fn environment(&self) -> Environment {
+        self.environment.parse().unwrap_or(Environment::Live)
+    }
+
+    pub fn status(&self, now: NaiveDateTime) -> Status {
+        Status::derive(
+            self.revoked_at.or(self.deleted_at),
+            self.disabled_at,
+            self.expires_at,
+            now,
+        )
+    }
+
+    /// The masked excerpt, e.g. `sk_live_…5G08`.
+    pub fn excerpt(&self) -> String {
+        excerpt(self.environment(), &self.tail)
+    }
+
+    pub fn tag_list(&self) -> Vec<String> {
+        json_list(&self.tags)
+    }
+
+    pub fn permission_list(&self) -> Vec<String> {
+        json_list(&self.permissions)
+    }
+
+    pub fn resource_list(&self) -> Vec<String> {
+        json_list(&self.resources)
+    }
+
+    /// What the policy module needs to know about this key.
+    pub fn key_ref(&self) -> KeyRef<'_> {
+        KeyRef {
+            workspace_id: &self.workspace_id,
+            owner: match &self.owner_id {
+                Some(owner) => KeyOwner::Personal(owner),
+                None => KeyOwner::Workspace,
+            },
+        }
+    }
+
+    /// The old secret still works until this time (after a regeneration).
+    pub fn grace_until(&self, now: NaiveDateTime) -> Option<NaiveDateTime> {
+        self.previous_expires_at
+            .filter(|t| *t > now && self.previous_digest.is_some())
+    }
+}
+
+/// A key with its owner's email and name (personal keys).
+#[derive(Debug, Clone)]
+pub struct KeyWithOwner {
+    pub key: ApiKey,
+    pub owner_email: Option<String>,
+    pub owner_name: Option<String>,
+}
+
+/// Why a key change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("no such key")]
+    NotFound,
+    #[error("This form was already submitted; the key was created then and its secret shown once.")]
+    DuplicateRequest,
+    #[error("Only active or inactive keys can be revoked.")]
+    NotRevocable,
+    #[error("This key is revoked; it can no longer be changed.")]
+    Revoked,
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+/// Everything needed to create a key; validated by the caller.
+#[derive(Debug)]
+pub struct NewKey<'a> {
+    /// `Some(user id)` for a personal key, `None` for a workspace key.
+    pub owner: Option<(&'a str, &'a str)>,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub tags: &'a [String],
+    pub permissions: &'a [String],
+    pub resources: &'a [String],
+    pub facts: &'a SecretFacts,
+    pub expires_at: Option<NaiveDateTime>,
+    pub rate_limit: Option<i32>,
+    pub request_nonce: &'a str,
+}
+
+/// The lower-case text that name/id/owner/tag search matches against.
+fn search_text(id: &str, name: &str, owner: Option<&str>, tags: &[String]) -> String {
+    let owner = owner.unwrap_or("workspace");
+    format!("{name} {id} {owner} {}", tags.join(" ")).to_lowercase()
+}
+
+fn key_target(key: &ApiKey) -> EventTarget<'_> {
+    EventTarget {
+        target_type: Some("api_key"),
+        target_id: Some(&key.id),
+        target_label: Some(&key.name),
+    }
+}
+
+/// Create a key and record the event, in one transaction. A form submitted
+/// twice (same nonce) creates nothing the second time.
+pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<ApiKey, KeyError> {
+    let id = crate::domain::ids::new_id("key");
+    let now = super::now();
+    let (kind, owner_id, owner_label) = match new.owner {
+        Some((owner, label)) => (KIND_PERSONAL, Some(owner), Some(label)),
+        None => (KIND_WORKSPACE, None, None),
+    };
+    conn.transaction(|conn| {
+        let inserted = diesel::insert_into(api_keys::table)
+            .values((
+                api_keys::id.eq(&id),
+                api_keys::workspace_id.eq(&ctx.workspace_id),
+                api_keys::kind.eq(kind),
+                api_keys::owner_id.eq(owner_id),
+                api_keys::created_by.eq(ctx.actor_id.as_deref().unwrap_or_default()),
+                api_keys::name.eq(new.name),
+                api_keys::description.eq(new.description),
+                api_keys::tags.eq(to_json(new.tags)),
+                api_keys::environment.eq(new.facts.environment.as_str()),
+                api_keys::permissions.eq(to_json(new.permissions)),
+                api_keys::resources.eq(to_json(new.resources)),
+                api_keys::digest.eq(&new.facts.digest),
+                api_keys::head.eq(&new.facts.head),
+                api_keys::tail.eq(&new.facts.tail),
+                api_keys::expires_at.eq(new.expires_at),
+                api_keys::rate_limit.eq(new.rate_limit),
+                api_keys::request_nonce.eq(new.request_nonce),
+                api_keys::search.eq(search_text(&id, new.name, owner_label, new.tags)),
+                api_keys::created_at.eq(now),
+                api_keys::updated_at.eq(now),
+            ))
+            .execute(conn);
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Err(KeyError::DuplicateRequest),
+            other => other?,
+        };
+        let key = get(conn, &ctx.workspace_id, &id)?.ok_or(KeyError::NotFound)?;
+        events::record(
+            conn,
+            ctx,
+            "key.created",
+            key_target(&key),
+            json!({
+                "kind": kind,
+                "environment": key.environment,
+                "permissions": new.permissions,
+                "resources": new.resources,
+                "expires_at": key.expires_at,
+                "rate_limit": key.rate_limit,
+                "excerpt": key.excerpt(),
+            }),
+        )?;
+        Ok(key)
+    })
+}
+
+/// A key of the workspace by id; deleted keys are not found.
+pub fn get(conn: &mut DbConn, workspace_id: &str, id: &str) -> QueryResult<Option<ApiKey>> {
+    api_keys::table
+        .filter(api_keys::workspace_id.eq(workspace_id))
+        .filter(api_keys::id.eq(id))
+        .filter(api_keys::deleted_at.is_null())
+        .select(ApiKey::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Keys of the workspace with these ids (not deleted).
+pub fn get_many(conn: &mut DbConn, workspace_id: &str, ids: &[String]) -> QueryResult<Vec<ApiKey>> {
+    api_keys::table
+        .filter(api_keys::workspace_id.eq(workspace_id))
+        .filter(api_keys::id.eq_any(ids))
+        .filter(api_keys::deleted_at.is_null())
+        .select(ApiKey::as_select())
+        .order((api_keys::created_at.desc(), api_keys::id.desc()))
+        .load(conn)
+}
+
+/// Which keys a list shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// One user's personal keys.
+    Owner(String),
+    /// Workspace-owned keys.
+    Workspace,
+    /// Every key of the workspace.
+    All,
+}
+
+/// A position in a list ordered newest first: the last row's creation time
+/// and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: NaiveDateTime,
+    pub id: String,
+}
+
+impl Cursor {
+    /// `<microseconds since epoch>.<id>`, for the URL.
+    pub fn encode(&self) -> String {
+        format!(
+            "{}.{}",
+            self.created_at.and_utc().timestamp_micros(),
+            self.id
+        )
+    }
+
+    pub fn decode(raw: &str) -> Option<Cursor> {
+        let (micros, id) = raw.split_once('.')?;
+        let created_at = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
+        if !id.starts_with("key_") || id.len() > 40 {
+            return None;
+        }
+        Some(Cursor {
+            created_at,
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// One page of a key list: newest first, filtered by `query` (name, id,
+/// owner, tag, or key value), after `after`. Returns up to `limit` rows and
+/// the cursor of the next page, if any.
+pub fn list(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    scope: &Scope,
+    query: &str,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> QueryResult<(Vec<KeyWithOwner>, Option<Cursor>)> {
+    let mut q = api_keys::table
+        .left_join(users::table.on(users::id.nullable().eq(api_keys::owner_id)))
+        .filter(api_keys::workspace_id.eq(workspace_id))
+        .filter(api_keys::deleted_at.is_null())
+        .select((
+            ApiKey::as_select(),
+            users::email.nullable(),
+            users::name.nullable(),
+        ))
+        .order((api_keys::created_at.desc(), api_keys::id.desc()))
+        .limit(limit + 1)
+        .into_boxed();
+    q = match scope {
+        Scope::Owner(owner) => q.filter(api_keys::owner_id.eq(owner.clone())),
+        Scope::Workspace => q.filter(api_keys::kind.eq(KIND_WORKSPACE)),
+        Scope::All => q,
+    };
+    let query = query.trim();
+    if !query.is_empty() {
+        q = match value_query(query) {
+            Some(ValueQuery::Full(facts)) => q.filter(
+                api_keys::digest
+                    .eq(facts.digest.clone())
+                    .or(api_keys::previous_digest.eq(facts.digest)),
+            ),
+            Some(ValueQuery::Partial {
+                environment,
+                head,
+                tail,
+            }) => {
+                if let Some(env) = environment {
+                    q = q.filter(api_keys::environment.eq(env.as_str()));
+                }
+                if !head.is_empty() {
+                    q = q.filter(
+                        api_keys::head
+                            .like(format!("{}%", escape_like(&head)))
+                            .escape('\\'),
+                    );
+                }
+                if !tail.is_empty() {
+                    q = q.filter(
+                        api_keys::tail
+                            .like(format!("%{}", escape_like(&tail)))
+                            .escape('\\'),
+                    );
+                }
+                q
+            }
+            None => {
+                let pattern = format!("%{}%", escape_like(&query.to_lowercase()));
+                q.filter(api_keys::search.like(pattern).escape('\\'))
+            }
+        };
+    }
+    if let Some(c) = after {
+        q = q.filter(
+            api_keys::created_at
+                .lt(c.created_at)
+                .or(api_keys::created_at
+                    .eq(c.created_at)
+                    .and(api_keys::id.lt(c.id.clone()))),
+        );
+    }
+    let mut rows: Vec<(ApiKey, Option<String>, Option<String>)> = q.load(conn)?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|(k, _, _)| Cursor {
+            created_at: k.created_at,
+            id: k.id.clone(),
+        })
+    } else {
+        None
+    };
+    let rows = rows
+        .into_iter()
+        .map(|(key, owner_email, owner_name)| KeyWithOwner {
+            key,
+            owner_email,
+            owner_name,
+        })
+        .collect();
+    Ok((rows, next))
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// The editable details of a key.
+#[derive(Debug, Clone)]
+pub struct Details {
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub rate_limit: Option<i32>,
+}
+
+/// Change a key's name, description, tags and rate limit.
+pub fn update_details(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    key: &ApiKey,
+    owner_label: Option<&str>,
+    details: &Details,
+) -> Result<ApiKey, KeyError> {
+    let Details {
+        name,
+        description,
+        tags,
+        rate_limit,
+    } = details;
+    let rate_limit = *rate_limit;
+    if key.revoked_at.is_some() {
+        return Err(KeyError::Revoked);
+    }
+    conn.transaction(|conn| {
+        diesel::update(api_keys::table.filter(api_keys::id.eq(&key.id)).filter(api_keys::workspace_id.eq(&ctx.workspace_id)))
+            .set((
+                api_keys::name.eq(name),
+                api_keys::description.eq(description),
+                api_keys::tags.eq(to_json(tags)),
+                api_keys::rate_limit.eq(rate_limit),
+                api_keys::search.eq(search_text(&key.id, name, owner_label, tags)),
+                api_keys::updated_at.eq(super::now()),
+            ))
+            .execute(conn)?;
+        let updated = get(conn, &ctx.workspace_id, &key.id)?.ok_or(KeyError::NotFound)?;
+        events::record(
+            conn,
+            ctx,
+            "key.updated",
+            key_target(&updated),
+            json!({
+                "old": { "name": key.name, "description": key.description, "tags": key.tag_list(), "rate_limit": key.rate_limit },
+                "new": { "name": name, "description": description, "tags": tags, "rate_limit": rate_limit },
+            }),
+        )?;
+        Ok(updated)
+    })
+}
+
+/// Switch a key off (`disabled = true`) or on again.
+pub fn set_disabled(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    key: &ApiKey,
+    disabled: bool,
+) -> Result<ApiKey, KeyError> {
+    if key.revoked_at.is_some() {
+        return Err(KeyError::Revoked);
+    }
+    conn.transaction(|conn| {
+        let now = super::now();
+        diesel::update(
+            api_keys::table
+                .filter(api_keys::id.eq(&key.id))
+                .filter(api_keys::workspace_id.eq(&ctx.workspace_id)),
+        )
+        .set((
+            api_keys::disabled_at.eq(disabled.then_some(now)),
+            api_keys::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+        let action = if disabled {
+            "key.disabled"
+        } else {
+            "key.enabled"
+        };
+        events::record(conn, ctx, action, key_target(key), json!({}))?;
+        get(conn, &ctx.workspace_id, &key.id)?.ok_or(KeyError::NotFound)
+    })
+}
+
+/// Give a key a new secret. The old one stops working now (`grace` zero) or
+/// when the grace period ends. A form submitted twice regenerates once.
+pub fn regenerate(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    key: &ApiKey,
+    facts: &SecretFacts,
+    grace: TimeDelta,
+    request_nonce: &str,
+) -> Result<ApiKey, KeyError> {
+    if key.revoked_at.is_some() {
+        return Err(KeyError::Revoked);
+    }
+    if key.request_nonce == request_nonce {
+        return Err(KeyError::DuplicateRequest);
+    }
+    conn.transaction(|conn| {
+        let now = super::now();
+        let (previous, previous_until) = if grace > TimeDelta::zero() {
+            (Some(key.digest.clone()), Some(now + grace))
+        } else {
+            (None, None)
+        };
+        let updated = diesel::update(
+            api_keys::table
+                .filter(api_keys::id.eq(&key.id))
+                .filter(api_keys::workspace_id.eq(&ctx.workspace_id)),
+        )
+        .set((
+            api_keys::digest.eq(&facts.digest),
+            api_keys::head.eq(&facts.head),
+            api_keys::tail.eq(&facts.tail),
+            api_keys::previous_digest.eq(previous),
+            api_keys::previous_expires_at.eq(previous_until),
+            api_keys::request_nonce.eq(request_nonce),
+            api_keys::updated_at.eq(now),
+        ))
+        .execute(conn);
+        match updated {
+            Err(e) if is_unique_violation(&e) => return Err(KeyError::DuplicateRequest),
+            other => other?,
+        };
+        let fresh = get(conn, &ctx.workspace_id, &key.id)?.ok_or(KeyError::NotFound)?;
+        events::record(
+            conn,
+            ctx,
+            "key.regenerated",
+            key_target(&fresh),
+            json!({
+                "old_excerpt": key.excerpt(),
+                "new_excerpt": fresh.excerpt(),
+                "old_secret_valid_until": previous_until,
+            }),
+        )?;
+        Ok(fresh)
+    })
+}
+
+fn revoke_in_tx(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    key: &ApiKey,
+    details: serde_json::Value,
+) -> Result<(), KeyError> {
+    let now = super::now();
+    if !key.status(now).can_revoke() {
+        return Err(KeyError::NotRevocable);
+    }
+    diesel::update(
+        api_keys::table
+            .filter(api_keys::id.eq(&key.id))
+            .filter(api_keys::workspace_id.eq(&ctx.workspace_id))
+            .filter(api_keys::revoked_at.is_null()),
+    )
+    .set((
+        api_keys::revoked_at.eq(now),
+        api_keys::revoked_by.eq(ctx.actor_id.as_deref()),
+        api_keys::previous_digest.eq(None::<String>),
+        api_keys::previous_expires_at.eq(None::<NaiveDateTime>),
+        api_keys::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    events::record(conn, ctx, "key.revoked", key_target(key), details)?;
+    Ok(())
+}
+
+/// Revoke a key: irreversible; the row and its history stay.
+pub fn revoke(conn: &mut DbConn, ctx: &AuditContext, key: &ApiKey) -> Result<(), KeyError> {
+    conn.transaction(|conn| revoke_in_tx(conn, ctx, key, json!({})))
+}
+
+/// Revoke several keys in one transaction (all or none). Keys that cannot
+/// be revoked (already revoked or expired) are skipped and returned.
+pub fn revoke_many(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    keys: &[ApiKey],
+) -> Result<(usize, Vec<String>), KeyError> {
+    conn.transaction(|conn| {
+        let now = super::now();
+        let mut revoked = 0;
+        let mut skipped = Vec::new();
+        for key in keys {
+            if key.status(now).can_revoke() {
+                revoke_in_tx(
+                    conn,
+                    ctx,
+                    key,
+                    json!({ "bulk": true, "selected": keys.len() }),
+                )?;
+                revoked += 1;
+            } else {
+                skipped.push(key.name.clone());
+            }
+        }
+        Ok((revoked, skipped))
+    })
+}
+
+/// Delete a key: it leaves every list and stops working; its events stay.
+pub fn delete(conn: &mut DbConn, ctx: &AuditContext, key: &ApiKey) -> Result<(), KeyError> {
+    conn.transaction(|conn| {
+        let now = super::now();
+        diesel::update(
+            api_keys::table
+                .filter(api_keys::id.eq(&key.id))
+                .filter(api_keys::workspace_id.eq(&ctx.workspace_id)),
+        )
+        .set((
+            api_keys::deleted_at.eq(now),
+            api_keys::previous_digest.eq(None::<String>),
+            api_keys::previous_expires_at.eq(None::<NaiveDateTime>),
+            api_keys::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+        events::record(
+            conn,
+            ctx,
+            "key.deleted",
+            key_target(key),
+            json!({ "status": key.status(now).label() }),
+        )?;
+        Ok(())
+    })
+}
+
+/// Clear the "creator removed" flag after an admin reviewed the key.
+pub fn mark_reviewed(conn: &mut DbConn, ctx: &AuditContext, key: &ApiKey) -> Result<(), KeyError> {
+    conn.transaction(|conn| {
+        diesel::update(
+            api_keys::table
+                .filter(api_keys::id.eq(&key.id))
+                .filter(api_keys::workspace_id.eq(&ctx.workspace_id)),
+        )
+        .set(api_keys::creator_removed_at.eq(None::<NaiveDateTime>))
+        .execute(conn)?;
+        events::record(conn, ctx, "key.reviewed", key_target(key), json!({}))?;
+        Ok(())
+    })
+}
+
+/// On a user's removal (inside that transaction): revoke all their personal
+/// keys, one event each, and flag the workspace keys they created.
+pub fn on_user_removed(conn: &mut DbConn, ctx: &AuditContext, user_id: &str) -> QueryResult<usize> {
+    let now = super::now();
+    let personal: Vec<ApiKey> = api_keys::table
+        .filter(api_keys::workspace_id.eq(&ctx.workspace_id))
+        .filter(api_keys::owner_id.eq(user_id))
+        .filter(api_keys::deleted_at.is_null())
+        .filter(api_keys::revoked_at.is_null())
+        .select(ApiKey::as_select())
+        .load(conn)?;
+    for key in &personal {
+        diesel::update(api_keys::table.find(&key.id))
+            .set((
+                api_keys::revoked_at.eq(now),
+                api_keys::revoked_by.eq(ctx.actor_id.as_deref()),
+                api_keys::previous_digest.eq(None::<String>),
+                api_keys::previous_expires_at.eq(None::<NaiveDateTime>),
+                api_keys::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        events::record(
+            conn,
+            ctx,
+            "key.revoked",
+            key_target(key),
+            json!({ "reason": "owner removed" }),
+        )?;
+    }
+    diesel::update(
+        api_keys::table
+            .filter(api_keys::workspace_id.eq(&ctx.workspace_id))
+            .filter(api_keys::kind.eq(KIND_WORKSPACE))
+            .filter(api_keys::created_by.eq(user_id))
+            .filter(api_keys::deleted_at.is_null()),
+    )
+    .set(api_keys::creator_removed_at.eq(now))
+    .execute(conn)?;
+    Ok(personal.len())
+}
+
+/// What authentication needs about a key, read in one indexed query.
+#[derive(Debug, Clone)]
+pub struct AuthRecord {
+    pub key: ApiKey,
+    pub owner_email: Option<String>,
+    pub api_keys_disabled_at: Option<NaiveDateTime>,
+}
+
+/// Find the key whose current or grace-period secret has this digest.
+pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<AuthRecord>> {
+    let row: Option<(ApiKey, Option<String>, Option<NaiveDateTime>)> = api_keys::table
+        .inner_join(workspaces::table)
+        .left_join(users::table.on(users::id.nullable().eq(api_keys::owner_id)))
+        .filter(
+            api_keys::digest
+                .eq(digest)
+                .or(api_keys::previous_digest.eq(digest)),
+        )
+        .select((
+            ApiKey::as_select(),
+            users::email.nullable(),
+            workspaces::api_keys_disabled_at,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(
+        row.map(|(key, owner_email, api_keys_disabled_at)| AuthRecord {
+            key,
+            owner_email,
+            api_keys_disabled_at,
+        }),
+    )
+}
+
+/// Write coalesced "last used" times; never moves a time backwards.
+pub fn write_last_used(conn: &mut DbConn, used: &[(String, NaiveDateTime)]) -> QueryResult<()> {
+    conn.transaction(|conn| {
+        for (id, at) in used {
+            diesel::update(
+                api_keys::table.filter(api_keys::id.eq(id)).filter(
+                    api_keys::last_used_at
+                        .is_null()
+                        .or(api_keys::last_used_at.lt(*at)),
+                ),
+            )
+            .set(api_keys::last_used_at.eq(*at))
+            .execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
+/// How many personal keys a user has that count against limits (active or
+/// inactive: not revoked, not deleted).
+pub fn count_live_personal(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    owner_id: &str,
+) -> QueryResult<i64> {
+    api_keys::table
+        .filter(api_keys::workspace_id.eq(workspace_id))
+        .filter(api_keys::owner_id.eq(owner_id))
+        .filter(api_keys::revoked_at.is_null())
+        .filter(api_keys::deleted_at.is_null())
+        .count()
+        .get_result(conn)
+}
