@@ -57,7 +57,17 @@ async fn serve(config: Config) -> Result<(), String> {
         Some(url) => println!(
             "\nkeyward is not set up yet. To create the first workspace and admin, open:\n\n    {url}\n\nThe link works once, until setup is done.\n"
         ),
-        None => println!("\nkeyward is running: http://{bind}/login\n"),
+        None => {
+            let host = match bind.ip() {
+                ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            };
+            println!(
+                "\nkeyward is running: http://{host}:{}/login\n",
+                running.port
+            );
+        }
     }
     let state = running.state.clone();
     let result = running.server.await.map_err(|e| e.to_string());

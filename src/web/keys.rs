@@ -143,9 +143,11 @@ fn row(k: &KeyWithOwner, user: &CurrentUser, now: NaiveDateTime) -> Row {
         environment: key.environment().label(),
         permissions,
         status,
-        expires: when(key.expires_at, "Never"),
+        expires: key
+            .expires_at
+            .map_or_else(|| "Never".to_owned(), |t| t.format("%Y-%m-%d").to_string()),
         last_used: when(key.last_used_at, "Never"),
-        created: when(Some(key.created_at), ""),
+        created: key.created_at.format("%Y-%m-%d").to_string(),
         owner,
         creator_removed: key.creator_removed_at.is_some(),
         grace_until: key.grace_until(now).map(|t| when(Some(t), "")),

@@ -185,3 +185,92 @@ async fn browser_completes_setup_signs_in_and_adds_a_user() {
 
     chrome.close().await;
 }
+
+/// Sign in through the login form.
+async fn sign_in(chrome: &Chrome, base: &str, email: &str, password: &str) {
+    chrome.client.goto(&format!("{base}/login")).await.unwrap();
+    chrome.fill("#f-email", email).await;
+    chrome.fill("#f-password", password).await;
+    chrome.click("button[type=submit]").await;
+    chrome.wait_text("nav[aria-label=Main]").await;
+}
+
+#[tokio::test]
+#[ignore = "needs chromium and chromium-driver; run with --ignored"]
+async fn browser_creates_uses_and_revokes_a_key() {
+    let (app, _admin) = spawn_ready().await;
+    let chrome = Chrome::start().await;
+    let c = &chrome.client;
+    sign_in(&chrome, &app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+
+    c.goto(&format!("{}/account/keys", app.base)).await.unwrap();
+    assert!(
+        chrome
+            .wait_text(".empty-state")
+            .await
+            .contains("no personal API keys yet")
+    );
+    chrome.click(".page-head a.button-primary").await;
+    chrome.wait_text("dialog[open] #f-name").await;
+    chrome.fill("dialog #f-name", "Grafana in Chromium").await;
+    chrome.click("dialog input[value='data:read']").await;
+    chrome.click("dialog button[type=submit]").await;
+    let secret = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("dialog[open] #new-key"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(secret.starts_with("sk_live_"), "{secret}");
+    let id = chrome.wait_text("dialog[open] p code").await;
+    assert!(id.starts_with("key_"));
+    chrome.screenshot("save-your-key").await;
+    assert_eq!(
+        chrome.path().await,
+        "/account/keys",
+        "created in a dialog, no navigation"
+    );
+
+    let (status, _, json) = me(&app.base, &secret).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert_eq!(json["name"], "Grafana in Chromium");
+
+    // Closing the dialog reloads the list; the secret is gone from the page.
+    chrome.click("dialog[open] a[data-close-dialog]").await;
+    chrome.wait_text(&format!("#row-{id} .key-name")).await;
+    let source = c.source().await.unwrap();
+    assert!(
+        !source.contains(&secret[8..]),
+        "the secret is not in the page any more"
+    );
+    chrome.screenshot("key-list").await;
+
+    // Revoke through the row menu and its confirmation dialog.
+    chrome.click(&format!("#row-{id} summary")).await;
+    chrome
+        .click(&format!("#row-{id} a[href^='/keys/{id}/revoke']"))
+        .await;
+    assert!(chrome.wait_text("dialog[open] h2").await.contains("Revoke"));
+    chrome.click("dialog[open] .button-danger").await;
+    assert!(
+        chrome
+            .wait_text("#flash .alert-success")
+            .await
+            .contains("was revoked")
+    );
+    assert!(
+        chrome
+            .wait_text(&format!("#row-{id} .status"))
+            .await
+            .contains("Revoked")
+    );
+
+    let (status, _, json) = me(&app.base, &secret).await;
+    assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(json["error"]["code"], "REVOKED");
+    chrome.close().await;
+}

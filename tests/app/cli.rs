@@ -133,3 +133,111 @@ async fn serve_prints_a_working_setup_link() {
     assert_eq!(status, reqwest::StatusCode::OK);
     assert!(body.contains("Set up keyward"));
 }
+
+/// A full flow against the real binary with the most verbose logging: the
+/// key's secret appears in no log line and no table, and "last used" times
+/// buffered in memory are written when the server stops gracefully.
+#[tokio::test]
+async fn secrets_never_reach_the_log_and_usage_survives_shutdown() {
+    let (db, _guard) = tokio::task::spawn_blocking(fresh_database).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, format!("{ADMIN_PASSWORD}\n")).unwrap();
+    let out = keyward(&db)
+        .args([
+            "setup",
+            "--workspace",
+            "Acme",
+            "--admin-email",
+            ADMIN_EMAIL,
+            "--admin-password-file",
+        ])
+        .arg(&password_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+
+    let log_path = dir.path().join("keyward.log");
+    let mut child = keyward(&db)
+        .env("KEYWARD_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let base = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.split_whitespace()
+                    .find(|w| w.ends_with("/login"))
+                    .map(|u| u.trim_end_matches("/login").to_owned())
+            })
+    })
+    .await
+    .unwrap()
+    .expect("running message with the address");
+
+    let admin = Browser {
+        base: base.clone(),
+        client: reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    };
+    assert_eq!(
+        admin.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status(),
+        reqwest::StatusCode::SEE_OTHER
+    );
+    let key = admin
+        .create_key("/account/keys", &[("name", "logged?")])
+        .await;
+    assert_eq!(me(&base, &key.secret).await.0, reqwest::StatusCode::OK);
+    assert_eq!(
+        verify(&base, serde_json::json!({ "key": key.secret })).await["valid"],
+        true
+    );
+    admin.get(&format!("/account/keys?q={}", key.secret)).await;
+    let truncated = verify(&base, serde_json::json!({ "key": &key.secret[..20] })).await;
+    assert_eq!(truncated["code"], "MALFORMED");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "graceful stop: {exit:?}");
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("/api/v1/me"), "requests were logged");
+    assert!(log.contains("keyward stopped"));
+    let random = &key.secret[8..];
+    assert!(!log.contains(random), "the secret reached the log");
+    assert!(
+        !log.contains(&random[..20]),
+        "part of the secret reached the log"
+    );
+    assert!(!log.contains(ADMIN_PASSWORD), "a password reached the log");
+
+    let pool = keyward::db::pool(&db, 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    let stored = {
+        use diesel::prelude::*;
+        keyward::db::schema::api_keys::table
+            .select(keyward::db::keys::ApiKey::as_select())
+            .load(&mut conn)
+            .unwrap()
+    };
+    assert_eq!(stored.len(), 1);
+    assert!(
+        stored[0].last_used_at.is_some(),
+        "last used was written at shutdown"
+    );
+    assert!(!format!("{stored:?}").contains(random));
+}
