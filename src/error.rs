@@ -39,6 +39,9 @@ pub enum AppError {
     NotFound,
     #[error("{0}")]
     BadRequest(String),
+    /// The request conflicts with the current state (a limit, a switch).
+    #[error("{0}")]
+    Conflict(String),
     /// A one-time link that is unknown, used or expired.
     #[error("{0}")]
     Gone(String),
@@ -104,6 +107,7 @@ impl AppError {
             ),
             AppError::BadRequest(m) => ("BAD_REQUEST", "Invalid request", m.clone()),
             AppError::Gone(m) => ("LINK_INVALID", "Link not valid", m.clone()),
+            AppError::Conflict(m) => ("CONFLICT", "Not possible right now", m.clone()),
             AppError::Csrf => (
                 "CSRF",
                 "Form expired",
@@ -135,6 +139,7 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Gone(_) => StatusCode::GONE,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }

@@ -141,6 +141,16 @@ pub struct KeyService {
     cache: Cache<String, Option<Arc<AuthRecord>>>,
     buckets: Mutex<HashMap<String, Bucket>>,
     last_used: Mutex<HashMap<String, NaiveDateTime>>,
+    /// Verifications per (key, workspace, hour, outcome) not yet written.
+    usage: Mutex<HashMap<UsageKey, i64>>,
+}
+
+type UsageKey = (String, String, NaiveDateTime, &'static str);
+
+/// The start of the hour `t` falls in.
+pub fn hour_of(t: NaiveDateTime) -> NaiveDateTime {
+    use chrono::Timelike;
+    t.date().and_hms_opt(t.hour(), 0, 0).unwrap_or(t)
 }
 
 impl Default for KeyService {
@@ -162,6 +172,7 @@ impl KeyService {
                 .build(),
             buckets: Mutex::new(HashMap::new()),
             last_used: Mutex::new(HashMap::new()),
+            usage: Mutex::new(HashMap::new()),
         }
     }
 
@@ -200,10 +211,40 @@ impl KeyService {
         Ok(found)
     }
 
+    /// Check a key and count the outcome for the key's usage statistics
+    /// (only for keys that were identified).
+    pub async fn verify(
+        &self,
+        state: &web::Data<AppState>,
+        raw: &str,
+        req: &Requirements,
+    ) -> Result<Verified, Outcome> {
+        let result = self.check(state, raw, req).await;
+        let counted = match &result {
+            Ok(v) => Some((&v.record, "VALID")),
+            Err(o) => o.identified.as_ref().map(|v| (&v.record, o.code.as_str())),
+        };
+        if let Some((record, outcome)) = counted {
+            let key = (
+                record.key.id.clone(),
+                record.key.workspace_id.clone(),
+                hour_of(db::now()),
+                outcome,
+            );
+            *self
+                .usage
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(key)
+                .or_insert(0) += 1;
+        }
+        result
+    }
+
     /// Run every check, in the documented order: format and checksum, lookup,
     /// workspace switch, revoked or deleted, disabled, expired (and old secrets
     /// past their grace), environment, permission and resource, rate limit.
-    pub async fn verify(
+    async fn check(
         &self,
         state: &web::Data<AppState>,
         raw: &str,
@@ -360,9 +401,38 @@ impl KeyService {
         used.insert(key_id.to_owned(), at);
     }
 
-    /// Write buffered "last used" times. On failure they are kept for the
-    /// next attempt, so none is lost.
+    /// Write buffered "last used" times and usage counts. On failure they
+    /// are kept for the next attempt, so none is lost.
     pub fn flush(&self, pool: &Pool) {
+        self.flush_last_used(pool);
+        self.flush_usage(pool);
+    }
+
+    fn flush_usage(&self, pool: &Pool) {
+        let batch: Vec<(UsageKey, i64)> = {
+            let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+            usage.drain().collect()
+        };
+        if batch.is_empty() {
+            return;
+        }
+        let rows: Vec<crate::db::usage::Increment> = batch
+            .iter()
+            .map(|((k, w, h, o), n)| (k.clone(), w.clone(), *h, (*o).to_owned(), *n))
+            .collect();
+        let written = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
+            crate::db::usage::add(&mut conn, &rows).map_err(|e| e.to_string())
+        });
+        if let Err(e) = written {
+            tracing::warn!(error = %e, pending = batch.len(), "could not write usage counts; will retry");
+            let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+            for (key, n) in batch {
+                *usage.entry(key).or_insert(0) += n;
+            }
+        }
+    }
+
+    fn flush_last_used(&self, pool: &Pool) {
         let batch: Vec<(String, NaiveDateTime)> = {
             let mut used = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
             used.drain().collect()

@@ -107,3 +107,60 @@ pub fn recent(
     }
     query.load(conn)
 }
+
+/// What the events page filters by; every part optional.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Exact action, e.g. `key.revoked`.
+    pub action: Option<String>,
+    /// Part of the actor's email (case-insensitive).
+    pub actor: Option<String>,
+    /// Exact target id: a key id (or user id) from an incident report.
+    pub target: Option<String>,
+}
+
+/// Events of a workspace matching `filter`, newest first, before the
+/// cursor `before` (an event id) when given.
+pub fn search(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    filter: &Filter,
+    before: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<Event>> {
+    let mut query = events::table
+        .filter(events::workspace_id.eq(workspace_id))
+        .select(Event::as_select())
+        .order(events::id.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(action) = &filter.action {
+        query = query.filter(events::action.eq(action.clone()));
+    }
+    if let Some(actor) = &filter.actor {
+        let pattern = format!("%{}%", super::escape_like(&actor.to_lowercase()));
+        query = query.filter(events::actor_label.like(pattern).escape('\\'));
+    }
+    if let Some(target) = &filter.target {
+        query = query.filter(events::target_id.eq(target.clone()));
+    }
+    if let Some(before) = before {
+        query = query.filter(events::id.lt(before));
+    }
+    query.load(conn)
+}
+
+/// The history of one target (a key), oldest first.
+pub fn for_target(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    target_id: &str,
+) -> QueryResult<Vec<Event>> {
+    events::table
+        .filter(events::workspace_id.eq(workspace_id))
+        .filter(events::target_id.eq(target_id))
+        .select(Event::as_select())
+        .order(events::id.asc())
+        .limit(500)
+        .load(conn)
+}

@@ -128,6 +128,10 @@ pub enum KeyError {
     NotRevocable,
     #[error("This key is revoked; it can no longer be changed.")]
     Revoked,
+    #[error(
+        "You already have {0} personal keys, the most this workspace allows. Revoke or delete one you no longer need, or ask an admin to raise the limit."
+    )]
+    LimitReached(i64),
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
 }
@@ -153,6 +157,8 @@ pub struct NewKey<'a> {
     pub expires_at: Option<NaiveDateTime>,
     pub rate_limit: Option<i32>,
     pub request_nonce: &'a str,
+    /// For personal keys: the most active and inactive keys the owner may have.
+    pub max_personal: Option<i64>,
 }
 
 /// The lower-case text that name/id/owner/tag search matches against.
@@ -179,6 +185,14 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
         None => (KIND_WORKSPACE, None, None),
     };
     conn.transaction(|conn| {
+        if let (Some(owner), Some(max)) = (owner_id, new.max_personal) {
+            // Serialise creations in this workspace so concurrent requests
+            // cannot both pass the count.
+            super::workspaces::lock(conn, &ctx.workspace_id)?;
+            if count_live_personal(conn, &ctx.workspace_id, owner)? >= max {
+                return Err(KeyError::LimitReached(max));
+            }
+        }
         let inserted = diesel::insert_into(api_keys::table)
             .values((
                 api_keys::id.eq(&id),
@@ -299,6 +313,7 @@ pub fn list(
     workspace_id: &str,
     scope: &Scope,
     query: &str,
+    expiring_until: Option<NaiveDateTime>,
     after: Option<&Cursor>,
     limit: i64,
 ) -> QueryResult<(Vec<KeyWithOwner>, Option<Cursor>)> {
@@ -338,24 +353,30 @@ pub fn list(
                 if !head.is_empty() {
                     q = q.filter(
                         api_keys::head
-                            .like(format!("{}%", escape_like(&head)))
+                            .like(format!("{}%", super::escape_like(&head)))
                             .escape('\\'),
                     );
                 }
                 if !tail.is_empty() {
                     q = q.filter(
                         api_keys::tail
-                            .like(format!("%{}", escape_like(&tail)))
+                            .like(format!("%{}", super::escape_like(&tail)))
                             .escape('\\'),
                     );
                 }
                 q
             }
             None => {
-                let pattern = format!("%{}%", escape_like(&query.to_lowercase()));
+                let pattern = format!("%{}%", super::escape_like(&query.to_lowercase()));
                 q.filter(api_keys::search.like(pattern).escape('\\'))
             }
         };
+    }
+    if let Some(until) = expiring_until {
+        q = q
+            .filter(api_keys::expires_at.gt(super::now()))
+            .filter(api_keys::expires_at.le(until))
+            .filter(api_keys::revoked_at.is_null());
     }
     if let Some(c) = after {
         q = q.filter(
@@ -385,12 +406,6 @@ pub fn list(
         })
         .collect();
     Ok((rows, next))
-}
-
-fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }
 
 /// The editable details of a key.
@@ -487,6 +502,7 @@ pub fn regenerate(
     facts: &SecretFacts,
     grace: TimeDelta,
     request_nonce: &str,
+    expiry_cap: Option<NaiveDateTime>,
 ) -> Result<ApiKey, KeyError> {
     if key.revoked_at.is_some() {
         return Err(KeyError::Revoked);
@@ -501,6 +517,12 @@ pub fn regenerate(
         } else {
             (None, None)
         };
+        // The workspace maximum applies to regenerations: shorten, never extend.
+        let expires_at = match (key.expires_at, expiry_cap) {
+            (None, Some(cap)) => Some(cap),
+            (Some(e), Some(cap)) if e > cap => Some(cap),
+            (e, _) => e,
+        };
         let updated = diesel::update(
             api_keys::table
                 .filter(api_keys::id.eq(&key.id))
@@ -512,6 +534,7 @@ pub fn regenerate(
             api_keys::tail.eq(&facts.tail),
             api_keys::previous_digest.eq(previous),
             api_keys::previous_expires_at.eq(previous_until),
+            api_keys::expires_at.eq(expires_at),
             api_keys::request_nonce.eq(request_nonce),
             api_keys::updated_at.eq(now),
         ))
@@ -530,6 +553,8 @@ pub fn regenerate(
                 "old_excerpt": key.excerpt(),
                 "new_excerpt": fresh.excerpt(),
                 "old_secret_valid_until": previous_until,
+                "expires_at": expires_at,
+                "expiry_shortened": expires_at != key.expires_at,
             }),
         )?;
         Ok(fresh)

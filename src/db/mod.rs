@@ -7,6 +7,8 @@ pub mod keys;
 pub mod permissions;
 pub mod schema;
 pub mod sessions;
+pub mod settings;
+pub mod usage;
 pub mod users;
 pub mod workspaces;
 
@@ -132,4 +134,11 @@ pub fn ping(conn: &mut DbConn) -> QueryResult<()> {
 pub fn now() -> chrono::NaiveDateTime {
     let now = chrono::Utc::now().naive_utc();
     chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::microseconds(1)).unwrap_or(now)
+}
+
+/// Escape `\`, `%` and `_` for a `LIKE … ESCAPE '\'` pattern.
+pub(crate) fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }

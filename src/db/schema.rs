@@ -8,6 +8,9 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         api_keys_disabled_at -> Nullable<Timestamp>,
+        max_expiry_days -> Nullable<Integer>,
+        max_keys_per_user -> Integer,
+        default_rate_limit -> Nullable<Integer>,
     }
 }
 
@@ -105,7 +108,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    key_usage (key_id, hour, outcome) {
+        key_id -> Text,
+        workspace_id -> Text,
+        hour -> Timestamp,
+        outcome -> Text,
+        count -> BigInt,
+    }
+}
+
 diesel::joinable!(permissions -> workspaces (workspace_id));
+diesel::joinable!(key_usage -> api_keys (key_id));
 diesel::joinable!(api_keys -> workspaces (workspace_id));
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,

@@ -15,6 +15,12 @@ pub struct Workspace {
     pub updated_at: NaiveDateTime,
     /// When set, every API key of the workspace is switched off.
     pub api_keys_disabled_at: Option<NaiveDateTime>,
+    /// Longest expiry allowed for new and regenerated keys, in days.
+    pub max_expiry_days: Option<i32>,
+    /// Active and inactive personal keys a user may have.
+    pub max_keys_per_user: i32,
+    /// Rate limit proposed for new keys (requests per minute).
+    pub default_rate_limit: Option<i32>,
 }
 
 /// Whether first-run setup has happened (any workspace exists).

@@ -372,6 +372,39 @@ impl Expiry {
     }
 }
 
+/// Check an expiry against the workspace's maximum (in days), if any.
+pub fn within_max(
+    expiry: Expiry,
+    max_days: Option<i32>,
+    today: NaiveDate,
+) -> Result<Expiry, FieldError> {
+    let Some(max) = max_days else {
+        return Ok(expiry);
+    };
+    let too_long = || {
+        FieldError::new(
+            "expiry",
+            format!(
+                "This workspace allows keys to live at most {max} days. Choose a shorter expiry."
+            ),
+        )
+    };
+    match expiry {
+        Expiry::Never => Err(too_long()),
+        Expiry::Days(d) if d > i64::from(max) => Err(too_long()),
+        Expiry::Date(date) if date > today + TimeDelta::days(i64::from(max)) => {
+            Err(FieldError::new(
+                "expiry_date",
+                format!(
+                    "This workspace allows keys to live at most {max} days: choose a date up to {}.",
+                    today + TimeDelta::days(i64::from(max))
+                ),
+            ))
+        }
+        ok => Ok(ok),
+    }
+}
+
 /// How long the old secret keeps working after a regeneration.
 pub fn parse_grace(raw: &str) -> Result<TimeDelta, FieldError> {
     match raw.trim() {
@@ -662,6 +695,14 @@ mod tests {
         assert!(Expiry::parse("custom", "2025-12-31", today).is_err());
         assert!(Expiry::parse("custom", "tomorrow", today).is_err());
         assert!(Expiry::parse("31", "", today).is_err());
+        assert_eq!(
+            within_max(Expiry::Days(90), Some(90), today),
+            Ok(Expiry::Days(90))
+        );
+        assert!(within_max(Expiry::Days(365), Some(90), today).is_err());
+        assert!(within_max(Expiry::Never, Some(90), today).is_err());
+        assert!(within_max(Expiry::Date(today + TimeDelta::days(91)), Some(90), today).is_err());
+        assert_eq!(within_max(Expiry::Never, None, today), Ok(Expiry::Never));
         assert_eq!(
             parse_tags("Grafana, prod,grafana").unwrap(),
             vec!["grafana", "prod"]

@@ -1,5 +1,6 @@
 //! Pure domain logic: no I/O, no HTTP, no database types.
 
+pub mod chart;
 pub mod ids;
 pub mod input;
 pub mod keys;

@@ -77,9 +77,17 @@ impl ListKind {
 
     /// The list URL with a query and view, for links and redirects.
     fn url(self, q: &str) -> String {
+        self.url_with(q, false)
+    }
+
+    /// The list URL, optionally showing only keys that expire soon.
+    fn url_with(self, q: &str, expiring: bool) -> String {
         let mut params: Vec<(&str, &str)> = Vec::new();
         if self == ListKind::All {
             params.push(("view", "all"));
+        }
+        if expiring {
+            params.push(("expiring", "1"));
         }
         if !q.is_empty() {
             params.push(("q", q));
@@ -121,6 +129,31 @@ pub struct Row {
     pub can_manage: bool,
     pub can_revoke: bool,
     pub can_review: bool,
+    /// "Expires in N days" for active keys within [`EXPIRING_DAYS`].
+    pub expiring: Option<String>,
+    /// Verifications in the last 24 hours, and their sparkline.
+    pub uses_24h: i64,
+    pub sparkline: String,
+}
+
+/// Days within which an expiry counts as "soon".
+pub const EXPIRING_DAYS: i64 = 7;
+
+fn expiring_label(
+    expires_at: Option<NaiveDateTime>,
+    status: Status,
+    now: NaiveDateTime,
+) -> Option<String> {
+    let left = expires_at? - now;
+    if status != Status::Active || left > chrono::TimeDelta::days(EXPIRING_DAYS) {
+        return None;
+    }
+    // Round up: a key created "for 7 days" expires in 7 days, not 6.
+    let days = (left.num_seconds() + 86_399) / 86_400;
+    Some(match days {
+        ..=1 => "Expires within a day".to_owned(),
+        n => format!("Expires in {n} days"),
+    })
 }
 
 fn row(k: &KeyWithOwner, user: &CurrentUser, now: NaiveDateTime) -> Row {
@@ -156,7 +189,36 @@ fn row(k: &KeyWithOwner, user: &CurrentUser, now: NaiveDateTime) -> Row {
         can_revoke: status.can_revoke()
             && policy::authorize(&user.actor, Action::RevokeKey(key.key_ref())).is_allowed(),
         can_review: key.creator_removed_at.is_some() && user.actor.role == Role::Admin,
+        expiring: expiring_label(key.expires_at, status, now),
+        uses_24h: 0,
+        sparkline: String::new(),
     }
+}
+
+/// Hourly totals of the last 24 hours per key, oldest first.
+fn last_day(
+    usage: &[crate::db::usage::UsageRow],
+    now: NaiveDateTime,
+) -> std::collections::HashMap<String, Vec<i64>> {
+    let start = crate::api::verifier::hour_of(now) - chrono::TimeDelta::hours(23);
+    let mut out: std::collections::HashMap<String, Vec<i64>> = std::collections::HashMap::new();
+    for u in usage {
+        let i = (u.hour - start).num_hours();
+        if (0..24).contains(&i) {
+            out.entry(u.key_id.clone()).or_insert_with(|| vec![0; 24])[i as usize] += u.count;
+        }
+    }
+    out
+}
+
+/// A row of the "most used keys, last 24 h" table.
+pub struct TopKey {
+    pub id: String,
+    pub name: String,
+    pub valid: i64,
+    pub rejected: i64,
+    /// The key was deleted but is still being presented.
+    pub deleted: bool,
 }
 
 /// The results part of a list page: what search swaps in.
@@ -170,6 +232,7 @@ pub struct Results {
     pub next: Option<String>,
     pub first_page: bool,
     pub return_to: String,
+    pub expiring: bool,
 }
 
 impl Results {
@@ -182,10 +245,11 @@ impl Results {
     }
 
     pub fn view_param(&self) -> &'static str {
-        if self.kind == ListKind::All {
-            "&view=all"
-        } else {
-            ""
+        match (self.kind == ListKind::All, self.expiring) {
+            (true, true) => "&view=all&expiring=1",
+            (true, false) => "&view=all",
+            (false, true) => "&expiring=1",
+            (false, false) => "",
         }
     }
 
@@ -215,9 +279,21 @@ struct ListPage {
     results: Results,
     api_keys_off: bool,
     can_create: bool,
+    /// Own keys that expire within [`EXPIRING_DAYS`] (personal page).
+    expiring_soon: Vec<String>,
+    /// The most used keys of the last 24 hours (workspace pages).
+    top: Vec<TopKey>,
 }
 
 impl ListPage {
+    fn expiring_url(&self) -> String {
+        self.kind.url_with("", true)
+    }
+
+    fn all_url(&self) -> String {
+        self.kind.url("")
+    }
+
     fn create_url(&self) -> String {
         format!("{}/new", self.kind.base())
     }
@@ -229,6 +305,7 @@ pub struct ListQuery {
     q: String,
     after: Option<String>,
     view: Option<String>,
+    expiring: Option<String>,
 }
 
 async fn list_page(
@@ -250,10 +327,39 @@ async fn list_page(
     let ws = user.actor.workspace_id.clone();
     let scope = kind.scope(&user);
     let search = q.clone();
-    let (rows, next, ws_row) = db(&state, move |c| {
-        let (rows, next) = keys::list(c, &ws, &scope, &search, after.as_ref(), PAGE_SIZE)?;
+    let expiring = query.expiring.as_deref() == Some("1");
+    let now = crate::db::now();
+    let soon = now + chrono::TimeDelta::days(EXPIRING_DAYS);
+    let personal = kind == ListKind::Personal;
+    let (rows, next, ws_row, usage, expiring_soon, top) = db(&state, move |c| {
+        let (rows, next) = keys::list(
+            c,
+            &ws,
+            &scope,
+            &search,
+            expiring.then_some(soon),
+            after.as_ref(),
+            PAGE_SIZE,
+        )?;
         let ws_row = workspaces::get(c, &ws)?;
-        Ok((rows, next, ws_row))
+        let since = crate::api::verifier::hour_of(now) - chrono::TimeDelta::hours(23);
+        let ids: Vec<String> = rows.iter().map(|r| r.key.id.clone()).collect();
+        let usage = crate::db::usage::since(c, &ws, Some(&ids), since)?;
+        let expiring_soon = if personal {
+            keys::list(c, &ws, &scope, "", Some(soon), None, 20)?
+                .0
+                .into_iter()
+                .map(|k| k.key.name)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let top = if personal {
+            Vec::new()
+        } else {
+            most_used(c, &ws, since)?
+        };
+        Ok((rows, next, ws_row, usage, expiring_soon, top))
     })
     .await?;
 
@@ -274,7 +380,7 @@ async fn list_page(
         }
         safe_url = Some(url);
     }
-    let now = crate::db::now();
+    let per_key = last_day(&usage, now);
     let q_shown = match &safe_url {
         Some(_) => String::new(),
         None => q.clone(),
@@ -282,9 +388,20 @@ async fn list_page(
     let results = Results {
         csrf: session::csrf_token(&session)?,
         kind,
-        return_to: kind.url(&q_shown),
+        return_to: kind.url_with(&q_shown, expiring),
         q: q_shown,
-        rows: rows.iter().map(|k| row(k, &user, now)).collect(),
+        expiring,
+        rows: rows
+            .iter()
+            .map(|k| {
+                let mut r = row(k, &user, now);
+                if let Some(hours) = per_key.get(&r.id) {
+                    r.uses_24h = hours.iter().sum();
+                    r.sparkline = crate::domain::chart::sparkline(hours, 72, 18);
+                }
+                r
+            })
+            .collect(),
         next: next.map(|c| c.encode()),
         first_page: query.after.is_none(),
     };
@@ -309,12 +426,50 @@ async fn list_page(
         results,
         api_keys_off: ws_row.api_keys_disabled_at.is_some(),
         can_create,
+        expiring_soon,
+        top,
     };
     render(&page, StatusCode::OK)
 }
 
+/// The ten keys with the most verifications since `since`.
+fn most_used(
+    c: &mut crate::db::DbConn,
+    ws: &str,
+    since: NaiveDateTime,
+) -> Result<Vec<TopKey>, AppError> {
+    let mut totals: std::collections::HashMap<String, (i64, i64)> =
+        std::collections::HashMap::new();
+    for u in crate::db::usage::since(c, ws, None, since)? {
+        let t = totals.entry(u.key_id).or_default();
+        if u.outcome == "VALID" {
+            t.0 += u.count;
+        } else {
+            t.1 += u.count;
+        }
+    }
+    let mut ranked: Vec<(String, (i64, i64))> = totals.into_iter().collect();
+    ranked.sort_by(|a, b| (b.1.0 + b.1.1).cmp(&(a.1.0 + a.1.1)).then(a.0.cmp(&b.0)));
+    ranked.truncate(10);
+    let ids: Vec<String> = ranked.iter().map(|(id, _)| id.clone()).collect();
+    let names: std::collections::HashMap<String, (String, bool)> =
+        crate::db::usage::key_names(c, ws, &ids)?
+            .into_iter()
+            .collect();
+    Ok(ranked
+        .into_iter()
+        .map(|(id, (valid, rejected))| TopKey {
+            name: names.get(&id).map(|n| n.0.clone()).unwrap_or_default(),
+            deleted: names.get(&id).is_some_and(|n| n.1),
+            id,
+            valid,
+            rejected,
+        })
+        .collect())
+}
+
 #[get("/account/keys")]
-pub async fn personal(
+pub async fn personal_list(
     req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
@@ -333,7 +488,7 @@ pub async fn personal(
 }
 
 #[get("/workspace/keys")]
-pub async fn workspace(
+pub async fn workspace_list(
     req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
@@ -392,7 +547,9 @@ fn done(req: &HttpRequest, to: &str) -> HttpResponse {
 fn safe_return(raw: Option<&str>, key: Option<&ApiKey>) -> String {
     match raw {
         Some(r)
-            if (r.starts_with("/account/keys") || r.starts_with("/workspace/keys"))
+            if (r.starts_with("/account/keys")
+                || r.starts_with("/workspace/keys")
+                || r.starts_with("/keys/key_"))
                 && !r.contains("//") =>
         {
             r.to_owned()
@@ -414,7 +571,10 @@ pub struct NewKeyForm {
     pub kind: ListKind,
     pub catalog: Vec<permissions::Permission>,
     pub environments: [Environment; 3],
-    pub presets: [i64; 5],
+    /// Expiry presets within the workspace maximum.
+    pub presets: Vec<i64>,
+    /// The workspace's maximum expiry in days, if any ("never" is then not offered).
+    pub max_expiry_days: Option<i32>,
     pub nonce: String,
     pub name: String,
     pub description: String,
@@ -465,22 +625,38 @@ async fn new_form(
 ) -> Result<HttpResponse, AppError> {
     authorize(&user, create_action(kind))?;
     let ws = user.actor.workspace_id.clone();
-    let catalog = db(&state, move |c| Ok(permissions::active(c, &ws)?)).await?;
+    let (catalog, workspace) = db(&state, move |c| {
+        Ok((permissions::active(c, &ws)?, workspaces::get(c, &ws)?))
+    })
+    .await?;
+    if workspace.api_keys_disabled_at.is_some() {
+        return Err(api_keys_off());
+    }
+    let max = workspace.max_expiry_days;
     let form = NewKeyForm {
         csrf: session::csrf_token(&session)?,
         kind,
         catalog,
         environments: Environment::ALL,
-        presets: dk::EXPIRY_PRESETS,
+        presets: presets_within(max),
+        max_expiry_days: max,
         nonce: ids::new_token(),
         name: String::new(),
         description: String::new(),
         tags: String::new(),
         environment: Environment::Live.as_str().to_owned(),
         permissions: Vec::new(),
-        expiry: "90".into(),
+        // 90 days, or the longest preset the workspace allows.
+        expiry: presets_within(max)
+            .into_iter()
+            .rfind(|d| *d <= 90)
+            .unwrap_or(7)
+            .to_string(),
         expiry_date: String::new(),
-        rate_limit: String::new(),
+        rate_limit: workspace
+            .default_rate_limit
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
         resources: String::new(),
         errors: FormErrors::default(),
     };
@@ -492,6 +668,21 @@ async fn new_form(
         kind.nav(),
         &form,
         StatusCode::OK,
+    )
+}
+
+/// Expiry presets no longer than the workspace maximum.
+fn presets_within(max: Option<i32>) -> Vec<i64> {
+    dk::EXPIRY_PRESETS
+        .into_iter()
+        .filter(|d| max.is_none_or(|m| *d <= i64::from(m)))
+        .collect()
+}
+
+fn api_keys_off() -> AppError {
+    AppError::Conflict(
+        "API keys are switched off for this workspace, so no key can be created. An admin can turn them back on in Settings."
+            .into(),
     )
 }
 
@@ -559,6 +750,8 @@ struct SecretView<'a> {
     back: String,
     regenerated: bool,
     grace_until: Option<String>,
+    /// New expiry when regeneration had to shorten it to the workspace maximum.
+    shortened_to: Option<String>,
 }
 
 /// A form submitted twice: nothing new is created, the secret is not shown again.
@@ -581,7 +774,14 @@ async fn create(
     authorize(&user, create_action(kind))?;
     let form: CreateForm = parse_form(&body)?;
     let ws = user.actor.workspace_id.clone();
-    let catalog = db(&state, move |c| Ok(permissions::active(c, &ws)?)).await?;
+    let (catalog, workspace) = db(&state, move |c| {
+        Ok((permissions::active(c, &ws)?, workspaces::get(c, &ws)?))
+    })
+    .await?;
+    if workspace.api_keys_disabled_at.is_some() {
+        return Err(api_keys_off());
+    }
+    let max_days = workspace.max_expiry_days;
 
     let mut errors = FormErrors::default();
     let name = errors.check(dk::parse_name(&form.name));
@@ -595,7 +795,10 @@ async fn create(
         );
     }
     let today = crate::db::now().date();
-    let expiry = errors.check(Expiry::parse(&form.expiry, &form.expiry_date, today));
+    let expiry = errors.check(
+        Expiry::parse(&form.expiry, &form.expiry_date, today)
+            .and_then(|e| dk::within_max(e, max_days, today)),
+    );
     let rate_limit = errors.check(dk::parse_rate_limit(&form.rate_limit));
     let resources = errors.check(dk::parse_resources(&form.resources));
     let mut chosen: Vec<String> = Vec::new();
@@ -637,7 +840,8 @@ async fn create(
             kind,
             catalog,
             environments: Environment::ALL,
-            presets: dk::EXPIRY_PRESETS,
+            presets: presets_within(max_days),
+            max_expiry_days: max_days,
             nonce: form.nonce,
             name: form.name,
             description: form.description,
@@ -671,6 +875,8 @@ async fn create(
     });
     let nonce = form.nonce.clone();
     let expires_at = expiry.expires_at(crate::db::now());
+    let max_personal =
+        (kind == ListKind::Personal).then_some(i64::from(workspace.max_keys_per_user));
     let created = db(&state, move |c| {
         let new = NewKey {
             owner: owner
@@ -685,10 +891,12 @@ async fn create(
             expires_at,
             rate_limit,
             request_nonce: &nonce,
+            max_personal,
         };
         match keys::create(c, &ctx, new) {
             Ok(k) => Ok(Some(k)),
             Err(KeyError::DuplicateRequest) => Ok(None),
+            Err(e @ KeyError::LimitReached(_)) => Err(AppError::Conflict(e.to_string())),
             Err(e) => Err(AppError::Internal(e.to_string())),
         }
     })
@@ -719,6 +927,7 @@ async fn create(
         back,
         regenerated: false,
         grace_until: None,
+        shortened_to: None,
     };
     fragment_or_page(
         &req,
@@ -793,6 +1002,7 @@ fn key_error(e: KeyError) -> AppError {
         KeyError::NotFound => AppError::NotFound,
         KeyError::NotRevocable | KeyError::Revoked => AppError::BadRequest(e.to_string()),
         KeyError::DuplicateRequest => AppError::BadRequest(e.to_string()),
+        KeyError::LimitReached(_) => AppError::Conflict(e.to_string()),
         KeyError::Db(e) => AppError::Db(e),
     }
 }
@@ -1215,7 +1425,11 @@ pub async fn regenerate(
     let k = key.clone();
     let nonce = form.nonce.clone();
     let fresh = db(&state, move |c| {
-        match keys::regenerate(c, &ctx, &k, &facts, grace, &nonce) {
+        let ws = workspaces::get(c, &k.workspace_id)?;
+        let cap = ws
+            .max_expiry_days
+            .map(|d| crate::db::now() + chrono::TimeDelta::days(i64::from(d)));
+        match keys::regenerate(c, &ctx, &k, &facts, grace, &nonce, cap) {
             Ok(k) => Ok(Some(k)),
             Err(KeyError::DuplicateRequest) => Ok(None),
             Err(e) => Err(key_error(e)),
@@ -1248,6 +1462,7 @@ pub async fn regenerate(
         back: return_to.clone(),
         regenerated: true,
         grace_until: fresh.grace_until(now).map(|t| when(Some(t), "")),
+        shortened_to: (fresh.expires_at != key.expires_at).then(|| when(fresh.expires_at, "")),
     };
     fragment_or_page(
         &req,
@@ -1314,10 +1529,14 @@ pub async fn delete(
             key.name
         )),
     )?;
-    Ok(done(
-        &req,
-        &safe_return(form.return_to.as_deref(), Some(&key)),
-    ))
+    // The key's own page is gone: go back to its list instead.
+    let back = safe_return(form.return_to.as_deref(), Some(&key));
+    let back = if back.starts_with("/keys/") {
+        safe_return(None, Some(&key))
+    } else {
+        back
+    };
+    Ok(done(&req, &back))
 }
 
 // ---- bulk revoke -------------------------------------------------------------
@@ -1424,4 +1643,109 @@ pub async fn bulk_revoke(
     }
     session::set_flash(&session, Flash::success(message))?;
     Ok(done(&req, &return_to))
+}
+
+// ---- detail -------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "keys/detail.html")]
+struct DetailPage {
+    layout: Layout,
+    key: ApiKey,
+    row: Row,
+    owner: String,
+    created_by: String,
+    revoked_by: Option<String>,
+    chart: String,
+    valid_7d: i64,
+    rejected_7d: i64,
+    outcomes: Vec<(String, i64)>,
+    history: Vec<crate::db::events::Event>,
+    return_to: String,
+}
+
+impl DetailPage {
+    fn ret(&self) -> String {
+        super::middleware::urlencode(&self.return_to)
+    }
+}
+
+/// Hours shown in the usage chart.
+const CHART_HOURS: i64 = 7 * 24;
+
+/// A key's detail page: every field, its usage and its history.
+#[get("/keys/{id}")]
+pub async fn detail(
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let key = load_key(&state, &user, id.into_inner(), KeyAct::View).await?;
+    let now = crate::db::now();
+    let start = crate::api::verifier::hour_of(now) - chrono::TimeDelta::hours(CHART_HOURS - 1);
+    let k = key.clone();
+    let (owner, created_by, revoked_by, usage, history) = db(&state, move |c| {
+        let label = |c: &mut crate::db::DbConn, id: &str| -> Result<String, AppError> {
+            Ok(crate::db::users::get(c, &k.workspace_id, id)?
+                .map_or_else(|| id.to_owned(), |u| format!("{} ({})", u.name, u.email)))
+        };
+        let owner = match &k.owner_id {
+            Some(o) => label(c, o)?,
+            None => "Workspace".to_owned(),
+        };
+        let created_by = label(c, &k.created_by)?;
+        let revoked_by = match &k.revoked_by {
+            Some(r) => Some(label(c, r)?),
+            None => None,
+        };
+        let usage =
+            crate::db::usage::since(c, &k.workspace_id, Some(std::slice::from_ref(&k.id)), start)?;
+        let history = crate::db::events::for_target(c, &k.workspace_id, &k.id)?;
+        Ok((owner, created_by, revoked_by, usage, history))
+    })
+    .await?;
+    let mut bars = vec![crate::domain::chart::Bar::default(); CHART_HOURS as usize];
+    let mut by_outcome: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    for u in &usage {
+        let i = (u.hour - start).num_hours();
+        if (0..CHART_HOURS).contains(&i) {
+            let bar = &mut bars[i as usize];
+            if u.outcome == "VALID" {
+                bar.valid += u.count;
+            } else {
+                bar.rejected += u.count;
+            }
+        }
+        *by_outcome.entry(u.outcome.clone()).or_default() += u.count;
+    }
+    let key_with_owner = KeyWithOwner {
+        key: key.clone(),
+        owner_email: None,
+        owner_name: None,
+    };
+    let page = DetailPage {
+        layout: Layout::new(
+            &session,
+            &user,
+            key.name.clone(),
+            if key.is_personal() {
+                "personal-keys"
+            } else {
+                "workspace-keys"
+            },
+        )?,
+        row: row(&key_with_owner, &user, now),
+        return_to: format!("/keys/{}", key.id),
+        valid_7d: bars.iter().map(|b| b.valid).sum(),
+        rejected_7d: bars.iter().map(|b| b.rejected).sum(),
+        chart: crate::domain::chart::stacked_bars(&bars, 840, 140),
+        outcomes: by_outcome.into_iter().collect(),
+        key,
+        owner,
+        created_by,
+        revoked_by,
+        history,
+    };
+    render(&page, StatusCode::OK)
 }

@@ -3,11 +3,13 @@
 
 pub mod account;
 pub mod auth;
+pub mod events;
 pub mod keys;
 pub mod layout;
 pub mod middleware;
 pub mod pages;
 pub mod session;
+pub mod settings;
 pub mod users;
 
 use crate::config::Config;
@@ -115,8 +117,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(account::overview)
         .service(account::password_form)
         .service(account::change_password)
-        .service(keys::personal)
-        .service(keys::workspace)
+        .service(keys::personal_list)
+        .service(keys::workspace_list)
         .service(keys::new_personal)
         .service(keys::new_workspace)
         .service(keys::create_personal)
@@ -134,8 +136,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(keys::revoke)
         .service(keys::delete_form)
         .service(keys::delete)
-        .service(pages::settings)
-        .service(pages::events)
+        .service(keys::detail)
+        .service(settings::settings_page)
+        .service(settings::switch_off_confirm)
+        .service(settings::switch)
+        .service(settings::limits)
+        .service(settings::add_permission)
+        .service(settings::describe_permission)
+        .service(settings::retire_permission)
+        .service(settings::restore_permission)
+        .service(events::list)
+        .service(events::export)
         .service(users::list)
         .service(users::add)
         .service(users::change_role)

@@ -1,18 +1,10 @@
-//! Health checks, static assets, the home redirect and pages that later
-//! work fills in.
+//! Health checks, static assets and the home redirect.
 
-use super::layout::Layout;
-use super::{AppState, CurrentUser, authorize, db};
-use crate::db::events::Event;
+use super::{AppState, CurrentUser, db};
 use crate::domain::Role;
-use crate::domain::policy::Action;
 use crate::error::AppError;
-use actix_session::Session;
 use actix_web::http::header;
 use actix_web::{HttpResponse, get, web};
-use askama::Template;
-use askama_web::WebTemplate;
-use serde::Deserialize;
 
 /// Liveness: the process is up.
 #[get("/healthz")]
@@ -69,66 +61,4 @@ pub async fn home(user: CurrentUser) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, target))
         .finish()
-}
-
-/// A page whose feature is not built yet.
-#[derive(Template, WebTemplate)]
-#[template(path = "coming_soon.html")]
-pub struct ComingSoon {
-    layout: Layout,
-    heading: &'static str,
-    text: &'static str,
-}
-
-#[get("/workspace/settings")]
-pub async fn settings(session: Session, user: CurrentUser) -> Result<ComingSoon, AppError> {
-    authorize(&user, Action::ManageSettings)?;
-    Ok(ComingSoon {
-        layout: Layout::new(&session, &user, "Settings", "settings")?,
-        heading: "Workspace settings",
-        text: "Workspace settings for API keys are coming soon.",
-    })
-}
-
-/// Workspace → Events: the audit trail, newest first.
-#[derive(Template, WebTemplate)]
-#[template(path = "events/list.html")]
-pub struct EventsPage {
-    layout: Layout,
-    events: Vec<Event>,
-    next_before: Option<i64>,
-}
-
-#[derive(Deserialize)]
-pub struct EventsQuery {
-    before: Option<i64>,
-}
-
-const EVENTS_PAGE: i64 = 50;
-
-#[get("/workspace/events")]
-pub async fn events(
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    query: web::Query<EventsQuery>,
-) -> Result<EventsPage, AppError> {
-    authorize(&user, Action::ViewEvents)?;
-    let ws = user.actor.workspace_id.clone();
-    let before = query.before;
-    let mut events = db(&state, move |c| {
-        Ok(crate::db::events::recent(c, &ws, before, EVENTS_PAGE + 1)?)
-    })
-    .await?;
-    let next_before = if events.len() as i64 > EVENTS_PAGE {
-        events.truncate(EVENTS_PAGE as usize);
-        events.last().map(|e| e.id)
-    } else {
-        None
-    };
-    Ok(EventsPage {
-        layout: Layout::new(&session, &user, "Events", "events")?,
-        events,
-        next_before,
-    })
 }
