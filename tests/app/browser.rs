@@ -274,3 +274,73 @@ async fn browser_creates_uses_and_revokes_a_key() {
     assert_eq!(json["error"]["code"], "REVOKED");
     chrome.close().await;
 }
+
+#[tokio::test]
+#[ignore = "needs chromium and chromium-driver; run with --ignored"]
+async fn browser_switches_api_keys_off_and_on() {
+    let (app, admin) = spawn_ready().await;
+    let key = admin
+        .create_key(
+            "/workspace/keys",
+            &[("name", "power bi"), ("permissions", "data:read")],
+        )
+        .await;
+    for _ in 0..3 {
+        me(&app.base, &key.secret).await;
+    }
+    let chrome = Chrome::start().await;
+    let c = &chrome.client;
+    sign_in(&chrome, &app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(me(&app.base, &key.secret).await.0, reqwest::StatusCode::OK);
+
+    c.goto(&format!("{}/workspace/settings", app.base))
+        .await
+        .unwrap();
+    chrome.screenshot("settings").await;
+    chrome
+        .click("a[href='/workspace/settings/api-keys/off']")
+        .await;
+    assert_eq!(chrome.wait_text("h1").await, "Switch all API keys off?");
+    chrome.click("button.button-danger").await;
+    assert!(
+        chrome
+            .wait_text("#flash .alert-success")
+            .await
+            .contains("switched off")
+    );
+    let (status, _, json) = me(&app.base, &key.secret).await;
+    assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(json["error"]["code"], "API_KEYS_DISABLED");
+
+    c.goto(&format!("{}/workspace/keys", app.base))
+        .await
+        .unwrap();
+    assert!(
+        chrome
+            .wait_text(".alert-error")
+            .await
+            .contains("API keys are switched off")
+    );
+
+    c.goto(&format!("{}/workspace/settings", app.base))
+        .await
+        .unwrap();
+    chrome
+        .click("form[action='/workspace/settings/api-keys'] button")
+        .await;
+    assert!(
+        chrome
+            .wait_text("#flash .alert-success")
+            .await
+            .contains("on again")
+    );
+    assert_eq!(me(&app.base, &key.secret).await.0, reqwest::StatusCode::OK);
+
+    // The key's page shows its usage.
+    c.goto(&format!("{}/keys/{}", app.base, key.id))
+        .await
+        .unwrap();
+    chrome.wait_text("svg.chart").await;
+    chrome.screenshot("key-detail").await;
+    chrome.close().await;
+}
