@@ -95,6 +95,18 @@ impl Chrome {
         el.text().await.unwrap()
     }
 
+    /// Wait until the browser has navigated to `path` (after a click that
+    /// submits a form or follows a link), so what is read next is the new page.
+    pub async fn wait_for_path(&self, path: &str) {
+        for _ in 0..100 {
+            if self.path().await == path {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("never reached {path}; still at {}", self.path().await);
+    }
+
     pub async fn path(&self) -> String {
         let url = self.client.current_url().await.unwrap();
         url.path().to_owned()
@@ -138,12 +150,14 @@ async fn browser_completes_setup_signs_in_and_adds_a_user() {
     chrome.fill("#f-password", ADMIN_PASSWORD).await;
     chrome.fill("#f-password_confirm", ADMIN_PASSWORD).await;
     chrome.click("button[type=submit]").await;
+    chrome.wait_for_path("/workspace/keys").await;
     let flash = chrome.wait_text("#flash .alert-success").await;
     assert!(flash.contains("keyward is set up"), "{flash}");
     assert_eq!(chrome.path().await, "/workspace/keys");
 
     // Sign out and back in through the forms.
     chrome.click(".whoami button[type=submit]").await;
+    chrome.wait_for_path("/login").await;
     assert_eq!(chrome.wait_text("h1").await, "Sign in to keyward");
     assert!(chrome.wait_text(".alert-info").await.contains("signed out"));
     chrome.fill("#f-email", ADMIN_EMAIL).await;
@@ -157,6 +171,7 @@ async fn browser_completes_setup_signs_in_and_adds_a_user() {
     );
     chrome.fill("#f-password", ADMIN_PASSWORD).await;
     chrome.click("button[type=submit]").await;
+    chrome.wait_for_path("/workspace/keys").await;
     chrome.wait_text("nav[aria-label=Main]").await;
     assert_eq!(chrome.path().await, "/workspace/keys");
 
@@ -300,8 +315,12 @@ async fn browser_switches_api_keys_off_and_on() {
     chrome
         .click("a[href='/workspace/settings/api-keys/off']")
         .await;
+    chrome
+        .wait_for_path("/workspace/settings/api-keys/off")
+        .await;
     assert_eq!(chrome.wait_text("h1").await, "Switch all API keys off?");
     chrome.click("button.button-danger").await;
+    chrome.wait_for_path("/workspace/settings").await;
     assert!(
         chrome
             .wait_text("#flash .alert-success")
