@@ -88,26 +88,6 @@ pub fn record(
     Ok(())
 }
 
-/// The newest events of a workspace, newest first, before the cursor `before`
-/// (an event id) when given.
-pub fn recent(
-    conn: &mut DbConn,
-    workspace_id: &str,
-    before: Option<i64>,
-    limit: i64,
-) -> QueryResult<Vec<Event>> {
-    let mut query = events::table
-        .filter(events::workspace_id.eq(workspace_id))
-        .select(Event::as_select())
-        .order(events::id.desc())
-        .limit(limit)
-        .into_boxed();
-    if let Some(before) = before {
-        query = query.filter(events::id.lt(before));
-    }
-    query.load(conn)
-}
-
 /// What the events page filters by; every part optional.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {

@@ -561,19 +561,16 @@ pub fn regenerate(
     })
 }
 
-fn revoke_in_tx(
+/// Mark a key revoked by the actor; its grace-period secret dies too.
+fn mark_revoked(
     conn: &mut DbConn,
     ctx: &AuditContext,
-    key: &ApiKey,
-    details: serde_json::Value,
-) -> Result<(), KeyError> {
-    let now = super::now();
-    if !key.status(now).can_revoke() {
-        return Err(KeyError::NotRevocable);
-    }
+    key_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
     diesel::update(
         api_keys::table
-            .filter(api_keys::id.eq(&key.id))
+            .filter(api_keys::id.eq(key_id))
             .filter(api_keys::workspace_id.eq(&ctx.workspace_id))
             .filter(api_keys::revoked_at.is_null()),
     )
@@ -584,7 +581,20 @@ fn revoke_in_tx(
         api_keys::previous_expires_at.eq(None::<NaiveDateTime>),
         api_keys::updated_at.eq(now),
     ))
-    .execute(conn)?;
+    .execute(conn)
+}
+
+fn revoke_in_tx(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    key: &ApiKey,
+    details: serde_json::Value,
+) -> Result<(), KeyError> {
+    let now = super::now();
+    if !key.status(now).can_revoke() {
+        return Err(KeyError::NotRevocable);
+    }
+    mark_revoked(conn, ctx, &key.id, now)?;
     events::record(conn, ctx, "key.revoked", key_target(key), details)?;
     Ok(())
 }
@@ -676,15 +686,7 @@ pub fn on_user_removed(conn: &mut DbConn, ctx: &AuditContext, user_id: &str) -> 
         .select(ApiKey::as_select())
         .load(conn)?;
     for key in &personal {
-        diesel::update(api_keys::table.find(&key.id))
-            .set((
-                api_keys::revoked_at.eq(now),
-                api_keys::revoked_by.eq(ctx.actor_id.as_deref()),
-                api_keys::previous_digest.eq(None::<String>),
-                api_keys::previous_expires_at.eq(None::<NaiveDateTime>),
-                api_keys::updated_at.eq(now),
-            ))
-            .execute(conn)?;
+        mark_revoked(conn, ctx, &key.id, now)?;
         events::record(
             conn,
             ctx,

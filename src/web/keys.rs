@@ -1308,67 +1308,24 @@ async fn confirm(
     fragment_or_page(&req, &session, &user, "Confirm", "", &view, StatusCode::OK)
 }
 
-#[get("/keys/{id}/regenerate")]
-pub async fn regenerate_form(
+/// The confirmation before regenerate, revoke or delete.
+#[get("/keys/{id}/{what}")]
+pub async fn confirm_form(
     req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
     user: CurrentUser,
-    id: web::Path<String>,
+    path: web::Path<(String, String)>,
     query: web::Query<ReturnQuery>,
 ) -> Result<HttpResponse, AppError> {
-    confirm(
-        req,
-        state,
-        session,
-        user,
-        id.into_inner(),
-        query.into_inner(),
-        "regenerate",
-    )
-    .await
-}
-
-#[get("/keys/{id}/revoke")]
-pub async fn revoke_form(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    id: web::Path<String>,
-    query: web::Query<ReturnQuery>,
-) -> Result<HttpResponse, AppError> {
-    confirm(
-        req,
-        state,
-        session,
-        user,
-        id.into_inner(),
-        query.into_inner(),
-        "revoke",
-    )
-    .await
-}
-
-#[get("/keys/{id}/delete")]
-pub async fn delete_form(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    id: web::Path<String>,
-    query: web::Query<ReturnQuery>,
-) -> Result<HttpResponse, AppError> {
-    confirm(
-        req,
-        state,
-        session,
-        user,
-        id.into_inner(),
-        query.into_inner(),
-        "delete",
-    )
-    .await
+    let (id, what) = path.into_inner();
+    let what = match what.as_str() {
+        "regenerate" => "regenerate",
+        "revoke" => "revoke",
+        "delete" => "delete",
+        _ => return Err(AppError::NotFound),
+    };
+    confirm(req, state, session, user, id, query.into_inner(), what).await
 }
 
 #[derive(Deserialize)]

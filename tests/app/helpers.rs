@@ -268,6 +268,33 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Create a second workspace on the same instance (as an operator's
+    /// tooling would) and return its admin, signed in.
+    pub async fn other_workspace_admin(&self) -> Browser {
+        let hash = keyward::domain::password::hash("zed's long password").unwrap();
+        self.with_db(move |c| {
+            keyward::db::users::create_workspace(
+                c,
+                "Other Corp",
+                "zed@other.example",
+                "Zed",
+                &hash,
+            )
+            .unwrap();
+        })
+        .await;
+        let zed = self.browser();
+        let res = zed.login("zed@other.example", "zed's long password").await;
+        assert_eq!(
+            res.status(),
+            StatusCode::SEE_OTHER,
+            "second workspace admin signs in"
+        );
+        zed
+    }
+}
+
 /// The invitation link shown after adding a user.
 pub fn invite_link(body: &str) -> Option<String> {
     let start = body.find("id=\"invite-link\"")?;

@@ -710,14 +710,7 @@ async fn who_may_see_and_touch_which_keys() {
     assert!(mine.contains("\">admin personal</a>") && !mine.contains("\">nina personal</a>"));
 
     // Another workspace's admin finds none of these keys.
-    let hash = keyward::domain::password::hash("zed's long password").unwrap();
-    app.with_db(move |c| {
-        keyward::db::users::create_workspace(c, "Other Corp", "zed@other.example", "Zed", &hash)
-            .unwrap();
-    })
-    .await;
-    let zed = app.browser();
-    zed.login("zed@other.example", "zed's long password").await;
+    let zed = app.other_workspace_admin().await;
     let (_, theirs) = zed.page("/workspace/keys?view=all").await;
     assert!(theirs.contains("No API keys in this workspace yet."));
     assert!(!theirs.contains("\">integration</a>") && !theirs.contains("nina personal"));

@@ -387,19 +387,7 @@ async fn workspaces_are_isolated() {
     let bob_id = app.with_db(|c| user_id(c, "bob@example.com")).await;
     let ada_id = app.with_db(|c| user_id(c, ADMIN_EMAIL)).await;
     // A second tenant on the same instance.
-    let hash = keyward::domain::password::hash("zed's long password").unwrap();
-    app.with_db(move |c| {
-        keyward::db::users::create_workspace(c, "Other Corp", "zed@other.example", "Zed", &hash)
-            .unwrap();
-    })
-    .await;
-    let zed = app.browser();
-    assert_eq!(
-        zed.login("zed@other.example", "zed's long password")
-            .await
-            .status(),
-        StatusCode::SEE_OTHER
-    );
+    let zed = app.other_workspace_admin().await;
 
     let (status, body) = zed.page("/workspace/users").await;
     assert_eq!(status, StatusCode::OK);
