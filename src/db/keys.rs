@@ -512,11 +512,11 @@ pub fn regenerate(
     }
     conn.transaction(|conn| {
         let now = super::now();
-        let (previous, previous_until) = if grace > TimeDelta::zero() {
-            (Some(key.digest.clone()), Some(now + grace))
-        } else {
-            (None, None)
-        };
+        // The old digest is kept even without a grace period (ending now), so
+        // the old secret is answered "replaced" (EXPIRED) instead of
+        // "no such key" when an integration still sends it.
+        let previous_until = now + grace.max(TimeDelta::zero());
+        let (previous, previous_until) = (Some(key.digest.clone()), Some(previous_until));
         // The workspace maximum applies to regenerations: shorten, never extend.
         let expires_at = match (key.expires_at, expiry_cap) {
             (None, Some(cap)) => Some(cap),
@@ -552,7 +552,7 @@ pub fn regenerate(
             json!({
                 "old_excerpt": key.excerpt(),
                 "new_excerpt": fresh.excerpt(),
-                "old_secret_valid_until": previous_until,
+                "old_secret_valid_until": (grace > TimeDelta::zero()).then_some(previous_until),
                 "expires_at": expires_at,
                 "expiry_shortened": expires_at != key.expires_at,
             }),

@@ -44,9 +44,9 @@ impl User {
         self.status == STATUS_ACTIVE
     }
 
-    /// Whether an unused invitation link is still pending.
+    /// Whether the user has not chosen a password yet (invited).
     pub fn invite_pending(&self) -> bool {
-        self.password_hash.is_none() && self.invite_digest.is_some()
+        self.password_hash.is_none() && self.is_active()
     }
 }
 
@@ -327,6 +327,38 @@ pub fn remove(
             json!({ "role": user.role }),
         )?;
         also(conn, &user)?;
+        get(conn, &ctx.workspace_id, id)?.ok_or(UserChangeError::NotFound)
+    })
+}
+
+/// Give a user who has not chosen a password yet a new invitation link
+/// (the old one stops working). Users with a password are refused.
+pub fn renew_invite(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    id: &str,
+    invite_digest: &str,
+) -> Result<User, UserChangeError> {
+    conn.transaction(|conn| {
+        let user = match get(conn, &ctx.workspace_id, id)? {
+            Some(u) if u.is_active() && u.password_hash.is_none() => u,
+            _ => return Err(UserChangeError::NotFound),
+        };
+        let now = super::now();
+        diesel::update(users::table.find(&user.id))
+            .set((
+                users::invite_digest.eq(invite_digest),
+                users::invite_expires_at.eq(now + INVITE_VALIDITY),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        events::record(
+            conn,
+            ctx,
+            "user.invite_renewed",
+            EventTarget::user(&user.id, &user.email),
+            json!({}),
+        )?;
         get(conn, &ctx.workspace_id, id)?.ok_or(UserChangeError::NotFound)
     })
 }

@@ -13,12 +13,13 @@ use askama::Template;
 use serde::Deserialize;
 
 /// Every action the application records, offered in the filter.
-pub const ACTIONS: [&str; 24] = [
+pub const ACTIONS: [&str; 25] = [
     "login.succeeded",
     "login.failed",
     "logout",
     "workspace.setup",
     "user.added",
+    "user.invite_renewed",
     "user.password_set",
     "user.password_changed",
     "user.role_changed",

@@ -148,6 +148,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(users::list)
         .service(users::add)
         .service(users::change_role)
+        .service(users::renew_invite)
         .service(users::remove_confirm)
         .service(users::remove);
 }

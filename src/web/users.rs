@@ -260,6 +260,42 @@ pub async fn change_role(
     }
 }
 
+/// Issue a new invitation link to a user who has not set a password yet
+/// (the link expires after 7 days); the link is shown once in the panel.
+#[post("/workspace/users/{id}/invite")]
+pub async fn renew_invite(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    authorize(&user, Action::ManageUsers)?;
+    let token = ids::new_token();
+    let digest = ids::token_digest(&token);
+    let ctx = user.audit();
+    let id = id.into_inner();
+    let renewed = db(&state, move |c| {
+        match users::renew_invite(c, &ctx, &id, &digest) {
+            Ok(u) => Ok(u),
+            Err(UserChangeError::NotFound) => Err(AppError::NotFound),
+            Err(e) => Err(AppError::Internal(e.to_string())),
+        }
+    })
+    .await?;
+    let mut panel = panel(&state, &session, &user).await?;
+    let info = req.connection_info();
+    panel.notice = Some(Flash::success(format!(
+        "{} has a new invitation link; the previous one no longer works.",
+        renewed.email
+    )));
+    panel.invite = Some(ShownInvite {
+        link: format!("{}://{}/invite/{token}", info.scheme(), info.host()),
+        email: renewed.email,
+    });
+    respond(&req, &session, &user, panel, StatusCode::OK)
+}
+
 #[derive(Template)]
 #[template(path = "users/remove.html")]
 struct RemovePage {

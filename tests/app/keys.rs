@@ -358,10 +358,17 @@ async fn regenerate_now_or_with_a_grace_period() {
 
     let (second, _, nonce) = regenerate("0").await;
     assert_ne!(second, k.secret);
+    let (status, _, json) = me(&app.base, &k.secret).await;
     assert_eq!(
-        me_code(&app.base, &k.secret).await.0,
-        StatusCode::UNAUTHORIZED,
+        (status, json["error"]["code"].as_str().unwrap()),
+        (StatusCode::UNAUTHORIZED, "EXPIRED"),
         "old secret dies at once"
+    );
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("replaced when the key was regenerated")
     );
     let (status, _, json) = me(&app.base, &second).await;
     assert_eq!(status, StatusCode::OK);

@@ -421,3 +421,80 @@ async fn workspaces_are_isolated() {
     assert!(body.contains("bob@example.com") && !body.contains("Removed"));
     assert!(admin.signed_in().await);
 }
+
+#[tokio::test]
+async fn a_new_invitation_link_replaces_the_old_one() {
+    let (app, admin) = spawn_ready().await;
+    let res = admin
+        .post_form(
+            "/workspace/users",
+            &[
+                ("email", "late@example.com"),
+                ("name", "Late"),
+                ("role", "normal"),
+            ],
+        )
+        .await;
+    let first = invite_link(&res.text().await.unwrap()).unwrap();
+    let late_id = app
+        .with_db(|c| {
+            keyward::db::users::find_active_by_email(c, "late@example.com")
+                .unwrap()
+                .unwrap()
+                .id
+        })
+        .await;
+
+    let res = admin
+        .post_htmx(&format!("/workspace/users/{late_id}/invite"), &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("has a new invitation link; the previous one no longer works."));
+    let second = invite_link(&body).unwrap();
+    assert_ne!(first, second);
+
+    let late = app.browser();
+    let path = |link: &str| format!("/invite/{}", link.rsplit('/').next().unwrap());
+    assert_eq!(
+        late.get(&path(&first)).await.status(),
+        StatusCode::GONE,
+        "the old link is dead"
+    );
+    let res = late
+        .post_form(
+            &path(&second),
+            &[
+                ("password", "late but long pw"),
+                ("password_confirm", "late but long pw"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+
+    // Once a password is set, no new link can be issued (that would be a reset).
+    let res = admin
+        .post_form(&format!("/workspace/users/{late_id}/invite"), &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let ada = app
+        .with_db(|c| {
+            keyward::db::users::find_active_by_email(c, ADMIN_EMAIL)
+                .unwrap()
+                .unwrap()
+                .id
+        })
+        .await;
+    assert_eq!(
+        admin
+            .post_form(&format!("/workspace/users/{ada}/invite"), &[])
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        app.event_actions()
+            .await
+            .contains(&"user.invite_renewed".to_owned())
+    );
+}
