@@ -4,16 +4,16 @@ use super::{AppState, CurrentUser, db};
 use crate::domain::Role;
 use crate::error::AppError;
 use actix_web::http::header;
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, get, route, web};
 
 /// Liveness: the process is up.
-#[get("/healthz")]
+#[route("/healthz", method = "GET", method = "HEAD")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
 
 /// Readiness: the database answers.
-#[get("/readyz")]
+#[route("/readyz", method = "GET", method = "HEAD")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match db(&state, |c| Ok(crate::db::ping(c)?)).await {
         Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready"),

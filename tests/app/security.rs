@@ -32,6 +32,11 @@ async fn health_and_readiness() {
         b.page("/readyz").await,
         (StatusCode::OK, "ready".to_owned())
     );
+    // Load balancers often probe with HEAD.
+    for path in ["/healthz", "/readyz"] {
+        let res = b.client.head(b.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "HEAD {path}");
+    }
 }
 
 #[tokio::test]
