@@ -114,7 +114,19 @@ fn failure_response(outcome: &Outcome) -> HttpResponse {
     let status = outcome.code.status();
     let mut res = HttpResponse::build(status);
     if status == StatusCode::UNAUTHORIZED {
-        let description = outcome.message.replace('"', "'");
+        // A header value must be visible ASCII: the message can echo what the
+        // caller sent (an environment name), so anything else is replaced.
+        let description: String = outcome
+            .message
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
         res.insert_header((
             header::WWW_AUTHENTICATE,
             if outcome.code == verifier::Code::MissingKey {

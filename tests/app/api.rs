@@ -194,6 +194,32 @@ async fn environment_permission_and_resource_checks() {
             .contains("Staging (test) key")
     );
 
+    // Whatever the caller sends is echoed safely: a clear 401, never a 500.
+    let res = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/me?environment=prod%0D%0AX-Evil:%201%C3%A9",
+            app.base
+        ))
+        .bearer_auth(&k.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.headers().get("x-evil").is_none());
+    let header = res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(header.contains("error=\"invalid_token\""), "{header}");
+    let json: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(json["error"]["code"], "ENVIRONMENT_MISMATCH");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Unknown environment")
+    );
+
     let ok = verify(&app.base, json!({ "key": k.secret, "environment": "staging", "permission": "data:read", "resource": "plant-a" })).await;
     assert_eq!(ok["valid"], true, "{ok}");
     assert_eq!(ok["code"], "VALID");
