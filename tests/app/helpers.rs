@@ -133,12 +133,27 @@ pub fn fresh_database() -> (DatabaseUrl, TestDb) {
     }
 }
 
-/// A running application with its own database.
+/// A running application with its own database. Dropping it stops the
+/// server and joins its threads before the pool and the database go, so no
+/// test leaves threads holding connections behind (at process exit those
+/// raced libpq's TLS clean-up and crashed the test binary).
 pub struct TestApp {
     pub base: String,
     pub pool: Pool,
     pub setup_url: Option<String>,
+    server: Option<(actix_web::dev::ServerHandle, std::thread::JoinHandle<()>)>,
     _db: TestDb,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some((handle, thread)) = self.server.take() {
+            // The stop command is sent when `stop` is called; the returned
+            // future only waits for completion, which `join` does instead.
+            drop(handle.stop(false));
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The configuration tests run with.
@@ -155,21 +170,34 @@ pub fn test_config(database: DatabaseUrl) -> Config {
     }
 }
 
-/// Start the app on a fresh, empty database (first-run setup pending).
+/// Start the app on a fresh, empty database (first-run setup pending). The
+/// server runs on its own thread with its own actix system, as in the binary.
 pub async fn spawn_app() -> TestApp {
     let (database, guard) = tokio::task::spawn_blocking(fresh_database)
         .await
         .expect("database task");
-    let running = keyward::build(test_config(database))
-        .await
-        .expect("app starts");
-    let base = format!("http://127.0.0.1:{}", running.port);
-    let pool = running.state.pool.clone();
-    tokio::spawn(running.server);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let running = keyward::build(test_config(database))
+                .await
+                .expect("app starts");
+            let server = running.server;
+            let _ = tx.send((
+                running.port,
+                running.state.pool.clone(),
+                running.setup_url,
+                server.handle(),
+            ));
+            let _ = server.await;
+        });
+    });
+    let (port, pool, setup_url, handle) = rx.await.expect("app started");
     TestApp {
-        base,
+        base: format!("http://127.0.0.1:{port}"),
         pool,
-        setup_url: running.setup_url,
+        setup_url,
+        server: Some((handle, thread)),
         _db: guard,
     }
 }
