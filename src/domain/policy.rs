@@ -51,6 +51,8 @@ pub enum Action<'a> {
     /// Disable, enable or revoke a key (admins may do this to any key of
     /// their workspace, for incident response).
     RevokeKey(KeyRef<'a>),
+    /// Clear the "creator removed" flag after checking a workspace key.
+    ReviewKey(KeyRef<'a>),
     /// Workspace → Users.
     ManageUsers,
     /// Workspace → Settings.
@@ -93,6 +95,18 @@ pub fn authorize(actor: &Actor, action: Action<'_>) -> Decision {
         | Action::ManageUsers
         | Action::ManageSettings
         | Action::ViewEvents => allow_if(role == Role::Admin),
+        Action::ReviewKey(key) => {
+            if key.workspace_id != actor.workspace_id {
+                NotFound
+            } else if role == Role::Admin {
+                Allow
+            } else if role == Role::Normal && key.owner != KeyOwner::Personal(&actor.user_id) {
+                // Keys a normal user cannot see stay invisible.
+                NotFound
+            } else {
+                Forbidden
+            }
+        }
         Action::ViewKey(key) | Action::ManageKey(key) | Action::RevokeKey(key) => {
             if key.workspace_id != actor.workspace_id {
                 return NotFound;
@@ -147,6 +161,9 @@ mod tests {
         admin    manage        foreign-ws  notfound
         admin    revoke        foreign-ws  notfound
         admin    revoke        foreign-own notfound
+        admin    review        ws          allow
+        admin    review        other       allow
+        admin    review        foreign-ws  notfound
         normal   list-own      -           allow
         normal   create-own    -           allow
         normal   list-ws       -           forbidden
@@ -168,6 +185,9 @@ mod tests {
         normal   view          foreign-own notfound
         normal   manage        foreign-ws  notfound
         normal   revoke        foreign-own notfound
+        normal   review        own         forbidden
+        normal   review        ws          notfound
+        normal   review        foreign-ws  notfound
         operator list-own      -           forbidden
         operator create-own    -           forbidden
         operator list-ws       -           forbidden
@@ -185,6 +205,8 @@ mod tests {
         operator revoke        ws          forbidden
         operator view          foreign-own notfound
         operator manage        foreign-ws  notfound
+        operator review        ws          forbidden
+        operator review        foreign-ws  notfound
     ";
 
     #[test]
@@ -239,6 +261,7 @@ mod tests {
                 ("view", Some(k)) => Action::ViewKey(k),
                 ("manage", Some(k)) => Action::ManageKey(k),
                 ("revoke", Some(k)) => Action::RevokeKey(k),
+                ("review", Some(k)) => Action::ReviewKey(k),
                 other => panic!("bad action/target {other:?}"),
             };
             let expected = match expected {
@@ -250,7 +273,7 @@ mod tests {
             assert_eq!(authorize(&actor, action), expected, "row: {line}");
             checked += 1;
         }
-        assert_eq!(checked, 60);
+        assert_eq!(checked, 68);
     }
 
     #[test]
@@ -269,6 +292,7 @@ mod tests {
                 "view",
                 "manage",
                 "revoke",
+                "review",
             ] {
                 let needle = format!("{} {action} ", role.as_str());
                 let found = TABLE.lines().any(|l| {

@@ -8,9 +8,9 @@ use super::session::{self, Flash};
 use super::{AppState, CurrentUser, FormErrors, authorize, db, is_htmx, render};
 use crate::db::keys::{self, ApiKey, Cursor, KeyError, KeyWithOwner, NewKey, Scope};
 use crate::db::{permissions, workspaces};
+use crate::domain::ids;
 use crate::domain::keys::{self as dk, Environment, Expiry, Status, ValueQuery};
 use crate::domain::policy::{self, Action};
-use crate::domain::{Role, ids};
 use crate::error::AppError;
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -188,7 +188,8 @@ fn row(k: &KeyWithOwner, user: &CurrentUser, now: NaiveDateTime) -> Row {
             && policy::authorize(&user.actor, Action::ManageKey(key.key_ref())).is_allowed(),
         can_revoke: status.can_revoke()
             && policy::authorize(&user.actor, Action::RevokeKey(key.key_ref())).is_allowed(),
-        can_review: key.creator_removed_at.is_some() && user.actor.role == Role::Admin,
+        can_review: key.creator_removed_at.is_some()
+            && policy::authorize(&user.actor, Action::ReviewKey(key.key_ref())).is_allowed(),
         expiring: expiring_label(key.expires_at, status, now),
         uses_24h: 0,
         sparkline: String::new(),
@@ -970,6 +971,7 @@ enum KeyAct {
     View,
     Manage,
     Revoke,
+    Review,
 }
 
 impl KeyAct {
@@ -978,6 +980,7 @@ impl KeyAct {
             KeyAct::View => Action::ViewKey(key),
             KeyAct::Manage => Action::ManageKey(key),
             KeyAct::Revoke => Action::RevokeKey(key),
+            KeyAct::Review => Action::ReviewKey(key),
         }
     }
 }
@@ -1102,8 +1105,7 @@ pub async fn review(
     id: web::Path<String>,
     form: web::Form<ReturnForm>,
 ) -> Result<HttpResponse, AppError> {
-    authorize(&user, Action::ListAllKeys)?;
-    let key = load_key(&state, &user, id.into_inner(), KeyAct::View).await?;
+    let key = load_key(&state, &user, id.into_inner(), KeyAct::Review).await?;
     let ctx = user.audit();
     let k = key.clone();
     db(&state, move |c| {

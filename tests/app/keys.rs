@@ -590,6 +590,16 @@ async fn removing_a_user_revokes_their_keys_and_flags_what_they_created() {
         .find(|e| e.action == "key.revoked")
         .unwrap();
     assert!(revoked.details.contains("owner removed"));
+    // Only admins review (the policy decides; a normal user sees no such key).
+    let nina = app
+        .add_user(&admin, "nina@example.com", "normal", "nina's long password")
+        .await;
+    let res = nina
+        .post_form(&format!("/keys/{}/review", shared.id), &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let (_, list) = admin.page("/workspace/keys").await;
+    assert!(list.contains("Creator removed"));
 
     admin
         .post_form(&format!("/keys/{}/review", shared.id), &[])
