@@ -176,7 +176,7 @@ pub async fn verify(state: web::Data<AppState>, body: web::Json<VerifyRequest>) 
             rate_headers(&mut res, &v);
             res.json(json!({
                 "valid": true,
-                "code": "VALID",
+                "code": crate::domain::chart::VALID,
                 "message": "The key is valid.",
                 "key": key_facts(&v),
             }))

@@ -221,7 +221,7 @@ impl KeyService {
     ) -> Result<Verified, Outcome> {
         let result = self.check(state, raw, req).await;
         let counted = match &result {
-            Ok(v) => Some((&v.record, "VALID")),
+            Ok(v) => Some((&v.record, crate::domain::chart::VALID)),
             Err(o) => o.identified.as_ref().map(|v| (&v.record, o.code.as_str())),
         };
         if let Some((record, outcome)) = counted {

@@ -3,6 +3,10 @@
 
 use std::fmt::Write;
 
+/// The outcome recorded for a key that passed every check; every other
+/// outcome is a rejection code.
+pub const VALID: &str = "VALID";
+
 /// One bar: accepted and rejected verifications in a period.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bar {
@@ -11,6 +15,15 @@ pub struct Bar {
 }
 
 impl Bar {
+    /// Count `n` verifications with this outcome.
+    pub fn add(&mut self, outcome: &str, n: i64) {
+        if outcome == VALID {
+            self.valid += n;
+        } else {
+            self.rejected += n;
+        }
+    }
+
     pub fn total(self) -> i64 {
         self.valid + self.rejected
     }
@@ -112,6 +125,22 @@ mod tests {
         );
         assert!(svg.contains(r##"height="30.00" fill="#c2410c""##));
         assert!(!svg.contains("<script"));
+    }
+
+    #[test]
+    fn outcomes_other_than_valid_count_as_rejected() {
+        let mut bar = Bar::default();
+        bar.add(VALID, 3);
+        bar.add("RATE_LIMITED", 2);
+        bar.add("REVOKED", 1);
+        assert_eq!(
+            bar,
+            Bar {
+                valid: 3,
+                rejected: 3
+            }
+        );
+        assert_eq!(bar.total(), 6);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use super::session::{self, Flash};
 use super::{AppState, CurrentUser, FormErrors, authorize, db, is_htmx, render};
 use crate::db::keys::{self, ApiKey, Cursor, KeyError, KeyWithOwner, NewKey, Scope};
 use crate::db::{permissions, workspaces};
+use crate::domain::chart::Bar;
 use crate::domain::ids;
 use crate::domain::keys::{self as dk, Environment, Expiry, Status, ValueQuery};
 use crate::domain::policy::{self, Action};
@@ -196,17 +197,20 @@ fn row(k: &KeyWithOwner, user: &CurrentUser, now: NaiveDateTime) -> Row {
     }
 }
 
-/// Hourly totals of the last 24 hours per key, oldest first.
-fn last_day(
+/// Usage rows bucketed per key into `hours` hourly bars starting at `start`
+/// (oldest first).
+fn hourly(
     usage: &[crate::db::usage::UsageRow],
-    now: NaiveDateTime,
-) -> std::collections::HashMap<String, Vec<i64>> {
-    let start = crate::api::verifier::hour_of(now) - chrono::TimeDelta::hours(23);
-    let mut out: std::collections::HashMap<String, Vec<i64>> = std::collections::HashMap::new();
+    start: NaiveDateTime,
+    hours: i64,
+) -> std::collections::HashMap<String, Vec<Bar>> {
+    let mut out: std::collections::HashMap<String, Vec<Bar>> = std::collections::HashMap::new();
     for u in usage {
         let i = (u.hour - start).num_hours();
-        if (0..24).contains(&i) {
-            out.entry(u.key_id.clone()).or_insert_with(|| vec![0; 24])[i as usize] += u.count;
+        if (0..hours).contains(&i) {
+            out.entry(u.key_id.clone())
+                .or_insert_with(|| vec![Bar::default(); hours as usize])[i as usize]
+                .add(&u.outcome, u.count);
         }
     }
     out
@@ -332,6 +336,7 @@ async fn list_page(
     let now = crate::db::now();
     let soon = now + chrono::TimeDelta::days(EXPIRING_DAYS);
     let personal = kind == ListKind::Personal;
+    let since = crate::api::verifier::hour_of(now) - chrono::TimeDelta::hours(23);
     let (rows, next, ws_row, usage, expiring_soon, top) = db(&state, move |c| {
         let (rows, next) = keys::list(
             c,
@@ -343,7 +348,6 @@ async fn list_page(
             PAGE_SIZE,
         )?;
         let ws_row = workspaces::get(c, &ws)?;
-        let since = crate::api::verifier::hour_of(now) - chrono::TimeDelta::hours(23);
         let ids: Vec<String> = rows.iter().map(|r| r.key.id.clone()).collect();
         let usage = crate::db::usage::since(c, &ws, Some(&ids), since)?;
         let expiring_soon = if personal {
@@ -381,7 +385,7 @@ async fn list_page(
         }
         safe_url = Some(url);
     }
-    let per_key = last_day(&usage, now);
+    let per_key = hourly(&usage, since, 24);
     let q_shown = match &safe_url {
         Some(_) => String::new(),
         None => q.clone(),
@@ -396,9 +400,10 @@ async fn list_page(
             .iter()
             .map(|k| {
                 let mut r = row(k, &user, now);
-                if let Some(hours) = per_key.get(&r.id) {
-                    r.uses_24h = hours.iter().sum();
-                    r.sparkline = crate::domain::chart::sparkline(hours, 72, 18);
+                if let Some(bars) = per_key.get(&r.id) {
+                    let totals: Vec<i64> = bars.iter().map(|b| b.total()).collect();
+                    r.uses_24h = totals.iter().sum();
+                    r.sparkline = crate::domain::chart::sparkline(&totals, 72, 18);
                 }
                 r
             })
@@ -439,18 +444,12 @@ fn most_used(
     ws: &str,
     since: NaiveDateTime,
 ) -> Result<Vec<TopKey>, AppError> {
-    let mut totals: std::collections::HashMap<String, (i64, i64)> =
-        std::collections::HashMap::new();
+    let mut totals: std::collections::HashMap<String, Bar> = std::collections::HashMap::new();
     for u in crate::db::usage::since(c, ws, None, since)? {
-        let t = totals.entry(u.key_id).or_default();
-        if u.outcome == "VALID" {
-            t.0 += u.count;
-        } else {
-            t.1 += u.count;
-        }
+        totals.entry(u.key_id).or_default().add(&u.outcome, u.count);
     }
-    let mut ranked: Vec<(String, (i64, i64))> = totals.into_iter().collect();
-    ranked.sort_by(|a, b| (b.1.0 + b.1.1).cmp(&(a.1.0 + a.1.1)).then(a.0.cmp(&b.0)));
+    let mut ranked: Vec<(String, Bar)> = totals.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.total().cmp(&a.1.total()).then(a.0.cmp(&b.0)));
     ranked.truncate(10);
     let ids: Vec<String> = ranked.iter().map(|(id, _)| id.clone()).collect();
     let names: std::collections::HashMap<String, (String, bool)> =
@@ -459,7 +458,7 @@ fn most_used(
             .collect();
     Ok(ranked
         .into_iter()
-        .map(|(id, (valid, rejected))| TopKey {
+        .map(|(id, Bar { valid, rejected })| TopKey {
             name: names.get(&id).map(|n| n.0.clone()).unwrap_or_default(),
             deleted: names.get(&id).is_some_and(|n| n.1),
             id,
@@ -1664,18 +1663,11 @@ pub async fn detail(
         Ok((owner, created_by, revoked_by, usage, history))
     })
     .await?;
-    let mut bars = vec![crate::domain::chart::Bar::default(); CHART_HOURS as usize];
+    let bars = hourly(&usage, start, CHART_HOURS)
+        .remove(&key.id)
+        .unwrap_or_else(|| vec![Bar::default(); CHART_HOURS as usize]);
     let mut by_outcome: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
     for u in &usage {
-        let i = (u.hour - start).num_hours();
-        if (0..CHART_HOURS).contains(&i) {
-            let bar = &mut bars[i as usize];
-            if u.outcome == "VALID" {
-                bar.valid += u.count;
-            } else {
-                bar.rejected += u.count;
-            }
-        }
         *by_outcome.entry(u.outcome.clone()).or_default() += u.count;
     }
     let key_with_owner = KeyWithOwner {
