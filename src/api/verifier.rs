@@ -409,49 +409,100 @@ impl KeyService {
     }
 
     fn flush_usage(&self, pool: &Pool) {
-        let batch: Vec<(UsageKey, i64)> = {
-            let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
-            usage.drain().collect()
-        };
-        if batch.is_empty() {
-            return;
-        }
-        let rows: Vec<crate::db::usage::Increment> = batch
-            .iter()
-            .map(|((k, w, h, o), n)| (k.clone(), w.clone(), *h, (*o).to_owned(), *n))
-            .collect();
-        let written = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
-            crate::db::usage::add(&mut conn, &rows).map_err(|e| e.to_string())
-        });
-        if let Err(e) = written {
-            tracing::warn!(error = %e, pending = batch.len(), "could not write usage counts; will retry");
-            let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
-            for (key, n) in batch {
-                *usage.entry(key).or_insert(0) += n;
-            }
-        }
+        drain_and_write(
+            &self.usage,
+            |batch| {
+                let rows: Vec<crate::db::usage::Increment> = batch
+                    .iter()
+                    .map(|((k, w, h, o), n)| (k.clone(), w.clone(), *h, (*o).to_owned(), *n))
+                    .collect();
+                let mut conn = pool.get().map_err(|e| e.to_string())?;
+                crate::db::usage::add(&mut conn, &rows).map_err(|e| e.to_string())
+            },
+            |count, n| *count += n,
+            "usage counts",
+        );
     }
 
     fn flush_last_used(&self, pool: &Pool) {
-        let batch: Vec<(String, NaiveDateTime)> = {
-            let mut used = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
-            used.drain().collect()
-        };
-        if batch.is_empty() {
-            return;
-        }
-        let written = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
-            keys::write_last_used(&mut conn, &batch).map_err(|e| e.to_string())
-        });
-        if let Err(e) = written {
-            tracing::warn!(error = %e, pending = batch.len(), "could not write last-used times; will retry");
-            let mut used = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
-            for (id, at) in batch {
-                let slot = used.entry(id).or_insert(at);
-                if *slot < at {
-                    *slot = at;
+        drain_and_write(
+            &self.last_used,
+            |batch| {
+                let mut conn = pool.get().map_err(|e| e.to_string())?;
+                keys::write_last_used(&mut conn, batch).map_err(|e| e.to_string())
+            },
+            |at, newer| *at = (*at).max(newer),
+            "last-used times",
+        );
+    }
+}
+
+/// Take everything buffered in `map` and write it. If writing fails, put it
+/// back, merging with what arrived meanwhile, so the next flush retries and
+/// nothing is lost.
+fn drain_and_write<K: std::hash::Hash + Eq, V>(
+    map: &Mutex<HashMap<K, V>>,
+    write: impl FnOnce(&[(K, V)]) -> Result<(), String>,
+    merge: impl Fn(&mut V, V),
+    what: &str,
+) {
+    let batch: Vec<(K, V)> = map
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+        .collect();
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(e) = write(&batch) {
+        tracing::warn!(error = %e, pending = batch.len(), "could not write {what}; will retry");
+        let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, v) in batch {
+            match map.entry(k) {
+                std::collections::hash_map::Entry::Occupied(mut slot) => merge(slot.get_mut(), v),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(v);
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_keeps_the_batch_and_merges_what_arrived_meanwhile() {
+        let map: Mutex<HashMap<&str, i64>> = Mutex::new(HashMap::from([("a", 5), ("b", 1)]));
+        drain_and_write(
+            &map,
+            |batch| {
+                assert_eq!(batch.len(), 2);
+                // New counts arrive while the database is down.
+                map.lock().unwrap().insert("a", 2);
+                Err("database down".into())
+            },
+            |count, n| *count += n,
+            "test counts",
+        );
+        assert_eq!(*map.lock().unwrap(), HashMap::from([("a", 7), ("b", 1)]));
+
+        let mut written = Vec::new();
+        drain_and_write(
+            &map,
+            |batch| {
+                written.extend_from_slice(batch);
+                Ok(())
+            },
+            |count, n| *count += n,
+            "test counts",
+        );
+        written.sort();
+        assert_eq!(written, vec![("a", 7), ("b", 1)]);
+        assert!(
+            map.lock().unwrap().is_empty(),
+            "a successful write empties the buffer"
+        );
     }
 }

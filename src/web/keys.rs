@@ -420,12 +420,7 @@ async fn list_page(
             .content_type("text/html; charset=utf-8")
             .body(results.render()?));
     }
-    let can_create = match kind {
-        ListKind::Personal => {
-            policy::authorize(&user.actor, Action::CreatePersonalKey).is_allowed()
-        }
-        _ => policy::authorize(&user.actor, Action::CreateWorkspaceKey).is_allowed(),
-    };
+    let can_create = policy::authorize(&user.actor, create_action(kind)).is_allowed();
     let page = ListPage {
         layout: Layout::new(&session, &user, kind.title(), kind.nav())?,
         kind,
@@ -730,6 +725,20 @@ pub struct CreateForm {
     resources: String,
 }
 
+/// The one-time form nonce (what makes a re-submitted create or regenerate
+/// form do nothing) must be present and look like one we issued.
+fn check_nonce(nonce: &str) -> Result<(), AppError> {
+    let ok =
+        !nonce.is_empty() && nonce.len() <= 64 && nonce.bytes().all(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::BadRequest(
+            "The form is incomplete. Reload the page and try again.".into(),
+        ))
+    }
+}
+
 /// Parse a form body that may repeat a field (checkboxes).
 fn parse_form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     serde_html_form::from_bytes(body).map_err(|e| {
@@ -812,14 +821,7 @@ async fn create(
             chosen.push(p.clone());
         }
     }
-    let nonce_ok = !form.nonce.is_empty()
-        && form.nonce.len() <= 64
-        && form.nonce.bytes().all(|b| b.is_ascii_alphanumeric());
-    if !nonce_ok {
-        return Err(AppError::BadRequest(
-            "The form is incomplete. Reload the page and try again.".into(),
-        ));
-    }
+    check_nonce(&form.nonce)?;
     let parsed = match (
         name,
         description,
@@ -1370,14 +1372,7 @@ pub async fn regenerate(
             StatusCode::UNPROCESSABLE_ENTITY,
         );
     };
-    if form.nonce.is_empty()
-        || form.nonce.len() > 64
-        || !form.nonce.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
-        return Err(AppError::BadRequest(
-            "The form is incomplete. Reload the page and try again.".into(),
-        ));
-    }
+    check_nonce(&form.nonce)?;
     let (secret, facts) = dk::generate(key.environment());
     let ctx = user.audit();
     let k = key.clone();
