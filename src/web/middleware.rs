@@ -120,11 +120,13 @@ struct ErrorPage<'a> {
     info: &'a ErrorInfo,
 }
 
-/// The fragment htmx puts into the page's message area.
+/// The fragment htmx puts into the page's message area, or into the open
+/// dialog when the request came from one (the message area is behind it).
 #[derive(Template)]
 #[template(path = "error_partial.html")]
 struct ErrorPartial<'a> {
     info: &'a ErrorInfo,
+    in_dialog: bool,
 }
 
 /// Render errors for their audience: JSON under `/api`, a fragment swapped
@@ -136,6 +138,10 @@ pub async fn render_errors(
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let is_api = req.path().starts_with("/api/");
     let is_htmx = req.headers().contains_key("hx-request");
+    let from_dialog = req
+        .headers()
+        .get("hx-target")
+        .is_some_and(|t| t.as_bytes() == b"dialog-body");
     let path = req.path().to_owned();
     let res = next.call(req).await?;
     let info = res.response().extensions().get::<ErrorInfo>().cloned();
@@ -164,9 +170,21 @@ pub async fn render_errors(
                 .finish()
         }
     } else if is_htmx {
-        let body = ErrorPartial { info: &info }.render().unwrap_or_default();
+        let body = ErrorPartial {
+            info: &info,
+            in_dialog: from_dialog,
+        }
+        .render()
+        .unwrap_or_default();
         HttpResponse::build(status)
-            .insert_header(("HX-Retarget", "#flash"))
+            .insert_header((
+                "HX-Retarget",
+                if from_dialog {
+                    "#dialog-body"
+                } else {
+                    "#flash"
+                },
+            ))
             .insert_header(("HX-Reswap", "innerHTML"))
             .content_type("text/html; charset=utf-8")
             .body(body)

@@ -328,6 +328,30 @@ async fn the_per_user_key_limit_holds_under_concurrent_requests() {
         nina.submit_new_key("/account/keys", &[]).await.status(),
         StatusCode::CONFLICT
     );
+
+    // From the create dialog (htmx), the refusal is shown in the dialog, not
+    // in the message area behind the modal backdrop.
+    let token = nina.csrf().await;
+    let res = nina
+        .client
+        .post(nina.url("/account/keys"))
+        .header("HX-Request", "true")
+        .header("HX-Target", "dialog-body")
+        .header("X-CSRF-Token", token)
+        .form(&[
+            ("nonce", "fromdialog"),
+            ("name", "one more"),
+            ("environment", "live"),
+            ("expiry", "30"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert_eq!(res.headers()["hx-retarget"], "#dialog-body");
+    let body = res.text().await.unwrap();
+    assert!(body.contains("id=\"dialog-title\"") && body.contains("data-close-dialog"));
+    assert!(body.contains("You already have 5 personal keys"));
 }
 
 #[tokio::test]
