@@ -105,3 +105,105 @@ async fn passwords_are_stored_as_argon2id() {
     );
     assert!(!hash.contains(ADMIN_PASSWORD));
 }
+
+/// Every state-changing route, with real ids so the request would otherwise
+/// succeed, refuses a form without the CSRF token and changes nothing.
+#[tokio::test]
+async fn every_state_changing_route_refuses_a_missing_csrf_token() {
+    let (app, admin) = spawn_ready().await;
+    let key = admin
+        .create_key("/workspace/keys", &[("name", "guarded")])
+        .await;
+    let res = admin
+        .post_form(
+            "/workspace/users",
+            &[
+                ("email", "bob@example.com"),
+                ("name", "Bob"),
+                ("role", "normal"),
+            ],
+        )
+        .await;
+    let invite = invite_link(&res.text().await.unwrap()).unwrap();
+    let invite_path = format!("/invite/{}", invite.rsplit('/').next().unwrap());
+    let bob = app
+        .with_db(|c| {
+            keyward::db::users::find_active_by_email(c, "bob@example.com")
+                .unwrap()
+                .unwrap()
+                .id
+        })
+        .await;
+    let (_, settings) = admin.page("/workspace/settings").await;
+    let perm = settings
+        .split("/workspace/settings/permissions/")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let before = app.events().await.len();
+    let k = &key.id;
+    let paths = [
+        "/logout".to_owned(),
+        "/login".to_owned(),
+        "/setup".to_owned(),
+        invite_path.clone(),
+        "/account/password".to_owned(),
+        "/account/keys".to_owned(),
+        "/workspace/keys".to_owned(),
+        "/keys/bulk-revoke".to_owned(),
+        "/keys/bulk-revoke/confirm".to_owned(),
+        format!("/keys/{k}/disable"),
+        format!("/keys/{k}/enable"),
+        format!("/keys/{k}/review"),
+        format!("/keys/{k}/edit"),
+        format!("/keys/{k}/regenerate"),
+        format!("/keys/{k}/revoke"),
+        format!("/keys/{k}/delete"),
+        "/workspace/users".to_owned(),
+        format!("/workspace/users/{bob}/role"),
+        format!("/workspace/users/{bob}/invite"),
+        format!("/workspace/users/{bob}/remove"),
+        "/workspace/settings/api-keys".to_owned(),
+        "/workspace/settings/limits".to_owned(),
+        "/workspace/settings/permissions".to_owned(),
+        format!("/workspace/settings/permissions/{perm}"),
+        format!("/workspace/settings/permissions/{perm}/retire"),
+        format!("/workspace/settings/permissions/{perm}/restore"),
+    ];
+    for path in &paths {
+        let fields = [
+            ("ids", key.id.as_str()),
+            ("enabled", "off"),
+            ("role", "operator"),
+            ("name", "changed"),
+            ("email", "x@example.com"),
+            ("max_keys_per_user", "1"),
+            ("description", "changed"),
+            ("grace", "0"),
+            ("nonce", "abc"),
+            ("password", "long enough password"),
+            ("password_confirm", "long enough password"),
+        ];
+        let res = admin.post_raw(path, &fields).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::FORBIDDEN,
+            "POST {path} without a token"
+        );
+    }
+    assert_eq!(
+        app.events().await.len(),
+        before,
+        "no event: nothing changed"
+    );
+    assert_eq!(me(&app.base, &key.secret).await.0, StatusCode::OK);
+    assert!(admin.signed_in().await);
+    assert_eq!(
+        app.browser().get(&invite_path).await.status(),
+        StatusCode::OK,
+        "invitation unused"
+    );
+}
