@@ -70,10 +70,27 @@ pub async fn change_password(
     let form = form.into_inner();
     let mut errors = FormErrors::default();
     let new = errors.check(NewPassword::parse(&form.password, &form.password_confirm));
+    // Like sign-in: the attempt counts before the slow check, so parallel
+    // guesses of the current password cannot outrun the limit.
+    let attempt = state
+        .password_change
+        .reserve(&user.user.id, std::time::Instant::now())
+        .map_err(|wait| {
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            AppError::TooManyRequests {
+                message: format!(
+                    "Too many wrong current passwords. Wait {minutes} minute{} and try again; nothing was changed.",
+                    if minutes == 1 { "" } else { "s" }
+                ),
+                retry_after_secs: wait.as_secs().max(1),
+            }
+        })?;
     let stored = user.user.password_hash.clone().unwrap_or_default();
     let current = form.current_password;
     let current_ok = web::block(move || password::verify(&current, &stored)).await?;
-    if !current_ok {
+    if current_ok {
+        state.password_change.refund(&user.user.id, attempt);
+    } else {
         errors.add("current_password", "Your current password is not correct.");
     }
     let Some(new) = new.filter(|_| errors.is_empty()) else {
@@ -86,8 +103,8 @@ pub async fn change_password(
     let ctx = user.audit();
     let user_id = user.user.id.clone();
     let keep = crate::domain::ids::token_digest(&user.session_secret);
+    let hash = web::block(move || password::hash(new.as_str())).await??;
     let ended = db(&state, move |c| {
-        let hash = password::hash(new.as_str())?;
         Ok(users::change_password(c, &ctx, &user_id, &hash, &keep)?)
     })
     .await?;

@@ -17,10 +17,19 @@ use serde::Deserialize;
 use serde_json::json;
 use std::time::Instant;
 
-/// Only same-site paths are accepted as a post-login destination.
+/// The post-login destination: only a plain path on this site. A value
+/// that starts with `//`, holds a backslash, white space or a control
+/// character (browsers drop tabs and newlines and would read `/\t/host` as
+/// another host), or does not parse as a path, sends the user home.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") => {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.len() <= 2048
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+                && n.parse::<actix_web::http::uri::PathAndQuery>().is_ok() =>
+        {
             n.to_owned()
         }
         _ => "/".to_owned(),
@@ -106,16 +115,6 @@ pub async fn login(
     let email = form.email.trim().to_lowercase();
     let ip = client_ip(&req);
     let ua = user_agent(&req);
-    let account_key = email.clone();
-    let ip_key = ip.clone().unwrap_or_default();
-    let now = Instant::now();
-    if let Err(wait) = state
-        .login_by_ip
-        .check(&ip_key, now)
-        .and_then(|()| state.login_by_account.check(&account_key, now))
-    {
-        return Err(throttled(wait));
-    }
     if email.is_empty() || form.password.is_empty() {
         let page = LoginPage {
             layout: Layout::anonymous(&session, "Sign in")?,
@@ -126,51 +125,73 @@ pub async fn login(
         };
         return render(&page, StatusCode::UNPROCESSABLE_ENTITY);
     }
-    let password_input = form.password;
-    let lookup_email = email.clone();
-    let (ip2, ua2) = (ip.clone(), ua.clone());
-    let lifetime = state.session_lifetime();
-    // Verification is CPU-heavy: it runs on the blocking pool with the
-    // lookup. Unknown accounts cost the same time as known ones.
-    let outcome = db(&state, move |c| {
-        let Some(user) = users::find_active_by_email(c, &lookup_email)? else {
-            password::verify_dummy(&password_input);
-            return Ok(None);
-        };
-        let ok = match &user.password_hash {
-            Some(hash) => password::verify(&password_input, hash),
-            None => {
-                password::verify_dummy(&password_input);
-                false
-            }
-        };
-        let ctx = AuditContext {
-            workspace_id: user.workspace_id.clone(),
-            actor_id: Some(user.id.clone()),
-            actor_label: user.email.clone(),
-            ip: ip2.clone(),
-            user_agent: ua2.clone(),
-        };
-        let target = EventTarget::user(&user.id, &user.email);
-        if !ok {
-            events::record(c, &ctx, "login.failed", target, json!({}))?;
-            return Ok(None);
+    // Count the attempt before the password is checked, so a burst of
+    // parallel guesses cannot all be evaluated before the first failure is
+    // recorded. A successful sign-in gives its slots back.
+    let ip_key = ip.clone().unwrap_or_default();
+    let now = Instant::now();
+    let by_ip = state.login_by_ip.reserve(&ip_key, now).map_err(throttled)?;
+    let by_account = match state.login_by_account.reserve(&email, now) {
+        Ok(r) => r,
+        Err(wait) => {
+            state.login_by_ip.refund(&ip_key, by_ip);
+            return Err(throttled(wait));
         }
-        sessions::purge_expired(c, lifetime)?;
-        let secret = sessions::create(c, &user, ip2.as_deref(), ua2.as_deref())?;
-        events::record(c, &ctx, "login.succeeded", target, json!({}))?;
-        Ok(Some(secret))
+    };
+    let lookup_email = email.clone();
+    let user = db(&state, move |c| {
+        Ok(users::find_active_by_email(c, &lookup_email)?)
     })
     .await?;
+    // Hashing is CPU-heavy: it runs on the blocking pool without holding a
+    // database connection, so a burst of sign-ins cannot starve key checks
+    // of connections. Unknown accounts cost the same time as known ones.
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    let password_input = form.password;
+    let ok = web::block(move || match stored {
+        Some(hash) => password::verify(&password_input, &hash),
+        None => {
+            password::verify_dummy(&password_input);
+            false
+        }
+    })
+    .await?;
+    let lifetime = state.session_lifetime();
+    let (ip2, ua2) = (ip.clone(), ua.clone());
+    let outcome = match user {
+        None => None,
+        Some(user) => {
+            db(&state, move |c| {
+                let ctx = AuditContext {
+                    workspace_id: user.workspace_id.clone(),
+                    actor_id: Some(user.id.clone()),
+                    actor_label: user.email.clone(),
+                    ip: ip2.clone(),
+                    user_agent: ua2.clone(),
+                };
+                let target = EventTarget::user(&user.id, &user.email);
+                if !ok {
+                    events::record(c, &ctx, "login.failed", target, json!({}))?;
+                    return Ok(None);
+                }
+                sessions::purge_expired(c, lifetime)?;
+                let secret = sessions::create(c, &user, ip2.as_deref(), ua2.as_deref())?;
+                events::record(c, &ctx, "login.succeeded", target, json!({}))?;
+                Ok(Some(secret))
+            })
+            .await?
+        }
+    };
     match outcome {
         Some(secret) => {
-            state.login_by_account.clear(&account_key);
+            state.login_by_account.clear(&email);
+            state.login_by_ip.refund(&ip_key, by_ip);
             session::sign_in(&session, secret)?;
             Ok(see_other(&next))
         }
         None => {
-            state.login_by_account.record(&account_key, now);
-            state.login_by_ip.record(&ip_key, now);
+            // The reservations stay: they were the failures.
+            let _ = by_account;
             tracing::info!(ip = ?ip, "failed sign-in");
             let page = LoginPage {
                 layout: Layout::anonymous(&session, "Sign in")?,
@@ -320,8 +341,8 @@ pub async fn setup(
         return render(&page, StatusCode::UNPROCESSABLE_ENTITY);
     };
     let (ip, ua) = (client_ip(&req), user_agent(&req));
+    let hash = web::block(move || password::hash(password.as_str())).await??;
     let secret = db(&state, move |c| {
-        let hash = password::hash(password.as_str())?;
         let result = users::setup_first_workspace(
             c,
             &workspace.into_inner(),
@@ -421,8 +442,8 @@ pub async fn invite(
         return render(&page, StatusCode::UNPROCESSABLE_ENTITY);
     };
     let (ip, ua) = (client_ip(&req), user_agent(&req));
+    let hash = web::block(move || password::hash(password.as_str())).await??;
     db(&state, move |c| {
-        let hash = password::hash(password.as_str())?;
         users::accept_invite(c, &digest, &hash, ip, ua)?.ok_or_else(invalid_invite)
     })
     .await?;
@@ -431,4 +452,36 @@ pub async fn invite(
         Flash::success("Your password is set. Sign in with your email and new password."),
     )?;
     Ok(see_other("/login"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_only_ever_a_path_on_this_site() {
+        for good in [
+            "/",
+            "/workspace/keys",
+            "/workspace/keys?q=grafana&view=all",
+            "/keys/key_1%20x",
+        ] {
+            assert_eq!(safe_next(Some(good)), good);
+        }
+        for bad in [
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\nSet-Cookie: x=1",
+            "/ /evil.example",
+            "/caf\u{e9}",
+            "evil",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }

@@ -31,6 +31,8 @@ pub struct AppState {
     pub login_by_account: Throttle,
     /// Failed sign-ins per client address.
     pub login_by_ip: Throttle,
+    /// Wrong current passwords on the change-password form, per user.
+    pub password_change: Throttle,
     /// Digest of the one-time first-run setup token, while setup is pending.
     pub setup_token_digest: Mutex<Option<String>>,
     /// Key checking: cache, rate limits, last-used buffer.
@@ -44,6 +46,7 @@ impl AppState {
             config,
             login_by_account: Throttle::new(5, Duration::from_secs(15 * 60)),
             login_by_ip: Throttle::new(50, Duration::from_secs(15 * 60)),
+            password_change: Throttle::new(5, Duration::from_secs(15 * 60)),
             setup_token_digest: Mutex::new(setup_token_digest),
             keys: crate::api::verifier::KeyService::new(),
         }
@@ -118,7 +121,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(account::password_form)
         .service(account::change_password)
         .service(keys::personal_list)
+        .service(keys::personal_search)
         .service(keys::workspace_list)
+        .service(keys::workspace_search)
         .service(keys::new_personal)
         .service(keys::new_workspace)
         .service(keys::create_personal)
