@@ -129,3 +129,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     events
 );
+
+diesel::table! {
+    instance_setup (id) {
+        id -> Integer,
+        workspace_id -> Text,
+        completed_at -> Timestamp,
+    }
+}

@@ -119,11 +119,21 @@ pub fn setup_first_workspace(
     ip: Option<String>,
     user_agent: Option<String>,
 ) -> Result<(Workspace, User), UserChangeError> {
-    conn.transaction(|conn| {
+    let result = conn.transaction(|conn| {
         if workspaces::any_exists(conn)? {
             return Err(UserChangeError::AlreadySetUp);
         }
         let ws = workspaces::insert(conn, workspace_name)?;
+        // The once-only marker: a concurrent setup that passed the check
+        // above too fails here (PostgreSQL) or at its first write (SQLite)
+        // and rolls back everything it did.
+        diesel::insert_into(super::schema::instance_setup::table)
+            .values((
+                super::schema::instance_setup::id.eq(1),
+                super::schema::instance_setup::workspace_id.eq(&ws.id),
+                super::schema::instance_setup::completed_at.eq(ws.created_at),
+            ))
+            .execute(conn)?;
         let admin = insert_user(
             conn,
             &ws.id,
@@ -148,7 +158,14 @@ pub fn setup_first_workspace(
             json!({ "admin": admin.email }),
         )?;
         Ok((ws, admin))
-    })
+    });
+    match result {
+        // Whatever failed, if another setup won the race, say so.
+        Err(UserChangeError::Db(_)) if workspaces::any_exists(conn).unwrap_or(false) => {
+            Err(UserChangeError::AlreadySetUp)
+        }
+        other => other,
+    }
 }
 
 /// Create an additional workspace with its first admin (used by operators'
