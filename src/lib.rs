@@ -13,7 +13,7 @@ pub mod web;
 use crate::config::Config;
 use crate::error::AppError;
 use crate::web::AppState;
-use crate::web::middleware::{csrf_guard, log_requests, render_errors};
+use crate::web::middleware::{csrf_guard, log_requests, reject_control_characters, render_errors};
 use actix_session::SessionMiddleware;
 use actix_session::config::BrowserSession;
 use actix_session::storage::CookieSessionStore;
@@ -135,6 +135,7 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
                 Err::<actix_web::HttpResponse, _>(AppError::NotFound)
             }))
             .wrap(from_fn(csrf_guard))
+            .wrap(from_fn(reject_control_characters))
             .wrap(session)
             .wrap(from_fn(render_errors))
             .wrap(

@@ -19,22 +19,28 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Largest form body read while looking for the token.
 const MAX_FORM: usize = 256 * 1024;
 
-/// Log one line per request: method, path (never the query string, which
-/// may hold tokens), status and duration. Headers are never logged.
+/// Log one line per request: method, route pattern, status and duration.
+/// The route pattern (`/invite/{token}`), never the path, because paths can
+/// carry secrets (invitation tokens; a key pasted where an id goes); and
+/// never the query string or headers. A request that matched no route is
+/// logged as `(no route)` for the same reason.
 pub async fn log_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.path().to_owned();
     let res = next.call(req).await?;
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "(no route)".to_owned());
     let status = res.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {
-        tracing::warn!(%method, %path, status, ms, "request");
+        tracing::warn!(%method, %route, status, ms, "request");
     } else {
-        tracing::info!(%method, %path, status, ms, "request");
+        tracing::info!(%method, %route, status, ms, "request");
     }
     Ok(res)
 }
@@ -58,6 +64,94 @@ fn bytes_to_payload(buf: web::Bytes) -> Payload {
     Payload::from(payload)
 }
 
+fn is_form(req: &ServiceRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// Read a form body into memory (it is small: at most [`MAX_FORM`]) and put
+/// it back so the handler can still read it. `Ok(None)` when the body is
+/// too large.
+async fn buffer_form(req: &mut ServiceRequest) -> Result<Option<web::Bytes>, Error> {
+    let mut body = web::BytesMut::new();
+    let mut payload = req.take_payload();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut payload).await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > MAX_FORM {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let body = body.freeze();
+    req.set_payload(bytes_to_payload(body.clone()));
+    Ok(Some(body))
+}
+
+fn too_large() -> AppError {
+    AppError::BadRequest("The form is too large; nothing was changed.".into())
+}
+
+/// Control characters (a NUL byte above all, which PostgreSQL refuses in
+/// text) are turned away at the edge of the web application, in one place,
+/// with the answer a person expects: 404 for an address that cannot exist,
+/// 400 for a search, filter or form. Tabs and line breaks stay allowed in
+/// form fields (descriptions are multi-line). The JSON API checks its own
+/// input and stores none of it, so it is left to its handlers.
+pub async fn reject_control_characters(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    if req.path().starts_with("/api/") {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    let path = req.uri().path();
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    if decoded.chars().any(char::is_control) {
+        return Ok(req.error_response(AppError::NotFound));
+    }
+    let refused = || {
+        AppError::BadRequest(
+            "The request contains a control character (such as a NUL byte), which keyward does not accept. Remove it and try again; nothing was changed."
+                .into(),
+        )
+    };
+    let query = req.query_string();
+    if !query.is_empty() {
+        match serde_urlencoded::from_str::<Vec<(String, String)>>(query) {
+            Ok(pairs)
+                if pairs
+                    .iter()
+                    .any(|(k, v)| has_control(k, false) || has_control(v, false)) =>
+            {
+                return Ok(req.error_response(refused()));
+            }
+            _ => {}
+        }
+    }
+    if is_state_changing(req.method()) && is_form(&req) {
+        let Some(body) = buffer_form(&mut req).await? else {
+            return Ok(req.error_response(too_large()));
+        };
+        if let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+            && pairs
+                .iter()
+                .any(|(k, v)| has_control(k, false) || has_control(v, true))
+        {
+            return Ok(req.error_response(refused()));
+        }
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// Whether `s` holds a control character; tabs and line breaks count only
+/// when `multi_line` is false.
+fn has_control(s: &str, multi_line: bool) -> bool {
+    s.chars()
+        .any(|c| c.is_control() && !(multi_line && matches!(c, '\t' | '\n' | '\r')))
+}
+
 /// Every state-changing request to the web application must carry the
 /// session's CSRF token, in the `X-CSRF-Token` header (htmx) or the
 /// `csrf_token` form field (plain forms). The JSON API is authenticated by
@@ -75,37 +169,23 @@ pub async fn csrf_guard(
         .get(CSRF_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if provided.is_none() {
-        let is_form = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-        if is_form {
-            let mut body = web::BytesMut::new();
-            let mut payload = req.take_payload();
-            while let Some(chunk) = futures_util::StreamExt::next(&mut payload).await {
-                let chunk = chunk?;
-                if body.len() + chunk.len() > MAX_FORM {
-                    let res = AppError::BadRequest("The form is too large.".into());
-                    return Ok(req.error_response(res));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            let body = body.freeze();
-            provided = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
-                .ok()
-                .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == CSRF_FIELD))
-                .map(|(_, v)| v);
-            req.set_payload(bytes_to_payload(body));
-        }
+    if provided.is_none() && is_form(&req) {
+        let Some(body) = buffer_form(&mut req).await? else {
+            return Ok(req.error_response(too_large()));
+        };
+        provided = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+            .ok()
+            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == CSRF_FIELD))
+            .map(|(_, v)| v);
     }
     match (expected, provided) {
         (Some(expected), Some(provided)) if same(&expected, &provided) => {
             Ok(next.call(req).await?.map_into_boxed_body())
         }
         _ => {
-            tracing::info!(path = %req.path(), "rejected request without a valid CSRF token");
+            // No path here: it can hold a token; the request line logged
+            // by `log_requests` names the route.
+            tracing::info!(method = %req.method(), "rejected request without a valid CSRF token");
             Ok(req.error_response(AppError::Csrf))
         }
     }
