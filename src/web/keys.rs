@@ -320,9 +320,18 @@ async fn list_page(
     user: CurrentUser,
     kind: ListKind,
     query: ListQuery,
+    posted: bool,
 ) -> Result<HttpResponse, AppError> {
     authorize(&user, kind.action())?;
     let q = query.q.trim().to_owned();
+    let expiring = query.expiring.as_deref() == Some("1");
+    let full_key = matches!(dk::value_query(&q), Some(ValueQuery::Full(_)));
+    // The search form posts, so a pasted key travels in a body and never in
+    // a URL. Without htmx the answer is a redirect to the list's address
+    // with the query (a pasted key replaced below, after its lookup).
+    if posted && !is_htmx(&req) && !full_key {
+        return Ok(super::see_other(&kind.url_with(&q, expiring)));
+    }
     let after = match query.after.as_deref().filter(|a| !a.is_empty()) {
         Some(raw) => Some(Cursor::decode(raw).ok_or_else(|| {
             AppError::BadRequest("The page link is not valid. Go back to the first page.".into())
@@ -332,7 +341,6 @@ async fn list_page(
     let ws = user.actor.workspace_id.clone();
     let scope = kind.scope(&user);
     let search = q.clone();
-    let expiring = query.expiring.as_deref() == Some("1");
     let now = crate::db::now();
     let soon = now + chrono::TimeDelta::days(EXPIRING_DAYS);
     let personal = kind == ListKind::Personal;
@@ -379,7 +387,7 @@ async fn list_page(
                     || r.key.previous_digest.as_deref() == Some(&facts.digest)
             })
             .map_or_else(|| facts.excerpt(), |r| r.key.id.clone());
-        let url = kind.url(&replacement);
+        let url = kind.url_with(&replacement, expiring);
         if !is_htmx(&req) {
             return Ok(super::see_other(&url));
         }
@@ -390,6 +398,10 @@ async fn list_page(
         Some(_) => String::new(),
         None => q.clone(),
     };
+    // Searches post, so htmx is told the address to show for the results.
+    let push_url = safe_url
+        .clone()
+        .or_else(|| posted.then(|| kind.url_with(&q_shown, expiring)));
     let results = Results {
         csrf: session::csrf_token(&session)?,
         kind,
@@ -413,7 +425,7 @@ async fn list_page(
     };
     if is_htmx(&req) {
         let mut res = HttpResponse::Ok();
-        if let Some(url) = safe_url {
+        if let Some(url) = push_url {
             res.insert_header(("HX-Push-Url", url));
         }
         return Ok(res
@@ -463,6 +475,16 @@ fn most_used(
         .collect())
 }
 
+impl ListQuery {
+    /// Which workspace list the query is for.
+    fn workspace_kind(&self) -> ListKind {
+        match self.view.as_deref() {
+            Some("all") => ListKind::All,
+            _ => ListKind::Workspace,
+        }
+    }
+}
+
 #[get("/account/keys")]
 pub async fn personal_list(
     req: HttpRequest,
@@ -471,15 +493,22 @@ pub async fn personal_list(
     user: CurrentUser,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
-    list_page(
-        req,
-        state,
-        session,
-        user,
-        ListKind::Personal,
-        query.into_inner(),
-    )
-    .await
+    let query = query.into_inner();
+    list_page(req, state, session, user, ListKind::Personal, query, false).await
+}
+
+/// Search of the personal list: a POST, so that a pasted key is never in
+/// a URL (browser history, proxy logs).
+#[post("/account/keys/search")]
+pub async fn personal_search(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    form: web::Form<ListQuery>,
+) -> Result<HttpResponse, AppError> {
+    let query = form.into_inner();
+    list_page(req, state, session, user, ListKind::Personal, query, true).await
 }
 
 #[get("/workspace/keys")]
@@ -490,11 +519,23 @@ pub async fn workspace_list(
     user: CurrentUser,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let kind = match query.view.as_deref() {
-        Some("all") => ListKind::All,
-        _ => ListKind::Workspace,
-    };
-    list_page(req, state, session, user, kind, query.into_inner()).await
+    let query = query.into_inner();
+    let kind = query.workspace_kind();
+    list_page(req, state, session, user, kind, query, false).await
+}
+
+/// Search of the workspace lists, by POST like [`personal_search`].
+#[post("/workspace/keys/search")]
+pub async fn workspace_search(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    form: web::Form<ListQuery>,
+) -> Result<HttpResponse, AppError> {
+    let query = form.into_inner();
+    let kind = query.workspace_kind();
+    list_page(req, state, session, user, kind, query, true).await
 }
 
 /// A generic page around a fragment, for requests without htmx.
