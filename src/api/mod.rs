@@ -35,11 +35,18 @@ pub fn json_error(status: StatusCode, code: &str, message: &str) -> HttpResponse
     HttpResponse::build(status).json(json!({ "error": { "code": code, "message": message } }))
 }
 
-/// The bearer token of the request, if any.
-fn bearer(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+/// The bearer token of the request. No `Authorization: Bearer` header is
+/// [`Outcome::missing`]; a header that is not visible ASCII (no key ever
+/// is) is a malformed key, not a missing one.
+fn bearer(req: &HttpRequest) -> Result<&str, Outcome> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Err(Outcome::missing());
+    };
+    let value = value.to_str().map_err(|_| Outcome::malformed_header())?;
+    match value.trim().split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim()),
+        _ => Err(Outcome::missing()),
+    }
 }
 
 fn rfc3339(t: Option<chrono::NaiveDateTime>) -> serde_json::Value {
@@ -91,8 +98,9 @@ pub async fn me(
     state: web::Data<AppState>,
     query: web::Query<MeQuery>,
 ) -> HttpResponse {
-    let Some(token) = bearer(&req) else {
-        return failure_response(&Outcome::missing());
+    let token = match bearer(&req) {
+        Ok(token) => token,
+        Err(outcome) => return failure_response(&outcome),
     };
     let requirements = Requirements {
         environment: query.environment.clone(),

@@ -119,6 +119,14 @@ impl Outcome {
         self
     }
 
+    /// An `Authorization` header with characters no key has.
+    pub fn malformed_header() -> Self {
+        Outcome::new(
+            Code::Malformed,
+            "The Authorization header holds characters that no keyward key has. Send \"Authorization: Bearer sk_live_…\" with the key exactly as it was shown.",
+        )
+    }
+
     /// No `Authorization: Bearer` header.
     pub fn missing() -> Self {
         Outcome::new(

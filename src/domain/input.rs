@@ -26,6 +26,71 @@ impl fmt::Display for FieldError {
     }
 }
 
+/// Characters that reorder the text around them (bidirectional embeddings,
+/// overrides, isolates and marks): in a name they can make "Grafana
+/// (read-only)" display as something else, so names refuse them.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Characters that take no visible space (zero-width, joiners, fillers,
+/// the byte-order mark, variation selectors, the soft hyphen).
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200D}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+        )
+        || is_bidi_control(c)
+}
+
+/// The checks every piece of text shown to other people passes: no control
+/// characters (line breaks only where `multi_line`), no bidirectional
+/// overrides, and, when not empty, at least one visible character.
+pub fn check_display_text(
+    field: &'static str,
+    label: &str,
+    value: &str,
+    multi_line: bool,
+) -> Result<(), FieldError> {
+    if value
+        .chars()
+        .any(|c| c.is_control() && !(multi_line && matches!(c, '\n' | '\r' | '\t')))
+    {
+        return Err(FieldError::new(
+            field,
+            format!("{label} must not contain control characters."),
+        ));
+    }
+    if value.chars().any(is_bidi_control) {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "{label} must not contain characters that change the direction of text (such as U+202E)."
+            ),
+        ));
+    }
+    if !value.is_empty() && value.chars().all(is_invisible) {
+        return Err(FieldError::new(
+            field,
+            format!("{label} must contain visible characters."),
+        ));
+    }
+    Ok(())
+}
+
 fn bounded_text(
     field: &'static str,
     label: &str,
@@ -42,12 +107,7 @@ fn bounded_text(
             format!("{label} must be at most {max} characters."),
         ));
     }
-    if value.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            field,
-            format!("{label} must not contain control characters."),
-        ));
-    }
+    check_display_text(field, label, value, false)?;
     Ok(value.to_owned())
 }
 
@@ -188,6 +248,28 @@ mod tests {
         assert!(PersonName::parse(&"x".repeat(101)).is_err());
         assert!(PersonName::parse("a\u{0}b").is_err());
         assert!(WorkspaceName::parse(&"x".repeat(100)).is_ok());
+    }
+
+    #[test]
+    fn invisible_and_direction_changing_text_is_refused() {
+        for bad in [
+            "\u{200B}",
+            " \u{200B}\u{FEFF} ",
+            "\u{2060}\u{00AD}",
+            "evil\u{202E}gpj.exe",
+            "a\u{2066}b",
+        ] {
+            assert!(PersonName::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        for good in ["Ada Lovelace", "Zoë", "李小龙", "O'Brien-Smith", "👩‍💻 Dev"] {
+            assert!(
+                PersonName::parse(good).is_ok(),
+                "{good:?} should be accepted"
+            );
+        }
+        assert!(check_display_text("d", "Description", "line one\nline two", true).is_ok());
+        assert!(check_display_text("d", "Description", "line one\nline two", false).is_err());
+        assert!(check_display_text("d", "Description", "", true).is_ok());
     }
 
     #[test]

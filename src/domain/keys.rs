@@ -434,12 +434,7 @@ pub fn parse_name(raw: &str) -> Result<String, FieldError> {
             "Name must be at most 100 characters.",
         ));
     }
-    if v.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            "name",
-            "Name must not contain control characters.",
-        ));
-    }
+    crate::domain::input::check_display_text("name", "Name", v, false)?;
     Ok(v.to_owned())
 }
 
@@ -452,14 +447,7 @@ pub fn parse_description(raw: &str) -> Result<String, FieldError> {
             "Description must be at most 500 characters.",
         ));
     }
-    if v.chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-    {
-        return Err(FieldError::new(
-            "description",
-            "Description must not contain control characters.",
-        ));
-    }
+    crate::domain::input::check_display_text("description", "Description", v, true)?;
     Ok(v.to_owned())
 }
 

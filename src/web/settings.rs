@@ -248,7 +248,11 @@ fn parse_permission_name(raw: &str) -> Result<String, FieldError> {
 
 fn parse_permission_description(raw: &str) -> Result<String, FieldError> {
     let v = raw.trim();
-    if v.is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control) {
+    if v.is_empty()
+        || v.chars().count() > 200
+        || crate::domain::input::check_display_text("perm_description", "Description", v, false)
+            .is_err()
+    {
         return Err(FieldError::new(
             "perm_description",
             "Describe the permission in 1 to 200 characters.",

@@ -139,15 +139,28 @@ pub async fn add(
             let added = db(&state, move |c| {
                 match users::add(c, &ctx, email.as_str(), &name.into_inner(), role, &digest) {
                     Ok(u) => Ok(Ok(u)),
-                    Err(UserChangeError::EmailTaken) => Ok(Err(())),
+                    Err(UserChangeError::EmailTaken) => {
+                        // Say "already here" only about this workspace's own
+                        // users; an account elsewhere is never confirmed.
+                        let here = users::find_active_by_email(c, email.as_str())?
+                            .is_some_and(|u| u.workspace_id == ctx.workspace_id);
+                        Ok(Err(here))
+                    }
                     Err(e) => Err(AppError::Internal(e.to_string())),
                 }
             })
             .await?;
             match added {
                 Ok(added) => Some((added, token)),
-                Err(()) => {
-                    errors.add("email", "An active user with this email already exists.");
+                Err(true) => {
+                    errors.add("email", "This person is already a user of this workspace.");
+                    None
+                }
+                Err(false) => {
+                    errors.add(
+                        "email",
+                        "This email address cannot be added. Check it, or use another address for this person.",
+                    );
                     None
                 }
             }

@@ -241,3 +241,180 @@ async fn secrets_never_reach_the_log_and_usage_survives_shutdown() {
     );
     assert!(!format!("{stored:?}").contains(random));
 }
+
+/// Eight `keyward setup` commands at once on a fresh database: exactly one
+/// creates a workspace; the others say setup is done and change nothing.
+#[tokio::test]
+async fn concurrent_setup_commands_create_exactly_one_workspace() {
+    let (db, _guard) = tokio::task::spawn_blocking(fresh_database).await.unwrap();
+    let out = keyward(&db).arg("migrate").output().unwrap();
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, "automation password\n").unwrap();
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            keyward(&db)
+                .args(["setup", "--workspace", &format!("Acme {i}")])
+                .args(["--admin-email", &format!("ops{i}@example.com")])
+                .arg("--admin-password-file")
+                .arg(&password_file)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs = tokio::task::spawn_blocking(move || {
+        children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    let succeeded = outputs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(succeeded, 1, "exactly one setup succeeds");
+    for o in outputs.iter().filter(|o| !o.status.success()) {
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            stderr.contains("setup has already been completed"),
+            "{stderr}"
+        );
+    }
+    let pool = keyward::db::pool(&db, 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    let (workspaces, users): (i64, i64) = {
+        use diesel::prelude::*;
+        use keyward::db::schema;
+        (
+            schema::workspaces::table
+                .count()
+                .get_result(&mut conn)
+                .unwrap(),
+            schema::users::table.count().get_result(&mut conn).unwrap(),
+        )
+    };
+    assert_eq!((workspaces, users), (1, 1));
+}
+
+/// The first-run setup token and an invitation token, used the way a person
+/// would (and once with a forged form), appear in no log line, even at the
+/// most verbose level: requests are logged by route pattern.
+#[tokio::test]
+async fn setup_and_invitation_tokens_never_reach_the_log() {
+    let (db, _guard) = tokio::task::spawn_blocking(fresh_database).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("keyward.log");
+    let mut child = keyward(&db)
+        .env("KEYWARD_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let setup_url = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.split_whitespace()
+                    .find(|w| w.contains("/setup?token="))
+                    .map(str::to_owned)
+            })
+    })
+    .await
+    .unwrap()
+    .expect("setup link printed");
+    let (base, setup_token) = setup_url.split_once("/setup?token=").unwrap();
+    let (base, setup_token) = (base.to_owned(), setup_token.to_owned());
+    let admin = Browser {
+        base: base.clone(),
+        client: reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    };
+    assert_eq!(
+        admin
+            .get(&format!("/setup?token={setup_token}"))
+            .await
+            .status(),
+        reqwest::StatusCode::OK
+    );
+    let res = admin
+        .post_form(
+            "/setup",
+            &[
+                ("token", &setup_token),
+                ("workspace", "Acme"),
+                ("name", "Ada"),
+                ("email", ADMIN_EMAIL),
+                ("password", ADMIN_PASSWORD),
+                ("password_confirm", ADMIN_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::SEE_OTHER);
+    let res = admin
+        .post_form(
+            "/workspace/users",
+            &[
+                ("email", "bob@example.com"),
+                ("name", "Bob"),
+                ("role", "normal"),
+            ],
+        )
+        .await;
+    let link = invite_link(&res.text().await.unwrap()).expect("invitation link");
+    let invite_token = link.rsplit('/').next().unwrap().to_owned();
+    let path = format!("/invite/{invite_token}");
+    let bob = Browser {
+        base: base.clone(),
+        client: reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    };
+    assert_eq!(bob.get(&path).await.status(), reqwest::StatusCode::OK);
+    let fields = [
+        ("password", "bob's long password"),
+        ("password_confirm", "bob's long password"),
+    ];
+    // A forged form (no CSRF token) is refused and logged.
+    assert_eq!(
+        bob.post_raw(&path, &fields).await.status(),
+        reqwest::StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        bob.post_form(&path, &fields).await.status(),
+        reqwest::StatusCode::SEE_OTHER
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("/invite/{token}"),
+        "requests are logged by route pattern"
+    );
+    assert!(log.contains("CSRF"), "the forged form was logged");
+    assert!(
+        !log.contains(&setup_token),
+        "the setup token reached the log"
+    );
+    assert!(
+        !log.contains(&invite_token),
+        "an invitation token reached the log"
+    );
+    assert!(!log.contains(&invite_token[..16]));
+}

@@ -9,6 +9,7 @@ mod api;
 mod auth;
 mod browser;
 mod cli;
+mod hardening;
 mod keys;
 mod security;
 mod setup;

@@ -109,7 +109,7 @@ async fn adding_a_user_with_bad_input_changes_nothing() {
         ),
         (
             [("email", ADMIN_EMAIL), ("name", "Dup"), ("role", "normal")],
-            "An active user with this email already exists.",
+            "This person is already a user of this workspace.",
         ),
     ] {
         let res = admin.post_form("/workspace/users", &fields).await;
