@@ -742,9 +742,16 @@ pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<Auth
 }
 
 /// Write coalesced "last used" times; never moves a time backwards.
+///
+/// Rows are updated in key-id order: two instances flushing the same keys
+/// then lock them in the same order and wait for each other instead of
+/// deadlocking (in hash-map order PostgreSQL aborted one of them on every
+/// flush, and its batch grew until a crash would have lost it).
 pub fn write_last_used(conn: &mut DbConn, used: &[(String, NaiveDateTime)]) -> QueryResult<()> {
+    let mut sorted: Vec<&(String, NaiveDateTime)> = used.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     conn.transaction(|conn| {
-        for (id, at) in used {
+        for (id, at) in sorted {
             diesel::update(
                 api_keys::table.filter(api_keys::id.eq(id)).filter(
                     api_keys::last_used_at

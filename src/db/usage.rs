@@ -16,8 +16,12 @@ pub fn add(conn: &mut DbConn, batch: &[Increment]) -> QueryResult<()> {
          ON CONFLICT (key_id, hour, outcome) DO UPDATE SET count = key_usage.count + excluded.count";
     const LITE: &str = "INSERT INTO key_usage (key_id, workspace_id, hour, outcome, count) VALUES (?, ?, ?, ?, ?) \
          ON CONFLICT (key_id, hour, outcome) DO UPDATE SET count = key_usage.count + excluded.count";
+    // A fixed order (key, hour, outcome) so that two instances adding to the
+    // same rows lock them in the same order and never deadlock.
+    let mut sorted: Vec<&Increment> = batch.iter().collect();
+    sorted.sort_unstable_by(|a, b| (&a.0, a.2, &a.3).cmp(&(&b.0, b.2, &b.3)));
     conn.transaction(|conn| {
-        for (key_id, ws, hour, outcome, n) in batch {
+        for (key_id, ws, hour, outcome, n) in sorted {
             match conn {
                 DbConn::Pg(pg) => diesel::sql_query(PG)
                     .bind::<Text, _>(key_id)

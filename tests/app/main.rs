@@ -11,6 +11,7 @@ mod browser;
 mod cli;
 mod hardening;
 mod keys;
+mod resilience;
 mod security;
 mod setup;
 mod users;

@@ -1,0 +1,196 @@
+//! Failure modes under concurrency and load, on real databases.
+
+use crate::helpers::*;
+use keyward::db::events::AuditContext;
+use keyward::db::keys::{self, NewKey};
+use keyward::domain::keys::{Environment, generate};
+use std::sync::{Arc, Barrier};
+
+/// Insert `n` workspace keys straight into the database (the web form costs
+/// a round trip each) and return their ids.
+async fn many_keys(app: &TestApp, n: usize) -> Vec<String> {
+    app.with_db(move |c| {
+        let admin = keyward::db::users::find_active_by_email(c, ADMIN_EMAIL)
+            .unwrap()
+            .unwrap();
+        let ctx = AuditContext {
+            workspace_id: admin.workspace_id,
+            actor_id: Some(admin.id),
+            actor_label: "test".into(),
+            ip: None,
+            user_agent: None,
+        };
+        (0..n)
+            .map(|i| {
+                let (_, facts) = generate(Environment::Live);
+                let name = format!("bulk {i}");
+                let nonce = format!("nonce-{i}");
+                keys::create(
+                    c,
+                    &ctx,
+                    NewKey {
+                        owner: None,
+                        name: &name,
+                        description: "",
+                        tags: &[],
+                        permissions: &[],
+                        resources: &[],
+                        facts: &facts,
+                        expires_at: None,
+                        rate_limit: None,
+                        request_nonce: &nonce,
+                        max_personal: None,
+                    },
+                )
+                .unwrap()
+                .id
+            })
+            .collect()
+    })
+    .await
+}
+
+/// Two instances flush "last used" times of the same keys at the same
+/// moment, their batches in opposite orders (as two hash maps may hold
+/// them). Every flush must succeed: no deadlock, nothing left unwritten,
+/// and no time moves backwards.
+#[tokio::test]
+async fn concurrent_last_used_flushes_of_the_same_keys_never_deadlock() {
+    let (app, _admin) = spawn_ready().await;
+    let ids = many_keys(&app, 300).await;
+    let pool = app.pool.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        let mut results = Vec::new();
+        for round in 0..10i64 {
+            let at = keyward::db::now() + chrono::TimeDelta::seconds(round);
+            let forward: Vec<(String, chrono::NaiveDateTime)> =
+                ids.iter().map(|id| (id.clone(), at)).collect();
+            let backward: Vec<_> = forward.iter().rev().cloned().collect();
+            let barrier = Arc::new(Barrier::new(2));
+            let handles: Vec<_> = [forward, backward]
+                .into_iter()
+                .map(|batch| {
+                    let (pool, barrier) = (pool.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        let mut conn = pool.get().unwrap();
+                        barrier.wait();
+                        keys::write_last_used(&mut conn, &batch).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            for h in handles {
+                results.push(h.join().unwrap());
+            }
+        }
+        results
+    })
+    .await
+    .unwrap();
+    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(failed.is_empty(), "flushes failed: {failed:?}");
+
+    // An older time never overwrites a newer one.
+    let some = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            keyward::db::schema::api_keys::table
+                .select(keyward::db::schema::api_keys::last_used_at)
+                .load::<Option<chrono::NaiveDateTime>>(c)
+                .unwrap()
+        })
+        .await;
+    let newest = some.iter().flatten().max().copied().unwrap();
+    let pool = app.pool.clone();
+    let all: Vec<_> = some.iter().flatten().copied().collect();
+    assert_eq!(all.len(), 300);
+    let stale = newest - chrono::TimeDelta::hours(1);
+    let ids_again: Vec<String> = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            keyward::db::schema::api_keys::table
+                .select(keyward::db::schema::api_keys::id)
+                .load(c)
+                .unwrap()
+        })
+        .await;
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().unwrap();
+        let batch: Vec<_> = ids_again.into_iter().map(|id| (id, stale)).collect();
+        keys::write_last_used(&mut conn, &batch).unwrap();
+    })
+    .await
+    .unwrap();
+    let after = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            keyward::db::schema::api_keys::table
+                .select(keyward::db::schema::api_keys::last_used_at)
+                .load::<Option<chrono::NaiveDateTime>>(c)
+                .unwrap()
+        })
+        .await;
+    assert!(
+        after.iter().all(|t| *t == Some(newest)),
+        "times never move back"
+    );
+}
+
+/// The same for usage counters: two instances adding to the same hourly
+/// rows in opposite orders both succeed, and no count is lost.
+#[tokio::test]
+async fn concurrent_usage_flushes_of_the_same_rows_never_deadlock_or_lose_counts() {
+    let (app, _admin) = spawn_ready().await;
+    let ids = many_keys(&app, 200).await;
+    let ws = app
+        .with_db(|c| {
+            keyward::db::users::find_active_by_email(c, ADMIN_EMAIL)
+                .unwrap()
+                .unwrap()
+                .workspace_id
+        })
+        .await;
+    let pool = app.pool.clone();
+    let hour = keyward::api::verifier::hour_of(keyward::db::now());
+    let failed = tokio::task::spawn_blocking(move || {
+        let mut failed = Vec::new();
+        for _ in 0..5 {
+            let forward: Vec<keyward::db::usage::Increment> = ids
+                .iter()
+                .map(|id| (id.clone(), ws.clone(), hour, "VALID".to_owned(), 1))
+                .collect();
+            let backward: Vec<_> = forward.iter().rev().cloned().collect();
+            let barrier = Arc::new(Barrier::new(2));
+            let handles: Vec<_> = [forward, backward]
+                .into_iter()
+                .map(|batch| {
+                    let (pool, barrier) = (pool.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        let mut conn = pool.get().unwrap();
+                        barrier.wait();
+                        keyward::db::usage::add(&mut conn, &batch).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            for h in handles {
+                if let Err(e) = h.join().unwrap() {
+                    failed.push(e);
+                }
+            }
+        }
+        failed
+    })
+    .await
+    .unwrap();
+    assert!(failed.is_empty(), "flushes failed: {failed:?}");
+    let counts = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            keyward::db::schema::key_usage::table
+                .select(keyward::db::schema::key_usage::count)
+                .load::<i64>(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(counts.len(), 200);
+    assert!(counts.iter().all(|n| *n == 10), "every use counted once");
+}
