@@ -72,7 +72,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let state = running.state.clone();
     let result = running.server.await.map_err(|e| e.to_string());
     // Graceful shutdown: nothing buffered is lost.
-    state.keys.flush(&state.pool);
+    state.verifier.flush(&state.pool);
     tracing::info!("keyward stopped");
     result
 }
@@ -103,7 +103,7 @@ fn setup(
     let pool = keyward::open_database(config).map_err(|e| e.to_string())?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let hash = keyward::domain::password::hash(password.as_str()).map_err(|e| e.to_string())?;
-    match users::setup_first_workspace(
+    match users::setup_first_workspace_retrying(
         &mut conn,
         &workspace.into_inner(),
         email.as_str(),

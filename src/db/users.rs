@@ -168,6 +168,41 @@ pub fn setup_first_workspace(
     }
 }
 
+/// First-run setup, tried again while SQLite reports a concurrent writer
+/// ("database is locked": a deferred transaction that read first cannot
+/// wait for the write lock), until one setup wins and the others learn it.
+pub fn setup_first_workspace_retrying(
+    conn: &mut DbConn,
+    workspace_name: &str,
+    email: &str,
+    name: &str,
+    password_hash: &str,
+    ip: Option<String>,
+    user_agent: Option<String>,
+) -> Result<(Workspace, User), UserChangeError> {
+    let mut attempt = 0;
+    loop {
+        let result = setup_first_workspace(
+            conn,
+            workspace_name,
+            email,
+            name,
+            password_hash,
+            ip.clone(),
+            user_agent.clone(),
+        );
+        match result {
+            Err(UserChangeError::Db(diesel::result::Error::DatabaseError(_, info)))
+                if attempt < 50 && info.message().contains("locked") =>
+            {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20 * attempt.min(5)));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Create an additional workspace with its first admin (used by operators'
 /// tooling and tests; the web UI creates only the first).
 pub fn create_workspace(

@@ -343,7 +343,7 @@ pub async fn setup(
     let (ip, ua) = (client_ip(&req), user_agent(&req));
     let hash = web::block(move || password::hash(password.as_str())).await??;
     let secret = db(&state, move |c| {
-        let result = users::setup_first_workspace(
+        let result = users::setup_first_workspace_retrying(
             c,
             &workspace.into_inner(),
             email.as_str(),
