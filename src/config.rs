@@ -90,6 +90,21 @@ pub struct Options {
         global = true
     )]
     pub session_max_hours: String,
+    /// Redis URL for rate limits shared by all instances (e.g.
+    /// redis://127.0.0.1:6379); unset, each instance limits on its own.
+    #[arg(long, env = "KEYWARD_REDIS_URL", hide_env_values = true, global = true)]
+    pub redis_url: Option<String>,
+    /// Database connections per instance (default 8 on SQLite, 16 on PostgreSQL).
+    #[arg(long, env = "KEYWARD_POOL_SIZE", global = true)]
+    pub pool_size: Option<String>,
+    /// Seconds between writes of buffered "last used" times and usage counts.
+    #[arg(
+        long,
+        env = "KEYWARD_FLUSH_INTERVAL",
+        default_value = "10",
+        global = true
+    )]
+    pub flush_interval: String,
 }
 
 /// Which database to use, decided by the URL scheme.
@@ -147,6 +162,12 @@ pub struct Config {
     pub workers: usize,
     /// How often buffered "last used" times are written.
     pub usage_flush_interval: Duration,
+    /// Shared rate limits through Redis, when set.
+    pub redis_url: Option<String>,
+    /// Database connections per instance.
+    pub pool_size: u32,
+    /// Tuning of the key verifier (cache sizes and lifetimes).
+    pub verifier: crate::verify::Settings,
 }
 
 impl std::fmt::Debug for Config {
@@ -159,6 +180,10 @@ impl std::fmt::Debug for Config {
             .field("session_idle", &self.session_idle)
             .field("session_max", &self.session_max)
             .field("workers", &self.workers)
+            .field("usage_flush_interval", &self.usage_flush_interval)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<redacted>"))
+            .field("pool_size", &self.pool_size)
+            .field("verifier", &self.verifier)
             .finish()
     }
 }
@@ -245,6 +270,26 @@ impl Options {
             }
             (None, DatabaseUrl::Sqlite(path)) => secret_beside(path)?,
         };
+        let redis_url = match self.redis_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => {
+                redis::Client::open(url).map_err(|_| {
+                    ConfigError::new(
+                        "KEYWARD_REDIS_URL",
+                        "must be a Redis URL like redis://127.0.0.1:6379",
+                    )
+                })?;
+                Some(url.to_owned())
+            }
+        };
+        let pool_size = match self.pool_size.as_deref() {
+            Some(raw) => parse_range("KEYWARD_POOL_SIZE", raw, 1, 256)? as u32,
+            None => match database {
+                DatabaseUrl::Sqlite(_) => 8,
+                DatabaseUrl::Postgres(_) => 16,
+            },
+        };
+        let flush = parse_range("KEYWARD_FLUSH_INTERVAL", &self.flush_interval, 1, 3600)?;
         Ok(Config {
             database,
             bind,
@@ -253,7 +298,13 @@ impl Options {
             session_idle: Duration::from_secs(idle * 60),
             session_max: Duration::from_secs(max * 3600),
             workers: std::thread::available_parallelism().map_or(2, usize::from),
-            usage_flush_interval: Duration::from_secs(10),
+            usage_flush_interval: Duration::from_secs(flush),
+            redis_url,
+            pool_size,
+            verifier: crate::verify::Settings {
+                db_slots: pool_size as usize,
+                ..crate::verify::Settings::default()
+            },
         })
     }
 }
@@ -309,6 +360,9 @@ mod tests {
             cookie_secure: "false".into(),
             session_idle_minutes: "30".into(),
             session_max_hours: "12".into(),
+            redis_url: None,
+            pool_size: None,
+            flush_interval: "10".into(),
         }
     }
 
@@ -355,6 +409,30 @@ mod tests {
         assert_eq!(
             o.resolve().unwrap_err().variable,
             "KEYWARD_SESSION_IDLE_MINUTES"
+        );
+        let mut o = options();
+        o.redis_url = Some("not a url".into());
+        assert_eq!(o.resolve().unwrap_err().variable, "KEYWARD_REDIS_URL");
+        let mut o = options();
+        o.pool_size = Some("0".into());
+        assert_eq!(o.resolve().unwrap_err().variable, "KEYWARD_POOL_SIZE");
+        let mut o = options();
+        o.flush_interval = "0".into();
+        assert_eq!(o.resolve().unwrap_err().variable, "KEYWARD_FLUSH_INTERVAL");
+    }
+
+    #[test]
+    fn pool_size_defaults_per_backend_and_bounds_hot_path_reads() {
+        let c = options().resolve().unwrap();
+        assert_eq!((c.pool_size, c.verifier.db_slots), (8, 8));
+        let mut o = options();
+        o.pool_size = Some("4".into());
+        o.redis_url = Some("redis://127.0.0.1:6379".into());
+        let c = o.resolve().unwrap();
+        assert_eq!((c.pool_size, c.verifier.db_slots), (4, 4));
+        assert!(
+            !format!("{c:?}").contains("6379"),
+            "the Redis URL is not printed"
         );
     }
 

@@ -8,11 +8,13 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod state;
+pub mod verify;
 pub mod web;
 
 use crate::config::Config;
 use crate::error::AppError;
-use crate::web::AppState;
+use crate::state::AppState;
 use crate::web::middleware::{csrf_guard, log_requests, reject_control_characters, render_errors};
 use actix_session::SessionMiddleware;
 use actix_session::config::BrowserSession;
@@ -22,6 +24,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web as aweb};
 use std::net::TcpListener;
+use std::sync::Arc;
 
 /// The Content Security Policy: no inline script or style, nothing from
 /// other origins, no framing.
@@ -55,11 +58,7 @@ pub struct Running {
 
 /// Open the pool and apply migrations.
 pub fn open_database(config: &Config) -> Result<db::Pool, StartError> {
-    let size = match config.database {
-        config::DatabaseUrl::Sqlite(_) => 8,
-        config::DatabaseUrl::Postgres(_) => 16,
-    };
-    let pool = db::pool(&config.database, size)?;
+    let pool = db::pool(&config.database, config.pool_size)?;
     let mut conn = pool.get().map_err(db::InitError::from)?;
     let applied = db::migrate(&mut conn)?;
     if !applied.is_empty() {
@@ -71,6 +70,11 @@ pub fn open_database(config: &Config) -> Result<db::Pool, StartError> {
 /// Build the application and bind its listener. Start-up work that blocks
 /// (connecting, migrating) runs off the async runtime.
 pub async fn build(config: Config) -> Result<Running, StartError> {
+    // SQLite serves one instance: claim the file before touching it.
+    let instance_lock = match &config.database {
+        config::DatabaseUrl::Sqlite(path) => Some(db::claim_sqlite(path)?),
+        config::DatabaseUrl::Postgres(_) => None,
+    };
     let db_config = config.clone();
     let (pool, needs_setup) = aweb::block(move || -> Result<_, StartError> {
         let pool = open_database(&db_config)?;
@@ -103,7 +107,20 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
     let key = Key::derive_from(&config.secret);
     let secure = config.cookie_secure;
     let workers = config.workers;
-    let state = aweb::Data::new(AppState::new(pool, config, setup_digest));
+    let limiter = match &config.redis_url {
+        Some(url) => verify::limiter::Limiter::with_redis(url)
+            .map_err(|e| StartError::Task(e.to_string()))?,
+        None => verify::limiter::Limiter::local(),
+    };
+    let verifier = Arc::new(verify::Verifier::new(&config.verifier, limiter));
+    if let config::DatabaseUrl::Postgres(url) = &config.database {
+        // Other instances' changes arrive through LISTEN/NOTIFY.
+        verify::feed::spawn(url.clone(), Arc::downgrade(&verifier))
+            .map_err(|e| StartError::Task(e.to_string()))?;
+    }
+    let mut state = AppState::new(pool, config, setup_digest, verifier);
+    state.instance_lock = instance_lock;
+    let state = aweb::Data::new(state);
     let app_state = state.clone();
     let server = HttpServer::new(move || {
         let session = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
@@ -167,7 +184,7 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
         loop {
             tick.tick().await;
             let s = flusher.clone();
-            let _ = aweb::block(move || s.keys.flush(&s.pool)).await;
+            let _ = aweb::block(move || s.verifier.flush(&s.pool)).await;
         }
     });
     Ok(Running {

@@ -1,14 +1,12 @@
 //! The JSON API for integrations: bearer-key authentication, `/api/v1/me`
 //! and `/api/v1/keys/verify`.
 
-pub mod verifier;
-
-use crate::web::AppState;
+use crate::state::AppState;
+use crate::verify::{Code, Outcome, Requirements, Verified};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
 use serde_json::json;
-use verifier::{Outcome, Requirements, Verified};
 
 /// Register the API routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -107,7 +105,11 @@ pub async fn me(
         permission: None,
         resource: None,
     };
-    match state.keys.verify(&state, token, &requirements).await {
+    match state
+        .verifier
+        .verify(&state.pool, token, &requirements)
+        .await
+    {
         Ok(v) => {
             let mut res = HttpResponse::Ok();
             rate_headers(&mut res, &v);
@@ -137,7 +139,7 @@ fn failure_response(outcome: &Outcome) -> HttpResponse {
             .collect();
         res.insert_header((
             header::WWW_AUTHENTICATE,
-            if outcome.code == verifier::Code::MissingKey {
+            if outcome.code == Code::MissingKey {
                 "Bearer realm=\"keyward\"".to_owned()
             } else {
                 format!("Bearer realm=\"keyward\", error=\"invalid_token\", error_description=\"{description}\"")
@@ -175,8 +177,8 @@ pub async fn verify(state: web::Data<AppState>, body: web::Json<VerifyRequest>) 
         resource: body.resource,
     };
     match state
-        .keys
-        .verify(&state, body.key.trim(), &requirements)
+        .verifier
+        .verify(&state.pool, body.key.trim(), &requirements)
         .await
     {
         Ok(v) => {

@@ -3,6 +3,7 @@
 //! the secret itself identifies the workspace.
 
 use super::DbConn;
+use super::changes::{self, Change};
 use super::events::{self, AuditContext, EventTarget};
 use super::schema::{api_keys, users, workspaces};
 use crate::domain::keys::{Environment, SecretFacts, Status, ValueQuery, excerpt, value_query};
@@ -222,6 +223,8 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
             other => other?,
         };
         let key = get(conn, &ctx.workspace_id, &id)?.ok_or(KeyError::NotFound)?;
+        // A "no such key" answer cached for this digest must go.
+        changes::record(Change::key(&key));
         events::record(
             conn,
             ctx,
@@ -447,6 +450,7 @@ pub fn update_details(
             ))
             .execute(conn)?;
         let updated = get(conn, &ctx.workspace_id, &key.id)?.ok_or(KeyError::NotFound)?;
+        changes::record(Change::key(key));
         events::record(
             conn,
             ctx,
@@ -483,6 +487,7 @@ pub fn set_disabled(
             api_keys::updated_at.eq(now),
         ))
         .execute(conn)?;
+        changes::record(Change::key(key));
         let action = if disabled {
             "key.disabled"
         } else {
@@ -544,6 +549,8 @@ pub fn regenerate(
             other => other?,
         };
         let fresh = get(conn, &ctx.workspace_id, &key.id)?.ok_or(KeyError::NotFound)?;
+        changes::record(Change::key(key));
+        changes::record(Change::key(&fresh));
         events::record(
             conn,
             ctx,
@@ -565,12 +572,13 @@ pub fn regenerate(
 fn mark_revoked(
     conn: &mut DbConn,
     ctx: &AuditContext,
-    key_id: &str,
+    key: &ApiKey,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
+    changes::record(Change::key(key));
     diesel::update(
         api_keys::table
-            .filter(api_keys::id.eq(key_id))
+            .filter(api_keys::id.eq(&key.id))
             .filter(api_keys::workspace_id.eq(&ctx.workspace_id))
             .filter(api_keys::revoked_at.is_null()),
     )
@@ -594,7 +602,7 @@ fn revoke_in_tx(
     if !key.status(now).can_revoke() {
         return Err(KeyError::NotRevocable);
     }
-    mark_revoked(conn, ctx, &key.id, now)?;
+    mark_revoked(conn, ctx, key, now)?;
     events::record(conn, ctx, "key.revoked", key_target(key), details)?;
     Ok(())
 }
@@ -648,6 +656,7 @@ pub fn delete(conn: &mut DbConn, ctx: &AuditContext, key: &ApiKey) -> Result<(),
             api_keys::updated_at.eq(now),
         ))
         .execute(conn)?;
+        changes::record(Change::key(key));
         events::record(
             conn,
             ctx,
@@ -686,7 +695,7 @@ pub fn on_user_removed(conn: &mut DbConn, ctx: &AuditContext, user_id: &str) -> 
         .select(ApiKey::as_select())
         .load(conn)?;
     for key in &personal {
-        mark_revoked(conn, ctx, &key.id, now)?;
+        mark_revoked(conn, ctx, key, now)?;
         events::record(
             conn,
             ctx,

@@ -2,6 +2,7 @@
 //! migrations, and one module of plain functions per table. Every function
 //! that reads workspace data takes the workspace id.
 
+pub mod changes;
 pub mod events;
 pub mod keys;
 pub mod permissions;
@@ -85,6 +86,8 @@ pub enum InitError {
     Pool(#[from] r2d2::PoolError),
     #[error("cannot apply database migrations: {0}")]
     Migrations(String),
+    #[error("{0}")]
+    Instance(String),
 }
 
 /// Build a pool. Connections are opened lazily beyond the first, so tests
@@ -141,4 +144,33 @@ pub(crate) fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
+}
+
+/// Claim a SQLite database file for this process. SQLite serves one
+/// instance: a second `serve` on the same file would keep its own cache and
+/// rate limits, and never hear of the first one's revocations, so it must
+/// refuse to start. The lock is an advisory lock on `<database>.lock`, held
+/// until the returned file is dropped (or the process ends, however it
+/// ends).
+pub fn claim_sqlite(path: &std::path::Path) -> Result<std::fs::File, InitError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = std::path::PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| InitError::Instance(format!("cannot open {}: {e}", lock_path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(InitError::Instance(format!(
+            "another keyward is already serving {}; SQLite serves one instance (use PostgreSQL to run several)",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(InitError::Instance(format!(
+            "cannot lock {}: {e}",
+            lock_path.display()
+        ))),
+    }
 }

@@ -2,6 +2,7 @@
 //! and new value.
 
 use super::DbConn;
+use super::changes::{self, Change};
 use super::events::{self, AuditContext, EventTarget};
 use super::schema::workspaces;
 use super::workspaces::{self as ws, Workspace};
@@ -28,6 +29,7 @@ pub fn set_api_keys_enabled(
                 workspaces::updated_at.eq(now),
             ))
             .execute(conn)?;
+        changes::record(Change::Workspace(ctx.workspace_id.clone()));
         let action = if enabled {
             "settings.api_keys_enabled"
         } else {

@@ -344,7 +344,7 @@ async fn list_page(
     let now = crate::db::now();
     let soon = now + chrono::TimeDelta::days(EXPIRING_DAYS);
     let personal = kind == ListKind::Personal;
-    let since = crate::api::verifier::hour_of(now) - chrono::TimeDelta::hours(23);
+    let since = crate::verify::hour_of(now) - chrono::TimeDelta::hours(23);
     let (rows, next, ws_row, usage, expiring_soon, top) = db(&state, move |c| {
         let (rows, next) = keys::list(
             c,
@@ -944,7 +944,6 @@ async fn create(
         }
     })
     .await?;
-    state.keys.invalidate();
     let back = kind.url("");
     let Some(key) = created else {
         let view = Message {
@@ -1079,7 +1078,6 @@ async fn toggle(
         keys::set_disabled(c, &ctx, &k, disabled).map_err(key_error)
     })
     .await?;
-    state.keys.invalidate();
     let message = if disabled {
         format!(
             "\"{}\" is disabled: requests with it are refused until you enable it again.",
@@ -1287,7 +1285,6 @@ pub async fn edit(
         .map_err(key_error)
     })
     .await?;
-    state.keys.invalidate();
     session::set_flash(
         &session,
         Flash::success(format!("\"{saved_name}\" was saved.")),
@@ -1430,7 +1427,6 @@ pub async fn regenerate(
         }
     })
     .await?;
-    state.keys.invalidate();
     let Some(fresh) = fresh else {
         let view = Message {
             title: "Already regenerated",
@@ -1485,7 +1481,6 @@ pub async fn revoke(
         keys::revoke(c, &ctx, &k).map_err(key_error)
     })
     .await?;
-    state.keys.invalidate();
     session::set_flash(
         &session,
         Flash::success(format!(
@@ -1515,7 +1510,6 @@ pub async fn delete(
         keys::delete(c, &ctx, &k).map_err(key_error)
     })
     .await?;
-    state.keys.invalidate();
     session::set_flash(
         &session,
         Flash::success(format!(
@@ -1624,7 +1618,6 @@ pub async fn bulk_revoke(
         keys::revoke_many(c, &ctx, &selected).map_err(key_error)
     })
     .await?;
-    state.keys.invalidate();
     let mut message = format!(
         "{revoked} key{} revoked.",
         if revoked == 1 { "" } else { "s" }
@@ -1677,7 +1670,7 @@ pub async fn detail(
 ) -> Result<HttpResponse, AppError> {
     let key = load_key(&state, &user, id.into_inner(), KeyAct::View).await?;
     let now = crate::db::now();
-    let start = crate::api::verifier::hour_of(now) - chrono::TimeDelta::hours(CHART_HOURS - 1);
+    let start = crate::verify::hour_of(now) - chrono::TimeDelta::hours(CHART_HOURS - 1);
     let k = key.clone();
     let (owner, created_by, revoked_by, usage, history) = db(&state, move |c| {
         let label = |c: &mut crate::db::DbConn, id: &str| -> Result<String, AppError> {

@@ -12,68 +12,36 @@ pub mod session;
 pub mod settings;
 pub mod users;
 
-use crate::config::Config;
-use crate::db::{DbConn, Pool};
+use crate::db::DbConn;
 use crate::domain::policy::{self, Action, Decision};
-use crate::domain::throttle::Throttle;
 use crate::error::AppError;
 use actix_web::{HttpRequest, web};
-use std::sync::Mutex;
-use std::time::Duration;
 
+pub use crate::state::AppState;
 pub use session::CurrentUser;
 
-/// Shared state of one running server.
-pub struct AppState {
-    pub pool: Pool,
-    pub config: Config,
-    /// Failed sign-ins per account.
-    pub login_by_account: Throttle,
-    /// Failed sign-ins per client address.
-    pub login_by_ip: Throttle,
-    /// Wrong current passwords on the change-password form, per user.
-    pub password_change: Throttle,
-    /// Digest of the one-time first-run setup token, while setup is pending.
-    pub setup_token_digest: Mutex<Option<String>>,
-    /// Key checking: cache, rate limits, last-used buffer.
-    pub keys: crate::api::verifier::KeyService,
-}
-
-impl AppState {
-    pub fn new(pool: Pool, config: Config, setup_token_digest: Option<String>) -> Self {
-        AppState {
-            pool,
-            config,
-            login_by_account: Throttle::new(5, Duration::from_secs(15 * 60)),
-            login_by_ip: Throttle::new(50, Duration::from_secs(15 * 60)),
-            password_change: Throttle::new(5, Duration::from_secs(15 * 60)),
-            setup_token_digest: Mutex::new(setup_token_digest),
-            keys: crate::api::verifier::KeyService::new(),
-        }
-    }
-
-    pub fn session_lifetime(&self) -> crate::db::sessions::Lifetime {
-        let delta =
-            |d: Duration| chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::hours(1));
-        crate::db::sessions::Lifetime {
-            idle: delta(self.config.session_idle),
-            max: delta(self.config.session_max),
-        }
-    }
-}
-
-/// Run database work on the blocking pool, never on the event loop.
+/// Run database work on the blocking pool, never on the event loop. This is
+/// the one way handlers reach the database: whatever the work changed for
+/// key checks (recorded by the `db` functions that wrote it) is applied to
+/// the key cache here, before the response is sent, so a revoke answered
+/// to the user is already refused by this instance.
 pub async fn db<F, T>(state: &web::Data<AppState>, f: F) -> Result<T, AppError>
 where
     F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
     T: Send + 'static,
 {
     let pool = state.pool.clone();
-    web::block(move || {
-        let mut conn = pool.get()?;
-        f(&mut conn)
+    let (result, changes) = web::block(move || {
+        crate::db::changes::collect(|| {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
     })
-    .await?
+    .await?;
+    for change in &changes {
+        state.verifier.apply(change);
+    }
+    result
 }
 
 /// Ask the policy module; turn a refusal into the matching error page.

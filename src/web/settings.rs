@@ -129,7 +129,6 @@ pub async fn switch(
         Ok(settings::set_api_keys_enabled(c, &ctx, enabled)?)
     })
     .await?;
-    state.keys.invalidate();
     let message = match (changed, enabled) {
         (false, _) => "Nothing changed.",
         (true, true) => "API keys are on again: every key works as before.",

@@ -363,7 +363,6 @@ pub async fn remove(
         }
     })
     .await?;
-    state.keys.invalidate();
     match result {
         Ok(removed) => {
             let notice = Flash::success(format!("{} was removed and signed out.", removed.email));

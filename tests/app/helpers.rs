@@ -141,8 +141,11 @@ pub struct TestApp {
     pub base: String,
     pub pool: Pool,
     pub setup_url: Option<String>,
+    pub database: DatabaseUrl,
+    pub state: actix_web::web::Data<keyward::state::AppState>,
     server: Option<(actix_web::dev::ServerHandle, std::thread::JoinHandle<()>)>,
-    _db: TestDb,
+    /// The database's guard; only the first instance on a database has it.
+    _db: Option<TestDb>,
 }
 
 impl Drop for TestApp {
@@ -167,36 +170,56 @@ pub fn test_config(database: DatabaseUrl) -> Config {
         session_max: Duration::from_secs(12 * 3600),
         workers: 1,
         usage_flush_interval: Duration::from_millis(100),
+        redis_url: None,
+        pool_size: 8,
+        verifier: keyward::verify::Settings::default(),
     }
 }
 
 /// Start the app on a fresh, empty database (first-run setup pending). The
 /// server runs on its own thread with its own actix system, as in the binary.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// [`spawn_app`] with changes to the test configuration.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config) + Send + 'static) -> TestApp {
     let (database, guard) = tokio::task::spawn_blocking(fresh_database)
         .await
         .expect("database task");
+    start(database, Some(guard), configure).await
+}
+
+async fn start(
+    database: DatabaseUrl,
+    guard: Option<TestDb>,
+    configure: impl FnOnce(&mut Config) + Send + 'static,
+) -> TestApp {
     let (tx, rx) = tokio::sync::oneshot::channel();
+    let db = database.clone();
     let thread = std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            let running = keyward::build(test_config(database))
-                .await
-                .expect("app starts");
+            let mut config = test_config(db);
+            configure(&mut config);
+            let running = keyward::build(config).await.expect("app starts");
             let server = running.server;
             let _ = tx.send((
                 running.port,
-                running.state.pool.clone(),
+                running.state.clone(),
                 running.setup_url,
                 server.handle(),
             ));
+            drop(running.state);
             let _ = server.await;
         });
     });
-    let (port, pool, setup_url, handle) = rx.await.expect("app started");
+    let (port, state, setup_url, handle) = rx.await.expect("app started");
     TestApp {
         base: format!("http://127.0.0.1:{port}"),
-        pool,
+        pool: state.pool.clone(),
+        state,
         setup_url,
+        database,
         server: Some((handle, thread)),
         _db: guard,
     }
@@ -205,13 +228,36 @@ pub async fn spawn_app() -> TestApp {
 /// Start the app and complete first-run setup; returns the app and the
 /// admin's signed-in browser.
 pub async fn spawn_ready() -> (TestApp, Browser) {
-    let app = spawn_app().await;
+    spawn_ready_with(|_| {}).await
+}
+
+/// [`spawn_ready`] with changes to the test configuration.
+pub async fn spawn_ready_with(
+    configure: impl FnOnce(&mut Config) + Send + 'static,
+) -> (TestApp, Browser) {
+    let app = spawn_app_with(configure).await;
     let admin = app.browser();
     let res = admin
         .complete_setup(&app, "Acme", "Ada Admin", ADMIN_EMAIL, ADMIN_PASSWORD)
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "setup succeeds");
     (app, admin)
+}
+
+/// Start the app on a given database (kept after the app stops).
+pub async fn spawn_app_on(database: DatabaseUrl) -> TestApp {
+    start(database, None, |_| {}).await
+}
+
+impl TestApp {
+    /// A second instance on the same database, as behind a load balancer
+    /// (PostgreSQL: SQLite refuses a second instance).
+    pub async fn another_instance(
+        &self,
+        configure: impl FnOnce(&mut Config) + Send + 'static,
+    ) -> TestApp {
+        start(self.database.clone(), None, configure).await
+    }
 }
 
 impl TestApp {

@@ -9,6 +9,7 @@ mod api;
 mod auth;
 mod browser;
 mod cli;
+mod engine;
 mod hardening;
 mod keys;
 mod resilience;

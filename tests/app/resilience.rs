@@ -150,7 +150,7 @@ async fn concurrent_usage_flushes_of_the_same_rows_never_deadlock_or_lose_counts
         })
         .await;
     let pool = app.pool.clone();
-    let hour = keyward::api::verifier::hour_of(keyward::db::now());
+    let hour = keyward::verify::hour_of(keyward::db::now());
     let failed = tokio::task::spawn_blocking(move || {
         let mut failed = Vec::new();
         for _ in 0..5 {
@@ -193,4 +193,35 @@ async fn concurrent_usage_flushes_of_the_same_rows_never_deadlock_or_lose_counts
         .await;
     assert_eq!(counts.len(), 200);
     assert!(counts.iter().all(|n| *n == 10), "every use counted once");
+}
+
+/// Uses buffered on the hot path are all written by a flush (what the
+/// interval and a graceful stop do), and the buffers are empty afterwards.
+#[tokio::test]
+async fn a_flush_writes_every_buffered_use() {
+    let (app, admin) = spawn_ready().await;
+    let k = admin
+        .create_key("/workspace/keys", &[("name", "counted")])
+        .await;
+    for _ in 0..5 {
+        assert_eq!(me(&app.base, &k.secret).await.0, reqwest::StatusCode::OK);
+    }
+    let state = app.state.clone();
+    tokio::task::spawn_blocking(move || state.verifier.flush(&state.pool))
+        .await
+        .unwrap();
+    assert_eq!(app.state.verifier.pending(), (0, 0));
+    let counted: i64 = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            use keyward::db::schema::key_usage;
+            key_usage::table
+                .select(key_usage::count)
+                .load::<i64>(c)
+                .unwrap()
+                .iter()
+                .sum()
+        })
+        .await;
+    assert_eq!(counted, 5);
 }

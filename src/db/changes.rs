@@ -1,0 +1,138 @@
+//! What a write changed for key checks: the change feed's local half.
+//!
+//! Every function in `db` that changes what a key check would answer
+//! (revoke, delete, disable, enable, regenerate, edit, the workspace's API
+//! key switch, a user's removal) records a [`Change`] next to its write.
+//! The web layer runs all database work through one wrapper that collects
+//! what was recorded on that thread and applies it to the key cache before
+//! the response is sent, so no handler can forget to. Other instances learn
+//! the same through PostgreSQL `NOTIFY`, sent by triggers in the same
+//! transaction as the write (see the `change_feed` migration), so they do
+//! not depend on the application remembering either.
+
+use std::cell::RefCell;
+
+/// The channel the PostgreSQL triggers notify on.
+pub const CHANNEL: &str = "keyward_key_changes";
+
+/// Something that may make key checks answer differently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The keys whose current or previous secret has one of these digests.
+    Key {
+        workspace_id: String,
+        digests: Vec<String>,
+    },
+    /// Every key of the workspace (its API key switch).
+    Workspace(String),
+    /// Anything (the feed reconnected and may have missed changes).
+    All,
+}
+
+impl Change {
+    /// The change for one key row (both of its secrets).
+    pub fn key(key: &super::keys::ApiKey) -> Change {
+        let mut digests = vec![key.digest.clone()];
+        digests.extend(key.previous_digest.clone());
+        Change::Key {
+            workspace_id: key.workspace_id.clone(),
+            digests,
+        }
+    }
+
+    /// Read a notification payload written by the triggers:
+    /// `k <workspace> <digest> [<digest>…]` or `w <workspace>`.
+    pub fn from_payload(payload: &str) -> Option<Change> {
+        let mut parts = payload.split(' ').filter(|p| !p.is_empty());
+        match (parts.next()?, parts.next()) {
+            ("k", Some(ws)) => {
+                let mut digests: Vec<String> = parts.map(str::to_owned).collect();
+                digests.sort_unstable();
+                digests.dedup();
+                (!digests.is_empty()).then(|| Change::Key {
+                    workspace_id: ws.to_owned(),
+                    digests,
+                })
+            }
+            ("w", Some(ws)) => Some(Change::Workspace(ws.to_owned())),
+            _ => None,
+        }
+    }
+}
+
+thread_local! {
+    /// Changes recorded on this thread since [`collect`] started; `None`
+    /// when nobody is collecting (the CLI), so nothing accumulates.
+    static PENDING: RefCell<Option<Vec<Change>>> = const { RefCell::new(None) };
+}
+
+/// Note a change made by the current thread's database work.
+pub fn record(change: Change) {
+    PENDING.with(|p| {
+        if let Some(list) = p.borrow_mut().as_mut() {
+            list.push(change);
+        }
+    });
+}
+
+/// Run `f` (database work on this thread) and return what it recorded.
+pub fn collect<T>(f: impl FnOnce() -> T) -> (T, Vec<Change>) {
+    let outer = PENDING.with(|p| p.borrow_mut().replace(Vec::new()));
+    let value = f();
+    let changes = PENDING.with(|p| {
+        let mine = p.borrow_mut().take().unwrap_or_default();
+        *p.borrow_mut() = outer;
+        mine
+    });
+    // Whatever an inner collection recorded also belongs to an outer one.
+    if !changes.is_empty() {
+        for c in &changes {
+            record(c.clone());
+        }
+    }
+    (value, changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_junk_is_ignored() {
+        assert_eq!(
+            Change::from_payload("k wsp_1 bbb aaa bbb"),
+            Some(Change::Key {
+                workspace_id: "wsp_1".into(),
+                digests: vec!["aaa".into(), "bbb".into()],
+            })
+        );
+        assert_eq!(
+            Change::from_payload("w wsp_1"),
+            Some(Change::Workspace("wsp_1".into()))
+        );
+        for junk in ["", "k", "k wsp_1", "x y", "w"] {
+            assert_eq!(Change::from_payload(junk), None, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn collect_sees_only_its_own_thread_and_nothing_leaks_outside() {
+        record(Change::All);
+        let ((), got) = collect(|| {
+            record(Change::Workspace("a".into()));
+            std::thread::spawn(|| record(Change::Workspace("other thread".into())))
+                .join()
+                .unwrap();
+        });
+        assert_eq!(got, vec![Change::Workspace("a".into())]);
+        let (_, outer) = collect(|| {
+            let (_, inner) = collect(|| record(Change::All));
+            assert_eq!(inner, vec![Change::All]);
+        });
+        assert_eq!(
+            outer,
+            vec![Change::All],
+            "inner changes reach the outer collector"
+        );
+    }
+}

@@ -1,0 +1,55 @@
+//! The state one running server shares between its API and web handlers.
+
+use crate::config::Config;
+use crate::db::Pool;
+use crate::domain::throttle::Throttle;
+use crate::verify::Verifier;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Shared state of one running server.
+pub struct AppState {
+    pub pool: Pool,
+    pub config: Config,
+    /// Failed sign-ins per account.
+    pub login_by_account: Throttle,
+    /// Failed sign-ins per client address.
+    pub login_by_ip: Throttle,
+    /// Wrong current passwords on the change-password form, per user.
+    pub password_change: Throttle,
+    /// Digest of the one-time first-run setup token, while setup is pending.
+    pub setup_token_digest: Mutex<Option<String>>,
+    /// Key checking: cache, change feed, rate limits, usage buffers.
+    pub verifier: Arc<Verifier>,
+    /// On SQLite, the lock that keeps a second instance off the file.
+    pub instance_lock: Option<std::fs::File>,
+}
+
+impl AppState {
+    pub fn new(
+        pool: Pool,
+        config: Config,
+        setup_token_digest: Option<String>,
+        verifier: Arc<Verifier>,
+    ) -> Self {
+        AppState {
+            pool,
+            config,
+            login_by_account: Throttle::new(5, Duration::from_secs(15 * 60)),
+            login_by_ip: Throttle::new(50, Duration::from_secs(15 * 60)),
+            password_change: Throttle::new(5, Duration::from_secs(15 * 60)),
+            setup_token_digest: Mutex::new(setup_token_digest),
+            verifier,
+            instance_lock: None,
+        }
+    }
+
+    pub fn session_lifetime(&self) -> crate::db::sessions::Lifetime {
+        let delta =
+            |d: Duration| chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::hours(1));
+        crate::db::sessions::Lifetime {
+            idle: delta(self.config.session_idle),
+            max: delta(self.config.session_max),
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! The cache of looked-up keys, kept exact by the change feed instead of a
+//! short lifetime.
+//!
+//! - Entries are dropped precisely (by digest, by workspace, or all) when a
+//!   [`Change`] arrives; a long safety lifetime only bounds what a missed
+//!   notification could cost.
+//! - One database read per digest at a time: concurrent misses for the same
+//!   key wait for the first one's answer (single flight).
+//! - A lookup that read a row before a change committed cannot put its
+//!   stale answer into the cache after the change was applied: every change
+//!   bumps a generation under the same lock that guards insertion, and an
+//!   answer is only cached if nothing touching its key or workspace happened
+//!   since its lookup began.
+
+use crate::db::changes::Change;
+use crate::db::keys::AuthRecord;
+use moka::sync::Cache;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What a lookup found: the key, or that no key has this digest.
+pub type Found = Option<Arc<AuthRecord>>;
+
+/// Why a lookup gave no answer (the database could not be asked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupFailed(pub String);
+
+/// How long change records are kept to judge lookups that began before
+/// them. A lookup running longer than this is never cached (it cannot be
+/// judged), which is safe; lookups are bounded by the pool and statement
+/// timeouts, far below it.
+const REMEMBER_CHANGES: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+struct Entry {
+    found: Found,
+}
+
+struct Lifetimes {
+    found: Duration,
+    missing: Duration,
+}
+
+impl moka::Expiry<String, Entry> for Lifetimes {
+    fn expire_after_create(&self, _: &String, value: &Entry, _: Instant) -> Option<Duration> {
+        Some(if value.found.is_some() {
+            self.found
+        } else {
+            self.missing
+        })
+    }
+}
+
+#[derive(Default)]
+struct Generations {
+    current: u64,
+    /// The generation of the last change of each digest / workspace, and
+    /// when it happened (for pruning).
+    keys: HashMap<String, (u64, Instant)>,
+    workspaces: HashMap<String, (u64, Instant)>,
+    all: u64,
+    /// Records older than this generation were pruned.
+    forgotten_before: u64,
+}
+
+impl Generations {
+    fn changed_since(&self, start: u64, digest: &str, workspace: Option<&str>) -> bool {
+        start < self.forgotten_before
+            || self.all > start
+            || self.keys.get(digest).is_some_and(|(g, _)| *g > start)
+            || workspace
+                .and_then(|w| self.workspaces.get(w))
+                .is_some_and(|(g, _)| *g > start)
+    }
+
+    fn prune(&mut self, now: Instant) {
+        let horizon = now.checked_sub(REMEMBER_CHANGES);
+        let Some(horizon) = horizon else { return };
+        let mut newest_dropped = 0;
+        for map in [&mut self.keys, &mut self.workspaces] {
+            map.retain(|_, (g, at)| {
+                let keep = *at >= horizon;
+                if !keep {
+                    newest_dropped = newest_dropped.max(*g);
+                }
+                keep
+            });
+        }
+        self.forgotten_before = self.forgotten_before.max(newest_dropped);
+    }
+}
+
+type Flight = Arc<tokio::sync::OnceCell<Result<Found, LookupFailed>>>;
+
+/// The key cache.
+pub struct KeyCache {
+    entries: Cache<String, Entry>,
+    generations: Mutex<Generations>,
+    inflight: Mutex<HashMap<String, Flight>>,
+}
+
+/// Removes a finished flight, also when the waiting request was dropped.
+struct Landing<'a> {
+    cache: &'a KeyCache,
+    digest: &'a str,
+    flight: Flight,
+}
+
+impl Drop for Landing<'_> {
+    fn drop(&mut self) {
+        let mut inflight = self.cache.lock_inflight();
+        if inflight
+            .get(self.digest)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+        {
+            inflight.remove(self.digest);
+        }
+    }
+}
+
+impl KeyCache {
+    /// A cache of at most `capacity` keys; found keys live at most
+    /// `found_ttl` (a safety net: changes remove them at once), unknown
+    /// digests `missing_ttl`.
+    pub fn new(capacity: u64, found_ttl: Duration, missing_ttl: Duration) -> Self {
+        KeyCache {
+            entries: Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(Lifetimes {
+                    found: found_ttl,
+                    missing: missing_ttl,
+                })
+                .support_invalidation_closures()
+                .build(),
+            generations: Mutex::new(Generations::default()),
+            inflight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock_generations(&self) -> std::sync::MutexGuard<'_, Generations> {
+        self.generations.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_inflight(&self) -> std::sync::MutexGuard<'_, HashMap<String, Flight>> {
+        self.inflight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cached answer for `digest`, if any.
+    pub fn get(&self, digest: &str) -> Option<Found> {
+        self.entries.get(digest).map(|e| e.found)
+    }
+
+    /// The cached answer, or the one `load` gives (one `load` per digest at
+    /// a time; concurrent callers share its answer). Failures are not
+    /// cached.
+    pub async fn get_or_load<F, Fut>(&self, digest: &str, load: F) -> Result<Found, LookupFailed>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<AuthRecord>, LookupFailed>>,
+    {
+        if let Some(found) = self.get(digest) {
+            return Ok(found);
+        }
+        let flight = self
+            .lock_inflight()
+            .entry(digest.to_owned())
+            .or_default()
+            .clone();
+        let _landing = Landing {
+            cache: self,
+            digest,
+            flight: flight.clone(),
+        };
+        flight
+            .get_or_init(|| async {
+                let start = self.lock_generations().current;
+                let found = load().await?.map(Arc::new);
+                self.insert_if_unchanged(digest, found.clone(), start);
+                Ok(found)
+            })
+            .await
+            .clone()
+    }
+
+    fn insert_if_unchanged(&self, digest: &str, found: Found, start: u64) {
+        let generations = self.lock_generations();
+        let workspace = found.as_ref().map(|r| r.key.workspace_id.as_str());
+        if !generations.changed_since(start, digest, workspace) {
+            self.entries.insert(digest.to_owned(), Entry { found });
+        }
+    }
+
+    /// Apply a change: drop exactly the entries it affects, and keep any
+    /// lookup that began before it from caching what it read.
+    pub fn apply(&self, change: &Change) {
+        let now = Instant::now();
+        let mut generations = self.lock_generations();
+        generations.current += 1;
+        let current = generations.current;
+        match change {
+            Change::Key { digests, .. } => {
+                for d in digests {
+                    generations.keys.insert(d.clone(), (current, now));
+                    self.entries.invalidate(d);
+                }
+            }
+            Change::Workspace(ws) => {
+                generations.workspaces.insert(ws.clone(), (current, now));
+                let ws = ws.clone();
+                let dropped = self.entries.invalidate_entries_if(move |_, e| {
+                    e.found.as_ref().is_none_or(|r| r.key.workspace_id == ws)
+                });
+                if dropped.is_err() {
+                    self.entries.invalidate_all();
+                }
+            }
+            Change::All => {
+                generations.all = current;
+                self.entries.invalidate_all();
+            }
+        }
+        generations.prune(now);
+    }
+
+    /// How many entries are cached (approximate; for tests and metrics).
+    pub fn len(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::keys::ApiKey;
+
+    fn record(id: &str, ws: &str, digest: &str) -> AuthRecord {
+        let now = chrono::Utc::now().naive_utc();
+        AuthRecord {
+            key: ApiKey {
+                id: id.into(),
+                workspace_id: ws.into(),
+                kind: "workspace".into(),
+                owner_id: None,
+                created_by: "usr".into(),
+                name: id.into(),
+                description: String::new(),
+                tags: "[]".into(),
+                environment: "live".into(),
+                permissions: "[]".into(),
+                resources: "[]".into(),
+                digest: digest.into(),
+                head: String::new(),
+                tail: String::new(),
+                previous_digest: None,
+                previous_expires_at: None,
+                expires_at: None,
+                rate_limit: None,
+                disabled_at: None,
+                revoked_at: None,
+                revoked_by: None,
+                deleted_at: None,
+                creator_removed_at: None,
+                request_nonce: String::new(),
+                search: String::new(),
+                created_at: now,
+                updated_at: now,
+                last_used_at: None,
+            },
+            owner_email: None,
+            api_keys_disabled_at: None,
+        }
+    }
+
+    fn cache() -> KeyCache {
+        KeyCache::new(1000, Duration::from_secs(600), Duration::from_secs(5))
+    }
+
+    #[tokio::test]
+    async fn a_change_during_a_lookup_keeps_its_stale_answer_out() {
+        let c = cache();
+        let (release, wait) = tokio::sync::oneshot::channel::<()>();
+        let lookup = c.get_or_load("d1", || async {
+            wait.await.ok();
+            Ok(Some(record("key_1", "ws", "d1")))
+        });
+        let change = async {
+            tokio::task::yield_now().await;
+            // The revoke commits while the lookup is reading the old row.
+            c.apply(&Change::Key {
+                workspace_id: "ws".into(),
+                digests: vec!["d1".into()],
+            });
+            release.send(()).ok();
+        };
+        let (found, ()) = tokio::join!(lookup, change);
+        assert!(found.unwrap().is_some(), "the caller gets what was read");
+        assert!(c.get("d1").is_none(), "but it is not cached");
+        // A lookup that starts after the change is cached as usual.
+        c.get_or_load("d1", || async { Ok(Some(record("key_1", "ws", "d1"))) })
+            .await
+            .unwrap();
+        assert!(c.get("d1").is_some());
+    }
+
+    #[tokio::test]
+    async fn changes_drop_exactly_what_they_affect() {
+        let c = cache();
+        for (d, ws) in [("a", "ws1"), ("b", "ws1"), ("c", "ws2")] {
+            c.get_or_load(d, || async { Ok(Some(record(d, ws, d))) })
+                .await
+                .unwrap();
+        }
+        c.get_or_load("unknown", || async { Ok(None) })
+            .await
+            .unwrap();
+        c.apply(&Change::Key {
+            workspace_id: "ws1".into(),
+            digests: vec!["a".into()],
+        });
+        assert!(c.get("a").is_none());
+        assert!(c.get("b").is_some() && c.get("c").is_some());
+        c.apply(&Change::Workspace("ws1".into()));
+        assert!(c.get("b").is_none());
+        assert!(c.get("c").is_some(), "other workspaces keep their entries");
+        c.apply(&Change::All);
+        assert!(c.get("c").is_none());
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_for_one_key_read_the_database_once() {
+        let c = Arc::new(cache());
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let lookups = (0..20).map(|_| {
+            let (c, reads) = (c.clone(), reads.clone());
+            async move {
+                c.get_or_load("hot", || async move {
+                    reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                    Ok(Some(record("key_hot", "ws", "hot")))
+                })
+                .await
+                .unwrap()
+            }
+        });
+        let all = futures_util::future::join_all(lookups).await;
+        assert!(all.iter().all(Option::is_some));
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn failures_are_not_cached() {
+        let c = cache();
+        let failed = c
+            .get_or_load("d", || async { Err(LookupFailed("down".into())) })
+            .await;
+        assert_eq!(failed.err(), Some(LookupFailed("down".into())));
+        assert!(c.get("d").is_none());
+        let ok = c.get_or_load("d", || async { Ok(None) }).await;
+        assert_eq!(ok.map(|f| f.is_none()), Ok(true));
+    }
+}

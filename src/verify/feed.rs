@@ -1,0 +1,118 @@
+//! The change feed's cross-instance half: a dedicated PostgreSQL connection
+//! that `LISTEN`s for the notifications the triggers send on every key and
+//! workspace change, and applies them to this instance's cache.
+//!
+//! libpq reports notifications without blocking, so the listener polls its
+//! socket every [`POLL`] (a revoke on another instance is applied here
+//! within that, plus the commit). A broken connection is re-made with
+//! back-off; after every (re)connect the whole cache is dropped, because
+//! notifications sent while it was away are lost.
+
+use crate::db::changes::{CHANNEL, Change};
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use std::sync::Weak;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How often pending notifications are read.
+const POLL: Duration = Duration::from_millis(20);
+/// How often the connection is checked with a query, so a silently dead
+/// connection is noticed even when nothing changes.
+const HEALTH_EVERY: Duration = Duration::from_secs(5);
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// What the listener reports, for `/readyz` and metrics.
+#[derive(Debug, Default)]
+pub struct FeedStatus {
+    /// Notifications applied.
+    pub applied: AtomicU64,
+    /// Times the listener (re)connected.
+    pub connects: AtomicU64,
+}
+
+/// Something that takes changes; the listener holds it weakly and stops
+/// when it is gone (the server stopped).
+pub trait ApplyChange: Send + Sync + 'static {
+    fn apply_change(&self, change: &Change);
+    fn feed_status(&self) -> &FeedStatus;
+}
+
+/// Start listening on its own thread. The thread ends when `target` is
+/// dropped.
+pub fn spawn<T: ApplyChange>(url: String, target: Weak<T>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("keyward-change-feed".into())
+        .spawn(move || run(&url, &target))
+        .map(|_| ())
+}
+
+fn run<T: ApplyChange>(url: &str, target: &Weak<T>) {
+    let mut backoff = Duration::from_millis(100);
+    let mut warned = false;
+    loop {
+        if target.strong_count() == 0 {
+            return;
+        }
+        let mut conn = match PgConnection::establish(url)
+            .map_err(|e| e.to_string())
+            .and_then(|mut c| {
+                c.batch_execute(&format!("LISTEN {CHANNEL}"))
+                    .map(|()| c)
+                    .map_err(|e| e.to_string())
+            }) {
+            Ok(conn) => conn,
+            Err(e) => {
+                if !warned {
+                    tracing::warn!(error = %e, "change feed cannot listen; other instances' changes reach this one only after it reconnects");
+                    warned = true;
+                }
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        let Some(t) = target.upgrade() else { return };
+        // Anything may have changed while we were not listening.
+        t.apply_change(&Change::All);
+        t.feed_status().connects.fetch_add(1, Ordering::Relaxed);
+        drop(t);
+        if warned {
+            tracing::info!("change feed listening again");
+        }
+        warned = false;
+        backoff = Duration::from_millis(100);
+        if let Err(e) = listen(&mut conn, target) {
+            tracing::warn!(error = %e, "change feed connection lost; reconnecting");
+        } else {
+            return;
+        }
+    }
+}
+
+/// Apply notifications until the connection breaks (`Err`) or the target
+/// is gone (`Ok`).
+fn listen<T: ApplyChange>(conn: &mut PgConnection, target: &Weak<T>) -> Result<(), String> {
+    let mut checked = Instant::now();
+    loop {
+        let Some(t) = target.upgrade() else {
+            return Ok(());
+        };
+        for n in conn.notifications_iter() {
+            let n = n.map_err(|e| e.to_string())?;
+            match Change::from_payload(&n.payload) {
+                Some(change) => t.apply_change(&change),
+                // Unreadable: be safe rather than precise.
+                None => t.apply_change(&Change::All),
+            }
+            t.feed_status().applied.fetch_add(1, Ordering::Relaxed);
+        }
+        drop(t);
+        if checked.elapsed() >= HEALTH_EVERY {
+            conn.batch_execute("SELECT 1").map_err(|e| e.to_string())?;
+            checked = Instant::now();
+        }
+        std::thread::sleep(POLL);
+    }
+}

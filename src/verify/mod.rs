@@ -1,0 +1,295 @@
+//! Checking a presented key: the hot path every integration hits.
+//!
+//! At most one indexed database read per key (none once cached), no
+//! password hashing, no write: "last used" times and usage counts are
+//! buffered and written in batches. The cache is kept exact by the change
+//! feed ([`crate::db::changes`] in-process, PostgreSQL `NOTIFY` between
+//! instances), so entries can live long; expiry and grace periods are
+//! checked on every request against the clock.
+
+pub mod cache;
+pub mod feed;
+pub mod limiter;
+pub mod outcome;
+pub mod usage;
+
+use crate::db::changes::Change;
+use crate::db::{self, Pool, keys};
+use crate::domain::keys::{Environment, parse};
+use cache::{Found, KeyCache, LookupFailed};
+use chrono::NaiveDateTime;
+use feed::FeedStatus;
+use limiter::{Limiter, RetryAfter};
+pub use outcome::{Code, Outcome, RateInfo, Requirements, Verified};
+use std::time::Duration;
+use usage::UsageBuffers;
+pub use usage::hour_of;
+
+/// Tuning of the verifier.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Most keys cached.
+    pub cache_capacity: u64,
+    /// How long a found key stays cached without a change: only a safety
+    /// net, since changes remove entries at once.
+    pub cache_ttl: Duration,
+    /// How long "no key has this digest" is cached.
+    pub missing_ttl: Duration,
+    /// Database reads of the hot path at once (the pool's size): more would
+    /// only park threads waiting for a connection.
+    pub db_slots: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            cache_capacity: 200_000,
+            cache_ttl: Duration::from_secs(600),
+            missing_ttl: Duration::from_secs(5),
+            db_slots: 8,
+        }
+    }
+}
+
+/// Key checking with its cache, rate limiter and usage buffers.
+pub struct Verifier {
+    cache: KeyCache,
+    limiter: Limiter,
+    usage: UsageBuffers,
+    feed: FeedStatus,
+    db_slots: tokio::sync::Semaphore,
+}
+
+fn fmt_time(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+impl feed::ApplyChange for Verifier {
+    fn apply_change(&self, change: &Change) {
+        self.apply(change);
+    }
+
+    fn feed_status(&self) -> &FeedStatus {
+        &self.feed
+    }
+}
+
+impl Verifier {
+    pub fn new(settings: &Settings, limiter: Limiter) -> Self {
+        Verifier {
+            cache: KeyCache::new(
+                settings.cache_capacity,
+                settings.cache_ttl,
+                settings.missing_ttl,
+            ),
+            limiter,
+            usage: UsageBuffers::default(),
+            feed: FeedStatus::default(),
+            db_slots: tokio::sync::Semaphore::new(settings.db_slots.max(1)),
+        }
+    }
+
+    /// Apply a change made here or reported by the feed.
+    pub fn apply(&self, change: &Change) {
+        self.cache.apply(change);
+    }
+
+    /// The change feed's counters.
+    pub fn feed_status(&self) -> &FeedStatus {
+        &self.feed
+    }
+
+    /// Whether rate limits are shared between instances (Redis).
+    pub fn limits_shared(&self) -> bool {
+        self.limiter.is_shared()
+    }
+
+    async fn lookup(&self, pool: &Pool, digest: &str) -> Result<Found, Outcome> {
+        self.cache
+            .get_or_load(digest, || async {
+                let _slot = self
+                    .db_slots
+                    .acquire()
+                    .await
+                    .map_err(|e| LookupFailed(e.to_string()))?;
+                let pool = pool.clone();
+                let lookup = digest.to_owned();
+                tokio::task::spawn_blocking(move || {
+                    let mut conn = pool.get().map_err(|e| LookupFailed(e.to_string()))?;
+                    keys::find_for_auth(&mut conn, &lookup).map_err(|e| LookupFailed(e.to_string()))
+                })
+                .await
+                .map_err(|e| LookupFailed(e.to_string()))?
+            })
+            .await
+            .map_err(|LookupFailed(e)| {
+                tracing::error!(error = %e, "key lookup failed");
+                Outcome::new(
+                    Code::Unavailable,
+                    "Keys cannot be checked right now. Retry in a moment.",
+                )
+            })
+    }
+
+    /// Check a key and count the outcome for the key's usage statistics
+    /// (only for keys that were identified).
+    pub async fn verify(
+        &self,
+        pool: &Pool,
+        raw: &str,
+        req: &Requirements,
+    ) -> Result<Verified, Outcome> {
+        let result = self.check(pool, raw, req).await;
+        let counted = match &result {
+            Ok(v) => Some((&v.record, crate::domain::chart::VALID)),
+            Err(o) => o.identified.as_ref().map(|v| (&v.record, o.code.as_str())),
+        };
+        if let Some((record, outcome)) = counted {
+            self.usage
+                .count(&record.key.id, &record.key.workspace_id, db::now(), outcome);
+        }
+        result
+    }
+
+    /// Run every check, in the documented order: format and checksum, lookup,
+    /// workspace switch, revoked or deleted, disabled, expired (and old secrets
+    /// past their grace), environment, permission and resource, rate limit.
+    async fn check(&self, pool: &Pool, raw: &str, req: &Requirements) -> Result<Verified, Outcome> {
+        let facts = parse(raw).map_err(|e| Outcome::new(Code::Malformed, e.to_string()))?;
+        let record = self.lookup(pool, &facts.digest).await?.ok_or_else(|| {
+            Outcome::new(
+                Code::NotFound,
+                "No key matches. Check that you copied the whole key; if it was regenerated, use the new secret.",
+            )
+        })?;
+        let key = &record.key;
+        let now = db::now();
+        if record.api_keys_disabled_at.is_some() {
+            return Err(Outcome::new(
+                Code::ApiKeysDisabled,
+                "API keys are switched off for this workspace. Ask a workspace admin to turn them back on in Settings.",
+            )
+            .about(&record));
+        }
+        if key.revoked_at.is_some() || key.deleted_at.is_some() {
+            return Err(Outcome::new(
+                Code::Revoked,
+                "This key was revoked and can no longer be used. Create a new key.",
+            )
+            .about(&record));
+        }
+        if key.disabled_at.is_some() {
+            return Err(Outcome::new(
+                Code::Disabled,
+                "This key is disabled. Enable it again on the API keys page, or use another key.",
+            )
+            .about(&record));
+        }
+        if let Some(expired) = key.expires_at.filter(|e| *e <= now) {
+            return Err(Outcome::new(
+                Code::Expired,
+                format!(
+                    "This key expired on {}. Create a new key.",
+                    fmt_time(expired)
+                ),
+            )
+            .about(&record));
+        }
+        if key.digest != facts.digest {
+            // The previous secret of a regenerated key.
+            match key.previous_expires_at {
+                Some(until)
+                    if until > now && key.previous_digest.as_deref() == Some(&facts.digest) => {}
+                _ => {
+                    return Err(Outcome::new(
+                        Code::Expired,
+                        "This secret was replaced when the key was regenerated and no longer works. Use the new secret.",
+                    )
+                    .about(&record));
+                }
+            }
+        }
+        if let Some(wanted) = req.environment.as_deref().filter(|s| !s.trim().is_empty()) {
+            let env = key.environment();
+            match wanted.parse::<Environment>() {
+                Ok(w) if w == env => {}
+                Ok(w) => {
+                    return Err(Outcome::new(
+                        Code::EnvironmentMismatch,
+                        format!(
+                            "This is a {} ({}) key, but the request is for {} ({}). Use a key made for that environment.",
+                            env.label(),
+                            env.as_str(),
+                            w.label(),
+                            w.as_str()
+                        ),
+                    )
+                    .about(&record));
+                }
+                Err(()) => {
+                    return Err(Outcome::new(
+                        Code::EnvironmentMismatch,
+                        format!("Unknown environment \"{wanted}\": use live, test or dev."),
+                    )
+                    .about(&record));
+                }
+            }
+        }
+        if let Some(p) = req.permission.as_deref().filter(|s| !s.is_empty())
+            && !key.permission_list().iter().any(|have| have == p)
+        {
+            {
+                return Err(Outcome::new(
+                    Code::InsufficientPermission,
+                    format!("This key does not have the permission \"{p}\". Permissions are fixed when a key is created: create a key that has it."),
+                )
+                .about(&record));
+            }
+        }
+        if let Some(r) = req.resource.as_deref().filter(|s| !s.is_empty()) {
+            let scope = key.resource_list();
+            if !scope.is_empty() && !scope.iter().any(|have| have == r) {
+                return Err(Outcome::new(
+                    Code::ResourceNotAllowed,
+                    format!("This key is limited to other resources and may not access \"{r}\"."),
+                )
+                .about(&record));
+            }
+        }
+        let rate = match key.rate_limit {
+            Some(limit) if limit > 0 => match self.limiter.take(&key.id, limit).await {
+                Ok(info) => Some(info),
+                Err(RetryAfter(retry)) => {
+                    let mut outcome = Outcome::new(
+                        Code::RateLimited,
+                        format!("This key's rate limit of {limit} requests per minute was exceeded. Retry after {retry} seconds."),
+                    )
+                    .about(&record);
+                    outcome.retry_after_secs = Some(retry);
+                    outcome.limit = Some(limit);
+                    return Err(outcome);
+                }
+            },
+            _ => None,
+        };
+        self.usage.used(&key.id, now);
+        Ok(Verified { record, rate })
+    }
+
+    /// Write buffered "last used" times and usage counts, and forget idle
+    /// rate-limit buckets.
+    pub fn flush(&self, pool: &Pool) {
+        self.usage.flush(pool);
+        self.limiter.prune();
+    }
+
+    /// Buffered entries not yet written (last-used times, counters).
+    pub fn pending(&self) -> (usize, usize) {
+        self.usage.pending()
+    }
+
+    /// Local rate-limit buckets held.
+    pub fn rate_buckets(&self) -> usize {
+        self.limiter.local_buckets()
+    }
+}

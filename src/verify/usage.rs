@@ -1,0 +1,176 @@
+//! "Last used" times and usage counts, counted in memory on the hot path
+//! and written in batches (every `KEYWARD_FLUSH_INTERVAL`, and at graceful
+//! shutdown). A failed write keeps its batch for the next attempt.
+
+use crate::db::Pool;
+use chrono::NaiveDateTime;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The start of the hour `t` falls in.
+pub fn hour_of(t: NaiveDateTime) -> NaiveDateTime {
+    use chrono::Timelike;
+    t.date().and_hms_opt(t.hour(), 0, 0).unwrap_or(t)
+}
+
+type UsageKey = (String, String, NaiveDateTime, &'static str);
+
+/// Most distinct (key, hour, outcome) counters kept while the database
+/// cannot take them; beyond it new counters are dropped (and said so in
+/// the log) rather than growing without bound through a long outage.
+pub const MAX_PENDING_COUNTERS: usize = 200_000;
+
+/// The buffers.
+#[derive(Default)]
+pub struct UsageBuffers {
+    last_used: Mutex<HashMap<String, NaiveDateTime>>,
+    /// Verifications per (key, workspace, hour, outcome) not yet written.
+    counts: Mutex<HashMap<UsageKey, i64>>,
+}
+
+impl UsageBuffers {
+    /// Note one use of `key_id` at `at` (for "last used").
+    pub fn used(&self, key_id: &str, at: NaiveDateTime) {
+        let mut used = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
+        match used.get_mut(key_id) {
+            Some(t) => *t = (*t).max(at),
+            None => {
+                used.insert(key_id.to_owned(), at);
+            }
+        }
+    }
+
+    /// Count one check of a key with its outcome.
+    pub fn count(
+        &self,
+        key_id: &str,
+        workspace_id: &str,
+        at: NaiveDateTime,
+        outcome: &'static str,
+    ) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (
+            key_id.to_owned(),
+            workspace_id.to_owned(),
+            hour_of(at),
+            outcome,
+        );
+        if let Some(n) = counts.get_mut(&key) {
+            *n += 1;
+        } else if counts.len() < MAX_PENDING_COUNTERS {
+            counts.insert(key, 1);
+        } else {
+            tracing::warn!(
+                "usage buffer full while the database is unavailable: a count was dropped"
+            );
+        }
+    }
+
+    /// Pending entries (last-used times, counters), for tests and metrics.
+    pub fn pending(&self) -> (usize, usize) {
+        (
+            self.last_used
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len(),
+            self.counts.lock().unwrap_or_else(|e| e.into_inner()).len(),
+        )
+    }
+
+    /// Write buffered "last used" times and usage counts. On failure they
+    /// are kept for the next attempt, so none is lost.
+    pub fn flush(&self, pool: &Pool) {
+        drain_and_write(
+            &self.last_used,
+            |batch| {
+                let mut conn = pool.get().map_err(|e| e.to_string())?;
+                crate::db::keys::write_last_used(&mut conn, batch).map_err(|e| e.to_string())
+            },
+            |at, newer| *at = (*at).max(newer),
+            "last-used times",
+        );
+        drain_and_write(
+            &self.counts,
+            |batch| {
+                let rows: Vec<crate::db::usage::Increment> = batch
+                    .iter()
+                    .map(|((k, w, h, o), n)| (k.clone(), w.clone(), *h, (*o).to_owned(), *n))
+                    .collect();
+                let mut conn = pool.get().map_err(|e| e.to_string())?;
+                crate::db::usage::add(&mut conn, &rows).map_err(|e| e.to_string())
+            },
+            |count, n| *count += n,
+            "usage counts",
+        );
+    }
+}
+
+/// Take everything buffered in `map` and write it. If writing fails, put it
+/// back, merging with what arrived meanwhile, so the next flush retries and
+/// nothing is lost.
+fn drain_and_write<K: std::hash::Hash + Eq, V>(
+    map: &Mutex<HashMap<K, V>>,
+    write: impl FnOnce(&[(K, V)]) -> Result<(), String>,
+    merge: impl Fn(&mut V, V),
+    what: &str,
+) {
+    let batch: Vec<(K, V)> = map
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain()
+        .collect();
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(e) = write(&batch) {
+        tracing::warn!(error = %e, pending = batch.len(), "could not write {what}; will retry");
+        let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, v) in batch {
+            match map.entry(k) {
+                std::collections::hash_map::Entry::Occupied(mut slot) => merge(slot.get_mut(), v),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(v);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_keeps_the_batch_and_merges_what_arrived_meanwhile() {
+        let map: Mutex<HashMap<&str, i64>> = Mutex::new(HashMap::from([("a", 5), ("b", 1)]));
+        drain_and_write(
+            &map,
+            |batch| {
+                assert_eq!(batch.len(), 2);
+                // New counts arrive while the database is down.
+                map.lock().unwrap().insert("a", 2);
+                Err("database down".into())
+            },
+            |count, n| *count += n,
+            "test counts",
+        );
+        assert_eq!(*map.lock().unwrap(), HashMap::from([("a", 7), ("b", 1)]));
+
+        let mut written = Vec::new();
+        drain_and_write(
+            &map,
+            |batch| {
+                written.extend_from_slice(batch);
+                Ok(())
+            },
+            |count, n| *count += n,
+            "test counts",
+        );
+        written.sort();
+        assert_eq!(written, vec![("a", 7), ("b", 1)]);
+        assert!(
+            map.lock().unwrap().is_empty(),
+            "a successful write empties the buffer"
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! The verification engine: the change feed between instances, the race
+//! between checks and a revoke, shared rate limits, one instance per SQLite
+//! file.
+//!
+//! Tests named `pg_only_…` need two instances on one PostgreSQL database;
+//! they are ignored by a plain `cargo test` and run by `.ci/run` with
+//! `KEYWARD_TEST_DATABASE_URL` set and `--ignored`.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use std::time::{Duration, Instant};
+
+/// Caches on every instance live ten minutes in these tests, so a refusal
+/// can only come from the change feed, never from an entry expiring.
+fn long_cache(c: &mut keyward::config::Config) {
+    c.verifier.cache_ttl = Duration::from_secs(600);
+}
+
+/// Ask `base` with `key` until the answer is `code`; panics after 10 s.
+/// Returns how long it took (printed by the tests; the 1 s target is
+/// measured by `scripts/bench-verify revoke`, not asserted here).
+async fn until_refused(base: &str, key: &str, code: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (status, got) = me_code(base, key).await;
+        if got == code {
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{base} still answers {status} {got:?}, not {code}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn require_postgres() {
+    assert!(
+        std::env::var("KEYWARD_TEST_DATABASE_URL").is_ok_and(|u| !u.trim().is_empty()),
+        "this test needs two instances on one PostgreSQL: set KEYWARD_TEST_DATABASE_URL"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with KEYWARD_TEST_DATABASE_URL and --ignored"]
+async fn pg_only_changes_on_one_instance_are_refused_by_the_other() {
+    require_postgres();
+    let (a, admin) = spawn_ready_with(long_cache).await;
+    let b = a.another_instance(long_cache).await;
+
+    // Revoke.
+    let k = admin.create_key("/workspace/keys", &[("name", "r")]).await;
+    assert_eq!(
+        me(&b.base, &k.secret).await.0,
+        StatusCode::OK,
+        "cached on B"
+    );
+    let res = admin
+        .post_form(&format!("/keys/{}/revoke", k.id), &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    println!(
+        "revoke: {:?}",
+        until_refused(&b.base, &k.secret, "REVOKED").await
+    );
+
+    // Disable, then enable again.
+    let k = admin.create_key("/workspace/keys", &[("name", "d")]).await;
+    assert_eq!(me(&b.base, &k.secret).await.0, StatusCode::OK);
+    admin
+        .post_form(&format!("/keys/{}/disable", k.id), &[])
+        .await;
+    println!(
+        "disable: {:?}",
+        until_refused(&b.base, &k.secret, "DISABLED").await
+    );
+    admin
+        .post_form(&format!("/keys/{}/enable", k.id), &[])
+        .await;
+    let started = Instant::now();
+    while me(&b.base, &k.secret).await.0 != StatusCode::OK {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never enabled on B"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // Regenerate without a grace period: the old secret is replaced.
+    let (_, confirm) = admin.page(&format!("/keys/{}/regenerate", k.id)).await;
+    let nonce = hidden(&confirm, "nonce").unwrap();
+    let res = admin
+        .post_form(
+            &format!("/keys/{}/regenerate", k.id),
+            &[("grace", "0"), ("nonce", &nonce)],
+        )
+        .await;
+    let new_secret = shown_secret(&res.text().await.unwrap()).unwrap();
+    println!(
+        "regenerate: {:?}",
+        until_refused(&b.base, &k.secret, "EXPIRED").await
+    );
+    assert_eq!(me(&b.base, &new_secret).await.0, StatusCode::OK);
+
+    // The workspace switch turns every key off on B, and back on.
+    assert_eq!(me(&b.base, &new_secret).await.0, StatusCode::OK);
+    admin
+        .post_form("/workspace/settings/api-keys", &[("enabled", "off")])
+        .await;
+    println!(
+        "switch off: {:?}",
+        until_refused(&b.base, &new_secret, "API_KEYS_DISABLED").await
+    );
+    admin
+        .post_form("/workspace/settings/api-keys", &[("enabled", "on")])
+        .await;
+    let started = Instant::now();
+    while me(&b.base, &new_secret).await.0 != StatusCode::OK {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never back on B"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // A key created on A works on B at once, even after B was asked for it
+    // before it existed (a cached "no such key").
+    let fresh = admin
+        .create_key("/workspace/keys", &[("name", "new")])
+        .await;
+    assert_eq!(me(&b.base, &fresh.secret).await.0, StatusCode::OK);
+}
+
+/// Checks race a revoke on one instance: whatever was sent before the
+/// revoke's response may pass, nothing sent after it may.
+#[tokio::test]
+async fn no_check_sent_after_a_revoke_answered_is_accepted() {
+    let (app, admin) = spawn_ready_with(long_cache).await;
+    for round in 0..3 {
+        let k = admin
+            .create_key("/workspace/keys", &[("name", &format!("race {round}"))])
+            .await;
+        let revoked_at = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let checkers: Vec<_> = (0..8)
+            .map(|_| {
+                let (base, secret) = (app.base.clone(), k.secret.clone());
+                let (revoked_at, stop) = (revoked_at.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut late_accepts = 0;
+                    let mut checks = 0;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        let sent = Instant::now();
+                        let after_revoke = revoked_at.lock().unwrap().is_some_and(|r| sent > r);
+                        let (status, _) = me_code(&base, &secret).await;
+                        checks += 1;
+                        if after_revoke && status == StatusCode::OK {
+                            late_accepts += 1;
+                        }
+                    }
+                    (checks, late_accepts)
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let res = admin
+            .post_form(&format!("/keys/{}/revoke", k.id), &[])
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        *revoked_at.lock().unwrap() = Some(Instant::now());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut total = 0;
+        for c in checkers {
+            let (checks, late) = c.await.unwrap();
+            total += checks;
+            assert_eq!(late, 0, "a check sent after the revoke was accepted");
+        }
+        assert!(total > 16, "the checks really raced the revoke ({total})");
+    }
+}
+
+fn redis_url() -> String {
+    std::env::var("KEYWARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with KEYWARD_TEST_DATABASE_URL and --ignored"]
+async fn pg_only_rate_limits_are_shared_through_redis() {
+    require_postgres();
+    let with_redis = |c: &mut keyward::config::Config| c.redis_url = Some(redis_url());
+    let (a, admin) = spawn_ready_with(with_redis).await;
+    let b = a.another_instance(with_redis).await;
+    let k = admin
+        .create_key(
+            "/workspace/keys",
+            &[("name", "limited"), ("rate_limit", "6")],
+        )
+        .await;
+    let mut passed = 0;
+    let mut limited = Vec::new();
+    for i in 0..12 {
+        let base = if i % 2 == 0 { &a.base } else { &b.base };
+        let (status, headers, _) = me(base, &k.secret).await;
+        match status {
+            StatusCode::OK => passed += 1,
+            StatusCode::TOO_MANY_REQUESTS => limited.push(headers),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(passed, 6, "6 per minute across both instances");
+    assert!(limited.iter().all(|h| h.contains_key("retry-after")));
+}
+
+#[tokio::test]
+async fn rate_limits_fall_back_to_each_instance_when_redis_is_down() {
+    // Nothing listens on port 1: every call to "Redis" fails at once.
+    let (app, admin) = spawn_ready_with(|c| c.redis_url = Some("redis://127.0.0.1:1".into())).await;
+    let k = admin
+        .create_key(
+            "/workspace/keys",
+            &[("name", "limited"), ("rate_limit", "3")],
+        )
+        .await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(me(&app.base, &k.secret).await.0);
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS
+        ],
+        "valid keys keep working and the local limit still holds"
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_through_redis_hold_on_one_instance() {
+    let (app, admin) = spawn_ready_with(|c| c.redis_url = Some(redis_url())).await;
+    let k = admin
+        .create_key(
+            "/workspace/keys",
+            &[("name", "limited"), ("rate_limit", "3")],
+        )
+        .await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(me(&app.base, &k.secret).await);
+    }
+    let codes: Vec<_> = statuses.iter().map(|s| s.0).collect();
+    assert_eq!(
+        codes,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    assert_eq!(statuses[0].1["x-ratelimit-remaining"], "2");
+    assert_eq!(statuses[2].1["x-ratelimit-remaining"], "0");
+    let retry: u64 = statuses[3].1["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&retry), "{retry}");
+}
+
+/// A second `serve` on the same SQLite file refuses to start, naming why.
+#[tokio::test]
+async fn a_second_instance_on_one_sqlite_file_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = keyward::config::DatabaseUrl::Sqlite(dir.path().join("one.db"));
+    let first = spawn_app_on(db.clone()).await;
+    let second = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                keyward::build(test_config(db))
+                    .await
+                    .err()
+                    .map(|e| e.to_string())
+            })
+        })
+        .join()
+        .unwrap()
+    };
+    let message = second.expect("the second instance must not start");
+    assert!(
+        message.contains("another keyward is already serving") && message.contains("one.db"),
+        "{message}"
+    );
+    assert_eq!(first.browser().page("/healthz").await.0, StatusCode::OK);
+    // Once the first is gone, the file can be served again.
+    drop(first);
+    let again = spawn_app_on(db).await;
+    assert_eq!(again.browser().page("/healthz").await.0, StatusCode::OK);
+}
