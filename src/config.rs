@@ -105,6 +105,19 @@ pub struct Options {
         global = true
     )]
     pub flush_interval: String,
+    /// Reverse proxies (comma-separated CIDRs) whose X-Forwarded-For is
+    /// believed for the client address; empty: the TCP peer is the client.
+    #[arg(
+        long,
+        env = "KEYWARD_TRUSTED_PROXIES",
+        default_value = "",
+        global = true
+    )]
+    pub trusted_proxies: String,
+    /// The address people reach keyward at (e.g. https://keys.example.com),
+    /// used in invitation and setup links; default: the bind address.
+    #[arg(long, env = "KEYWARD_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
 }
 
 /// Which database to use, decided by the URL scheme.
@@ -168,6 +181,10 @@ pub struct Config {
     pub pool_size: u32,
     /// Tuning of the key verifier (cache sizes and lifetimes).
     pub verifier: crate::verify::Settings,
+    /// Proxies whose forwarded client address is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Base of links sent to people, without a trailing slash.
+    pub public_url: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -184,6 +201,8 @@ impl std::fmt::Debug for Config {
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<redacted>"))
             .field("pool_size", &self.pool_size)
             .field("verifier", &self.verifier)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -290,6 +309,12 @@ impl Options {
             },
         };
         let flush = parse_range("KEYWARD_FLUSH_INTERVAL", &self.flush_interval, 1, 3600)?;
+        let trusted_proxies = parse_cidrs(&self.trusted_proxies)?;
+        let public_url = self
+            .public_url
+            .as_deref()
+            .map(parse_public_url)
+            .transpose()?;
         Ok(Config {
             database,
             bind,
@@ -305,8 +330,56 @@ impl Options {
                 db_slots: pool_size as usize,
                 ..crate::verify::Settings::default()
             },
+            trusted_proxies,
+            public_url: public_url.flatten(),
         })
     }
+}
+
+/// Comma-separated CIDRs (a bare address is one host).
+fn parse_cidrs(raw: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    ConfigError::new(
+                        "KEYWARD_TRUSTED_PROXIES",
+                        format!("must be addresses or CIDRs like 10.0.0.0/8, separated by commas (\"{s}\" is not)"),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// An http(s) origin, optionally with a path, without query or fragment;
+/// empty means unset.
+fn parse_public_url(raw: &str) -> Result<Option<String>, ConfigError> {
+    let raw = raw.trim().trim_end_matches('/');
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let bad = || {
+        ConfigError::new(
+            "KEYWARD_PUBLIC_URL",
+            "must be an http:// or https:// address like https://keys.example.com, without ? or #",
+        )
+    };
+    let rest = raw
+        .strip_prefix("https://")
+        .or_else(|| raw.strip_prefix("http://"))
+        .ok_or_else(bad)?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty()
+        || raw.contains(['?', '#', ' ', '\\'])
+        || raw.chars().any(char::is_control)
+        || raw.parse::<actix_web::http::Uri>().is_err()
+    {
+        return Err(bad());
+    }
+    Ok(Some(raw.to_owned()))
 }
 
 /// Load or create `<database>.secret`, readable by the owner only.
@@ -363,6 +436,8 @@ mod tests {
             redis_url: None,
             pool_size: None,
             flush_interval: "10".into(),
+            trusted_proxies: String::new(),
+            public_url: None,
         }
     }
 
@@ -419,6 +494,41 @@ mod tests {
         let mut o = options();
         o.flush_interval = "0".into();
         assert_eq!(o.resolve().unwrap_err().variable, "KEYWARD_FLUSH_INTERVAL");
+        for bad in ["10.0.0.0/33", "proxy.local", "10.0.0.0/8,,x"] {
+            let mut o = options();
+            o.trusted_proxies = bad.into();
+            assert_eq!(
+                o.resolve().unwrap_err().variable,
+                "KEYWARD_TRUSTED_PROXIES",
+                "{bad}"
+            );
+        }
+        for bad in [
+            "keys.example.com",
+            "ftp://x",
+            "https://",
+            "https://x/?a=1",
+            "https://x/#f",
+        ] {
+            let mut o = options();
+            o.public_url = Some(bad.into());
+            assert_eq!(
+                o.resolve().unwrap_err().variable,
+                "KEYWARD_PUBLIC_URL",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn proxies_and_public_url_are_parsed() {
+        let mut o = options();
+        o.trusted_proxies = " 10.0.0.0/8, 127.0.0.1 ,::1".into();
+        o.public_url = Some("https://keys.example.com/".into());
+        let c = o.resolve().unwrap();
+        assert_eq!(c.trusted_proxies.len(), 3);
+        assert!(c.trusted_proxies[1].contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()));
+        assert_eq!(c.public_url.as_deref(), Some("https://keys.example.com"));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use actix_session::config::BrowserSession;
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
-use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::middleware::{Condition, DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web as aweb};
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -102,7 +102,11 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         ip => ip.to_string(),
     };
-    let setup_url = setup_token.map(|t| format!("http://{host}:{port}/setup?token={t}"));
+    let base_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{host}:{port}"));
+    let setup_url = setup_token.map(|t| format!("{base_url}/setup?token={t}"));
 
     let key = Key::derive_from(&config.secret);
     let secure = config.cookie_secure;
@@ -120,6 +124,7 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
     }
     let mut state = AppState::new(pool, config, setup_digest, verifier);
     state.instance_lock = instance_lock;
+    state.base_url = base_url;
     let state = aweb::Data::new(state);
     let app_state = state.clone();
     let server = HttpServer::new(move || {
@@ -164,6 +169,15 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
                     .add(("Cross-Origin-Opener-Policy", "same-origin"))
                     .add(("Cache-Control", "no-store")),
             )
+            .wrap(Condition::new(
+                secure,
+                // Behind HTTPS (secure cookies), browsers must never fall
+                // back to plain HTTP for this host.
+                DefaultHeaders::new().add((
+                    "Strict-Transport-Security",
+                    "max-age=31536000; includeSubDomains",
+                )),
+            ))
             .wrap(from_fn(log_requests))
     })
     .workers(workers)

@@ -23,6 +23,10 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     /// On SQLite, the lock that keeps a second instance off the file.
     pub instance_lock: Option<std::fs::File>,
+    /// Where people reach this keyward (`KEYWARD_PUBLIC_URL`, else the bound
+    /// address), for links in invitations: never a request's Host header,
+    /// which a client can forge.
+    pub base_url: String,
 }
 
 impl AppState {
@@ -41,6 +45,7 @@ impl AppState {
             setup_token_digest: Mutex::new(setup_token_digest),
             verifier,
             instance_lock: None,
+            base_url: String::new(),
         }
     }
 

@@ -170,8 +170,7 @@ pub async fn add(
     let mut panel = panel(&state, &session, &user).await?;
     match outcome {
         Some((added, token)) => {
-            let info = req.connection_info();
-            let link = format!("{}://{}/invite/{token}", info.scheme(), info.host());
+            let link = format!("{}/invite/{token}", state.base_url);
             panel.notice = Some(Flash::success(format!("{} was added.", added.email)));
             panel.invite = Some(ShownInvite {
                 email: added.email,
@@ -297,13 +296,12 @@ pub async fn renew_invite(
     })
     .await?;
     let mut panel = panel(&state, &session, &user).await?;
-    let info = req.connection_info();
     panel.notice = Some(Flash::success(format!(
         "{} has a new invitation link; the previous one no longer works.",
         renewed.email
     )));
     panel.invite = Some(ShownInvite {
-        link: format!("{}://{}/invite/{token}", info.scheme(), info.host()),
+        link: format!("{}/invite/{token}", state.base_url),
         email: renewed.email,
     });
     respond(&req, &session, &user, panel, StatusCode::OK)

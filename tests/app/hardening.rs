@@ -354,3 +354,114 @@ async fn a_non_ascii_authorization_header_is_a_malformed_key() {
     let json: serde_json::Value = res.json().await.unwrap();
     assert_eq!(json["error"]["code"], "MALFORMED");
 }
+
+#[tokio::test]
+async fn operators_get_the_same_404_for_existing_and_made_up_keys() {
+    let (app, admin) = spawn_ready().await;
+    let key = admin
+        .create_key("/workspace/keys", &[("name", "hidden")])
+        .await;
+    let op = app
+        .add_user(
+            &admin,
+            "otto@example.com",
+            "operator",
+            "otto's long password",
+        )
+        .await;
+    for id in [key.id.as_str(), "key_madeup0000000000000000"] {
+        let (status, body) = op.page(&format!("/keys/{id}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "GET /keys/{id}");
+        assert!(body.contains("Not found"));
+        let res = op.post_form(&format!("/keys/{id}/disable"), &[]).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::NOT_FOUND,
+            "POST /keys/{id}/disable"
+        );
+    }
+    assert_eq!(
+        me(&app.base, &key.secret).await.0,
+        StatusCode::OK,
+        "untouched"
+    );
+}
+
+/// The IP recorded for a sign-in, as the audit trail shows it.
+async fn last_sign_in_ip(app: &TestApp) -> Option<String> {
+    app.events()
+        .await
+        .into_iter()
+        .rev()
+        .find(|e| e.action == "login.succeeded")
+        .and_then(|e| e.ip)
+}
+
+#[tokio::test]
+async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+    for (trusted, expected) in [(false, "127.0.0.1"), (true, "198.51.100.7")] {
+        let (app, _admin) = spawn_ready_with(move |c| {
+            if trusted {
+                c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+            }
+        })
+        .await;
+        let b = app.browser();
+        let token = b.csrf().await;
+        let res = b
+            .client
+            .post(b.url("/login"))
+            .header("X-Forwarded-For", "6.6.6.6, 198.51.100.7")
+            .form(&[
+                ("csrf_token", token.as_str()),
+                ("email", ADMIN_EMAIL),
+                ("password", ADMIN_PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        assert_eq!(last_sign_in_ip(&app).await.as_deref(), Some(expected));
+    }
+}
+
+#[tokio::test]
+async fn invitation_links_never_follow_a_forged_host() {
+    for public in [None, Some("https://keys.example.com")] {
+        let (app, admin) =
+            spawn_ready_with(move |c| c.public_url = public.map(str::to_owned)).await;
+        let token = admin.csrf().await;
+        let res = admin
+            .client
+            .post(admin.url("/workspace/users"))
+            .header("Host", "evil.example")
+            .header("X-Forwarded-Host", "evil.example")
+            .form(&[
+                ("csrf_token", token.as_str()),
+                ("email", "bob@example.com"),
+                ("name", "Bob"),
+                ("role", "normal"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let link = invite_link(&res.text().await.unwrap()).unwrap();
+        let base = public.map_or_else(|| app.base.clone(), str::to_owned);
+        assert!(link.starts_with(&format!("{base}/invite/")), "{link}");
+        assert!(!link.contains("evil"), "{link}");
+    }
+}
+
+#[tokio::test]
+async fn hsts_is_sent_behind_https_only() {
+    let app = spawn_app_with(|c| c.cookie_secure = true).await;
+    let res = app.browser().get("/login").await;
+    assert_eq!(
+        res.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+    let app = spawn_app().await;
+    let res = app.browser().get("/login").await;
+    assert!(!res.headers().contains_key("strict-transport-security"));
+}

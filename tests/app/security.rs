@@ -144,35 +144,26 @@ async fn every_state_changing_route_refuses_a_missing_csrf_token() {
         .unwrap()
         .to_owned();
     let before = app.events().await.len();
-    let k = &key.id;
-    let paths = [
-        "/logout".to_owned(),
-        "/login".to_owned(),
-        "/setup".to_owned(),
-        invite_path.clone(),
-        "/account/password".to_owned(),
-        "/account/keys".to_owned(),
-        "/workspace/keys".to_owned(),
-        "/keys/bulk-revoke".to_owned(),
-        "/keys/bulk-revoke/confirm".to_owned(),
-        format!("/keys/{k}/disable"),
-        format!("/keys/{k}/enable"),
-        format!("/keys/{k}/review"),
-        format!("/keys/{k}/edit"),
-        format!("/keys/{k}/regenerate"),
-        format!("/keys/{k}/revoke"),
-        format!("/keys/{k}/delete"),
-        "/workspace/users".to_owned(),
-        format!("/workspace/users/{bob}/role"),
-        format!("/workspace/users/{bob}/invite"),
-        format!("/workspace/users/{bob}/remove"),
-        "/workspace/settings/api-keys".to_owned(),
-        "/workspace/settings/limits".to_owned(),
-        "/workspace/settings/permissions".to_owned(),
-        format!("/workspace/settings/permissions/{perm}"),
-        format!("/workspace/settings/permissions/{perm}/retire"),
-        format!("/workspace/settings/permissions/{perm}/restore"),
-    ];
+    let invite_token = invite_path.trim_start_matches("/invite/").to_owned();
+    let paths: Vec<String> = state_changing_routes()
+        .into_iter()
+        .map(|pattern| {
+            let id = if pattern.starts_with("/keys/") {
+                key.id.as_str()
+            } else if pattern.starts_with("/workspace/users/") {
+                bob.as_str()
+            } else if pattern.starts_with("/workspace/settings/permissions/") {
+                perm.as_str()
+            } else {
+                "no-id-expected"
+            };
+            let path = pattern
+                .replace("{id}", id)
+                .replace("{token}", &invite_token);
+            assert!(!path.contains('{'), "unknown parameter in {pattern}");
+            path
+        })
+        .collect();
     for path in &paths {
         let fields = [
             ("ids", key.id.as_str()),
@@ -206,4 +197,53 @@ async fn every_state_changing_route_refuses_a_missing_csrf_token() {
         StatusCode::OK,
         "invitation unused"
     );
+}
+
+/// Every state-changing web route, read from the route attributes of the
+/// handlers in src/web (so a new route cannot be left out of the CSRF
+/// test), each checked to be registered in `web::configure`. The JSON API
+/// (bearer keys, no cookies) is not part of it.
+fn state_changing_routes() -> Vec<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web");
+    let configure = std::fs::read_to_string(root.join("mod.rs")).unwrap();
+    let mut files = vec![root.clone()];
+    let mut routes = Vec::new();
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let line = line.trim();
+            let Some(rest) = ["#[post(\"", "#[put(\"", "#[patch(\"", "#[delete(\""]
+                .iter()
+                .find_map(|m| line.strip_prefix(m))
+            else {
+                continue;
+            };
+            let pattern = rest.split('"').next().unwrap().to_owned();
+            let handler = lines[i + 1..]
+                .iter()
+                .find_map(|l| l.trim().strip_prefix("pub async fn "))
+                .and_then(|l| l.split('(').next())
+                .unwrap_or_else(|| panic!("no handler after {line}"));
+            assert!(
+                configure.contains(&format!("::{handler})")),
+                "{handler} ({pattern}) is not registered in web::configure"
+            );
+            routes.push(pattern);
+        }
+    }
+    routes.sort();
+    assert!(
+        routes.len() >= 28,
+        "found only {} routes: {routes:?}",
+        routes.len()
+    );
+    routes
 }
