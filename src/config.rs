@@ -118,6 +118,15 @@ pub struct Options {
     /// used in invitation and setup links; default: the bind address.
     #[arg(long, env = "KEYWARD_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
+    /// During a database outage, keys verified before it keep verifying for
+    /// this long after their last database read (e.g. 15m, 900s, 0 = off).
+    #[arg(
+        long,
+        env = "KEYWARD_STALE_IF_ERROR",
+        default_value = "15m",
+        global = true
+    )]
+    pub stale_if_error: String,
 }
 
 /// Which database to use, decided by the URL scheme.
@@ -310,6 +319,8 @@ impl Options {
         };
         let flush = parse_range("KEYWARD_FLUSH_INTERVAL", &self.flush_interval, 1, 3600)?;
         let trusted_proxies = parse_cidrs(&self.trusted_proxies)?;
+        let stale_if_error =
+            parse_duration("KEYWARD_STALE_IF_ERROR", &self.stale_if_error, 24 * 3600)?;
         let public_url = self
             .public_url
             .as_deref()
@@ -328,11 +339,39 @@ impl Options {
             pool_size,
             verifier: crate::verify::Settings {
                 db_slots: pool_size as usize,
+                stale_if_error,
                 ..crate::verify::Settings::default()
             },
             trusted_proxies,
             public_url: public_url.flatten(),
         })
+    }
+}
+
+/// A duration: seconds, or a number with `s`, `m` or `h`; at most `max_secs`.
+fn parse_duration(
+    variable: &'static str,
+    raw: &str,
+    max_secs: u64,
+) -> Result<Duration, ConfigError> {
+    let raw = raw.trim();
+    let (number, unit) = match raw.char_indices().last() {
+        Some((i, c @ ('s' | 'm' | 'h'))) => (&raw[..i], c),
+        _ => (raw, 's'),
+    };
+    let secs = number.trim().parse::<u64>().ok().and_then(|n| match unit {
+        'm' => n.checked_mul(60),
+        'h' => n.checked_mul(3600),
+        _ => Some(n),
+    });
+    match secs {
+        Some(s) if s <= max_secs => Ok(Duration::from_secs(s)),
+        _ => Err(ConfigError::new(
+            variable,
+            format!(
+                "must be a duration like 900, 900s, 15m or 1h, at most {max_secs} seconds (0 turns it off)"
+            ),
+        )),
     }
 }
 
@@ -438,6 +477,7 @@ mod tests {
             flush_interval: "10".into(),
             trusted_proxies: String::new(),
             public_url: None,
+            stale_if_error: "15m".into(),
         }
     }
 
@@ -516,6 +556,34 @@ mod tests {
                 o.resolve().unwrap_err().variable,
                 "KEYWARD_PUBLIC_URL",
                 "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn stale_if_error_takes_units_and_zero() {
+        for (raw, secs) in [
+            ("15m", 900),
+            ("900", 900),
+            ("30s", 30),
+            ("1h", 3600),
+            ("0", 0),
+        ] {
+            let mut o = options();
+            o.stale_if_error = raw.into();
+            assert_eq!(
+                o.resolve().unwrap().verifier.stale_if_error.as_secs(),
+                secs,
+                "{raw}"
+            );
+        }
+        for bad in ["", "soon", "-1", "2d", "25h"] {
+            let mut o = options();
+            o.stale_if_error = bad.into();
+            assert_eq!(
+                o.resolve().unwrap_err().variable,
+                "KEYWARD_STALE_IF_ERROR",
+                "{bad:?}"
             );
         }
     }

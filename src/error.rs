@@ -23,6 +23,9 @@ pub enum AppError {
     Db(#[from] diesel::result::Error),
     #[error("database pool error: {0}")]
     Pool(#[from] diesel::r2d2::PoolError),
+    /// The database is known to be unreachable (failing fast).
+    #[error("the database is unreachable")]
+    Unavailable,
     #[error("blocking task failed: {0}")]
     Blocking(#[from] actix_web::error::BlockingError),
     #[error("template error: {0}")]
@@ -66,6 +69,35 @@ impl From<actix_session::SessionGetError> for AppError {
     }
 }
 
+/// Database failures inside the `db` layer's own error types keep their
+/// cause, so an unreachable database or a full disk is a 503, not a 500.
+impl From<crate::db::users::UserChangeError> for AppError {
+    fn from(e: crate::db::users::UserChangeError) -> Self {
+        match e {
+            crate::db::users::UserChangeError::Db(e) => AppError::Db(e),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::db::keys::KeyError> for AppError {
+    fn from(e: crate::db::keys::KeyError) -> Self {
+        match e {
+            crate::db::keys::KeyError::Db(e) => AppError::Db(e),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::db::permissions::CatalogError> for AppError {
+    fn from(e: crate::db::permissions::CatalogError) -> Self {
+        match e {
+            crate::db::permissions::CatalogError::Db(e) => AppError::Db(e),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<crate::domain::password::HashError> for AppError {
     fn from(e: crate::domain::password::HashError) -> Self {
         AppError::Internal(e.to_string())
@@ -80,7 +112,17 @@ impl AppError {
 
     fn info(&self) -> ErrorInfo {
         let (code, title, message) = match self {
-            AppError::Pool(_) => (
+            AppError::Db(e) if crate::db::health::is_storage_full(e) => (
+                "UNAVAILABLE",
+                "Storage is full",
+                "keyward's storage is full, so nothing was saved. Try again later; an administrator has to free disk space.".to_owned(),
+            ),
+            AppError::Db(e) if crate::db::health::is_connection_error(e) => (
+                "UNAVAILABLE",
+                "Service unavailable",
+                "The database is not reachable right now, so nothing was saved. Try again in a moment.".to_owned(),
+            ),
+            AppError::Pool(_) | AppError::Unavailable => (
                 "UNAVAILABLE",
                 "Service unavailable",
                 "The database is not reachable right now. Try again in a moment.".to_owned(),
@@ -128,7 +170,13 @@ impl AppError {
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
-            AppError::Pool(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Pool(_) | AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Db(e)
+                if crate::db::health::is_storage_full(e)
+                    || crate::db::health::is_connection_error(e) =>
+            {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Db(_)
             | AppError::Blocking(_)
             | AppError::Template(_)

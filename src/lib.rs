@@ -116,7 +116,12 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
             .map_err(|e| StartError::Task(e.to_string()))?,
         None => verify::limiter::Limiter::local(),
     };
-    let verifier = Arc::new(verify::Verifier::new(&config.verifier, limiter));
+    let db_health = Arc::new(db::health::DbHealth::default());
+    let verifier = Arc::new(verify::Verifier::new(
+        &config.verifier,
+        limiter,
+        db_health.clone(),
+    ));
     if let config::DatabaseUrl::Postgres(url) = &config.database {
         // Other instances' changes arrive through LISTEN/NOTIFY.
         verify::feed::spawn(url.clone(), Arc::downgrade(&verifier))
@@ -125,6 +130,7 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
     let mut state = AppState::new(pool, config, setup_digest, verifier);
     state.instance_lock = instance_lock;
     state.base_url = base_url;
+    state.db_health = db_health;
     let state = aweb::Data::new(state);
     let app_state = state.clone();
     let server = HttpServer::new(move || {

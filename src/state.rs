@@ -27,6 +27,9 @@ pub struct AppState {
     /// address), for links in invitations: never a request's Host header,
     /// which a client can forge.
     pub base_url: String,
+    /// Whether the database is reachable: while it is not, requests fail
+    /// at once instead of waiting for the pool.
+    pub db_health: Arc<crate::db::health::DbHealth>,
 }
 
 impl AppState {
@@ -46,6 +49,7 @@ impl AppState {
             verifier,
             instance_lock: None,
             base_url: String::new(),
+            db_health: Arc::default(),
         }
     }
 

@@ -76,6 +76,12 @@ fn key_facts(v: &Verified) -> serde_json::Value {
 }
 
 fn rate_headers(res: &mut actix_web::HttpResponseBuilder, v: &Verified) {
+    if let Some(age) = v.stale_age {
+        // The database could not be asked: say the answer is the key's
+        // last known state, and how old it is.
+        res.insert_header(("X-Keyward-Stale", "true"))
+            .insert_header((header::AGE, age.as_secs().to_string()));
+    }
     if let Some(rate) = &v.rate {
         res.insert_header(("X-RateLimit-Limit", rate.limit.to_string()))
             .insert_header(("X-RateLimit-Remaining", rate.remaining.to_string()))

@@ -4,6 +4,7 @@
 
 pub mod changes;
 pub mod events;
+pub mod health;
 pub mod keys;
 pub mod permissions;
 pub mod schema;
@@ -96,7 +97,9 @@ pub fn pool(url: &DatabaseUrl, max_size: u32) -> Result<Pool, InitError> {
     let pool = r2d2::Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
-        .connection_timeout(Duration::from_secs(10))
+        // Short, so that pages answer 503 within two seconds when the
+        // database is gone (and then at once: see `health`).
+        .connection_timeout(Duration::from_millis(1500))
         .build(Manager { url: url.clone() })?;
     Ok(pool)
 }

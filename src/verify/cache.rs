@@ -96,6 +96,10 @@ type Flight = Arc<tokio::sync::OnceCell<Result<Found, LookupFailed>>>;
 /// The key cache.
 pub struct KeyCache {
     entries: Cache<String, Entry>,
+    /// Last answers read from the database for found keys, with when they
+    /// were read: used only when the database cannot be asked
+    /// (stale-if-error), and kept exact by changes like `entries`.
+    stale: Option<Cache<String, (Arc<AuthRecord>, Instant)>>,
     generations: Mutex<Generations>,
     inflight: Mutex<HashMap<String, Flight>>,
 }
@@ -124,7 +128,25 @@ impl KeyCache {
     /// `found_ttl` (a safety net: changes remove them at once), unknown
     /// digests `missing_ttl`.
     pub fn new(capacity: u64, found_ttl: Duration, missing_ttl: Duration) -> Self {
+        Self::with_stale(capacity, found_ttl, missing_ttl, Duration::ZERO)
+    }
+
+    /// [`KeyCache::new`], also keeping found keys for `stale_ttl` after
+    /// they were read, for answers during a database outage (zero: never).
+    pub fn with_stale(
+        capacity: u64,
+        found_ttl: Duration,
+        missing_ttl: Duration,
+        stale_ttl: Duration,
+    ) -> Self {
         KeyCache {
+            stale: (!stale_ttl.is_zero()).then(|| {
+                Cache::builder()
+                    .max_capacity(capacity)
+                    .time_to_live(stale_ttl)
+                    .support_invalidation_closures()
+                    .build()
+            }),
             entries: Cache::builder()
                 .max_capacity(capacity)
                 .expire_after(Lifetimes {
@@ -187,6 +209,9 @@ impl KeyCache {
         let generations = self.lock_generations();
         let workspace = found.as_ref().map(|r| r.key.workspace_id.as_str());
         if !generations.changed_since(start, digest, workspace) {
+            if let (Some(stale), Some(record)) = (&self.stale, &found) {
+                stale.insert(digest.to_owned(), (record.clone(), Instant::now()));
+            }
             self.entries.insert(digest.to_owned(), Entry { found });
         }
     }
@@ -203,24 +228,50 @@ impl KeyCache {
                 for d in digests {
                     generations.keys.insert(d.clone(), (current, now));
                     self.entries.invalidate(d);
+                    if let Some(stale) = &self.stale {
+                        stale.invalidate(d);
+                    }
                 }
             }
             Change::Workspace(ws) => {
                 generations.workspaces.insert(ws.clone(), (current, now));
-                let ws = ws.clone();
+                let this_ws = ws.clone();
                 let dropped = self.entries.invalidate_entries_if(move |_, e| {
-                    e.found.as_ref().is_none_or(|r| r.key.workspace_id == ws)
+                    e.found
+                        .as_ref()
+                        .is_none_or(|r| r.key.workspace_id == this_ws)
                 });
                 if dropped.is_err() {
                     self.entries.invalidate_all();
+                }
+                if let Some(stale) = &self.stale {
+                    let ws = ws.clone();
+                    if stale
+                        .invalidate_entries_if(move |_, (r, _)| r.key.workspace_id == ws)
+                        .is_err()
+                    {
+                        stale.invalidate_all();
+                    }
                 }
             }
             Change::All => {
                 generations.all = current;
                 self.entries.invalidate_all();
+                if let Some(stale) = &self.stale {
+                    stale.invalidate_all();
+                }
             }
         }
         generations.prune(now);
+    }
+
+    /// The last answer read from the database for `digest` and its age,
+    /// for use while the database cannot be asked.
+    pub fn get_stale(&self, digest: &str) -> Option<(Arc<AuthRecord>, Duration)> {
+        self.stale
+            .as_ref()?
+            .get(digest)
+            .map(|(r, at)| (r, at.elapsed()))
     }
 
     /// How many entries are cached (approximate; for tests and metrics).

@@ -14,6 +14,7 @@ pub mod outcome;
 pub mod usage;
 
 use crate::db::changes::Change;
+use crate::db::health::DbHealth;
 use crate::db::{self, Pool, keys};
 use crate::domain::keys::{Environment, parse};
 use cache::{Found, KeyCache, LookupFailed};
@@ -21,6 +22,7 @@ use chrono::NaiveDateTime;
 use feed::FeedStatus;
 use limiter::{Limiter, RetryAfter};
 pub use outcome::{Code, Outcome, RateInfo, Requirements, Verified};
+use std::sync::Arc;
 use std::time::Duration;
 use usage::UsageBuffers;
 pub use usage::hour_of;
@@ -38,6 +40,10 @@ pub struct Settings {
     /// Database reads of the hot path at once (the pool's size): more would
     /// only park threads waiting for a connection.
     pub db_slots: usize,
+    /// How long after its last database read a key that was valid keeps
+    /// being answered from memory while the database cannot be reached
+    /// (`KEYWARD_STALE_IF_ERROR`; zero: never).
+    pub stale_if_error: Duration,
 }
 
 impl Default for Settings {
@@ -47,6 +53,7 @@ impl Default for Settings {
             cache_ttl: Duration::from_secs(600),
             missing_ttl: Duration::from_secs(5),
             db_slots: 8,
+            stale_if_error: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -58,6 +65,9 @@ pub struct Verifier {
     usage: UsageBuffers,
     feed: FeedStatus,
     db_slots: tokio::sync::Semaphore,
+    health: Arc<DbHealth>,
+    /// When answering from stale state was last logged, and how often since.
+    stale_log: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
 }
 
 fn fmt_time(t: NaiveDateTime) -> String {
@@ -75,13 +85,16 @@ impl feed::ApplyChange for Verifier {
 }
 
 impl Verifier {
-    pub fn new(settings: &Settings, limiter: Limiter) -> Self {
+    pub fn new(settings: &Settings, limiter: Limiter, health: Arc<DbHealth>) -> Self {
         Verifier {
-            cache: KeyCache::new(
+            cache: KeyCache::with_stale(
                 settings.cache_capacity,
                 settings.cache_ttl,
                 settings.missing_ttl,
+                settings.stale_if_error,
             ),
+            health,
+            stale_log: std::sync::Mutex::new((None, 0)),
             limiter,
             usage: UsageBuffers::default(),
             feed: FeedStatus::default(),
@@ -104,9 +117,20 @@ impl Verifier {
         self.limiter.is_shared()
     }
 
-    async fn lookup(&self, pool: &Pool, digest: &str) -> Result<Found, Outcome> {
-        self.cache
+    /// The key with this digest: from the cache, else from the database;
+    /// when the database cannot be reached, a valid key's last known state
+    /// (with its age) if it is young enough, else 503.
+    async fn lookup(
+        &self,
+        pool: &Pool,
+        digest: &str,
+    ) -> Result<(Found, Option<Duration>), Outcome> {
+        let loaded = self
+            .cache
             .get_or_load(digest, || async {
+                if !self.health.admit(std::time::Instant::now()) {
+                    return Err(LookupFailed("the database is marked down".into()));
+                }
                 let _slot = self
                     .db_slots
                     .acquire()
@@ -114,21 +138,59 @@ impl Verifier {
                     .map_err(|e| LookupFailed(e.to_string()))?;
                 let pool = pool.clone();
                 let lookup = digest.to_owned();
+                let health = self.health.clone();
                 tokio::task::spawn_blocking(move || {
-                    let mut conn = pool.get().map_err(|e| LookupFailed(e.to_string()))?;
-                    keys::find_for_auth(&mut conn, &lookup).map_err(|e| LookupFailed(e.to_string()))
+                    let mut conn = pool.get().map_err(|e| {
+                        health.failed(std::time::Instant::now());
+                        LookupFailed(e.to_string())
+                    })?;
+                    match keys::find_for_auth(&mut conn, &lookup) {
+                        Ok(found) => {
+                            health.succeeded();
+                            Ok(found)
+                        }
+                        Err(e) => {
+                            if db::health::is_connection_error(&e) {
+                                health.failed(std::time::Instant::now());
+                            }
+                            Err(LookupFailed(e.to_string()))
+                        }
+                    }
                 })
                 .await
                 .map_err(|e| LookupFailed(e.to_string()))?
             })
-            .await
-            .map_err(|LookupFailed(e)| {
-                tracing::error!(error = %e, "key lookup failed");
-                Outcome::new(
+            .await;
+        match loaded {
+            Ok(found) => Ok((found, None)),
+            Err(LookupFailed(e)) => {
+                if let Some((record, age)) = self.cache.get_stale(digest) {
+                    self.log_stale(&e);
+                    return Ok((Some(record), Some(age)));
+                }
+                if !self.health.is_down() {
+                    tracing::error!(error = %e, "key lookup failed");
+                }
+                Err(Outcome::new(
                     Code::Unavailable,
                     "Keys cannot be checked right now. Retry in a moment.",
-                )
-            })
+                ))
+            }
+        }
+    }
+
+    /// One warning per 10 s while answers come from stale state.
+    fn log_stale(&self, error: &str) {
+        let mut log = self.stale_log.lock().unwrap_or_else(|e| e.into_inner());
+        log.1 += 1;
+        if log.0.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            tracing::warn!(
+                error = %error,
+                answers = log.1,
+                "database unreachable: answering keys seen before from their last known state (stale-if-error)"
+            );
+            *log = (Some(std::time::Instant::now()), 0);
+        }
     }
 
     /// Check a key and count the outcome for the key's usage statistics
@@ -156,7 +218,8 @@ impl Verifier {
     /// past their grace), environment, permission and resource, rate limit.
     async fn check(&self, pool: &Pool, raw: &str, req: &Requirements) -> Result<Verified, Outcome> {
         let facts = parse(raw).map_err(|e| Outcome::new(Code::Malformed, e.to_string()))?;
-        let record = self.lookup(pool, &facts.digest).await?.ok_or_else(|| {
+        let (record, stale_age) = self.lookup(pool, &facts.digest).await?;
+        let record = record.ok_or_else(|| {
             Outcome::new(
                 Code::NotFound,
                 "No key matches. Check that you copied the whole key; if it was regenerated, use the new secret.",
@@ -273,7 +336,11 @@ impl Verifier {
             _ => None,
         };
         self.usage.used(&key.id, now);
-        Ok(Verified { record, rate })
+        Ok(Verified {
+            record,
+            rate,
+            stale_age,
+        })
     }
 
     /// Write buffered "last used" times and usage counts, and forget idle

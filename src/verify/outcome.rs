@@ -65,6 +65,9 @@ pub struct Requirements {
 pub struct Verified {
     pub record: Arc<AuthRecord>,
     pub rate: Option<RateInfo>,
+    /// Set when the database could not be asked and the key's last known
+    /// state was used (stale-if-error): how old that state is.
+    pub stale_age: Option<std::time::Duration>,
 }
 
 /// A refusal: code, a message telling the user what to do, and what was
@@ -94,6 +97,7 @@ impl Outcome {
         self.identified = Some(Verified {
             record: record.clone(),
             rate: None,
+            stale_age: None,
         });
         self
     }

@@ -355,7 +355,7 @@ pub async fn setup(
         let (_, admin) = match result {
             Ok(done) => done,
             Err(UserChangeError::AlreadySetUp) => return Err(AppError::NotFound),
-            Err(e) => return Err(AppError::Internal(e.to_string())),
+            Err(e) => return Err(e.into()),
         };
         Ok(sessions::create(c, &admin, ip.as_deref(), ua.as_deref())?)
     })

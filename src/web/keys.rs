@@ -940,7 +940,7 @@ async fn create(
             Ok(k) => Ok(Some(k)),
             Err(KeyError::DuplicateRequest) => Ok(None),
             Err(e @ KeyError::LimitReached(_)) => Err(AppError::Conflict(e.to_string())),
-            Err(e) => Err(AppError::Internal(e.to_string())),
+            Err(e) => Err(e.into()),
         }
     })
     .await?;

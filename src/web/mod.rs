@@ -30,11 +30,24 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, AppError> + Send + 'static,
     T: Send + 'static,
 {
+    if !state.db_health.admit(std::time::Instant::now()) {
+        return Err(AppError::Unavailable);
+    }
     let pool = state.pool.clone();
+    let health = state.db_health.clone();
     let (result, changes) = web::block(move || {
         crate::db::changes::collect(|| {
-            let mut conn = pool.get()?;
-            f(&mut conn)
+            let mut conn = pool.get().inspect_err(|_| {
+                health.failed(std::time::Instant::now());
+            })?;
+            let result = f(&mut conn);
+            match &result {
+                Err(AppError::Db(e)) if crate::db::health::is_connection_error(e) => {
+                    health.failed(std::time::Instant::now());
+                }
+                _ => health.succeeded(),
+            }
+            result
         })
     })
     .await?;

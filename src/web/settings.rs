@@ -279,7 +279,7 @@ pub async fn add_permission(
             match permissions::add(c, &ctx, &name, &description) {
                 Ok(p) => Ok(Ok(p)),
                 Err(CatalogError::Duplicate) => Ok(Err(())),
-                Err(e) => Err(AppError::Internal(e.to_string())),
+                Err(e) => Err(e.into()),
             }
         })
         .await?;

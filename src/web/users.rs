@@ -146,7 +146,7 @@ pub async fn add(
                             .is_some_and(|u| u.workspace_id == ctx.workspace_id);
                         Ok(Err(here))
                     }
-                    Err(e) => Err(AppError::Internal(e.to_string())),
+                    Err(e) => Err(e.into()),
                 }
             })
             .await?;
@@ -249,7 +249,7 @@ pub async fn change_role(
             Ok(u) => Ok(Ok(u)),
             Err(UserChangeError::NotFound) => Err(AppError::NotFound),
             Err(UserChangeError::LastAdmin) => Ok(Err(UserChangeError::LastAdmin.to_string())),
-            Err(e) => Err(AppError::Internal(e.to_string())),
+            Err(e) => Err(e.into()),
         }
     })
     .await?;
@@ -291,7 +291,7 @@ pub async fn renew_invite(
         match users::renew_invite(c, &ctx, &id, &digest) {
             Ok(u) => Ok(u),
             Err(UserChangeError::NotFound) => Err(AppError::NotFound),
-            Err(e) => Err(AppError::Internal(e.to_string())),
+            Err(e) => Err(e.into()),
         }
     })
     .await?;
@@ -357,7 +357,7 @@ pub async fn remove(
             Ok(u) => Ok(Ok(u)),
             Err(UserChangeError::NotFound) => Err(AppError::NotFound),
             Err(UserChangeError::LastAdmin) => Ok(Err(UserChangeError::LastAdmin.to_string())),
-            Err(e) => Err(AppError::Internal(e.to_string())),
+            Err(e) => Err(e.into()),
         }
     })
     .await?;

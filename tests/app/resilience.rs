@@ -4,6 +4,7 @@ use crate::helpers::*;
 use keyward::db::events::AuditContext;
 use keyward::db::keys::{self, NewKey};
 use keyward::domain::keys::{Environment, generate};
+use reqwest::StatusCode;
 use std::sync::{Arc, Barrier};
 
 /// Insert `n` workspace keys straight into the database (the web form costs
@@ -224,4 +225,64 @@ async fn a_flush_writes_every_buffered_use() {
         })
         .await;
     assert_eq!(counted, 5);
+}
+
+/// A full disk (SQLite at its page limit) is a clear 503 that says storage
+/// is full and nothing was saved, not the generic 500.
+#[tokio::test]
+async fn a_full_disk_is_a_clear_503_and_saves_nothing() {
+    // SQLite's page limit stands in for a full disk (PostgreSQL's disk
+    // cannot be filled from a test without root; the same mapping covers
+    // its "No space left on device").
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app_on(keyward::config::DatabaseUrl::Sqlite(
+        dir.path().join("full.db"),
+    ))
+    .await;
+    let admin = app.browser();
+    let res = admin
+        .complete_setup(&app, "Acme", "Ada Admin", ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    // Cap every pooled connection at the file's current size.
+    let pool = app.pool.clone();
+    tokio::task::spawn_blocking(move || {
+        use diesel::connection::SimpleConnection;
+        let mut conns: Vec<_> = (0..8).map(|_| pool.get().unwrap()).collect();
+        for c in &mut conns {
+            // Never below the current size: this caps the file where it is.
+            c.batch_execute("PRAGMA max_page_count = 1").unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    // Keys fit into the file's free space for a while; then it is full.
+    let mut created = 0;
+    let refused = loop {
+        let res = admin
+            .submit_new_key(
+                "/workspace/keys",
+                &[("name", "filler"), ("description", &"x".repeat(500))],
+            )
+            .await;
+        if res.status() != StatusCode::OK {
+            break res;
+        }
+        created += 1;
+        assert!(created < 500, "the database never filled up");
+    };
+    let status = refused.status();
+    let body = refused.text().await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body.contains("storage is full") && body.contains("nothing was saved"),
+        "{body}"
+    );
+    let keys_created = app
+        .event_actions()
+        .await
+        .iter()
+        .filter(|a| *a == "key.created")
+        .count();
+    assert_eq!(keys_created, created, "the refused key left no trace");
 }

@@ -1,0 +1,146 @@
+//! Failing fast while the database is down.
+//!
+//! Without this, every page, readiness probe and key lookup waited for the
+//! pool's checkout timeout before answering 503 during an outage. After a
+//! connection-class failure the database is marked down: requests are
+//! refused at once, and one request a second is let through as a probe;
+//! its success marks the database up again. Pure state: callers pass the
+//! time and report outcomes.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How often a request is let through to probe a database marked down.
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Default)]
+struct State {
+    /// When the database was marked down, and when a probe last went out.
+    down_since: Option<Instant>,
+    last_probe: Option<Instant>,
+}
+
+/// The shared view of the database's health.
+#[derive(Debug, Default)]
+pub struct DbHealth {
+    state: Mutex<State>,
+}
+
+impl DbHealth {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a request may use the database now: always while it is up;
+    /// while it is down, one request per [`PROBE_EVERY`].
+    pub fn admit(&self, now: Instant) -> bool {
+        let mut s = self.lock();
+        if s.down_since.is_none() {
+            return true;
+        }
+        if s.last_probe
+            .is_none_or(|p| now.saturating_duration_since(p) >= PROBE_EVERY)
+        {
+            s.last_probe = Some(now);
+            return true;
+        }
+        false
+    }
+
+    /// Report that the database could not be reached.
+    pub fn failed(&self, now: Instant) {
+        let mut s = self.lock();
+        if s.down_since.is_none() {
+            tracing::warn!("database unreachable: answering 503 at once and probing every second");
+            s.down_since = Some(now);
+            s.last_probe = Some(now);
+        }
+    }
+
+    /// Report that the database answered.
+    pub fn succeeded(&self) {
+        let mut s = self.lock();
+        if let Some(since) = s.down_since.take() {
+            tracing::info!(
+                down_for_ms = since.elapsed().as_millis() as u64,
+                "database reachable again"
+            );
+        }
+        s.last_probe = None;
+    }
+
+    /// Whether the database is currently marked down.
+    pub fn is_down(&self) -> bool {
+        self.lock().down_since.is_some()
+    }
+}
+
+/// Whether an error means the database could not be reached (rather than
+/// refusing a query): these answer 503 and mark the database down.
+pub fn is_connection_error(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        Error::DatabaseError(_, info) => {
+            let m = info.message().to_ascii_lowercase();
+            [
+                "terminating connection",
+                "server closed the connection",
+                "no connection to the server",
+                "connection refused",
+                "could not connect",
+                "could not receive data",
+                "could not send data",
+                "the database system is shutting down",
+                "the database system is starting up",
+                "does not allow connections",
+                "ssl syscall error",
+                "eof detected",
+            ]
+            .iter()
+            .any(|needle| m.contains(needle))
+        }
+        Error::BrokenTransactionManager => true,
+        _ => false,
+    }
+}
+
+/// Whether an error means the database's storage could not take a write
+/// (a full disk).
+pub fn is_storage_full(e: &diesel::result::Error) -> bool {
+    match e {
+        diesel::result::Error::DatabaseError(_, info) => {
+            let m = info.message().to_ascii_lowercase();
+            m.contains("database or disk is full")
+                || m.contains("no space left on device")
+                // SQLite rolls a transaction back by itself when the disk
+                // is full (or on an I/O error); diesel's own ROLLBACK then
+                // fails with this, hiding the first error.
+                || m.contains("cannot rollback - no transaction is active")
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn down_admits_one_probe_a_second_until_it_succeeds() {
+        let h = DbHealth::default();
+        let t0 = Instant::now();
+        assert!(h.admit(t0));
+        h.failed(t0);
+        assert!(h.is_down());
+        assert!(!h.admit(t0 + Duration::from_millis(10)), "refused at once");
+        assert!(h.admit(t0 + Duration::from_millis(1000)), "the probe");
+        assert!(!h.admit(t0 + Duration::from_millis(1100)));
+        h.failed(t0 + Duration::from_millis(1100));
+        assert!(h.admit(t0 + Duration::from_millis(2000)), "the next probe");
+        h.succeeded();
+        assert!(!h.is_down());
+        assert!(h.admit(t0 + Duration::from_millis(2001)));
+        assert!(h.admit(t0 + Duration::from_millis(2002)));
+    }
+}

@@ -1,0 +1,136 @@
+//! A database outage (PostgreSQL refusing connections, every session
+//! terminated) while the app runs: clear 503s at once, keys seen before keep
+//! working from their last known state, nothing revoked comes back, and
+//! everything recovers by itself.
+
+use crate::helpers::*;
+use diesel::connection::SimpleConnection;
+use keyward::config::DatabaseUrl;
+use reqwest::StatusCode;
+use std::time::{Duration, Instant};
+
+/// Stop or allow connections to the app's own database.
+async fn set_reachable(app: &TestApp, reachable: bool) {
+    let DatabaseUrl::Postgres(url) = app.database.clone() else {
+        panic!("needs PostgreSQL");
+    };
+    let admin_url = std::env::var("KEYWARD_TEST_DATABASE_URL").unwrap();
+    let name = url
+        .split('?')
+        .next()
+        .and_then(|u| u.rsplit('/').next())
+        .unwrap()
+        .to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut admin: diesel::PgConnection =
+            diesel::Connection::establish(&admin_url).expect("admin connection");
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {reachable}"
+            ))
+            .unwrap();
+        if !reachable {
+            admin
+                .batch_execute(&format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                ))
+                .unwrap();
+        }
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with KEYWARD_TEST_DATABASE_URL and --ignored"]
+async fn pg_only_a_database_outage_fails_fast_serves_known_keys_and_recovers() {
+    assert!(
+        std::env::var("KEYWARD_TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()),
+        "set KEYWARD_TEST_DATABASE_URL"
+    );
+    // A short cache lifetime, so that during the outage keys are answered
+    // from their stale-if-error state, not from a live cache entry.
+    let (app, admin) =
+        spawn_ready_with(|c| c.verifier.cache_ttl = Duration::from_millis(500)).await;
+    let seen = admin
+        .create_key("/workspace/keys", &[("name", "seen")])
+        .await;
+    let revoked = admin
+        .create_key("/workspace/keys", &[("name", "revoked")])
+        .await;
+    let unseen = admin
+        .create_key("/workspace/keys", &[("name", "unseen")])
+        .await;
+    assert_eq!(me(&app.base, &seen.secret).await.0, StatusCode::OK);
+    assert_eq!(me(&app.base, &revoked.secret).await.0, StatusCode::OK);
+    admin
+        .post_form(&format!("/keys/{}/revoke", revoked.id), &[])
+        .await;
+    // This instance also hears its own revoke through the feed a moment
+    // later (dropping what it cached again): let that pass first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(me_code(&app.base, &revoked.secret).await.1, "REVOKED");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    set_reachable(&app, false).await;
+
+    let started = Instant::now();
+    let (status, headers, body) = me(&app.base, &seen.secret).await;
+    println!(
+        "seen key during the outage: {status} in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers["x-keyward-stale"], "true");
+    assert!(headers.contains_key("age"));
+    assert_eq!(
+        me_code(&app.base, &revoked.secret).await,
+        (StatusCode::UNAUTHORIZED, "REVOKED".into()),
+        "a revoke made before the outage holds"
+    );
+    let started = Instant::now();
+    assert_eq!(
+        me_code(&app.base, &unseen.secret).await,
+        (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE".into())
+    );
+    println!("unseen key: 503 in {:?}", started.elapsed());
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (status, body) = admin.page("/workspace/keys").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("not reachable"), "{body}");
+        let (status, _) = app.browser().page("/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        println!("page + readyz: 503 in {:?}", started.elapsed());
+    }
+    let (status, body) = app.browser().page("/login").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("Service unavailable"));
+
+    set_reachable(&app, true).await;
+    let started = Instant::now();
+    while app.browser().page("/readyz").await.0 != StatusCode::OK {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never ready again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "ready again {:?} after connections were allowed",
+        started.elapsed()
+    );
+
+    // A person signs in as usual: no "form expired" after the outage.
+    let person = app.browser();
+    let res = person.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(person.signed_in().await);
+    assert!(admin.signed_in().await, "sessions survive the outage");
+    let (status, headers, _) = me(&app.base, &seen.secret).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!headers.contains_key("x-keyward-stale"), "fresh again");
+    assert_eq!(me(&app.base, &unseen.secret).await.0, StatusCode::OK);
+    assert_eq!(me_code(&app.base, &revoked.secret).await.1, "REVOKED");
+}
