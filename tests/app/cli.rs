@@ -21,6 +21,34 @@ fn keyward(database: &DatabaseUrl) -> Command {
     cmd
 }
 
+/// Run `keyward serve` on a free port, logging everything to `log`, and
+/// return it with the first word of its output that `wanted` picks (the
+/// address or setup link it prints).
+async fn serve_traced(
+    database: &DatabaseUrl,
+    log: &std::path::Path,
+    wanted: fn(&str) -> bool,
+) -> (std::process::Child, String) {
+    let mut child = keyward(database)
+        .env("KEYWARD_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let word = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.split_whitespace().find(|w| wanted(w)).map(str::to_owned))
+    })
+    .await
+    .unwrap()
+    .expect("the expected line was printed");
+    (child, word)
+}
+
 #[tokio::test]
 async fn invalid_configuration_names_the_variable_and_exits_1() {
     let (db, _guard) = tokio::task::spawn_blocking(fresh_database).await.unwrap();
@@ -158,27 +186,8 @@ async fn secrets_never_reach_the_log_and_usage_survives_shutdown() {
     assert!(out.status.success());
 
     let log_path = dir.path().join("keyward.log");
-    let mut child = keyward(&db)
-        .env("KEYWARD_BIND", "127.0.0.1:0")
-        .env("RUST_LOG", "trace")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let base = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| {
-                l.split_whitespace()
-                    .find(|w| w.ends_with("/login"))
-                    .map(|u| u.trim_end_matches("/login").to_owned())
-            })
-    })
-    .await
-    .unwrap()
-    .expect("running message with the address");
+    let (mut child, word) = serve_traced(&db, &log_path, |w| w.ends_with("/login")).await;
+    let base = word.trim_end_matches("/login").to_owned();
 
     let admin = Browser {
         base: base.clone(),
@@ -306,27 +315,8 @@ async fn setup_and_invitation_tokens_never_reach_the_log() {
     let (db, _guard) = tokio::task::spawn_blocking(fresh_database).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("keyward.log");
-    let mut child = keyward(&db)
-        .env("KEYWARD_BIND", "127.0.0.1:0")
-        .env("RUST_LOG", "trace")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let setup_url = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| {
-                l.split_whitespace()
-                    .find(|w| w.contains("/setup?token="))
-                    .map(str::to_owned)
-            })
-    })
-    .await
-    .unwrap()
-    .expect("setup link printed");
+    let (mut child, setup_url) =
+        serve_traced(&db, &log_path, |w| w.contains("/setup?token=")).await;
     let (base, setup_token) = setup_url.split_once("/setup?token=").unwrap();
     let (base, setup_token) = (base.to_owned(), setup_token.to_owned());
     let admin = Browser {

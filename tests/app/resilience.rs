@@ -51,6 +51,38 @@ async fn many_keys(app: &TestApp, n: usize) -> Vec<String> {
     .await
 }
 
+/// Write `batch` from two connections at the same moment, one of them in
+/// reverse order (as two instances' hash maps may hold the same keys), and
+/// return the errors.
+async fn flush_both_ways<T: Clone + Send + 'static>(
+    app: &TestApp,
+    batch: Vec<T>,
+    write: fn(&mut keyward::db::DbConn, &[T]) -> Result<(), String>,
+) -> Vec<String> {
+    let pool = app.pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let backward: Vec<T> = batch.iter().rev().cloned().collect();
+        let barrier = Arc::new(Barrier::new(2));
+        let handles: Vec<_> = [batch, backward]
+            .into_iter()
+            .map(|batch| {
+                let (pool, barrier) = (pool.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let mut conn = pool.get().unwrap();
+                    barrier.wait();
+                    write(&mut conn, &batch)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().unwrap().err())
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
 /// Two instances flush "last used" times of the same keys at the same
 /// moment, their batches in opposite orders (as two hash maps may hold
 /// them). Every flush must succeed: no deadlock, nothing left unwritten,
@@ -59,35 +91,18 @@ async fn many_keys(app: &TestApp, n: usize) -> Vec<String> {
 async fn concurrent_last_used_flushes_of_the_same_keys_never_deadlock() {
     let (app, _admin) = spawn_ready().await;
     let ids = many_keys(&app, 300).await;
-    let pool = app.pool.clone();
-    let results = tokio::task::spawn_blocking(move || {
-        let mut results = Vec::new();
-        for round in 0..10i64 {
-            let at = keyward::db::now() + chrono::TimeDelta::seconds(round);
-            let forward: Vec<(String, chrono::NaiveDateTime)> =
-                ids.iter().map(|id| (id.clone(), at)).collect();
-            let backward: Vec<_> = forward.iter().rev().cloned().collect();
-            let barrier = Arc::new(Barrier::new(2));
-            let handles: Vec<_> = [forward, backward]
-                .into_iter()
-                .map(|batch| {
-                    let (pool, barrier) = (pool.clone(), barrier.clone());
-                    std::thread::spawn(move || {
-                        let mut conn = pool.get().unwrap();
-                        barrier.wait();
-                        keys::write_last_used(&mut conn, &batch).map_err(|e| e.to_string())
-                    })
-                })
-                .collect();
-            for h in handles {
-                results.push(h.join().unwrap());
-            }
-        }
-        results
-    })
-    .await
-    .unwrap();
-    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    let mut failed = Vec::new();
+    for round in 0..10i64 {
+        let at = keyward::db::now() + chrono::TimeDelta::seconds(round);
+        let forward: Vec<(String, chrono::NaiveDateTime)> =
+            ids.iter().map(|id| (id.clone(), at)).collect();
+        failed.extend(
+            flush_both_ways(&app, forward, |c, batch| {
+                keys::write_last_used(c, batch).map_err(|e| e.to_string())
+            })
+            .await,
+        );
+    }
     assert!(failed.is_empty(), "flushes failed: {failed:?}");
 
     // An older time never overwrites a newer one.
@@ -150,38 +165,20 @@ async fn concurrent_usage_flushes_of_the_same_rows_never_deadlock_or_lose_counts
                 .workspace_id
         })
         .await;
-    let pool = app.pool.clone();
     let hour = keyward::verify::hour_of(keyward::db::now());
-    let failed = tokio::task::spawn_blocking(move || {
-        let mut failed = Vec::new();
-        for _ in 0..5 {
-            let forward: Vec<keyward::db::usage::Increment> = ids
-                .iter()
-                .map(|id| (id.clone(), ws.clone(), hour, "VALID".to_owned(), 1))
-                .collect();
-            let backward: Vec<_> = forward.iter().rev().cloned().collect();
-            let barrier = Arc::new(Barrier::new(2));
-            let handles: Vec<_> = [forward, backward]
-                .into_iter()
-                .map(|batch| {
-                    let (pool, barrier) = (pool.clone(), barrier.clone());
-                    std::thread::spawn(move || {
-                        let mut conn = pool.get().unwrap();
-                        barrier.wait();
-                        keyward::db::usage::add(&mut conn, &batch).map_err(|e| e.to_string())
-                    })
-                })
-                .collect();
-            for h in handles {
-                if let Err(e) = h.join().unwrap() {
-                    failed.push(e);
-                }
-            }
-        }
-        failed
-    })
-    .await
-    .unwrap();
+    let mut failed = Vec::new();
+    for _ in 0..5 {
+        let forward: Vec<keyward::db::usage::Increment> = ids
+            .iter()
+            .map(|id| (id.clone(), ws.clone(), hour, "VALID".to_owned(), 1))
+            .collect();
+        failed.extend(
+            flush_both_ways(&app, forward, |c, batch| {
+                keyward::db::usage::add(c, batch).map_err(|e| e.to_string())
+            })
+            .await,
+        );
+    }
     assert!(failed.is_empty(), "flushes failed: {failed:?}");
     let counts = app
         .with_db(|c| {
