@@ -319,6 +319,7 @@ impl Options {
         };
         let flush = parse_range("KEYWARD_FLUSH_INTERVAL", &self.flush_interval, 1, 3600)?;
         let trusted_proxies = parse_cidrs(&self.trusted_proxies)?;
+        let shared_database = matches!(database, DatabaseUrl::Postgres(_));
         let stale_if_error =
             parse_duration("KEYWARD_STALE_IF_ERROR", &self.stale_if_error, 24 * 3600)?;
         let public_url = self
@@ -340,6 +341,7 @@ impl Options {
             verifier: crate::verify::Settings {
                 db_slots: pool_size as usize,
                 stale_if_error,
+                shared_database,
                 ..crate::verify::Settings::default()
             },
             trusted_proxies,

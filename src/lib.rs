@@ -76,12 +76,14 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
         config::DatabaseUrl::Postgres(_) => None,
     };
     let db_config = config.clone();
-    let (pool, needs_setup) = aweb::block(move || -> Result<_, StartError> {
+    let (pool, needs_setup, digests) = aweb::block(move || -> Result<_, StartError> {
         let pool = open_database(&db_config)?;
         let mut conn = pool.get().map_err(db::InitError::from)?;
         let exists =
             db::workspaces::any_exists(&mut conn).map_err(|e| StartError::Task(e.to_string()))?;
-        Ok((pool, !exists))
+        let digests =
+            db::keys::all_digests(&mut conn).map_err(|e| StartError::Task(e.to_string()))?;
+        Ok((pool, !exists, digests))
     })
     .await
     .map_err(|e| StartError::Task(e.to_string()))??;
@@ -122,6 +124,7 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
         limiter,
         db_health.clone(),
     ));
+    verifier.index.load(digests);
     if let config::DatabaseUrl::Postgres(url) = &config.database {
         // Other instances' changes arrive through LISTEN/NOTIFY.
         verify::feed::spawn(url.clone(), Arc::downgrade(&verifier))

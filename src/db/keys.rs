@@ -790,3 +790,16 @@ pub fn count_live_personal(
         .count()
         .get_result(conn)
 }
+
+/// Every current and grace-period digest (for the in-memory index of keys
+/// that exist; deleted and revoked keys included, since they still answer
+/// REVOKED rather than NOT_FOUND).
+pub fn all_digests(conn: &mut DbConn) -> QueryResult<Vec<String>> {
+    let rows: Vec<(String, Option<String>)> = api_keys::table
+        .select((api_keys::digest, api_keys::previous_digest))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .flat_map(|(d, p)| std::iter::once(d).chain(p))
+        .collect())
+}

@@ -37,6 +37,11 @@ pub struct FeedStatus {
 pub trait ApplyChange: Send + Sync + 'static {
     fn apply_change(&self, change: &Change);
     fn feed_status(&self) -> &FeedStatus;
+    /// Everything that exists now (read after LISTEN, so nothing created
+    /// from here on is missed): the digest index is rebuilt from it.
+    fn resync(&self, digests: Vec<String>);
+    /// The feed lost its connection: changes elsewhere may be missed.
+    fn feed_lost(&self);
 }
 
 /// Start listening on its own thread. The thread ends when `target` is
@@ -55,7 +60,7 @@ fn run<T: ApplyChange>(url: &str, target: &Weak<T>) {
         if target.strong_count() == 0 {
             return;
         }
-        let mut conn = match PgConnection::establish(url)
+        let conn = match PgConnection::establish(url)
             .map_err(|e| e.to_string())
             .and_then(|mut c| {
                 c.batch_execute(&format!("LISTEN {CHANNEL}"))
@@ -73,8 +78,21 @@ fn run<T: ApplyChange>(url: &str, target: &Weak<T>) {
                 continue;
             }
         };
+        let mut db = crate::db::DbConn::Pg(conn);
+        let digests = match crate::db::keys::all_digests(&mut db) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "change feed could not read the key index; retrying");
+                std::thread::sleep(backoff);
+                continue;
+            }
+        };
+        let crate::db::DbConn::Pg(mut conn) = db else {
+            return;
+        };
         let Some(t) = target.upgrade() else { return };
         // Anything may have changed while we were not listening.
+        t.resync(digests);
         t.apply_change(&Change::All);
         t.feed_status().connects.fetch_add(1, Ordering::Relaxed);
         drop(t);
@@ -85,6 +103,9 @@ fn run<T: ApplyChange>(url: &str, target: &Weak<T>) {
         backoff = Duration::from_millis(100);
         if let Err(e) = listen(&mut conn, target) {
             tracing::warn!(error = %e, "change feed connection lost; reconnecting");
+            if let Some(t) = target.upgrade() {
+                t.feed_lost();
+            }
         } else {
             return;
         }

@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod feed;
+pub mod index;
 pub mod limiter;
 pub mod outcome;
 pub mod usage;
@@ -40,6 +41,9 @@ pub struct Settings {
     /// Database reads of the hot path at once (the pool's size): more would
     /// only park threads waiting for a connection.
     pub db_slots: usize,
+    /// Whether other instances share the database (PostgreSQL), so keys
+    /// may appear that this one has not heard of yet.
+    pub shared_database: bool,
     /// How long after its last database read a key that was valid keeps
     /// being answered from memory while the database cannot be reached
     /// (`KEYWARD_STALE_IF_ERROR`; zero: never).
@@ -54,6 +58,7 @@ impl Default for Settings {
             missing_ttl: Duration::from_secs(5),
             db_slots: 8,
             stale_if_error: Duration::from_secs(15 * 60),
+            shared_database: false,
         }
     }
 }
@@ -66,9 +71,22 @@ pub struct Verifier {
     feed: FeedStatus,
     db_slots: tokio::sync::Semaphore,
     health: Arc<DbHealth>,
+    /// Which digests exist: unknown ones are refused without the database.
+    pub index: index::DigestIndex,
+    /// Lookups allowed for digests the index does not know, when other
+    /// instances may have created keys it has not heard of yet (PostgreSQL);
+    /// `None` where the index is exact (SQLite, one instance).
+    miss_budget: Option<limiter::LocalLimiter>,
+    /// Database lookups made (for tests and metrics).
+    db_lookups: std::sync::atomic::AtomicU64,
     /// When answering from stale state was last logged, and how often since.
     stale_log: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
 }
+
+/// Lookups a minute (with a burst of as many) for digests the index does
+/// not know, on PostgreSQL: enough for keys created elsewhere a moment ago,
+/// too few for a flood of made-up keys to matter.
+const UNKNOWN_LOOKUPS_PER_MINUTE: i32 = 300;
 
 fn fmt_time(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
@@ -82,11 +100,24 @@ impl feed::ApplyChange for Verifier {
     fn feed_status(&self) -> &FeedStatus {
         &self.feed
     }
+
+    fn resync(&self, digests: Vec<String>) {
+        self.index.load(digests);
+    }
+
+    fn feed_lost(&self) {
+        self.index.distrust();
+    }
 }
 
 impl Verifier {
     pub fn new(settings: &Settings, limiter: Limiter, health: Arc<DbHealth>) -> Self {
         Verifier {
+            index: index::DigestIndex::default(),
+            miss_budget: settings
+                .shared_database
+                .then(limiter::LocalLimiter::default),
+            db_lookups: std::sync::atomic::AtomicU64::new(0),
             cache: KeyCache::with_stale(
                 settings.cache_capacity,
                 settings.cache_ttl,
@@ -104,7 +135,28 @@ impl Verifier {
 
     /// Apply a change made here or reported by the feed.
     pub fn apply(&self, change: &Change) {
+        if let Change::Key { digests, .. } = change {
+            // New keys (and new secrets) exist from now on.
+            self.index.add(digests);
+        }
         self.cache.apply(change);
+    }
+
+    /// Database lookups made so far.
+    pub fn db_lookups(&self) -> u64 {
+        self.db_lookups.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether a digest the index does not know may still be looked up.
+    fn may_look_up_unknown(&self) -> bool {
+        self.miss_budget.as_ref().is_some_and(|b| {
+            b.take(
+                "unknown",
+                UNKNOWN_LOOKUPS_PER_MINUTE,
+                std::time::Instant::now(),
+            )
+            .is_ok()
+        })
     }
 
     /// The change feed's counters.
@@ -125,9 +177,14 @@ impl Verifier {
         pool: &Pool,
         digest: &str,
     ) -> Result<(Found, Option<Duration>), Outcome> {
+        if self.index.may_exist(digest) == Some(false) && !self.may_look_up_unknown() {
+            return Ok((None, None));
+        }
         let loaded = self
             .cache
             .get_or_load(digest, || async {
+                self.db_lookups
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if !self.health.admit(std::time::Instant::now()) {
                     return Err(LookupFailed("the database is marked down".into()));
                 }

@@ -311,3 +311,50 @@ async fn a_second_instance_on_one_sqlite_file_refuses_to_start() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Made-up keys with a valid checksum (anyone can mint them) are refused
+/// from the in-memory index of existing keys: no database lookup on SQLite,
+/// and at most a small budget of them on PostgreSQL (for keys created on
+/// another instance a moment ago). Real keys keep working throughout.
+#[tokio::test]
+async fn made_up_keys_are_refused_without_the_database() {
+    let (app, admin) = spawn_ready().await;
+    let real = admin
+        .create_key("/workspace/keys", &[("name", "real")])
+        .await;
+    assert_eq!(me(&app.base, &real.secret).await.0, StatusCode::OK);
+    let before = app.state.verifier.db_lookups();
+    let started = Instant::now();
+    let made_up: Vec<String> = (0..400)
+        .map(|_| {
+            let (secret, _) =
+                keyward::domain::keys::generate(keyward::domain::keys::Environment::Live);
+            secret.expose().to_owned()
+        })
+        .collect();
+    for chunk in made_up.chunks(8) {
+        let answers =
+            futures_util::future::join_all(chunk.iter().map(|k| me_code(&app.base, k))).await;
+        for (status, code) in answers {
+            assert_eq!(
+                (status, code.as_str()),
+                (StatusCode::UNAUTHORIZED, "NOT_FOUND")
+            );
+        }
+    }
+    let looked_up = app.state.verifier.db_lookups() - before;
+    let budget = match app.database {
+        keyward::config::DatabaseUrl::Sqlite(_) => 0,
+        // A burst of 300, refilled at 5 a second while the test runs.
+        keyward::config::DatabaseUrl::Postgres(_) => {
+            301 + (5.0 * started.elapsed().as_secs_f64()).ceil() as u64
+        }
+    };
+    assert!(looked_up <= budget, "{looked_up} lookups for made-up keys");
+    assert_eq!(me(&app.base, &real.secret).await.0, StatusCode::OK);
+    // A key created after start is known at once.
+    let fresh = admin
+        .create_key("/workspace/keys", &[("name", "fresh")])
+        .await;
+    assert_eq!(me(&app.base, &fresh.secret).await.0, StatusCode::OK);
+}

@@ -161,6 +161,7 @@ impl Drop for TestApp {
 
 /// The configuration tests run with.
 pub fn test_config(database: DatabaseUrl) -> Config {
+    let shared_database = matches!(database, DatabaseUrl::Postgres(_));
     Config {
         database,
         bind: "127.0.0.1:0".parse().expect("address"),
@@ -172,7 +173,10 @@ pub fn test_config(database: DatabaseUrl) -> Config {
         usage_flush_interval: Duration::from_millis(100),
         redis_url: None,
         pool_size: 8,
-        verifier: keyward::verify::Settings::default(),
+        verifier: keyward::verify::Settings {
+            shared_database,
+            ..keyward::verify::Settings::default()
+        },
         trusted_proxies: Vec::new(),
         public_url: None,
     }
