@@ -2,10 +2,11 @@
 //! database, through the same `db::keys::create` the web form uses (event
 //! included), in batches of 1,000 per transaction.
 //!
-//!     DATABASE_URL=… cargo run --release --example seed_keys -- N SECRETS_FILE K
+//!     DATABASE_URL=… cargo run --release --example seed_keys -- N SECRETS_FILE K [MADE_UP_FILE M]
 //!
 //! Writes the secrets of the first K keys, one per line, to SECRETS_FILE so
-//! that a load generator can present them. This is for throwaway benchmark
+//! that a load generator can present them; with MADE_UP_FILE, also M keys
+//! that are well-formed (valid checksum) but exist nowhere, for floods. This is for throwaway benchmark
 //! databases only: keyward itself never stores or writes a secret.
 
 use keyward::config::DatabaseUrl;
@@ -16,9 +17,20 @@ use std::io::Write;
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, n, file, k] = &args[..] else {
-        return Err("usage: seed_keys N SECRETS_FILE K".into());
+    let (n, file, k) = match &args[..] {
+        [_, n, file, k] | [_, n, file, k, _, _] => (n, file, k),
+        _ => return Err("usage: seed_keys N SECRETS_FILE K [MADE_UP_FILE M]".into()),
     };
+    if let [_, _, _, _, made_up, m] = &args[..] {
+        let m: usize = m.parse().map_err(|_| "M must be a number")?;
+        let mut out =
+            std::io::BufWriter::new(std::fs::File::create(made_up).map_err(|e| e.to_string())?);
+        for _ in 0..m {
+            writeln!(out, "{}", generate(Environment::Live).0.expose())
+                .map_err(|e| e.to_string())?;
+        }
+        out.flush().map_err(|e| e.to_string())?;
+    }
     let n: usize = n.parse().map_err(|_| "N must be a number")?;
     let k: usize = k.parse().map_err(|_| "K must be a number")?;
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "keyward.db".into());
