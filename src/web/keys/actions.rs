@@ -1,0 +1,597 @@
+//! What is done to one key from its row or page (disable, enable, review,
+//! edit, regenerate, revoke, delete and their confirmation), and bulk revoke.
+
+use super::{
+    KeyAct, Message, ReturnForm, ReturnQuery, SecretView, check_nonce, done, fragment_or_page,
+    key_error, load_key, parse_form, safe_return, when,
+};
+use crate::db::keys::{self, ApiKey, KeyError};
+use crate::db::workspaces;
+use crate::domain::ids;
+use crate::domain::keys as dk;
+use crate::domain::policy::Action;
+use crate::error::AppError;
+use crate::web::session::{self, Flash};
+use crate::web::{AppState, CurrentUser, FormErrors, authorize, db};
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use askama::Template;
+use serde::Deserialize;
+
+/// Disable or enable a key (row action; a plain form).
+async fn toggle(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    id: String,
+    form: ReturnForm,
+    disabled: bool,
+) -> Result<HttpResponse, AppError> {
+    let key = load_key(&state, &user, id, KeyAct::Revoke).await?;
+    let ctx = user.audit();
+    let k = key.clone();
+    db(&state, move |c| {
+        keys::set_disabled(c, &ctx, &k, disabled).map_err(key_error)
+    })
+    .await?;
+    state.keys.invalidate();
+    let message = if disabled {
+        format!(
+            "\"{}\" is disabled: requests with it are refused until you enable it again.",
+            key.name
+        )
+    } else {
+        format!("\"{}\" is enabled again.", key.name)
+    };
+    session::set_flash(&session, Flash::success(message))?;
+    Ok(done(
+        &req,
+        &safe_return(form.return_to.as_deref(), Some(&key)),
+    ))
+}
+
+#[post("/keys/{id}/disable")]
+pub async fn disable(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    id: web::Path<String>,
+    form: web::Form<ReturnForm>,
+) -> Result<HttpResponse, AppError> {
+    toggle(
+        req,
+        state,
+        session,
+        user,
+        id.into_inner(),
+        form.into_inner(),
+        true,
+    )
+    .await
+}
+
+#[post("/keys/{id}/enable")]
+pub async fn enable(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    id: web::Path<String>,
+    form: web::Form<ReturnForm>,
+) -> Result<HttpResponse, AppError> {
+    toggle(
+        req,
+        state,
+        session,
+        user,
+        id.into_inner(),
+        form.into_inner(),
+        false,
+    )
+    .await
+}
+
+/// Clear the "creator removed" flag (admins).
+#[post("/keys/{id}/review")]
+pub async fn review(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    id: web::Path<String>,
+    form: web::Form<ReturnForm>,
+) -> Result<HttpResponse, AppError> {
+    let key = load_key(&state, &user, id.into_inner(), KeyAct::Review).await?;
+    let ctx = user.audit();
+    let k = key.clone();
+    db(&state, move |c| {
+        keys::mark_reviewed(c, &ctx, &k).map_err(key_error)
+    })
+    .await?;
+    session::set_flash(
+        &session,
+        Flash::success(format!("\"{}\" was marked as reviewed.", key.name)),
+    )?;
+    Ok(done(
+        &req,
+        &safe_return(form.return_to.as_deref(), Some(&key)),
+    ))
+}
+
+// ---- edit -------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "keys/edit.html")]
+struct EditForm {
+    csrf: String,
+    key: ApiKey,
+    return_to: String,
+    name: String,
+    description: String,
+    tags: String,
+    rate_limit: String,
+    errors: FormErrors,
+}
+
+#[get("/keys/{id}/edit")]
+pub async fn edit_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    id: web::Path<String>,
+    query: web::Query<ReturnQuery>,
+) -> Result<HttpResponse, AppError> {
+    let key = load_key(&state, &user, id.into_inner(), KeyAct::Manage).await?;
+    let view = EditForm {
+        csrf: session::csrf_token(&session)?,
+        return_to: safe_return(query.return_to.as_deref(), Some(&key)),
+        name: key.name.clone(),
+        description: key.description.clone(),
+        tags: key.tag_list().join(", "),
+        rate_limit: key.rate_limit.map(|r| r.to_string()).unwrap_or_default(),
+        key,
+        errors: FormErrors::default(),
+    };
+    fragment_or_page(
+        &req,
+        &session,
+        &user,
+        "Edit API key",
+        "",
+        &view,
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct EditBody {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    tags: String,
+    #[serde(default)]
+    rate_limit: String,
+    return_to: Option<String>,
+}
+
+#[post("/keys/{id}/edit")]
+pub async fn edit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    id: web::Path<String>,
+    form: web::Form<EditBody>,
+) -> Result<HttpResponse, AppError> {
+    let key = load_key(&state, &user, id.into_inner(), KeyAct::Manage).await?;
+    let form = form.into_inner();
+    let return_to = safe_return(form.return_to.as_deref(), Some(&key));
+    let mut errors = FormErrors::default();
+    let name = errors.check(dk::parse_name(&form.name));
+    let description = errors.check(dk::parse_description(&form.description));
+    let tags = errors.check(dk::parse_tags(&form.tags));
+    let rate_limit = errors.check(dk::parse_rate_limit(&form.rate_limit));
+    let (Some(name), Some(description), Some(tags), Some(rate_limit)) =
+        (name, description, tags, rate_limit)
+    else {
+        let view = EditForm {
+            csrf: session::csrf_token(&session)?,
+            key,
+            return_to,
+            name: form.name,
+            description: form.description,
+            tags: form.tags,
+            rate_limit: form.rate_limit,
+            errors,
+        };
+        return fragment_or_page(
+            &req,
+            &session,
+            &user,
+            "Edit API key",
+            "",
+            &view,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    };
+    let ctx = user.audit();
+    let k = key.clone();
+    let saved_name = name.clone();
+    db(&state, move |c| {
+        let owner = match &k.owner_id {
+            Some(owner) => crate::db::users::get(c, &k.workspace_id, owner)?
+                .map(|u| format!("{} {}", u.email, u.name)),
+            None => None,
+        };
+        keys::update_details(
+            c,
+            &ctx,
+            &k,
+            owner.as_deref(),
+            &keys::Details {
+                name,
+                description,
+                tags,
+                rate_limit,
+            },
+        )
+        .map_err(key_error)
+    })
+    .await?;
+    state.keys.invalidate();
+    session::set_flash(
+        &session,
+        Flash::success(format!("\"{saved_name}\" was saved.")),
+    )?;
+    Ok(done(&req, &return_to))
+}
+
+// ---- regenerate, revoke, delete --------------------------------------------
+
+/// The confirmation shown before regenerate, revoke and delete.
+#[derive(Template)]
+#[template(path = "keys/confirm.html")]
+struct Confirm {
+    csrf: String,
+    key: ApiKey,
+    what: &'static str,
+    return_to: String,
+    nonce: String,
+    errors: FormErrors,
+}
+
+impl Confirm {
+    fn action(&self) -> String {
+        format!("/keys/{}/{}", self.key.id, self.what)
+    }
+}
+
+async fn confirm(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    id: String,
+    query: ReturnQuery,
+    what: &'static str,
+) -> Result<HttpResponse, AppError> {
+    let act = if what == "revoke" {
+        KeyAct::Revoke
+    } else {
+        KeyAct::Manage
+    };
+    let key = load_key(&state, &user, id, act).await?;
+    let now = crate::db::now();
+    if what == "revoke" && !key.status(now).can_revoke() {
+        return Err(AppError::BadRequest(
+            "Only active or inactive keys can be revoked.".into(),
+        ));
+    }
+    if what == "regenerate" && key.revoked_at.is_some() {
+        return Err(AppError::BadRequest(
+            "A revoked key cannot be regenerated. Create a new key instead.".into(),
+        ));
+    }
+    let view = Confirm {
+        csrf: session::csrf_token(&session)?,
+        return_to: safe_return(query.return_to.as_deref(), Some(&key)),
+        key,
+        what,
+        nonce: ids::new_token(),
+        errors: FormErrors::default(),
+    };
+    fragment_or_page(&req, &session, &user, "Confirm", "", &view, StatusCode::OK)
+}
+
+/// The confirmation before regenerate, revoke or delete.
+#[get("/keys/{id}/{what}")]
+pub async fn confirm_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+    query: web::Query<ReturnQuery>,
+) -> Result<HttpResponse, AppError> {
+    let (id, what) = path.into_inner();
+    let what = match what.as_str() {
+        "regenerate" => "regenerate",
+        "revoke" => "revoke",
+        "delete" => "delete",
+        _ => return Err(AppError::NotFound),
+    };
+    confirm(req, state, session, user, id, query.into_inner(), what).await
+}
+
+#[derive(Deserialize)]
+pub struct RegenerateBody {
+    #[serde(default)]
+    grace: String,
+    #[serde(default)]
+    nonce: String,
+    return_to: Option<String>,
+}
+
+#[post("/keys/{id}/regenerate")]
+pub async fn regenerate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    id: web::Path<String>,
+    form: web::Form<RegenerateBody>,
+) -> Result<HttpResponse, AppError> {
+    let key = load_key(&state, &user, id.into_inner(), KeyAct::Manage).await?;
+    let form = form.into_inner();
+    let return_to = safe_return(form.return_to.as_deref(), Some(&key));
+    let mut errors = FormErrors::default();
+    let Some(grace) = errors.check(dk::parse_grace(&form.grace)) else {
+        let view = Confirm {
+            csrf: session::csrf_token(&session)?,
+            key,
+            what: "regenerate",
+            return_to,
+            nonce: form.nonce,
+            errors,
+        };
+        return fragment_or_page(
+            &req,
+            &session,
+            &user,
+            "Confirm",
+            "",
+            &view,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    };
+    check_nonce(&form.nonce)?;
+    let (secret, facts) = dk::generate(key.environment());
+    let ctx = user.audit();
+    let k = key.clone();
+    let nonce = form.nonce.clone();
+    let fresh = db(&state, move |c| {
+        let ws = workspaces::get(c, &k.workspace_id)?;
+        let cap = ws
+            .max_expiry_days
+            .map(|d| crate::db::now() + chrono::TimeDelta::days(i64::from(d)));
+        match keys::regenerate(c, &ctx, &k, &facts, grace, &nonce, cap) {
+            Ok(k) => Ok(Some(k)),
+            Err(KeyError::DuplicateRequest) => Ok(None),
+            Err(e) => Err(key_error(e)),
+        }
+    })
+    .await?;
+    state.keys.invalidate();
+    let Some(fresh) = fresh else {
+        let view = Message {
+            title: "Already regenerated",
+            text: "This form was already submitted and the key was regenerated then. The new secret was shown once and cannot be shown again; if you did not save it, regenerate the key again.",
+            back: &return_to,
+        };
+        return fragment_or_page(
+            &req,
+            &session,
+            &user,
+            "Already regenerated",
+            "",
+            &view,
+            StatusCode::CONFLICT,
+        );
+    };
+    let now = crate::db::now();
+    let view = SecretView {
+        name: &fresh.name,
+        id: &fresh.id,
+        secret: secret.expose(),
+        environment: fresh.environment(),
+        back: return_to.clone(),
+        regenerated: true,
+        grace_until: fresh.grace_until(now).map(|t| when(Some(t), "")),
+        shortened_to: (fresh.expires_at != key.expires_at).then(|| when(fresh.expires_at, "")),
+    };
+    fragment_or_page(
+        &req,
+        &session,
+        &user,
+        "Save your key",
+        "",
+        &view,
+        StatusCode::OK,
+    )
+}
+
+#[post("/keys/{id}/revoke")]
+pub async fn revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    id: web::Path<String>,
+    form: web::Form<ReturnForm>,
+) -> Result<HttpResponse, AppError> {
+    let key = load_key(&state, &user, id.into_inner(), KeyAct::Revoke).await?;
+    let ctx = user.audit();
+    let k = key.clone();
+    db(&state, move |c| {
+        keys::revoke(c, &ctx, &k).map_err(key_error)
+    })
+    .await?;
+    state.keys.invalidate();
+    session::set_flash(
+        &session,
+        Flash::success(format!(
+            "\"{}\" was revoked. Requests with it are refused from now on.",
+            key.name
+        )),
+    )?;
+    Ok(done(
+        &req,
+        &safe_return(form.return_to.as_deref(), Some(&key)),
+    ))
+}
+
+#[post("/keys/{id}/delete")]
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    id: web::Path<String>,
+    form: web::Form<ReturnForm>,
+) -> Result<HttpResponse, AppError> {
+    let key = load_key(&state, &user, id.into_inner(), KeyAct::Manage).await?;
+    let ctx = user.audit();
+    let k = key.clone();
+    db(&state, move |c| {
+        keys::delete(c, &ctx, &k).map_err(key_error)
+    })
+    .await?;
+    state.keys.invalidate();
+    session::set_flash(
+        &session,
+        Flash::success(format!(
+            "\"{}\" was deleted. Its events stay in the audit trail.",
+            key.name
+        )),
+    )?;
+    // The key's own page is gone: go back to its list instead.
+    let back = safe_return(form.return_to.as_deref(), Some(&key));
+    let back = if back.starts_with("/keys/") {
+        safe_return(None, Some(&key))
+    } else {
+        back
+    };
+    Ok(done(&req, &back))
+}
+
+// ---- bulk revoke -------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+pub struct BulkBody {
+    #[serde(default)]
+    ids: Vec<String>,
+    return_to: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "keys/bulk.html")]
+struct BulkConfirm {
+    csrf: String,
+    keys: Vec<ApiKey>,
+    return_to: String,
+}
+
+/// Load the selected keys, all of which the actor must be allowed to
+/// revoke; any unknown or foreign id fails the whole request.
+async fn load_selected(
+    state: &web::Data<AppState>,
+    user: &CurrentUser,
+    ids: Vec<String>,
+) -> Result<Vec<ApiKey>, AppError> {
+    if ids.is_empty() {
+        return Err(AppError::BadRequest(
+            "Select at least one key to revoke.".into(),
+        ));
+    }
+    if ids.len() > 500 {
+        return Err(AppError::BadRequest(
+            "Select at most 500 keys at a time.".into(),
+        ));
+    }
+    let ws = user.actor.workspace_id.clone();
+    let wanted = ids.clone();
+    let found = db(state, move |c| Ok(keys::get_many(c, &ws, &wanted)?)).await?;
+    let mut unique = ids;
+    unique.sort();
+    unique.dedup();
+    if found.len() != unique.len() {
+        return Err(AppError::NotFound);
+    }
+    for key in &found {
+        authorize(user, Action::RevokeKey(key.key_ref()))?;
+    }
+    Ok(found)
+}
+
+#[post("/keys/bulk-revoke")]
+pub async fn bulk_confirm(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let form: BulkBody = parse_form(&body)?;
+    let selected = load_selected(&state, &user, form.ids).await?;
+    let view = BulkConfirm {
+        csrf: session::csrf_token(&session)?,
+        return_to: safe_return(form.return_to.as_deref(), selected.first()),
+        keys: selected,
+    };
+    fragment_or_page(
+        &req,
+        &session,
+        &user,
+        "Revoke selected keys",
+        "",
+        &view,
+        StatusCode::OK,
+    )
+}
+
+#[post("/keys/bulk-revoke/confirm")]
+pub async fn bulk_revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let form: BulkBody = parse_form(&body)?;
+    let selected = load_selected(&state, &user, form.ids).await?;
+    let return_to = safe_return(form.return_to.as_deref(), selected.first());
+    let ctx = user.audit();
+    let (revoked, skipped) = db(&state, move |c| {
+        keys::revoke_many(c, &ctx, &selected).map_err(key_error)
+    })
+    .await?;
+    state.keys.invalidate();
+    let mut message = format!(
+        "{revoked} key{} revoked.",
+        if revoked == 1 { "" } else { "s" }
+    );
+    if !skipped.is_empty() {
+        message.push_str(&format!(
+            " Skipped (already revoked or expired): {}.",
+            skipped.join(", ")
+        ));
+    }
+    session::set_flash(&session, Flash::success(message))?;
+    Ok(done(&req, &return_to))
+}
