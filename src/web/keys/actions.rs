@@ -2,9 +2,11 @@
 //! edit, regenerate, revoke, delete and their confirmation), and bulk revoke.
 
 use super::{
-    KeyAct, Message, ReturnForm, ReturnQuery, SecretView, check_nonce, done, fragment_or_page,
-    key_error, load_key, parse_form, safe_return, when,
+    Ctx, KeyAct, KeyTarget, Message, ReturnForm, ReturnQuery, SecretView, check_nonce, done,
+    fragment_or_page, key_error, parse_form, safe_return, when,
 };
+use crate::db::DbConn;
+use crate::db::events::AuditContext;
 use crate::db::keys::{self, ApiKey, KeyError};
 use crate::db::workspaces;
 use crate::domain::ids;
@@ -19,106 +21,128 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
 
-/// Disable or enable a key (row action; a plain form).
-async fn toggle(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    id: String,
-    form: ReturnForm,
-    disabled: bool,
+// ---- row actions -------------------------------------------------------------
+
+/// The plain-form changes to one key: each writes, says what it did and
+/// goes back to where it was asked from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowAction {
+    Disable,
+    Enable,
+    Review,
+    Revoke,
+    Delete,
+}
+
+impl RowAction {
+    /// What the policy is asked before the change.
+    fn act(self) -> KeyAct {
+        match self {
+            RowAction::Disable | RowAction::Enable | RowAction::Revoke => KeyAct::Revoke,
+            RowAction::Review => KeyAct::Review,
+            RowAction::Delete => KeyAct::Manage,
+        }
+    }
+
+    fn apply(self, c: &mut DbConn, ctx: &AuditContext, key: &ApiKey) -> Result<(), KeyError> {
+        match self {
+            RowAction::Disable => keys::set_disabled(c, ctx, key, true).map(drop),
+            RowAction::Enable => keys::set_disabled(c, ctx, key, false).map(drop),
+            RowAction::Review => keys::mark_reviewed(c, ctx, key),
+            RowAction::Revoke => keys::revoke(c, ctx, key),
+            RowAction::Delete => keys::delete(c, ctx, key),
+        }
+    }
+
+    /// Whether verification must stop trusting what it has cached. The
+    /// review flag is not something verification reads.
+    fn changes_verification(self) -> bool {
+        self != RowAction::Review
+    }
+
+    fn message(self, name: &str) -> String {
+        match self {
+            RowAction::Disable => format!(
+                "\"{name}\" is disabled: requests with it are refused until you enable it again."
+            ),
+            RowAction::Enable => format!("\"{name}\" is enabled again."),
+            RowAction::Review => format!("\"{name}\" was marked as reviewed."),
+            RowAction::Revoke => {
+                format!("\"{name}\" was revoked. Requests with it are refused from now on.")
+            }
+            RowAction::Delete => {
+                format!("\"{name}\" was deleted. Its events stay in the audit trail.")
+            }
+        }
+    }
+}
+
+/// Authorize, apply, flash and go back: the whole of a row action.
+async fn key_action(
+    target: KeyTarget,
+    action: RowAction,
+    form: web::Form<ReturnForm>,
 ) -> Result<HttpResponse, AppError> {
-    let key = load_key(&state, &user, id, KeyAct::Revoke).await?;
-    let ctx = user.audit();
+    let (page, key) = target.load(action.act()).await?;
+    let ctx = page.user.audit();
     let k = key.clone();
-    db(&state, move |c| {
-        keys::set_disabled(c, &ctx, &k, disabled).map_err(key_error)
+    db(&page.state, move |c| {
+        action.apply(c, &ctx, &k).map_err(key_error)
     })
     .await?;
-    state.keys.invalidate();
-    let message = if disabled {
-        format!(
-            "\"{}\" is disabled: requests with it are refused until you enable it again.",
-            key.name
-        )
+    if action.changes_verification() {
+        page.state.keys.invalidate();
+    }
+    session::set_flash(&page.session, Flash::success(action.message(&key.name)))?;
+    let back = safe_return(form.return_to.as_deref(), Some(&key));
+    // A deleted key's own page is gone: go back to its list instead.
+    let back = if action == RowAction::Delete && back.starts_with("/keys/") {
+        safe_return(None, Some(&key))
     } else {
-        format!("\"{}\" is enabled again.", key.name)
+        back
     };
-    session::set_flash(&session, Flash::success(message))?;
-    Ok(done(
-        &req,
-        &safe_return(form.return_to.as_deref(), Some(&key)),
-    ))
+    Ok(done(&page.req, &back))
 }
 
 #[post("/keys/{id}/disable")]
 pub async fn disable(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    id: web::Path<String>,
+    target: KeyTarget,
     form: web::Form<ReturnForm>,
 ) -> Result<HttpResponse, AppError> {
-    toggle(
-        req,
-        state,
-        session,
-        user,
-        id.into_inner(),
-        form.into_inner(),
-        true,
-    )
-    .await
+    key_action(target, RowAction::Disable, form).await
 }
 
 #[post("/keys/{id}/enable")]
 pub async fn enable(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    id: web::Path<String>,
+    target: KeyTarget,
     form: web::Form<ReturnForm>,
 ) -> Result<HttpResponse, AppError> {
-    toggle(
-        req,
-        state,
-        session,
-        user,
-        id.into_inner(),
-        form.into_inner(),
-        false,
-    )
-    .await
+    key_action(target, RowAction::Enable, form).await
 }
 
 /// Clear the "creator removed" flag (admins).
 #[post("/keys/{id}/review")]
 pub async fn review(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    id: web::Path<String>,
+    target: KeyTarget,
     form: web::Form<ReturnForm>,
 ) -> Result<HttpResponse, AppError> {
-    let key = load_key(&state, &user, id.into_inner(), KeyAct::Review).await?;
-    let ctx = user.audit();
-    let k = key.clone();
-    db(&state, move |c| {
-        keys::mark_reviewed(c, &ctx, &k).map_err(key_error)
-    })
-    .await?;
-    session::set_flash(
-        &session,
-        Flash::success(format!("\"{}\" was marked as reviewed.", key.name)),
-    )?;
-    Ok(done(
-        &req,
-        &safe_return(form.return_to.as_deref(), Some(&key)),
-    ))
+    key_action(target, RowAction::Review, form).await
+}
+
+#[post("/keys/{id}/revoke")]
+pub async fn revoke(
+    target: KeyTarget,
+    form: web::Form<ReturnForm>,
+) -> Result<HttpResponse, AppError> {
+    key_action(target, RowAction::Revoke, form).await
+}
+
+#[post("/keys/{id}/delete")]
+pub async fn delete(
+    target: KeyTarget,
+    form: web::Form<ReturnForm>,
+) -> Result<HttpResponse, AppError> {
+    key_action(target, RowAction::Delete, form).await
 }
 
 // ---- edit -------------------------------------------------------------------
@@ -138,14 +162,15 @@ struct EditForm {
 
 #[get("/keys/{id}/edit")]
 pub async fn edit_form(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    id: web::Path<String>,
+    target: KeyTarget,
     query: web::Query<ReturnQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let key = load_key(&state, &user, id.into_inner(), KeyAct::Manage).await?;
+    let (
+        Ctx {
+            req, session, user, ..
+        },
+        key,
+    ) = target.load(KeyAct::Manage).await?;
     let view = EditForm {
         csrf: session::csrf_token(&session)?,
         return_to: safe_return(query.return_to.as_deref(), Some(&key)),
@@ -181,15 +206,16 @@ pub struct EditBody {
 }
 
 #[post("/keys/{id}/edit")]
-pub async fn edit(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    id: web::Path<String>,
-    form: web::Form<EditBody>,
-) -> Result<HttpResponse, AppError> {
-    let key = load_key(&state, &user, id.into_inner(), KeyAct::Manage).await?;
+pub async fn edit(target: KeyTarget, form: web::Form<EditBody>) -> Result<HttpResponse, AppError> {
+    let (
+        Ctx {
+            req,
+            state,
+            session,
+            user,
+        },
+        key,
+    ) = target.load(KeyAct::Manage).await?;
     let form = form.into_inner();
     let return_to = safe_return(form.return_to.as_deref(), Some(&key));
     let mut errors = FormErrors::default();
@@ -272,21 +298,25 @@ impl Confirm {
     }
 }
 
-async fn confirm(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    id: String,
-    query: ReturnQuery,
-    what: &'static str,
+/// The confirmation before regenerate, revoke or delete.
+#[get("/keys/{id}/{what}")]
+pub async fn confirm_form(
+    target: KeyTarget,
+    path: web::Path<(String, String)>,
+    query: web::Query<ReturnQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let act = if what == "revoke" {
-        KeyAct::Revoke
-    } else {
-        KeyAct::Manage
+    let (act, what) = match path.1.as_str() {
+        "regenerate" => (KeyAct::Manage, "regenerate"),
+        "revoke" => (KeyAct::Revoke, "revoke"),
+        "delete" => (KeyAct::Manage, "delete"),
+        _ => return Err(AppError::NotFound),
     };
-    let key = load_key(&state, &user, id, act).await?;
+    let (
+        Ctx {
+            req, session, user, ..
+        },
+        key,
+    ) = target.load(act).await?;
     let now = crate::db::now();
     if what == "revoke" && !key.status(now).can_revoke() {
         return Err(AppError::BadRequest(
@@ -309,26 +339,6 @@ async fn confirm(
     fragment_or_page(&req, &session, &user, "Confirm", "", &view, StatusCode::OK)
 }
 
-/// The confirmation before regenerate, revoke or delete.
-#[get("/keys/{id}/{what}")]
-pub async fn confirm_form(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    path: web::Path<(String, String)>,
-    query: web::Query<ReturnQuery>,
-) -> Result<HttpResponse, AppError> {
-    let (id, what) = path.into_inner();
-    let what = match what.as_str() {
-        "regenerate" => "regenerate",
-        "revoke" => "revoke",
-        "delete" => "delete",
-        _ => return Err(AppError::NotFound),
-    };
-    confirm(req, state, session, user, id, query.into_inner(), what).await
-}
-
 #[derive(Deserialize)]
 pub struct RegenerateBody {
     #[serde(default)]
@@ -340,14 +350,18 @@ pub struct RegenerateBody {
 
 #[post("/keys/{id}/regenerate")]
 pub async fn regenerate(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    id: web::Path<String>,
+    target: KeyTarget,
     form: web::Form<RegenerateBody>,
 ) -> Result<HttpResponse, AppError> {
-    let key = load_key(&state, &user, id.into_inner(), KeyAct::Manage).await?;
+    let (
+        Ctx {
+            req,
+            state,
+            session,
+            user,
+        },
+        key,
+    ) = target.load(KeyAct::Manage).await?;
     let form = form.into_inner();
     let return_to = safe_return(form.return_to.as_deref(), Some(&key));
     let mut errors = FormErrors::default();
@@ -424,70 +438,6 @@ pub async fn regenerate(
         &view,
         StatusCode::OK,
     )
-}
-
-#[post("/keys/{id}/revoke")]
-pub async fn revoke(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    id: web::Path<String>,
-    form: web::Form<ReturnForm>,
-) -> Result<HttpResponse, AppError> {
-    let key = load_key(&state, &user, id.into_inner(), KeyAct::Revoke).await?;
-    let ctx = user.audit();
-    let k = key.clone();
-    db(&state, move |c| {
-        keys::revoke(c, &ctx, &k).map_err(key_error)
-    })
-    .await?;
-    state.keys.invalidate();
-    session::set_flash(
-        &session,
-        Flash::success(format!(
-            "\"{}\" was revoked. Requests with it are refused from now on.",
-            key.name
-        )),
-    )?;
-    Ok(done(
-        &req,
-        &safe_return(form.return_to.as_deref(), Some(&key)),
-    ))
-}
-
-#[post("/keys/{id}/delete")]
-pub async fn delete(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    id: web::Path<String>,
-    form: web::Form<ReturnForm>,
-) -> Result<HttpResponse, AppError> {
-    let key = load_key(&state, &user, id.into_inner(), KeyAct::Manage).await?;
-    let ctx = user.audit();
-    let k = key.clone();
-    db(&state, move |c| {
-        keys::delete(c, &ctx, &k).map_err(key_error)
-    })
-    .await?;
-    state.keys.invalidate();
-    session::set_flash(
-        &session,
-        Flash::success(format!(
-            "\"{}\" was deleted. Its events stay in the audit trail.",
-            key.name
-        )),
-    )?;
-    // The key's own page is gone: go back to its list instead.
-    let back = safe_return(form.return_to.as_deref(), Some(&key));
-    let back = if back.starts_with("/keys/") {
-        safe_return(None, Some(&key))
-    } else {
-        back
-    };
-    Ok(done(&req, &back))
 }
 
 // ---- bulk revoke -------------------------------------------------------------

@@ -1,14 +1,13 @@
 //! One key's page: every field, its usage and its history.
 
-use super::{KeyAct, Row, hourly, load_key, row};
+use super::{Ctx, KeyAct, KeyTarget, Row, hourly, row};
 use crate::db::keys::{ApiKey, KeyWithOwner};
 use crate::domain::chart::Bar;
 use crate::error::AppError;
 use crate::web::layout::Layout;
-use crate::web::{AppState, CurrentUser, db, render};
-use actix_session::Session;
+use crate::web::{db, render};
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, get};
 use askama::Template;
 
 #[derive(Template)]
@@ -39,13 +38,16 @@ const CHART_HOURS: i64 = 7 * 24;
 
 /// A key's detail page: every field, its usage and its history.
 #[get("/keys/{id}")]
-pub async fn detail(
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    id: web::Path<String>,
-) -> Result<HttpResponse, AppError> {
-    let key = load_key(&state, &user, id.into_inner(), KeyAct::View).await?;
+pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
+    let (
+        Ctx {
+            state,
+            session,
+            user,
+            ..
+        },
+        key,
+    ) = target.load(KeyAct::View).await?;
     let now = crate::db::now();
     let start = crate::api::verifier::hour_of(now) - chrono::TimeDelta::hours(CHART_HOURS - 1);
     let k = key.clone();

@@ -28,10 +28,12 @@ use crate::domain::keys::{Environment, Status};
 use crate::domain::policy::{self, Action};
 use crate::error::AppError;
 use actix_session::Session;
+use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::NaiveDateTime;
+use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 
 /// Which list a page shows.
@@ -361,19 +363,80 @@ impl KeyAct {
     }
 }
 
-/// Load a key of the actor's workspace and check the action on it.
-async fn load_key(
-    state: &web::Data<AppState>,
-    user: &CurrentUser,
+/// What every key page handler extracts, in the order the handlers used to
+/// take them: the request, the app state, the session and the signed-in
+/// user (without a live session: the sign-in redirect).
+pub struct Ctx {
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+}
+
+impl FromRequest for Ctx {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let parts = <(web::Data<AppState>, Session, CurrentUser)>::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let (state, session, user) = parts.await?;
+            Ok(Ctx {
+                req,
+                state,
+                session,
+                user,
+            })
+        })
+    }
+}
+
+/// The `{id}` of a key route (`/keys/{id}` and `/keys/{id}/{what}`).
+#[derive(Deserialize)]
+struct KeyPath {
     id: String,
-    act: KeyAct,
-) -> Result<ApiKey, AppError> {
-    let ws = user.actor.workspace_id.clone();
-    let key = db(state, move |c| Ok(keys::get(c, &ws, &id)?))
-        .await?
-        .ok_or(AppError::NotFound)?;
-    authorize(user, act.action(key.key_ref()))?;
-    Ok(key)
+}
+
+/// The key a `/keys/{id}/…` route is about. The only way to the key itself
+/// is [`KeyTarget::load`], which asks the policy first, so no handler can
+/// touch a key it forgot to authorize.
+///
+/// The key is looked up there rather than during extraction, so the body
+/// is read and checked before any database work, as before.
+pub struct KeyTarget {
+    ctx: Ctx,
+    id: String,
+}
+
+impl FromRequest for KeyTarget {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let parts = <(Ctx, web::Path<KeyPath>)>::from_request(req, payload);
+        Box::pin(async move {
+            let (ctx, path) = parts.await?;
+            Ok(KeyTarget {
+                ctx,
+                id: path.into_inner().id,
+            })
+        })
+    }
+}
+
+impl KeyTarget {
+    /// The key, from the actor's workspace only (any other id is not
+    /// found), once the policy allows `act` on it.
+    async fn load(self, act: KeyAct) -> Result<(Ctx, ApiKey), AppError> {
+        let KeyTarget { ctx, id } = self;
+        let ws = ctx.user.actor.workspace_id.clone();
+        let key = db(&ctx.state, move |c| Ok(keys::get(c, &ws, &id)?))
+            .await?
+            .ok_or(AppError::NotFound)?;
+        authorize(&ctx.user, act.action(key.key_ref()))?;
+        Ok((ctx, key))
+    }
 }
 
 fn key_error(e: KeyError) -> AppError {
