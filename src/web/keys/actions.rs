@@ -2,8 +2,8 @@
 //! edit, regenerate, revoke, delete and their confirmation), and bulk revoke.
 
 use super::{
-    Ctx, KeyAct, KeyTarget, Message, ReturnForm, ReturnQuery, SecretView, check_nonce, done,
-    fragment_or_page, key_error, parse_form, safe_return, when,
+    Call, KeyAct, KeyTarget, Message, ReturnForm, ReturnQuery, SecretView, check_nonce, key_error,
+    parse_form, safe_return, when,
 };
 use crate::db::DbConn;
 use crate::db::events::AuditContext;
@@ -14,10 +14,9 @@ use crate::domain::keys as dk;
 use crate::domain::policy::Action;
 use crate::error::AppError;
 use crate::web::session::{self, Flash};
-use crate::web::{AppState, CurrentUser, FormErrors, authorize, db};
-use actix_session::Session;
+use crate::web::{FormErrors, authorize, db};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
 
@@ -83,17 +82,17 @@ async fn key_action(
     action: RowAction,
     form: web::Form<ReturnForm>,
 ) -> Result<HttpResponse, AppError> {
-    let (page, key) = target.load(action.act()).await?;
-    let ctx = page.user.audit();
+    let (call, key) = target.load(action.act()).await?;
+    let ctx = call.user.audit();
     let k = key.clone();
-    db(&page.state, move |c| {
+    db(&call.state, move |c| {
         action.apply(c, &ctx, &k).map_err(key_error)
     })
     .await?;
     if action.changes_verification() {
-        page.state.keys.invalidate();
+        call.state.keys.invalidate();
     }
-    session::set_flash(&page.session, Flash::success(action.message(&key.name)))?;
+    session::set_flash(&call.session, Flash::success(action.message(&key.name)))?;
     let back = safe_return(form.return_to.as_deref(), Some(&key));
     // A deleted key's own page is gone: go back to its list instead.
     let back = if action == RowAction::Delete && back.starts_with("/keys/") {
@@ -101,7 +100,7 @@ async fn key_action(
     } else {
         back
     };
-    Ok(done(&page.req, &back))
+    Ok(call.done(&back))
 }
 
 #[post("/keys/{id}/disable")]
@@ -165,14 +164,9 @@ pub async fn edit_form(
     target: KeyTarget,
     query: web::Query<ReturnQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let (
-        Ctx {
-            req, session, user, ..
-        },
-        key,
-    ) = target.load(KeyAct::Manage).await?;
+    let (call, key) = target.load(KeyAct::Manage).await?;
     let view = EditForm {
-        csrf: session::csrf_token(&session)?,
+        csrf: session::csrf_token(&call.session)?,
         return_to: safe_return(query.return_to.as_deref(), Some(&key)),
         name: key.name.clone(),
         description: key.description.clone(),
@@ -181,15 +175,7 @@ pub async fn edit_form(
         key,
         errors: FormErrors::default(),
     };
-    fragment_or_page(
-        &req,
-        &session,
-        &user,
-        "Edit API key",
-        "",
-        &view,
-        StatusCode::OK,
-    )
+    call.fragment_or_page("Edit API key", "", &view, StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -207,15 +193,7 @@ pub struct EditBody {
 
 #[post("/keys/{id}/edit")]
 pub async fn edit(target: KeyTarget, form: web::Form<EditBody>) -> Result<HttpResponse, AppError> {
-    let (
-        Ctx {
-            req,
-            state,
-            session,
-            user,
-        },
-        key,
-    ) = target.load(KeyAct::Manage).await?;
+    let (call, key) = target.load(KeyAct::Manage).await?;
     let form = form.into_inner();
     let return_to = safe_return(form.return_to.as_deref(), Some(&key));
     let mut errors = FormErrors::default();
@@ -227,7 +205,7 @@ pub async fn edit(target: KeyTarget, form: web::Form<EditBody>) -> Result<HttpRe
         (name, description, tags, rate_limit)
     else {
         let view = EditForm {
-            csrf: session::csrf_token(&session)?,
+            csrf: session::csrf_token(&call.session)?,
             key,
             return_to,
             name: form.name,
@@ -236,20 +214,12 @@ pub async fn edit(target: KeyTarget, form: web::Form<EditBody>) -> Result<HttpRe
             rate_limit: form.rate_limit,
             errors,
         };
-        return fragment_or_page(
-            &req,
-            &session,
-            &user,
-            "Edit API key",
-            "",
-            &view,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        );
+        return call.fragment_or_page("Edit API key", "", &view, StatusCode::UNPROCESSABLE_ENTITY);
     };
-    let ctx = user.audit();
+    let ctx = call.user.audit();
     let k = key.clone();
     let saved_name = name.clone();
-    db(&state, move |c| {
+    db(&call.state, move |c| {
         let owner = match &k.owner_id {
             Some(owner) => crate::db::users::get(c, &k.workspace_id, owner)?
                 .map(|u| format!("{} {}", u.email, u.name)),
@@ -270,12 +240,12 @@ pub async fn edit(target: KeyTarget, form: web::Form<EditBody>) -> Result<HttpRe
         .map_err(key_error)
     })
     .await?;
-    state.keys.invalidate();
+    call.state.keys.invalidate();
     session::set_flash(
-        &session,
+        &call.session,
         Flash::success(format!("\"{saved_name}\" was saved.")),
     )?;
-    Ok(done(&req, &return_to))
+    Ok(call.done(&return_to))
 }
 
 // ---- regenerate, revoke, delete --------------------------------------------
@@ -311,12 +281,7 @@ pub async fn confirm_form(
         "delete" => (KeyAct::Manage, "delete"),
         _ => return Err(AppError::NotFound),
     };
-    let (
-        Ctx {
-            req, session, user, ..
-        },
-        key,
-    ) = target.load(act).await?;
+    let (call, key) = target.load(act).await?;
     let now = crate::db::now();
     if what == "revoke" && !key.status(now).can_revoke() {
         return Err(AppError::BadRequest(
@@ -329,14 +294,14 @@ pub async fn confirm_form(
         ));
     }
     let view = Confirm {
-        csrf: session::csrf_token(&session)?,
+        csrf: session::csrf_token(&call.session)?,
         return_to: safe_return(query.return_to.as_deref(), Some(&key)),
         key,
         what,
         nonce: ids::new_token(),
         errors: FormErrors::default(),
     };
-    fragment_or_page(&req, &session, &user, "Confirm", "", &view, StatusCode::OK)
+    call.fragment_or_page("Confirm", "", &view, StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -353,43 +318,27 @@ pub async fn regenerate(
     target: KeyTarget,
     form: web::Form<RegenerateBody>,
 ) -> Result<HttpResponse, AppError> {
-    let (
-        Ctx {
-            req,
-            state,
-            session,
-            user,
-        },
-        key,
-    ) = target.load(KeyAct::Manage).await?;
+    let (call, key) = target.load(KeyAct::Manage).await?;
     let form = form.into_inner();
     let return_to = safe_return(form.return_to.as_deref(), Some(&key));
     let mut errors = FormErrors::default();
     let Some(grace) = errors.check(dk::parse_grace(&form.grace)) else {
         let view = Confirm {
-            csrf: session::csrf_token(&session)?,
+            csrf: session::csrf_token(&call.session)?,
             key,
             what: "regenerate",
             return_to,
             nonce: form.nonce,
             errors,
         };
-        return fragment_or_page(
-            &req,
-            &session,
-            &user,
-            "Confirm",
-            "",
-            &view,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        );
+        return call.fragment_or_page("Confirm", "", &view, StatusCode::UNPROCESSABLE_ENTITY);
     };
     check_nonce(&form.nonce)?;
     let (secret, facts) = dk::generate(key.environment());
-    let ctx = user.audit();
+    let ctx = call.user.audit();
     let k = key.clone();
     let nonce = form.nonce.clone();
-    let fresh = db(&state, move |c| {
+    let fresh = db(&call.state, move |c| {
         let ws = workspaces::get(c, &k.workspace_id)?;
         let cap = ws
             .max_expiry_days
@@ -401,22 +350,14 @@ pub async fn regenerate(
         }
     })
     .await?;
-    state.keys.invalidate();
+    call.state.keys.invalidate();
     let Some(fresh) = fresh else {
         let view = Message {
             title: "Already regenerated",
             text: "This form was already submitted and the key was regenerated then. The new secret was shown once and cannot be shown again; if you did not save it, regenerate the key again.",
             back: &return_to,
         };
-        return fragment_or_page(
-            &req,
-            &session,
-            &user,
-            "Already regenerated",
-            "",
-            &view,
-            StatusCode::CONFLICT,
-        );
+        return call.fragment_or_page("Already regenerated", "", &view, StatusCode::CONFLICT);
     };
     let now = crate::db::now();
     let view = SecretView {
@@ -429,15 +370,7 @@ pub async fn regenerate(
         grace_until: fresh.grace_until(now).map(|t| when(Some(t), "")),
         shortened_to: (fresh.expires_at != key.expires_at).then(|| when(fresh.expires_at, "")),
     };
-    fragment_or_page(
-        &req,
-        &session,
-        &user,
-        "Save your key",
-        "",
-        &view,
-        StatusCode::OK,
-    )
+    call.fragment_or_page("Save your key", "", &view, StatusCode::OK)
 }
 
 // ---- bulk revoke -------------------------------------------------------------
@@ -459,11 +392,7 @@ struct BulkConfirm {
 
 /// Load the selected keys, all of which the actor must be allowed to
 /// revoke; any unknown or foreign id fails the whole request.
-async fn load_selected(
-    state: &web::Data<AppState>,
-    user: &CurrentUser,
-    ids: Vec<String>,
-) -> Result<Vec<ApiKey>, AppError> {
+async fn load_selected(call: &Call, ids: Vec<String>) -> Result<Vec<ApiKey>, AppError> {
     if ids.is_empty() {
         return Err(AppError::BadRequest(
             "Select at least one key to revoke.".into(),
@@ -474,9 +403,9 @@ async fn load_selected(
             "Select at most 500 keys at a time.".into(),
         ));
     }
-    let ws = user.actor.workspace_id.clone();
+    let ws = call.user.actor.workspace_id.clone();
     let wanted = ids.clone();
-    let found = db(state, move |c| Ok(keys::get_many(c, &ws, &wanted)?)).await?;
+    let found = db(&call.state, move |c| Ok(keys::get_many(c, &ws, &wanted)?)).await?;
     let mut unique = ids;
     unique.sort();
     unique.dedup();
@@ -484,54 +413,34 @@ async fn load_selected(
         return Err(AppError::NotFound);
     }
     for key in &found {
-        authorize(user, Action::RevokeKey(key.key_ref()))?;
+        authorize(&call.user, Action::RevokeKey(key.key_ref()))?;
     }
     Ok(found)
 }
 
 #[post("/keys/bulk-revoke")]
-pub async fn bulk_confirm(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    body: web::Bytes,
-) -> Result<HttpResponse, AppError> {
+pub async fn bulk_confirm(call: Call, body: web::Bytes) -> Result<HttpResponse, AppError> {
     let form: BulkBody = parse_form(&body)?;
-    let selected = load_selected(&state, &user, form.ids).await?;
+    let selected = load_selected(&call, form.ids).await?;
     let view = BulkConfirm {
-        csrf: session::csrf_token(&session)?,
+        csrf: session::csrf_token(&call.session)?,
         return_to: safe_return(form.return_to.as_deref(), selected.first()),
         keys: selected,
     };
-    fragment_or_page(
-        &req,
-        &session,
-        &user,
-        "Revoke selected keys",
-        "",
-        &view,
-        StatusCode::OK,
-    )
+    call.fragment_or_page("Revoke selected keys", "", &view, StatusCode::OK)
 }
 
 #[post("/keys/bulk-revoke/confirm")]
-pub async fn bulk_revoke(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    body: web::Bytes,
-) -> Result<HttpResponse, AppError> {
+pub async fn bulk_revoke(call: Call, body: web::Bytes) -> Result<HttpResponse, AppError> {
     let form: BulkBody = parse_form(&body)?;
-    let selected = load_selected(&state, &user, form.ids).await?;
+    let selected = load_selected(&call, form.ids).await?;
     let return_to = safe_return(form.return_to.as_deref(), selected.first());
-    let ctx = user.audit();
-    let (revoked, skipped) = db(&state, move |c| {
+    let ctx = call.user.audit();
+    let (revoked, skipped) = db(&call.state, move |c| {
         keys::revoke_many(c, &ctx, &selected).map_err(key_error)
     })
     .await?;
-    state.keys.invalidate();
+    call.state.keys.invalidate();
     let mut message = format!(
         "{revoked} key{} revoked.",
         if revoked == 1 { "" } else { "s" }
@@ -542,6 +451,6 @@ pub async fn bulk_revoke(
             skipped.join(", ")
         ));
     }
-    session::set_flash(&session, Flash::success(message))?;
-    Ok(done(&req, &return_to))
+    session::set_flash(&call.session, Flash::success(message))?;
+    Ok(call.done(&return_to))
 }

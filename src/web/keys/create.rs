@@ -1,18 +1,15 @@
 //! The create dialog and the one-time "Save your key" view.
 
-use super::{
-    ListKind, Message, SecretView, check_nonce, create_action, fragment_or_page, parse_form,
-};
+use super::{Call, ListKind, Message, SecretView, check_nonce, create_action, parse_form};
 use crate::db::keys::{self, KeyError, NewKey};
 use crate::db::{permissions, workspaces};
 use crate::domain::ids;
 use crate::domain::keys::{self as dk, Environment, Expiry};
 use crate::error::AppError;
 use crate::web::session;
-use crate::web::{AppState, CurrentUser, FormErrors, authorize, db};
-use actix_session::Session;
+use crate::web::{FormErrors, authorize, db};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
 
@@ -62,16 +59,10 @@ impl NewKeyForm {
     }
 }
 
-async fn new_form(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    kind: ListKind,
-) -> Result<HttpResponse, AppError> {
-    authorize(&user, create_action(kind))?;
-    let ws = user.actor.workspace_id.clone();
-    let (catalog, workspace) = db(&state, move |c| {
+async fn new_form(call: Call, kind: ListKind) -> Result<HttpResponse, AppError> {
+    authorize(&call.user, create_action(kind))?;
+    let ws = call.user.actor.workspace_id.clone();
+    let (catalog, workspace) = db(&call.state, move |c| {
         Ok((permissions::active(c, &ws)?, workspaces::get(c, &ws)?))
     })
     .await?;
@@ -80,7 +71,7 @@ async fn new_form(
     }
     let max = workspace.max_expiry_days;
     let form = NewKeyForm {
-        csrf: session::csrf_token(&session)?,
+        csrf: session::csrf_token(&call.session)?,
         kind,
         catalog,
         environments: Environment::ALL,
@@ -106,15 +97,7 @@ async fn new_form(
         resources: String::new(),
         errors: FormErrors::default(),
     };
-    fragment_or_page(
-        &req,
-        &session,
-        &user,
-        "Create API key",
-        kind.nav(),
-        &form,
-        StatusCode::OK,
-    )
+    call.fragment_or_page("Create API key", kind.nav(), &form, StatusCode::OK)
 }
 
 /// Expiry presets no longer than the workspace maximum.
@@ -133,23 +116,13 @@ fn api_keys_off() -> AppError {
 }
 
 #[get("/account/keys/new")]
-pub async fn new_personal(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-) -> Result<HttpResponse, AppError> {
-    new_form(req, state, session, user, ListKind::Personal).await
+pub async fn new_personal(call: Call) -> Result<HttpResponse, AppError> {
+    new_form(call, ListKind::Personal).await
 }
 
 #[get("/workspace/keys/new")]
-pub async fn new_workspace(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-) -> Result<HttpResponse, AppError> {
-    new_form(req, state, session, user, ListKind::Workspace).await
+pub async fn new_workspace(call: Call) -> Result<HttpResponse, AppError> {
+    new_form(call, ListKind::Workspace).await
 }
 
 #[derive(Deserialize, Default)]
@@ -176,18 +149,11 @@ pub struct CreateForm {
     resources: String,
 }
 
-async fn create(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    kind: ListKind,
-    body: web::Bytes,
-) -> Result<HttpResponse, AppError> {
-    authorize(&user, create_action(kind))?;
+async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResponse, AppError> {
+    authorize(&call.user, create_action(kind))?;
     let form: CreateForm = parse_form(&body)?;
-    let ws = user.actor.workspace_id.clone();
-    let (catalog, workspace) = db(&state, move |c| {
+    let ws = call.user.actor.workspace_id.clone();
+    let (catalog, workspace) = db(&call.state, move |c| {
         Ok((permissions::active(c, &ws)?, workspaces::get(c, &ws)?))
     })
     .await?;
@@ -242,7 +208,7 @@ async fn create(
     };
     let Some((name, description, tags, environment, expiry, rate_limit, resources)) = parsed else {
         let view = NewKeyForm {
-            csrf: session::csrf_token(&session)?,
+            csrf: session::csrf_token(&call.session)?,
             kind,
             catalog,
             environments: Environment::ALL,
@@ -260,10 +226,7 @@ async fn create(
             resources: form.resources,
             errors,
         };
-        return fragment_or_page(
-            &req,
-            &session,
-            &user,
+        return call.fragment_or_page(
             "Create API key",
             kind.nav(),
             &view,
@@ -272,18 +235,18 @@ async fn create(
     };
 
     let (secret, facts) = dk::generate(environment);
-    let ctx = user.audit();
+    let ctx = call.user.audit();
     let owner = (kind == ListKind::Personal).then(|| {
         (
-            user.user.id.clone(),
-            format!("{} {}", user.user.email, user.user.name),
+            call.user.user.id.clone(),
+            format!("{} {}", call.user.user.email, call.user.user.name),
         )
     });
     let nonce = form.nonce.clone();
     let expires_at = expiry.expires_at(crate::db::now());
     let max_personal =
         (kind == ListKind::Personal).then_some(i64::from(workspace.max_keys_per_user));
-    let created = db(&state, move |c| {
+    let created = db(&call.state, move |c| {
         let new = NewKey {
             owner: owner
                 .as_ref()
@@ -307,7 +270,7 @@ async fn create(
         }
     })
     .await?;
-    state.keys.invalidate();
+    call.state.keys.invalidate();
     let back = kind.url("");
     let Some(key) = created else {
         let view = Message {
@@ -315,15 +278,7 @@ async fn create(
             text: "This form was already submitted and the key was created then. Its secret was shown once and cannot be shown again; if you did not save it, regenerate the key.",
             back: &back,
         };
-        return fragment_or_page(
-            &req,
-            &session,
-            &user,
-            "Already created",
-            kind.nav(),
-            &view,
-            StatusCode::CONFLICT,
-        );
+        return call.fragment_or_page("Already created", kind.nav(), &view, StatusCode::CONFLICT);
     };
     let view = SecretView {
         name: &key.name,
@@ -335,35 +290,15 @@ async fn create(
         grace_until: None,
         shortened_to: None,
     };
-    fragment_or_page(
-        &req,
-        &session,
-        &user,
-        "Save your key",
-        kind.nav(),
-        &view,
-        StatusCode::OK,
-    )
+    call.fragment_or_page("Save your key", kind.nav(), &view, StatusCode::OK)
 }
 
 #[post("/account/keys")]
-pub async fn create_personal(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    body: web::Bytes,
-) -> Result<HttpResponse, AppError> {
-    create(req, state, session, user, ListKind::Personal, body).await
+pub async fn create_personal(call: Call, body: web::Bytes) -> Result<HttpResponse, AppError> {
+    create(call, ListKind::Personal, body).await
 }
 
 #[post("/workspace/keys")]
-pub async fn create_workspace(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
-    body: web::Bytes,
-) -> Result<HttpResponse, AppError> {
-    create(req, state, session, user, ListKind::Workspace, body).await
+pub async fn create_workspace(call: Call, body: web::Bytes) -> Result<HttpResponse, AppError> {
+    create(call, ListKind::Workspace, body).await
 }

@@ -1,6 +1,6 @@
 //! One key's page: every field, its usage and its history.
 
-use super::{Ctx, KeyAct, KeyTarget, Row, hourly, row};
+use super::{KeyAct, KeyTarget, Row, hourly, row};
 use crate::db::keys::{ApiKey, KeyWithOwner};
 use crate::domain::chart::Bar;
 use crate::error::AppError;
@@ -39,19 +39,11 @@ const CHART_HOURS: i64 = 7 * 24;
 /// A key's detail page: every field, its usage and its history.
 #[get("/keys/{id}")]
 pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
-    let (
-        Ctx {
-            state,
-            session,
-            user,
-            ..
-        },
-        key,
-    ) = target.load(KeyAct::View).await?;
+    let (call, key) = target.load(KeyAct::View).await?;
     let now = crate::db::now();
     let start = crate::api::verifier::hour_of(now) - chrono::TimeDelta::hours(CHART_HOURS - 1);
     let k = key.clone();
-    let (owner, created_by, revoked_by, usage, history) = db(&state, move |c| {
+    let (owner, created_by, revoked_by, usage, history) = db(&call.state, move |c| {
         let label = |c: &mut crate::db::DbConn, id: &str| -> Result<String, AppError> {
             Ok(crate::db::users::get(c, &k.workspace_id, id)?
                 .map_or_else(|| id.to_owned(), |u| format!("{} ({})", u.name, u.email)))
@@ -85,8 +77,8 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
     };
     let page = DetailPage {
         layout: Layout::new(
-            &session,
-            &user,
+            &call.session,
+            &call.user,
             key.name.clone(),
             if key.is_personal() {
                 "personal-keys"
@@ -94,7 +86,7 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
                 "workspace-keys"
             },
         )?,
-        row: row(&key_with_owner, &user, now),
+        row: row(&key_with_owner, &call.user, now),
         return_to: format!("/keys/{}", key.id),
         valid_7d: bars.iter().map(|b| b.valid).sum(),
         rejected_7d: bars.iter().map(|b| b.rejected).sum(),

@@ -1,7 +1,7 @@
 //! The key lists: personal, workspace and "All keys", their POST searches
 //! and the most used keys.
 
-use super::{EXPIRING_DAYS, ListKind, Row, create_action, hourly, row};
+use super::{Call, EXPIRING_DAYS, ListKind, Row, create_action, hourly, row};
 use crate::db::keys::{self, Cursor};
 use crate::db::workspaces;
 use crate::domain::chart::Bar;
@@ -10,10 +10,9 @@ use crate::domain::policy;
 use crate::error::AppError;
 use crate::web::layout::Layout;
 use crate::web::session;
-use crate::web::{AppState, CurrentUser, authorize, db, is_htmx, render};
-use actix_session::Session;
+use crate::web::{authorize, db, is_htmx, render};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use chrono::NaiveDateTime;
 use serde::Deserialize;
@@ -118,22 +117,19 @@ pub struct ListQuery {
 }
 
 async fn list_page(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
+    call: Call,
     kind: ListKind,
     query: ListQuery,
     posted: bool,
 ) -> Result<HttpResponse, AppError> {
-    authorize(&user, kind.action())?;
+    authorize(&call.user, kind.action())?;
     let q = query.q.trim().to_owned();
     let expiring = query.expiring.as_deref() == Some("1");
     let full_key = matches!(dk::value_query(&q), Some(ValueQuery::Full(_)));
     // The search form posts, so a pasted key travels in a body and never in
     // a URL. Without htmx the answer is a redirect to the list's address
     // with the query (a pasted key replaced below, after its lookup).
-    if posted && !is_htmx(&req) && !full_key {
+    if posted && !is_htmx(&call.req) && !full_key {
         return Ok(crate::web::see_other(&kind.url_with(&q, expiring)));
     }
     let after = match query.after.as_deref().filter(|a| !a.is_empty()) {
@@ -142,14 +138,14 @@ async fn list_page(
         })?),
         None => None,
     };
-    let ws = user.actor.workspace_id.clone();
-    let scope = kind.scope(&user);
+    let ws = call.user.actor.workspace_id.clone();
+    let scope = kind.scope(&call.user);
     let search = q.clone();
     let now = crate::db::now();
     let soon = now + chrono::TimeDelta::days(EXPIRING_DAYS);
     let personal = kind == ListKind::Personal;
     let since = crate::api::verifier::hour_of(now) - chrono::TimeDelta::hours(23);
-    let (rows, next, ws_row, usage, expiring_soon, top) = db(&state, move |c| {
+    let (rows, next, ws_row, usage, expiring_soon, top) = db(&call.state, move |c| {
         let (rows, next) = keys::list(
             c,
             &ws,
@@ -192,7 +188,7 @@ async fn list_page(
             })
             .map_or_else(|| facts.excerpt(), |r| r.key.id.clone());
         let url = kind.url_with(&replacement, expiring);
-        if !is_htmx(&req) {
+        if !is_htmx(&call.req) {
             return Ok(crate::web::see_other(&url));
         }
         safe_url = Some(url);
@@ -207,7 +203,7 @@ async fn list_page(
         .clone()
         .or_else(|| posted.then(|| kind.url_with(&q_shown, expiring)));
     let results = Results {
-        csrf: session::csrf_token(&session)?,
+        csrf: session::csrf_token(&call.session)?,
         kind,
         return_to: kind.url_with(&q_shown, expiring),
         q: q_shown,
@@ -215,7 +211,7 @@ async fn list_page(
         rows: rows
             .iter()
             .map(|k| {
-                let mut r = row(k, &user, now);
+                let mut r = row(k, &call.user, now);
                 if let Some(bars) = per_key.get(&r.id) {
                     let totals: Vec<i64> = bars.iter().map(|b| b.total()).collect();
                     r.uses_24h = totals.iter().sum();
@@ -227,7 +223,7 @@ async fn list_page(
         next: next.map(|c| c.encode()),
         first_page: query.after.is_none(),
     };
-    if is_htmx(&req) {
+    if is_htmx(&call.req) {
         let mut res = HttpResponse::Ok();
         if let Some(url) = push_url {
             res.insert_header(("HX-Push-Url", url));
@@ -236,9 +232,9 @@ async fn list_page(
             .content_type("text/html; charset=utf-8")
             .body(results.render()?));
     }
-    let can_create = policy::authorize(&user.actor, create_action(kind)).is_allowed();
+    let can_create = policy::authorize(&call.user.actor, create_action(kind)).is_allowed();
     let page = ListPage {
-        layout: Layout::new(&session, &user, kind.title(), kind.nav())?,
+        layout: Layout::new(&call.session, &call.user, kind.title(), kind.nav())?,
         kind,
         results,
         api_keys_off: ws_row.api_keys_disabled_at.is_some(),
@@ -291,53 +287,41 @@ impl ListQuery {
 
 #[get("/account/keys")]
 pub async fn personal_list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
+    call: Call,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     let query = query.into_inner();
-    list_page(req, state, session, user, ListKind::Personal, query, false).await
+    list_page(call, ListKind::Personal, query, false).await
 }
 
 /// Search of the personal list: a POST, so that a pasted key is never in
 /// a URL (browser history, proxy logs).
 #[post("/account/keys/search")]
 pub async fn personal_search(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
+    call: Call,
     form: web::Form<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     let query = form.into_inner();
-    list_page(req, state, session, user, ListKind::Personal, query, true).await
+    list_page(call, ListKind::Personal, query, true).await
 }
 
 #[get("/workspace/keys")]
 pub async fn workspace_list(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
+    call: Call,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     let query = query.into_inner();
     let kind = query.workspace_kind();
-    list_page(req, state, session, user, kind, query, false).await
+    list_page(call, kind, query, false).await
 }
 
 /// Search of the workspace lists, by POST like [`personal_search`].
 #[post("/workspace/keys/search")]
 pub async fn workspace_search(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    user: CurrentUser,
+    call: Call,
     form: web::Form<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     let query = form.into_inner();
     let kind = query.workspace_kind();
-    list_page(req, state, session, user, kind, query, true).await
+    list_page(call, kind, query, true).await
 }

@@ -238,39 +238,6 @@ struct Shell {
     content: String,
 }
 
-/// The fragment for htmx (into the dialog), or a full page around it.
-fn fragment_or_page<T: Template>(
-    req: &HttpRequest,
-    session: &Session,
-    user: &CurrentUser,
-    title: &str,
-    nav: &'static str,
-    fragment: &T,
-    status: StatusCode,
-) -> Result<HttpResponse, AppError> {
-    if is_htmx(req) {
-        render(fragment, status)
-    } else {
-        let page = Shell {
-            layout: Layout::new(session, user, title, nav)?,
-            content: fragment.render()?,
-        };
-        render(&page, status)
-    }
-}
-
-/// After a successful change: back to the list (a full navigation, also
-/// for htmx, so the list and its message are fresh).
-fn done(req: &HttpRequest, to: &str) -> HttpResponse {
-    if is_htmx(req) {
-        HttpResponse::Ok()
-            .insert_header(("HX-Redirect", to.to_owned()))
-            .finish()
-    } else {
-        crate::web::see_other(to)
-    }
-}
-
 /// Only our own list pages are accepted as places to return to.
 fn safe_return(raw: Option<&str>, key: Option<&ApiKey>) -> String {
     match raw {
@@ -366,14 +333,47 @@ impl KeyAct {
 /// What every key page handler extracts, in the order the handlers used to
 /// take them: the request, the app state, the session and the signed-in
 /// user (without a live session: the sign-in redirect).
-pub struct Ctx {
+pub struct Call {
     req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
     user: CurrentUser,
 }
 
-impl FromRequest for Ctx {
+impl Call {
+    /// The fragment for htmx (into the dialog), or a full page around it.
+    fn fragment_or_page<T: Template>(
+        &self,
+        title: &str,
+        nav: &'static str,
+        fragment: &T,
+        status: StatusCode,
+    ) -> Result<HttpResponse, AppError> {
+        if is_htmx(&self.req) {
+            render(fragment, status)
+        } else {
+            let page = Shell {
+                layout: Layout::new(&self.session, &self.user, title, nav)?,
+                content: fragment.render()?,
+            };
+            render(&page, status)
+        }
+    }
+
+    /// After a successful change: back to the list (a full navigation, also
+    /// for htmx, so the list and its message are fresh).
+    fn done(&self, to: &str) -> HttpResponse {
+        if is_htmx(&self.req) {
+            HttpResponse::Ok()
+                .insert_header(("HX-Redirect", to.to_owned()))
+                .finish()
+        } else {
+            super::see_other(to)
+        }
+    }
+}
+
+impl FromRequest for Call {
     type Error = actix_web::Error;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
@@ -382,7 +382,7 @@ impl FromRequest for Ctx {
         let req = req.clone();
         Box::pin(async move {
             let (state, session, user) = parts.await?;
-            Ok(Ctx {
+            Ok(Call {
                 req,
                 state,
                 session,
@@ -405,7 +405,7 @@ struct KeyPath {
 /// The key is looked up there rather than during extraction, so the body
 /// is read and checked before any database work, as before.
 pub struct KeyTarget {
-    ctx: Ctx,
+    call: Call,
     id: String,
 }
 
@@ -414,11 +414,11 @@ impl FromRequest for KeyTarget {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let parts = <(Ctx, web::Path<KeyPath>)>::from_request(req, payload);
+        let parts = <(Call, web::Path<KeyPath>)>::from_request(req, payload);
         Box::pin(async move {
-            let (ctx, path) = parts.await?;
+            let (call, path) = parts.await?;
             Ok(KeyTarget {
-                ctx,
+                call,
                 id: path.into_inner().id,
             })
         })
@@ -428,14 +428,14 @@ impl FromRequest for KeyTarget {
 impl KeyTarget {
     /// The key, from the actor's workspace only (any other id is not
     /// found), once the policy allows `act` on it.
-    async fn load(self, act: KeyAct) -> Result<(Ctx, ApiKey), AppError> {
-        let KeyTarget { ctx, id } = self;
-        let ws = ctx.user.actor.workspace_id.clone();
-        let key = db(&ctx.state, move |c| Ok(keys::get(c, &ws, &id)?))
+    async fn load(self, act: KeyAct) -> Result<(Call, ApiKey), AppError> {
+        let KeyTarget { call, id } = self;
+        let ws = call.user.actor.workspace_id.clone();
+        let key = db(&call.state, move |c| Ok(keys::get(c, &ws, &id)?))
             .await?
             .ok_or(AppError::NotFound)?;
-        authorize(&ctx.user, act.action(key.key_ref()))?;
-        Ok((ctx, key))
+        authorize(&call.user, act.action(key.key_ref()))?;
+        Ok((call, key))
     }
 }
 
