@@ -59,8 +59,11 @@ impl NewKeyForm {
     }
 }
 
-async fn new_form(call: Call, kind: ListKind) -> Result<HttpResponse, AppError> {
-    authorize(&call.user, create_action(kind))?;
+/// The permissions a new key may get and the workspace's limits; refused
+/// while API keys are switched off for the workspace.
+async fn catalog_and_workspace(
+    call: &Call,
+) -> Result<(Vec<permissions::Permission>, workspaces::Workspace), AppError> {
     let ws = call.user.actor.workspace_id.clone();
     let (catalog, workspace) = db(&call.state, move |c| {
         Ok((permissions::active(c, &ws)?, workspaces::get(c, &ws)?))
@@ -69,6 +72,12 @@ async fn new_form(call: Call, kind: ListKind) -> Result<HttpResponse, AppError> 
     if workspace.api_keys_disabled_at.is_some() {
         return Err(api_keys_off());
     }
+    Ok((catalog, workspace))
+}
+
+async fn new_form(call: Call, kind: ListKind) -> Result<HttpResponse, AppError> {
+    authorize(&call.user, create_action(kind))?;
+    let (catalog, workspace) = catalog_and_workspace(&call).await?;
     let max = workspace.max_expiry_days;
     let form = NewKeyForm {
         csrf: session::csrf_token(&call.session)?,
@@ -152,14 +161,7 @@ pub struct CreateForm {
 async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResponse, AppError> {
     authorize(&call.user, create_action(kind))?;
     let form: CreateForm = parse_form(&body)?;
-    let ws = call.user.actor.workspace_id.clone();
-    let (catalog, workspace) = db(&call.state, move |c| {
-        Ok((permissions::active(c, &ws)?, workspaces::get(c, &ws)?))
-    })
-    .await?;
-    if workspace.api_keys_disabled_at.is_some() {
-        return Err(api_keys_off());
-    }
+    let (catalog, workspace) = catalog_and_workspace(&call).await?;
     let max_days = workspace.max_expiry_days;
 
     let mut errors = FormErrors::default();
