@@ -162,7 +162,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(keys::revoke)
         .service(keys::delete)
         .service(keys::confirm_form)
-        .service(keys::detail)
+        .service(keys::detail::detail)
         .service(settings::settings_page)
         .service(settings::switch_off_confirm)
         .service(settings::switch)

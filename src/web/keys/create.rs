@@ -1,0 +1,305 @@
+//! The create dialog and the one-time "Save your key" view.
+
+use super::{Call, ListKind, Message, SecretView, check_nonce, create_action, parse_form};
+use crate::db::keys::{self, KeyError, NewKey};
+use crate::db::{permissions, workspaces};
+use crate::domain::ids;
+use crate::domain::keys::{self as dk, Environment, Expiry};
+use crate::error::AppError;
+use crate::web::session;
+use crate::web::{FormErrors, authorize, db};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get, post, web};
+use askama::Template;
+use serde::Deserialize;
+
+/// The create form's values and errors.
+#[derive(Template)]
+#[template(path = "keys/new.html")]
+pub struct NewKeyForm {
+    pub csrf: String,
+    pub kind: ListKind,
+    pub catalog: Vec<permissions::Permission>,
+    pub environments: [Environment; 3],
+    /// Expiry presets within the workspace maximum.
+    pub presets: Vec<i64>,
+    /// The workspace's maximum expiry in days, if any ("never" is then not offered).
+    pub max_expiry_days: Option<i32>,
+    pub nonce: String,
+    pub name: String,
+    pub description: String,
+    pub tags: String,
+    pub environment: String,
+    pub permissions: Vec<String>,
+    pub expiry: String,
+    pub expiry_date: String,
+    pub rate_limit: String,
+    pub resources: String,
+    pub errors: FormErrors,
+}
+
+impl NewKeyForm {
+    fn action(&self) -> &'static str {
+        self.kind.base()
+    }
+
+    fn heading(&self) -> &'static str {
+        match self.kind {
+            ListKind::Personal => "Create a personal API key",
+            _ => "Create a workspace API key",
+        }
+    }
+
+    fn checked(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|p| p == permission)
+    }
+
+    fn preset_selected(&self, days: &i64) -> bool {
+        self.expiry == days.to_string()
+    }
+}
+
+/// The permissions a new key may get and the workspace's limits; refused
+/// while API keys are switched off for the workspace.
+async fn catalog_and_workspace(
+    call: &Call,
+) -> Result<(Vec<permissions::Permission>, workspaces::Workspace), AppError> {
+    let ws = call.user.actor.workspace_id.clone();
+    let (catalog, workspace) = db(&call.state, move |c| {
+        Ok((permissions::active(c, &ws)?, workspaces::get(c, &ws)?))
+    })
+    .await?;
+    if workspace.api_keys_disabled_at.is_some() {
+        return Err(api_keys_off());
+    }
+    Ok((catalog, workspace))
+}
+
+async fn new_form(call: Call, kind: ListKind) -> Result<HttpResponse, AppError> {
+    authorize(&call.user, create_action(kind))?;
+    let (catalog, workspace) = catalog_and_workspace(&call).await?;
+    let max = workspace.max_expiry_days;
+    let form = NewKeyForm {
+        csrf: session::csrf_token(&call.session)?,
+        kind,
+        catalog,
+        environments: Environment::ALL,
+        presets: presets_within(max),
+        max_expiry_days: max,
+        nonce: ids::new_token(),
+        name: String::new(),
+        description: String::new(),
+        tags: String::new(),
+        environment: Environment::Live.as_str().to_owned(),
+        permissions: Vec::new(),
+        // 90 days, or the longest preset the workspace allows.
+        expiry: presets_within(max)
+            .into_iter()
+            .rfind(|d| *d <= 90)
+            .unwrap_or(7)
+            .to_string(),
+        expiry_date: String::new(),
+        rate_limit: workspace
+            .default_rate_limit
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
+        resources: String::new(),
+        errors: FormErrors::default(),
+    };
+    call.fragment_or_page("Create API key", kind.nav(), &form, StatusCode::OK)
+}
+
+/// Expiry presets no longer than the workspace maximum.
+fn presets_within(max: Option<i32>) -> Vec<i64> {
+    dk::EXPIRY_PRESETS
+        .into_iter()
+        .filter(|d| max.is_none_or(|m| *d <= i64::from(m)))
+        .collect()
+}
+
+fn api_keys_off() -> AppError {
+    AppError::Conflict(
+        "API keys are switched off for this workspace, so no key can be created. An admin can turn them back on in Settings."
+            .into(),
+    )
+}
+
+#[get("/account/keys/new")]
+pub async fn new_personal(call: Call) -> Result<HttpResponse, AppError> {
+    new_form(call, ListKind::Personal).await
+}
+
+#[get("/workspace/keys/new")]
+pub async fn new_workspace(call: Call) -> Result<HttpResponse, AppError> {
+    new_form(call, ListKind::Workspace).await
+}
+
+#[derive(Deserialize, Default)]
+pub struct CreateForm {
+    #[serde(default)]
+    nonce: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    tags: String,
+    #[serde(default)]
+    environment: String,
+    #[serde(default)]
+    permissions: Vec<String>,
+    #[serde(default)]
+    expiry: String,
+    #[serde(default)]
+    expiry_date: String,
+    #[serde(default)]
+    rate_limit: String,
+    #[serde(default)]
+    resources: String,
+}
+
+async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResponse, AppError> {
+    authorize(&call.user, create_action(kind))?;
+    let form: CreateForm = parse_form(&body)?;
+    let (catalog, workspace) = catalog_and_workspace(&call).await?;
+    let max_days = workspace.max_expiry_days;
+
+    let mut errors = FormErrors::default();
+    let name = errors.check(dk::parse_name(&form.name));
+    let description = errors.check(dk::parse_description(&form.description));
+    let tags = errors.check(dk::parse_tags(&form.tags));
+    let environment = form.environment.parse::<Environment>().ok();
+    if environment.is_none() {
+        errors.add(
+            "environment",
+            "Choose an environment: production, staging or development.",
+        );
+    }
+    let today = crate::db::now().date();
+    let expiry = errors.check(
+        Expiry::parse(&form.expiry, &form.expiry_date, today)
+            .and_then(|e| dk::within_max(e, max_days, today)),
+    );
+    let rate_limit = errors.check(dk::parse_rate_limit(&form.rate_limit));
+    let resources = errors.check(dk::parse_resources(&form.resources));
+    let mut chosen: Vec<String> = Vec::new();
+    for p in &form.permissions {
+        if !catalog.iter().any(|c| &c.name == p) {
+            errors.add(
+                "permissions",
+                format!("\"{p}\" is not a permission of this workspace."),
+            );
+        } else if !chosen.contains(p) {
+            chosen.push(p.clone());
+        }
+    }
+    check_nonce(&form.nonce)?;
+    let parsed = match (
+        name,
+        description,
+        tags,
+        environment,
+        expiry,
+        rate_limit,
+        resources,
+    ) {
+        (Some(a), Some(b), Some(c), Some(d), Some(e), Some(f), Some(g)) if errors.is_empty() => {
+            Some((a, b, c, d, e, f, g))
+        }
+        _ => None,
+    };
+    let Some((name, description, tags, environment, expiry, rate_limit, resources)) = parsed else {
+        let view = NewKeyForm {
+            csrf: session::csrf_token(&call.session)?,
+            kind,
+            catalog,
+            environments: Environment::ALL,
+            presets: presets_within(max_days),
+            max_expiry_days: max_days,
+            nonce: form.nonce,
+            name: form.name,
+            description: form.description,
+            tags: form.tags,
+            environment: form.environment,
+            permissions: form.permissions,
+            expiry: form.expiry,
+            expiry_date: form.expiry_date,
+            rate_limit: form.rate_limit,
+            resources: form.resources,
+            errors,
+        };
+        return call.fragment_or_page(
+            "Create API key",
+            kind.nav(),
+            &view,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
+    };
+
+    let (secret, facts) = dk::generate(environment);
+    let ctx = call.user.audit();
+    let owner = (kind == ListKind::Personal).then(|| {
+        (
+            call.user.user.id.clone(),
+            format!("{} {}", call.user.user.email, call.user.user.name),
+        )
+    });
+    let nonce = form.nonce.clone();
+    let expires_at = expiry.expires_at(crate::db::now());
+    let max_personal =
+        (kind == ListKind::Personal).then_some(i64::from(workspace.max_keys_per_user));
+    let created = db(&call.state, move |c| {
+        let new = NewKey {
+            owner: owner
+                .as_ref()
+                .map(|(id, label)| (id.as_str(), label.as_str())),
+            name: &name,
+            description: &description,
+            tags: &tags,
+            permissions: &chosen,
+            resources: &resources,
+            facts: &facts,
+            expires_at,
+            rate_limit,
+            request_nonce: &nonce,
+            max_personal,
+        };
+        match keys::create(c, &ctx, new) {
+            Ok(k) => Ok(Some(k)),
+            Err(KeyError::DuplicateRequest) => Ok(None),
+            Err(e @ KeyError::LimitReached(_)) => Err(AppError::Conflict(e.to_string())),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await?;
+    let back = kind.url("");
+    let Some(key) = created else {
+        let view = Message {
+            title: "Already created",
+            text: "This form was already submitted and the key was created then. Its secret was shown once and cannot be shown again; if you did not save it, regenerate the key.",
+            back: &back,
+        };
+        return call.fragment_or_page("Already created", kind.nav(), &view, StatusCode::CONFLICT);
+    };
+    let view = SecretView {
+        name: &key.name,
+        id: &key.id,
+        secret: secret.expose(),
+        environment,
+        back,
+        regenerated: false,
+        grace_until: None,
+        shortened_to: None,
+    };
+    call.fragment_or_page("Save your key", kind.nav(), &view, StatusCode::OK)
+}
+
+#[post("/account/keys")]
+pub async fn create_personal(call: Call, body: web::Bytes) -> Result<HttpResponse, AppError> {
+    create(call, ListKind::Personal, body).await
+}
+
+#[post("/workspace/keys")]
+pub async fn create_workspace(call: Call, body: web::Bytes) -> Result<HttpResponse, AppError> {
+    create(call, ListKind::Workspace, body).await
+}

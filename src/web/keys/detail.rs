@@ -1,0 +1,102 @@
+//! One key's page: every field, its usage and its history.
+
+use super::{KeyAct, KeyTarget, Row, hourly, row};
+use crate::db::keys::{ApiKey, KeyWithOwner};
+use crate::domain::chart::Bar;
+use crate::error::AppError;
+use crate::web::layout::Layout;
+use crate::web::{db, render};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, get};
+use askama::Template;
+
+#[derive(Template)]
+#[template(path = "keys/detail.html")]
+struct DetailPage {
+    layout: Layout,
+    key: ApiKey,
+    row: Row,
+    owner: String,
+    created_by: String,
+    revoked_by: Option<String>,
+    chart: String,
+    valid_7d: i64,
+    rejected_7d: i64,
+    outcomes: Vec<(String, i64)>,
+    history: Vec<crate::db::events::Event>,
+    return_to: String,
+}
+
+impl DetailPage {
+    fn ret(&self) -> String {
+        crate::web::middleware::urlencode(&self.return_to)
+    }
+}
+
+/// Hours shown in the usage chart.
+const CHART_HOURS: i64 = 7 * 24;
+
+/// A key's detail page: every field, its usage and its history.
+#[get("/keys/{id}")]
+pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
+    let (call, key) = target.load(KeyAct::View).await?;
+    let now = crate::db::now();
+    let start = crate::verify::hour_of(now) - chrono::TimeDelta::hours(CHART_HOURS - 1);
+    let k = key.clone();
+    let (owner, created_by, revoked_by, usage, history) = db(&call.state, move |c| {
+        let label = |c: &mut crate::db::DbConn, id: &str| -> Result<String, AppError> {
+            Ok(crate::db::users::get(c, &k.workspace_id, id)?
+                .map_or_else(|| id.to_owned(), |u| format!("{} ({})", u.name, u.email)))
+        };
+        let owner = match &k.owner_id {
+            Some(o) => label(c, o)?,
+            None => "Workspace".to_owned(),
+        };
+        let created_by = label(c, &k.created_by)?;
+        let revoked_by = match &k.revoked_by {
+            Some(r) => Some(label(c, r)?),
+            None => None,
+        };
+        let usage =
+            crate::db::usage::since(c, &k.workspace_id, Some(std::slice::from_ref(&k.id)), start)?;
+        let history = crate::db::events::for_target(c, &k.workspace_id, &k.id)?;
+        Ok((owner, created_by, revoked_by, usage, history))
+    })
+    .await?;
+    let bars = hourly(&usage, start, CHART_HOURS)
+        .remove(&key.id)
+        .unwrap_or_else(|| vec![Bar::default(); CHART_HOURS as usize]);
+    let mut by_outcome: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    for u in &usage {
+        *by_outcome.entry(u.outcome.clone()).or_default() += u.count;
+    }
+    let key_with_owner = KeyWithOwner {
+        key: key.clone(),
+        owner_email: None,
+        owner_name: None,
+    };
+    let page = DetailPage {
+        layout: Layout::new(
+            &call.session,
+            &call.user,
+            key.name.clone(),
+            if key.is_personal() {
+                "personal-keys"
+            } else {
+                "workspace-keys"
+            },
+        )?,
+        row: row(&key_with_owner, &call.user, now),
+        return_to: format!("/keys/{}", key.id),
+        valid_7d: bars.iter().map(|b| b.valid).sum(),
+        rejected_7d: bars.iter().map(|b| b.rejected).sum(),
+        chart: crate::domain::chart::stacked_bars(&bars, 840, 140),
+        outcomes: by_outcome.into_iter().collect(),
+        key,
+        owner,
+        created_by,
+        revoked_by,
+        history,
+    };
+    render(&page, StatusCode::OK)
+}

@@ -1,0 +1,460 @@
+//! API key pages: Account → Personal API keys, Workspace → API keys (with
+//! the "All keys" view), the create dialog and one-time "Save your key"
+//! view, and the row actions. Dialog views are sent as fragments to htmx
+//! and as full pages otherwise, so everything works without JavaScript.
+//!
+//! One file per page: [`list`], [`create`], [`actions`] (everything done to
+//! one key, and bulk revoke) and [`detail`]; this module holds what they
+//! share.
+
+mod actions;
+mod create;
+// Public rather than re-exported: its handler shares the module's name.
+pub mod detail;
+mod list;
+
+pub use actions::{
+    bulk_confirm, bulk_revoke, confirm_form, delete, disable, edit, edit_form, enable, regenerate,
+    review, revoke,
+};
+pub use create::{create_personal, create_workspace, new_personal, new_workspace};
+pub use list::{personal_list, personal_search, workspace_list, workspace_search};
+
+use super::layout::Layout;
+use super::{AppState, CurrentUser, authorize, db, is_htmx, render};
+use crate::db::keys::{self, ApiKey, KeyError, KeyWithOwner, Scope};
+use crate::domain::chart::Bar;
+use crate::domain::keys::{Environment, Status};
+use crate::domain::policy::{self, Action};
+use crate::error::AppError;
+use actix_session::Session;
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::NaiveDateTime;
+use futures_util::future::LocalBoxFuture;
+use serde::Deserialize;
+
+/// Which list a page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    Personal,
+    Workspace,
+    All,
+}
+
+impl ListKind {
+    pub fn is_all(self) -> bool {
+        self == ListKind::All
+    }
+
+    pub fn is_personal(self) -> bool {
+        self == ListKind::Personal
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            ListKind::Personal => "Personal API keys",
+            ListKind::Workspace | ListKind::All => "Workspace API keys",
+        }
+    }
+
+    pub fn base(self) -> &'static str {
+        match self {
+            ListKind::Personal => "/account/keys",
+            ListKind::Workspace | ListKind::All => "/workspace/keys",
+        }
+    }
+
+    fn nav(self) -> &'static str {
+        match self {
+            ListKind::Personal => "personal-keys",
+            ListKind::Workspace | ListKind::All => "workspace-keys",
+        }
+    }
+
+    fn action(self) -> Action<'static> {
+        match self {
+            ListKind::Personal => Action::ListOwnKeys,
+            ListKind::Workspace => Action::ListWorkspaceKeys,
+            ListKind::All => Action::ListAllKeys,
+        }
+    }
+
+    fn scope(self, user: &CurrentUser) -> Scope {
+        match self {
+            ListKind::Personal => Scope::Owner(user.user.id.clone()),
+            ListKind::Workspace => Scope::Workspace,
+            ListKind::All => Scope::All,
+        }
+    }
+
+    /// The list URL with a query and view, for links and redirects.
+    fn url(self, q: &str) -> String {
+        self.url_with(q, false)
+    }
+
+    /// The list URL, optionally showing only keys that expire soon.
+    fn url_with(self, q: &str, expiring: bool) -> String {
+        let mut params: Vec<(&str, &str)> = Vec::new();
+        if self == ListKind::All {
+            params.push(("view", "all"));
+        }
+        if expiring {
+            params.push(("expiring", "1"));
+        }
+        if !q.is_empty() {
+            params.push(("q", q));
+        }
+        if params.is_empty() {
+            self.base().to_owned()
+        } else {
+            format!(
+                "{}?{}",
+                self.base(),
+                serde_urlencoded::to_string(params).unwrap_or_default()
+            )
+        }
+    }
+}
+
+/// Human formatting of an optional time.
+fn when(t: Option<NaiveDateTime>, none: &str) -> String {
+    t.map_or_else(
+        || none.to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M").to_string(),
+    )
+}
+
+/// One row of a key list, ready to show.
+pub struct Row {
+    pub id: String,
+    pub name: String,
+    pub excerpt: String,
+    pub environment: &'static str,
+    pub permissions: String,
+    pub status: Status,
+    pub expires: String,
+    pub last_used: String,
+    pub created: String,
+    pub owner: String,
+    pub creator_removed: bool,
+    pub grace_until: Option<String>,
+    pub can_manage: bool,
+    pub can_revoke: bool,
+    pub can_review: bool,
+    /// "Expires in N days" for active keys within [`EXPIRING_DAYS`].
+    pub expiring: Option<String>,
+    /// Verifications in the last 24 hours, and their sparkline.
+    pub uses_24h: i64,
+    pub sparkline: String,
+}
+
+/// Days within which an expiry counts as "soon".
+pub const EXPIRING_DAYS: i64 = 7;
+
+fn expiring_label(
+    expires_at: Option<NaiveDateTime>,
+    status: Status,
+    now: NaiveDateTime,
+) -> Option<String> {
+    let left = expires_at? - now;
+    if status != Status::Active || left > chrono::TimeDelta::days(EXPIRING_DAYS) {
+        return None;
+    }
+    // Round up: a key created "for 7 days" expires in 7 days, not 6.
+    let days = (left.num_seconds() + 86_399) / 86_400;
+    Some(match days {
+        ..=1 => "Expires within a day".to_owned(),
+        n => format!("Expires in {n} days"),
+    })
+}
+
+fn row(k: &KeyWithOwner, user: &CurrentUser, now: NaiveDateTime) -> Row {
+    let key = &k.key;
+    let perms = key.permission_list();
+    let permissions = match perms.len() {
+        0 => "None".to_owned(),
+        1..=2 => perms.join(", "),
+        n => format!("{}, {} +{}", perms[0], perms[1], n - 2),
+    };
+    let status = key.status(now);
+    let owner = match (&k.owner_name, &k.owner_email) {
+        (Some(name), Some(email)) => format!("{name} ({email})"),
+        _ => "Workspace".to_owned(),
+    };
+    Row {
+        id: key.id.clone(),
+        name: key.name.clone(),
+        excerpt: key.excerpt(),
+        environment: key.environment().label(),
+        permissions,
+        status,
+        expires: key
+            .expires_at
+            .map_or_else(|| "Never".to_owned(), |t| t.format("%Y-%m-%d").to_string()),
+        last_used: when(key.last_used_at, "Never"),
+        created: key.created_at.format("%Y-%m-%d").to_string(),
+        owner,
+        creator_removed: key.creator_removed_at.is_some(),
+        grace_until: key.grace_until(now).map(|t| when(Some(t), "")),
+        can_manage: status != Status::Revoked
+            && policy::authorize(&user.actor, Action::ManageKey(key.key_ref())).is_allowed(),
+        can_revoke: status.can_revoke()
+            && policy::authorize(&user.actor, Action::RevokeKey(key.key_ref())).is_allowed(),
+        can_review: key.creator_removed_at.is_some()
+            && policy::authorize(&user.actor, Action::ReviewKey(key.key_ref())).is_allowed(),
+        expiring: expiring_label(key.expires_at, status, now),
+        uses_24h: 0,
+        sparkline: String::new(),
+    }
+}
+
+/// Usage rows bucketed per key into `hours` hourly bars starting at `start`
+/// (oldest first).
+fn hourly(
+    usage: &[crate::db::usage::UsageRow],
+    start: NaiveDateTime,
+    hours: i64,
+) -> std::collections::HashMap<String, Vec<Bar>> {
+    let mut out: std::collections::HashMap<String, Vec<Bar>> = std::collections::HashMap::new();
+    for u in usage {
+        let i = (u.hour - start).num_hours();
+        if (0..hours).contains(&i) {
+            out.entry(u.key_id.clone())
+                .or_insert_with(|| vec![Bar::default(); hours as usize])[i as usize]
+                .add(&u.outcome, u.count);
+        }
+    }
+    out
+}
+
+/// A generic page around a fragment, for requests without htmx.
+#[derive(Template)]
+#[template(path = "shell.html")]
+struct Shell {
+    layout: Layout,
+    content: String,
+}
+
+/// Only our own list pages are accepted as places to return to.
+fn safe_return(raw: Option<&str>, key: Option<&ApiKey>) -> String {
+    match raw {
+        Some(r)
+            if (r.starts_with("/account/keys")
+                || r.starts_with("/workspace/keys")
+                || r.starts_with("/keys/key_"))
+                && !r.contains("//") =>
+        {
+            r.to_owned()
+        }
+        _ => match key {
+            Some(k) if !k.is_personal() => "/workspace/keys".to_owned(),
+            _ => "/account/keys".to_owned(),
+        },
+    }
+}
+
+fn create_action(kind: ListKind) -> Action<'static> {
+    match kind {
+        ListKind::Personal => Action::CreatePersonalKey,
+        _ => Action::CreateWorkspaceKey,
+    }
+}
+
+/// The one-time form nonce (what makes a re-submitted create or regenerate
+/// form do nothing) must be present and look like one we issued.
+fn check_nonce(nonce: &str) -> Result<(), AppError> {
+    let ok =
+        !nonce.is_empty() && nonce.len() <= 64 && nonce.bytes().all(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::BadRequest(
+            "The form is incomplete. Reload the page and try again.".into(),
+        ))
+    }
+}
+
+/// Parse a form body that may repeat a field (checkboxes).
+fn parse_form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    serde_html_form::from_bytes(body).map_err(|e| {
+        AppError::BadRequest(format!(
+            "The form could not be read ({e}); nothing was changed."
+        ))
+    })
+}
+
+/// The "Save your key" view: the only place the secret ever appears.
+#[derive(Template)]
+#[template(path = "keys/secret.html")]
+struct SecretView<'a> {
+    name: &'a str,
+    id: &'a str,
+    secret: &'a str,
+    environment: Environment,
+    back: String,
+    regenerated: bool,
+    grace_until: Option<String>,
+    /// New expiry when regeneration had to shorten it to the workspace maximum.
+    shortened_to: Option<String>,
+}
+
+/// A form submitted twice: nothing new is created, the secret is not shown again.
+#[derive(Template)]
+#[template(path = "keys/message.html")]
+struct Message<'a> {
+    title: &'a str,
+    text: &'a str,
+    back: &'a str,
+}
+
+/// What is about to be done to one key, for the policy check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyAct {
+    View,
+    Manage,
+    Revoke,
+    Review,
+}
+
+impl KeyAct {
+    fn action(self, key: policy::KeyRef<'_>) -> Action<'_> {
+        match self {
+            KeyAct::View => Action::ViewKey(key),
+            KeyAct::Manage => Action::ManageKey(key),
+            KeyAct::Revoke => Action::RevokeKey(key),
+            KeyAct::Review => Action::ReviewKey(key),
+        }
+    }
+}
+
+/// What every key page handler extracts, in the order the handlers used to
+/// take them: the request, the app state, the session and the signed-in
+/// user (without a live session: the sign-in redirect).
+pub struct Call {
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+}
+
+impl Call {
+    /// The fragment for htmx (into the dialog), or a full page around it.
+    fn fragment_or_page<T: Template>(
+        &self,
+        title: &str,
+        nav: &'static str,
+        fragment: &T,
+        status: StatusCode,
+    ) -> Result<HttpResponse, AppError> {
+        if is_htmx(&self.req) {
+            render(fragment, status)
+        } else {
+            let page = Shell {
+                layout: Layout::new(&self.session, &self.user, title, nav)?,
+                content: fragment.render()?,
+            };
+            render(&page, status)
+        }
+    }
+
+    /// After a successful change: back to the list (a full navigation, also
+    /// for htmx, so the list and its message are fresh).
+    fn done(&self, to: &str) -> HttpResponse {
+        if is_htmx(&self.req) {
+            HttpResponse::Ok()
+                .insert_header(("HX-Redirect", to.to_owned()))
+                .finish()
+        } else {
+            super::see_other(to)
+        }
+    }
+}
+
+impl FromRequest for Call {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let parts = <(web::Data<AppState>, Session, CurrentUser)>::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let (state, session, user) = parts.await?;
+            Ok(Call {
+                req,
+                state,
+                session,
+                user,
+            })
+        })
+    }
+}
+
+/// The `{id}` of a key route (`/keys/{id}` and `/keys/{id}/{what}`).
+#[derive(Deserialize)]
+struct KeyPath {
+    id: String,
+}
+
+/// The key a `/keys/{id}/…` route is about. The only way to the key itself
+/// is [`KeyTarget::load`], which asks the policy first, so no handler can
+/// touch a key it forgot to authorize.
+///
+/// The key is looked up there rather than during extraction, so the body
+/// is read and checked before any database work, as before.
+pub struct KeyTarget {
+    call: Call,
+    id: String,
+}
+
+impl FromRequest for KeyTarget {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let parts = <(Call, web::Path<KeyPath>)>::from_request(req, payload);
+        Box::pin(async move {
+            let (call, path) = parts.await?;
+            Ok(KeyTarget {
+                call,
+                id: path.into_inner().id,
+            })
+        })
+    }
+}
+
+impl KeyTarget {
+    /// The key, from the actor's workspace only (any other id is not
+    /// found), once the policy allows `act` on it.
+    async fn load(self, act: KeyAct) -> Result<(Call, ApiKey), AppError> {
+        let KeyTarget { call, id } = self;
+        let ws = call.user.actor.workspace_id.clone();
+        let key = db(&call.state, move |c| Ok(keys::get(c, &ws, &id)?))
+            .await?
+            .ok_or(AppError::NotFound)?;
+        authorize(&call.user, act.action(key.key_ref()))?;
+        Ok((call, key))
+    }
+}
+
+fn key_error(e: KeyError) -> AppError {
+    match e {
+        KeyError::NotFound => AppError::NotFound,
+        KeyError::NotRevocable | KeyError::Revoked => AppError::BadRequest(e.to_string()),
+        KeyError::DuplicateRequest => AppError::BadRequest(e.to_string()),
+        KeyError::LimitReached(_) => AppError::Conflict(e.to_string()),
+        KeyError::Db(e) => AppError::Db(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ReturnQuery {
+    return_to: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct ReturnForm {
+    return_to: Option<String>,
+}
