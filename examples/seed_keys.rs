@@ -64,24 +64,8 @@ fn main() -> Result<(), String> {
                 let (secret, facts) = generate(Environment::Live);
                 let name = format!("Seeded key {i}");
                 let nonce = format!("seed-{i}-{}", facts.tail);
-                keys::create(
-                    c,
-                    &ctx,
-                    NewKey {
-                        owner: None,
-                        name: &name,
-                        description: "",
-                        tags: &[],
-                        permissions: &[],
-                        resources: &[],
-                        facts: &facts,
-                        expires_at: None,
-                        rate_limit: None,
-                        request_nonce: &nonce,
-                        max_personal: None,
-                    },
-                )
-                .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;
+                keys::create(c, &ctx, NewKey::plain_workspace_key(&name, &facts, &nonce))
+                    .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;
                 if i < k {
                     writeln!(out, "{}", secret.expose())
                         .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;

@@ -162,6 +162,30 @@ pub struct NewKey<'a> {
     pub max_personal: Option<i64>,
 }
 
+impl<'a> NewKey<'a> {
+    /// A workspace key with only a name: no description, tags, permissions,
+    /// scope, expiry or rate limit (tools and tests that make many keys).
+    pub fn plain_workspace_key(
+        name: &'a str,
+        facts: &'a SecretFacts,
+        request_nonce: &'a str,
+    ) -> Self {
+        NewKey {
+            owner: None,
+            name,
+            description: "",
+            tags: &[],
+            permissions: &[],
+            resources: &[],
+            facts,
+            expires_at: None,
+            rate_limit: None,
+            request_nonce,
+            max_personal: None,
+        }
+    }
+}
+
 /// The lower-case text that name/id/owner/tag search matches against.
 fn search_text(id: &str, name: &str, owner: Option<&str>, tags: &[String]) -> String {
     let owner = owner.unwrap_or("workspace");

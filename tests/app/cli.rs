@@ -189,14 +189,7 @@ async fn secrets_never_reach_the_log_and_usage_survives_shutdown() {
     let (mut child, word) = serve_traced(&db, &log_path, |w| w.ends_with("/login")).await;
     let base = word.trim_end_matches("/login").to_owned();
 
-    let admin = Browser {
-        base: base.clone(),
-        client: reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-    };
+    let admin = Browser::new(&base);
     assert_eq!(
         admin.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status(),
         reqwest::StatusCode::SEE_OTHER
@@ -319,14 +312,7 @@ async fn setup_and_invitation_tokens_never_reach_the_log() {
         serve_traced(&db, &log_path, |w| w.contains("/setup?token=")).await;
     let (base, setup_token) = setup_url.split_once("/setup?token=").unwrap();
     let (base, setup_token) = (base.to_owned(), setup_token.to_owned());
-    let admin = Browser {
-        base: base.clone(),
-        client: reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-    };
+    let admin = Browser::new(&base);
     assert_eq!(
         admin
             .get(&format!("/setup?token={setup_token}"))
@@ -361,14 +347,7 @@ async fn setup_and_invitation_tokens_never_reach_the_log() {
     let link = invite_link(&res.text().await.unwrap()).expect("invitation link");
     let invite_token = link.rsplit('/').next().unwrap().to_owned();
     let path = format!("/invite/{invite_token}");
-    let bob = Browser {
-        base: base.clone(),
-        client: reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-    };
+    let bob = Browser::new(&base);
     assert_eq!(bob.get(&path).await.status(), reqwest::StatusCode::OK);
     let fields = [
         ("password", "bob's long password"),

@@ -269,14 +269,7 @@ impl TestApp {
 impl TestApp {
     /// A new browser (own cookie jar, no redirects followed).
     pub fn browser(&self) -> Browser {
-        Browser {
-            base: self.base.clone(),
-            client: reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
-        }
+        Browser::new(&self.base)
     }
 
     /// Run a query directly against the app's database.
@@ -399,6 +392,18 @@ pub fn csrf_from(body: &str) -> Option<String> {
 }
 
 impl Browser {
+    /// A browser for the app at `base` (own cookie jar, no redirects followed).
+    pub fn new(base: &str) -> Browser {
+        Browser {
+            base: base.to_owned(),
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -770,19 +770,7 @@ async fn long_lists_are_paginated_without_gaps_or_repeats() {
             keyward::db::keys::create(
                 c,
                 &ctx,
-                keyward::db::keys::NewKey {
-                    owner: None,
-                    name: &name,
-                    description: "",
-                    tags: &[],
-                    permissions: &[],
-                    resources: &[],
-                    facts: &facts,
-                    expires_at: None,
-                    rate_limit: None,
-                    request_nonce: &format!("seed{i}"),
-                    max_personal: None,
-                },
+                keyward::db::keys::NewKey::plain_workspace_key(&name, &facts, &format!("seed{i}")),
             )
             .unwrap();
         }

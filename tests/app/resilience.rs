@@ -26,25 +26,9 @@ async fn many_keys(app: &TestApp, n: usize) -> Vec<String> {
                 let (_, facts) = generate(Environment::Live);
                 let name = format!("bulk {i}");
                 let nonce = format!("nonce-{i}");
-                keys::create(
-                    c,
-                    &ctx,
-                    NewKey {
-                        owner: None,
-                        name: &name,
-                        description: "",
-                        tags: &[],
-                        permissions: &[],
-                        resources: &[],
-                        facts: &facts,
-                        expires_at: None,
-                        rate_limit: None,
-                        request_nonce: &nonce,
-                        max_personal: None,
-                    },
-                )
-                .unwrap()
-                .id
+                keys::create(c, &ctx, NewKey::plain_workspace_key(&name, &facts, &nonce))
+                    .unwrap()
+                    .id
             })
             .collect()
     })
