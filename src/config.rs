@@ -127,6 +127,15 @@ pub struct Options {
         global = true
     )]
     pub stale_if_error: String,
+    /// SQLite durability: full (every acknowledged commit survives a power
+    /// cut) or normal (faster writes; the last commits may be lost).
+    #[arg(
+        long,
+        env = "KEYWARD_SQLITE_SYNCHRONOUS",
+        default_value = "full",
+        global = true
+    )]
+    pub sqlite_synchronous: String,
 }
 
 /// Which database to use, decided by the URL scheme.
@@ -194,6 +203,8 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Base of links sent to people, without a trailing slash.
     pub public_url: Option<String>,
+    /// How SQLite commits reach the disk.
+    pub sqlite_synchronous: crate::db::SqliteSync,
 }
 
 impl std::fmt::Debug for Config {
@@ -212,6 +223,7 @@ impl std::fmt::Debug for Config {
             .field("verifier", &self.verifier)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("public_url", &self.public_url)
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
             .finish()
     }
 }
@@ -320,6 +332,17 @@ impl Options {
         let flush = parse_range("KEYWARD_FLUSH_INTERVAL", &self.flush_interval, 1, 3600)?;
         let trusted_proxies = parse_cidrs(&self.trusted_proxies)?;
         let shared_database = matches!(database, DatabaseUrl::Postgres(_));
+        let sqlite_synchronous = match self.sqlite_synchronous.trim().to_ascii_lowercase().as_str()
+        {
+            "full" => crate::db::SqliteSync::Full,
+            "normal" => crate::db::SqliteSync::Normal,
+            _ => {
+                return Err(ConfigError::new(
+                    "KEYWARD_SQLITE_SYNCHRONOUS",
+                    "must be full or normal",
+                ));
+            }
+        };
         let stale_if_error =
             parse_duration("KEYWARD_STALE_IF_ERROR", &self.stale_if_error, 24 * 3600)?;
         let public_url = self
@@ -346,6 +369,7 @@ impl Options {
             },
             trusted_proxies,
             public_url: public_url.flatten(),
+            sqlite_synchronous,
         })
     }
 }
@@ -480,6 +504,7 @@ mod tests {
             trusted_proxies: String::new(),
             public_url: None,
             stale_if_error: "15m".into(),
+            sqlite_synchronous: "full".into(),
         }
     }
 
@@ -536,6 +561,12 @@ mod tests {
         let mut o = options();
         o.flush_interval = "0".into();
         assert_eq!(o.resolve().unwrap_err().variable, "KEYWARD_FLUSH_INTERVAL");
+        let mut o = options();
+        o.sqlite_synchronous = "off".into();
+        assert_eq!(
+            o.resolve().unwrap_err().variable,
+            "KEYWARD_SQLITE_SYNCHRONOUS"
+        );
         for bad in ["10.0.0.0/33", "proxy.local", "10.0.0.0/8,,x"] {
             let mut o = options();
             o.trusted_proxies = bad.into();

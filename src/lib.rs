@@ -58,7 +58,11 @@ pub struct Running {
 
 /// Open the pool and apply migrations.
 pub fn open_database(config: &Config) -> Result<db::Pool, StartError> {
-    let pool = db::pool(&config.database, config.pool_size)?;
+    let pool = db::pool_with(
+        &config.database,
+        config.pool_size,
+        config.sqlite_synchronous,
+    )?;
     let mut conn = pool.get().map_err(db::InitError::from)?;
     let applied = db::migrate(&mut conn)?;
     if !applied.is_empty() {

@@ -39,9 +39,30 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 
 /// SQLite settings applied to every new connection: WAL so readers do not
 /// block the writer, enforced foreign keys, and a busy timeout so concurrent
-/// writers wait instead of failing.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+/// writers wait instead of failing. `synchronous` is added per pool.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; \
      PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+
+/// How SQLite commits reach the disk (`KEYWARD_SQLITE_SYNCHRONOUS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqliteSync {
+    /// Every commit is on disk before it is acknowledged: a revoke that
+    /// was answered survives a power cut. The default.
+    #[default]
+    Full,
+    /// Faster commits; with WAL the last commits before a power cut (not
+    /// a crash of keyward) may be lost, a revoked key among them.
+    Normal,
+}
+
+impl SqliteSync {
+    fn pragma(self) -> &'static str {
+        match self {
+            SqliteSync::Full => "PRAGMA synchronous = FULL;",
+            SqliteSync::Normal => "PRAGMA synchronous = NORMAL;",
+        }
+    }
+}
 
 /// Opens connections for the pool, choosing the backend from the URL scheme
 /// (never by trial, which would create a SQLite file named after a
@@ -49,6 +70,7 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NO
 #[derive(Debug, Clone)]
 pub struct Manager {
     url: DatabaseUrl,
+    sync: SqliteSync,
 }
 
 impl ManageConnection for Manager {
@@ -64,6 +86,7 @@ impl ManageConnection for Manager {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())
                     .map_err(r2d2::Error::ConnectionError)?;
                 conn.batch_execute(SQLITE_PRAGMAS)
+                    .and_then(|()| conn.batch_execute(self.sync.pragma()))
                     .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConn::Sqlite(conn))
             }
@@ -94,13 +117,21 @@ pub enum InitError {
 /// Build a pool. Connections are opened lazily beyond the first, so tests
 /// that start many apps do not exhaust PostgreSQL's connection limit.
 pub fn pool(url: &DatabaseUrl, max_size: u32) -> Result<Pool, InitError> {
+    pool_with(url, max_size, SqliteSync::default())
+}
+
+/// [`pool`] with a choice of SQLite durability.
+pub fn pool_with(url: &DatabaseUrl, max_size: u32, sync: SqliteSync) -> Result<Pool, InitError> {
     let pool = r2d2::Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
         // Short, so that pages answer 503 within two seconds when the
         // database is gone (and then at once: see `health`).
         .connection_timeout(Duration::from_millis(1500))
-        .build(Manager { url: url.clone() })?;
+        .build(Manager {
+            url: url.clone(),
+            sync,
+        })?;
     Ok(pool)
 }
 

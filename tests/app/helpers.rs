@@ -179,6 +179,7 @@ pub fn test_config(database: DatabaseUrl) -> Config {
         },
         trusted_proxies: Vec::new(),
         public_url: None,
+        sqlite_synchronous: keyward::db::SqliteSync::Full,
     }
 }
 
@@ -252,7 +253,15 @@ pub async fn spawn_ready_with(
 
 /// Start the app on a given database (kept after the app stops).
 pub async fn spawn_app_on(database: DatabaseUrl) -> TestApp {
-    start(database, None, |_| {}).await
+    spawn_app_on_with(database, |_| {}).await
+}
+
+/// [`spawn_app_on`] with changes to the test configuration.
+pub async fn spawn_app_on_with(
+    database: DatabaseUrl,
+    configure: impl FnOnce(&mut Config) + Send + 'static,
+) -> TestApp {
+    start(database, None, configure).await
 }
 
 impl TestApp {

@@ -267,3 +267,36 @@ async fn a_full_disk_is_a_clear_503_and_saves_nothing() {
         .count();
     assert_eq!(keys_created, created, "the refused key left no trace");
 }
+
+#[derive(diesel::QueryableByName)]
+struct Synchronous {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    synchronous: i32,
+}
+
+/// SQLite commits are durable by default (a revoke that was answered
+/// survives a power cut); `normal` is a choice.
+#[tokio::test]
+async fn sqlite_commits_are_fully_synchronous_unless_chosen_otherwise() {
+    for (choice, expected) in [
+        (keyward::db::SqliteSync::Full, 2),
+        (keyward::db::SqliteSync::Normal, 1),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sync.db");
+        let app = spawn_app_on_with(keyward::config::DatabaseUrl::Sqlite(path), move |c| {
+            c.sqlite_synchronous = choice;
+        })
+        .await;
+        let got = app
+            .with_db(|c| {
+                use diesel::RunQueryDsl;
+                diesel::sql_query("PRAGMA synchronous")
+                    .get_result::<Synchronous>(c)
+                    .unwrap()
+                    .synchronous
+            })
+            .await;
+        assert_eq!(got, expected, "{choice:?}");
+    }
+}
