@@ -139,10 +139,20 @@ pub async fn login(
         }
     };
     let lookup_email = email.clone();
-    let user = db(&state, move |c| {
+    let user = match db(&state, move |c| {
         Ok(users::find_active_by_email(c, &lookup_email)?)
     })
-    .await?;
+    .await
+    {
+        Ok(user) => user,
+        Err(e) => {
+            // The password was never checked (the database could not be
+            // asked): an outage must not count against the account.
+            state.login_by_account.refund(&email, by_account);
+            state.login_by_ip.refund(&ip_key, by_ip);
+            return Err(e);
+        }
+    };
     // Hashing is CPU-heavy: it runs on the blocking pool without holding a
     // database connection, so a burst of sign-ins cannot starve key checks
     // of connections. Unknown accounts cost the same time as known ones.
@@ -161,7 +171,7 @@ pub async fn login(
     let outcome = match user {
         None => None,
         Some(user) => {
-            db(&state, move |c| {
+            let recorded = db(&state, move |c| {
                 let ctx = AuditContext {
                     workspace_id: user.workspace_id.clone(),
                     actor_id: Some(user.id.clone()),
@@ -179,7 +189,19 @@ pub async fn login(
                 events::record(c, &ctx, "login.succeeded", target, json!({}))?;
                 Ok(Some(secret))
             })
-            .await?
+            .await;
+            match recorded {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    // A right password whose session could not be stored is
+                    // not a failed attempt; a wrong one still counts.
+                    if ok {
+                        state.login_by_account.refund(&email, by_account);
+                        state.login_by_ip.refund(&ip_key, by_ip);
+                    }
+                    return Err(e);
+                }
+            }
         }
     };
     match outcome {
