@@ -122,6 +122,11 @@ impl AppError {
                 "Service unavailable",
                 "The database is not reachable right now, so nothing was saved. Try again in a moment.".to_owned(),
             ),
+            AppError::Db(e) if crate::db::health::is_busy(e) => (
+                "UNAVAILABLE",
+                "Service busy",
+                "The database is too busy to answer right now, so nothing was saved. Try again in a moment.".to_owned(),
+            ),
             AppError::Pool(_) | AppError::Unavailable => (
                 "UNAVAILABLE",
                 "Service unavailable",
@@ -173,7 +178,8 @@ impl ResponseError for AppError {
             AppError::Pool(_) | AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Db(e)
                 if crate::db::health::is_storage_full(e)
-                    || crate::db::health::is_connection_error(e) =>
+                    || crate::db::health::is_connection_error(e)
+                    || crate::db::health::is_busy(e) =>
             {
                 StatusCode::SERVICE_UNAVAILABLE
             }

@@ -105,6 +105,24 @@ pub fn is_connection_error(e: &diesel::result::Error) -> bool {
     }
 }
 
+/// Whether an error means the database was too busy to answer in time: a
+/// PostgreSQL statement cancelled by its timeout, or SQLite still locked by
+/// another writer after its busy timeout. The database is up; the request
+/// answers 503 and may be retried.
+pub fn is_busy(e: &diesel::result::Error) -> bool {
+    match e {
+        diesel::result::Error::DatabaseError(_, info) => {
+            let m = info.message().to_ascii_lowercase();
+            m.contains("canceling statement due to statement timeout")
+                || m.contains("canceling statement due to lock timeout")
+                || m.contains("database is locked")
+                || m.contains("database table is locked")
+                || m.contains("database is busy")
+        }
+        _ => false,
+    }
+}
+
 /// Whether an error means the database's storage could not take a write
 /// (a full disk).
 pub fn is_storage_full(e: &diesel::result::Error) -> bool {

@@ -40,8 +40,17 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 /// SQLite settings applied to every new connection: WAL so readers do not
 /// block the writer, enforced foreign keys, and a busy timeout so concurrent
 /// writers wait instead of failing. `synchronous` is added per pool.
+///
+/// The busy timeout, like PostgreSQL's statement timeout below, is shorter
+/// than the server's 10 s shutdown grace, so a stop never waits on a stuck
+/// query longer than that.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; \
-     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+
+/// The longest a PostgreSQL statement of a request may run (or wait for a
+/// lock) before it is cancelled and the request answers 503. Migrations
+/// lift it for their own connection.
+const PG_SESSION: &str = "SET statement_timeout = '5s'";
 
 /// How SQLite commits reach the disk (`KEYWARD_SQLITE_SYNCHRONOUS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -79,9 +88,13 @@ impl ManageConnection for Manager {
 
     fn connect(&self) -> Result<DbConn, r2d2::Error> {
         match &self.url {
-            DatabaseUrl::Postgres(url) => PgConnection::establish(url)
-                .map(DbConn::Pg)
-                .map_err(r2d2::Error::ConnectionError),
+            DatabaseUrl::Postgres(url) => {
+                let mut conn =
+                    PgConnection::establish(url).map_err(r2d2::Error::ConnectionError)?;
+                conn.batch_execute(PG_SESSION)
+                    .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConn::Pg(conn))
+            }
             DatabaseUrl::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())
                     .map_err(r2d2::Error::ConnectionError)?;
@@ -144,11 +157,16 @@ pub fn migrate(conn: &mut DbConn) -> Result<Vec<String>, InitError> {
         DbConn::Pg(pg) => {
             const LOCK: &str = "SELECT pg_advisory_lock(7306589271)";
             const UNLOCK: &str = "SELECT pg_advisory_unlock(7306589271)";
+            // Waiting for another instance's migrations, or building an
+            // index over many keys, may take longer than a request may.
+            pg.batch_execute("SET statement_timeout = 0")
+                .map_err(|e| err(e.into()))?;
             pg.batch_execute(LOCK).map_err(|e| err(e.into()))?;
             let result = pg
                 .run_pending_migrations(PG_MIGRATIONS)
                 .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>());
             pg.batch_execute(UNLOCK).map_err(|e| err(e.into()))?;
+            pg.batch_execute(PG_SESSION).map_err(|e| err(e.into()))?;
             result.map_err(err)?
         }
         DbConn::Sqlite(lite) => lite

@@ -300,3 +300,82 @@ async fn sqlite_commits_are_fully_synchronous_unless_chosen_otherwise() {
         assert_eq!(got, expected, "{choice:?}");
     }
 }
+
+/// Holds a lock on the keys table from outside the app (another client's
+/// long transaction) until dropped.
+struct HeldLock {
+    release: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HeldLock {
+    fn take(database: &keyward::config::DatabaseUrl) -> HeldLock {
+        use diesel::connection::SimpleConnection;
+        let pool = keyward::db::pool(database, 1).expect("own connection");
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let mut conn = pool.get().unwrap();
+            let lock = match &*conn {
+                keyward::db::DbConn::Pg(_) => {
+                    "BEGIN; LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE;"
+                }
+                keyward::db::DbConn::Sqlite(_) => "BEGIN IMMEDIATE;",
+            };
+            conn.batch_execute(lock).unwrap();
+            locked_tx.send(()).unwrap();
+            let _ = release_rx.recv();
+            conn.batch_execute("ROLLBACK").unwrap();
+        });
+        locked_rx.recv().expect("lock taken");
+        HeldLock {
+            release: Some(release),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_write_stuck_behind_a_lock_gives_up_with_a_503_and_saves_nothing() {
+    // A request's query must not wait for ever (nor past the 10 s shutdown
+    // grace): PostgreSQL cancels it by its statement timeout, SQLite gives
+    // up after its busy timeout. Either way the person is told, nothing is
+    // saved, and the lock holder is undisturbed.
+    let (app, admin) = spawn_ready().await;
+    let lock = HeldLock::take(&app.database);
+    // Without a timeout the request would wait for the lock for ever: give
+    // up on it (and fail) long after the database should have.
+    let res = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        admin.submit_new_key("/workspace/keys", &[("name", "blocked")]),
+    )
+    .await
+    .expect("the request was still waiting for the lock after 30 s");
+    let status = res.status();
+    let body = res.text().await.unwrap();
+    // The answer came while the lock is still held.
+    assert!(lock.thread.as_ref().is_some_and(|t| !t.is_finished()));
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body.contains("too busy") && body.contains("nothing was saved"),
+        "{body}"
+    );
+    drop(lock);
+    assert!(
+        !app.event_actions().await.iter().any(|a| a == "key.created"),
+        "the refused key left no trace"
+    );
+    let created = admin
+        .create_key("/workspace/keys", &[("name", "after")])
+        .await;
+    assert_eq!(me(&app.base, &created.secret).await.0, StatusCode::OK);
+}
