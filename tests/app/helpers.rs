@@ -69,9 +69,12 @@ fn pg_template(admin_url: &str) -> &'static str {
         )
         .map(|rows: Vec<DbName>| rows.into_iter().map(|r| r.name).collect())
         .unwrap_or_default();
+        // Only those of processes that are gone: another test process
+        // running at the same time (a second suite, a colleague's run) keeps
+        // its databases.
         for old in stale
             .iter()
-            .filter(|n| !n.ends_with(&format!("_{pid}")) && !n.contains(&format!("_{pid}_")))
+            .filter(|n| owner_pid(n).is_none_or(|p| !process_alive(p)))
         {
             let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS \"{old}\" WITH (FORCE)"));
         }
@@ -91,6 +94,19 @@ fn pg_template(admin_url: &str) -> &'static str {
         }
         name
     })
+}
+
+/// The test process a database belongs to: `keyward_tpl_<pid>` or
+/// `keyward_t_<pid>_<n>`.
+fn owner_pid(name: &str) -> Option<u32> {
+    let rest = name
+        .strip_prefix("keyward_tpl_")
+        .or_else(|| name.strip_prefix("keyward_t_"))?;
+    rest.split('_').next()?.parse().ok()
+}
+
+fn process_alive(pid: u32) -> bool {
+    pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[derive(diesel::QueryableByName)]
@@ -221,6 +237,24 @@ async fn start(
         });
     });
     let (port, state, setup_url, handle) = rx.await.expect("app started");
+    if matches!(database, DatabaseUrl::Postgres(_)) {
+        // The change feed's first connection flushes the cache (and the
+        // stale-if-error store): let it happen before a test fills them.
+        let since = std::time::Instant::now();
+        while state
+            .verifier
+            .feed_status()
+            .connects
+            .load(Ordering::Relaxed)
+            == 0
+        {
+            assert!(
+                since.elapsed() < std::time::Duration::from_secs(60),
+                "the change feed never connected"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
     TestApp {
         base: format!("http://127.0.0.1:{port}"),
         pool: state.pool.clone(),
