@@ -421,6 +421,7 @@ pub fn invite_link(body: &str) -> Option<String> {
 }
 
 /// One simulated browser.
+#[derive(Clone)]
 pub struct Browser {
     pub base: String,
     pub client: reqwest::Client,

@@ -379,3 +379,80 @@ async fn a_write_stuck_behind_a_lock_gives_up_with_a_503_and_saves_nothing() {
         .await;
     assert_eq!(me(&app.base, &created.secret).await.0, StatusCode::OK);
 }
+
+#[derive(diesel::QueryableByName)]
+struct Terminated {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with KEYWARD_TEST_DATABASE_URL and --ignored"]
+async fn pg_only_a_connection_lost_mid_request_is_a_503_and_saves_nothing() {
+    assert!(
+        std::env::var("KEYWARD_TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()),
+        "set KEYWARD_TEST_DATABASE_URL"
+    );
+    // A key creation is inside its transaction, waiting on a lock, when
+    // PostgreSQL ends its connection (as a restart or an administrator
+    // does): "terminating connection due to administrator command".
+    let (app, admin) = spawn_ready().await;
+    let lock = HeldLock::take(&app.database);
+    let creating = {
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            admin
+                .submit_new_key("/workspace/keys", &[("name", "cut off")])
+                .await
+        })
+    };
+    let own = keyward::db::pool(&app.database, 1).unwrap();
+    let terminated = tokio::task::spawn_blocking(move || {
+        let mut conn = own.get().unwrap();
+        for _ in 0..400 {
+            let rows: Vec<Terminated> = diesel::RunQueryDsl::load(
+                diesel::sql_query(
+                    "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                ),
+                &mut *conn,
+            )
+            .unwrap();
+            if rows[0].n > 0 {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        false
+    })
+    .await
+    .unwrap();
+    assert!(terminated, "the creation never waited on the lock");
+    let res = creating.await.unwrap();
+    let status = res.status();
+    let body = res.text().await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body.contains("not reachable") && body.contains("nothing was saved"),
+        "{body}"
+    );
+    drop(lock);
+    assert!(
+        !app.event_actions().await.iter().any(|a| a == "key.created"),
+        "the cut-off key left no trace"
+    );
+    // The lost connection marked the database down for a moment (it looks
+    // like a restart); the next probe finds it back and the pool replaces
+    // the connection by itself.
+    let probe = app.browser();
+    for _ in 0..100 {
+        if probe.page("/readyz").await.0 == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let created = admin
+        .create_key("/workspace/keys", &[("name", "after")])
+        .await;
+    assert_eq!(me(&app.base, &created.secret).await.0, StatusCode::OK);
+}
