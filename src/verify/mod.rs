@@ -13,6 +13,7 @@ pub mod index;
 pub mod limiter;
 pub mod outcome;
 pub mod usage;
+pub mod workers;
 
 use crate::db::changes::Change;
 use crate::db::health::DbHealth;
@@ -38,8 +39,8 @@ pub struct Settings {
     pub cache_ttl: Duration,
     /// How long "no key has this digest" is cached.
     pub missing_ttl: Duration,
-    /// Database reads of the hot path at once (the pool's size): more would
-    /// only park threads waiting for a connection.
+    /// Threads reading keys from the database for the hot path (the
+    /// pool's size): more would only park threads waiting for a connection.
     pub db_slots: usize,
     /// Whether other instances share the database (PostgreSQL), so keys
     /// may appear that this one has not heard of yet.
@@ -69,7 +70,7 @@ pub struct Verifier {
     limiter: Limiter,
     usage: UsageBuffers,
     feed: FeedStatus,
-    db_slots: tokio::sync::Semaphore,
+    workers: workers::LookupWorkers,
     health: Arc<DbHealth>,
     /// Which digests exist: unknown ones are refused without the database.
     pub index: index::DigestIndex,
@@ -129,7 +130,7 @@ impl Verifier {
             limiter,
             usage: UsageBuffers::default(),
             feed: FeedStatus::default(),
-            db_slots: tokio::sync::Semaphore::new(settings.db_slots.max(1)),
+            workers: workers::LookupWorkers::new(settings.db_slots),
         }
     }
 
@@ -188,34 +189,30 @@ impl Verifier {
                 if !self.health.admit(std::time::Instant::now()) {
                     return Err(LookupFailed("the database is marked down".into()));
                 }
-                let _slot = self
-                    .db_slots
-                    .acquire()
-                    .await
-                    .map_err(|e| LookupFailed(e.to_string()))?;
                 let pool = pool.clone();
                 let lookup = digest.to_owned();
                 let health = self.health.clone();
-                tokio::task::spawn_blocking(move || {
-                    let mut conn = pool.get().map_err(|e| {
-                        health.failed(std::time::Instant::now());
-                        LookupFailed(e.to_string())
-                    })?;
-                    match keys::find_for_auth(&mut conn, &lookup) {
-                        Ok(found) => {
-                            health.succeeded();
-                            Ok(found)
-                        }
-                        Err(e) => {
-                            if db::health::is_connection_error(&e) {
-                                health.failed(std::time::Instant::now());
+                self.workers
+                    .run(move || {
+                        let mut conn = pool.get().map_err(|e| {
+                            health.failed(std::time::Instant::now());
+                            LookupFailed(e.to_string())
+                        })?;
+                        match keys::find_for_auth(&mut conn, &lookup) {
+                            Ok(found) => {
+                                health.succeeded();
+                                Ok(found)
                             }
-                            Err(LookupFailed(e.to_string()))
+                            Err(e) => {
+                                if db::health::is_connection_error(&e) {
+                                    health.failed(std::time::Instant::now());
+                                }
+                                Err(LookupFailed(e.to_string()))
+                            }
                         }
-                    }
-                })
-                .await
-                .map_err(|e| LookupFailed(e.to_string()))?
+                    })
+                    .await
+                    .map_err(|_| LookupFailed("shutting down".into()))?
             })
             .await;
         match loaded {
