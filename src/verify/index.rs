@@ -12,7 +12,7 @@
 //! covers a key created on another instance whose notification has not
 //! arrived yet.
 
-use std::collections::HashSet;
+use hashbrown::HashSet;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 

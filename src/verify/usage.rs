@@ -4,7 +4,7 @@
 
 use crate::db::Pool;
 use chrono::NaiveDateTime;
-use std::collections::HashMap;
+use hashbrown::{Equivalent, HashMap};
 use std::sync::Mutex;
 
 /// The start of the hour `t` falls in.
@@ -14,6 +14,17 @@ pub fn hour_of(t: NaiveDateTime) -> NaiveDateTime {
 }
 
 type UsageKey = (String, String, NaiveDateTime, &'static str);
+
+/// A [`UsageKey`] made of borrowed parts, to find a counter without
+/// allocating its key on every check. Hashes exactly like the tuple.
+#[derive(Hash)]
+struct UsageRef<'a>(&'a str, &'a str, NaiveDateTime, &'static str);
+
+impl Equivalent<UsageKey> for UsageRef<'_> {
+    fn equivalent(&self, k: &UsageKey) -> bool {
+        self.0 == k.0 && self.1 == k.1 && self.2 == k.2 && self.3 == k.3
+    }
+}
 
 /// Most distinct (key, hour, outcome) counters kept while the database
 /// cannot take them; beyond it new counters are dropped (and said so in
@@ -48,17 +59,15 @@ impl UsageBuffers {
         at: NaiveDateTime,
         outcome: &'static str,
     ) {
+        let hour = hour_of(at);
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (
-            key_id.to_owned(),
-            workspace_id.to_owned(),
-            hour_of(at),
-            outcome,
-        );
-        if let Some(n) = counts.get_mut(&key) {
+        if let Some(n) = counts.get_mut(&UsageRef(key_id, workspace_id, hour, outcome)) {
             *n += 1;
         } else if counts.len() < MAX_PENDING_COUNTERS {
-            counts.insert(key, 1);
+            counts.insert(
+                (key_id.to_owned(), workspace_id.to_owned(), hour, outcome),
+                1,
+            );
         } else {
             tracing::warn!(
                 "usage buffer full while the database is unavailable: a count was dropped"
@@ -127,8 +136,8 @@ fn drain_and_write<K: std::hash::Hash + Eq, V>(
         let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
         for (k, v) in batch {
             match map.entry(k) {
-                std::collections::hash_map::Entry::Occupied(mut slot) => merge(slot.get_mut(), v),
-                std::collections::hash_map::Entry::Vacant(slot) => {
+                hashbrown::hash_map::Entry::Occupied(mut slot) => merge(slot.get_mut(), v),
+                hashbrown::hash_map::Entry::Vacant(slot) => {
                     slot.insert(v);
                 }
             }
@@ -141,8 +150,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn repeated_checks_of_a_key_share_one_counter_per_hour_and_outcome() {
+        let b = UsageBuffers::default();
+        let t = chrono::NaiveDate::from_ymd_opt(2026, 11, 23)
+            .unwrap()
+            .and_hms_opt(9, 15, 0)
+            .unwrap();
+        for minute in 0..3 {
+            b.count(
+                "key_a",
+                "ws_1",
+                t + chrono::TimeDelta::minutes(minute),
+                "VALID",
+            );
+        }
+        b.count("key_a", "ws_1", t, "REVOKED");
+        b.count("key_b", "ws_1", t, "VALID");
+        b.count("key_a", "ws_1", t + chrono::TimeDelta::hours(1), "VALID");
+        assert_eq!(b.pending().1, 4);
+        let counts = b.counts.lock().unwrap();
+        let valid = ("key_a".to_owned(), "ws_1".to_owned(), hour_of(t), "VALID");
+        assert_eq!(counts[&valid], 3);
+    }
+
+    #[test]
     fn a_failed_write_keeps_the_batch_and_merges_what_arrived_meanwhile() {
-        let map: Mutex<HashMap<&str, i64>> = Mutex::new(HashMap::from([("a", 5), ("b", 1)]));
+        let map: Mutex<HashMap<&str, i64>> = Mutex::new(HashMap::from_iter([("a", 5), ("b", 1)]));
         drain_and_write(
             &map,
             |batch| {
@@ -154,7 +187,10 @@ mod tests {
             |count, n| *count += n,
             "test counts",
         );
-        assert_eq!(*map.lock().unwrap(), HashMap::from([("a", 7), ("b", 1)]));
+        assert_eq!(
+            *map.lock().unwrap(),
+            HashMap::from_iter([("a", 7), ("b", 1)])
+        );
 
         let mut written = Vec::new();
         drain_and_write(
