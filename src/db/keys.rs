@@ -746,6 +746,9 @@ pub struct AuthRecord {
     pub key: ApiKey,
     pub owner_email: Option<String>,
     pub api_keys_disabled_at: Option<NaiveDateTime>,
+    /// The key's facts as the API shows them, rendered once on first use:
+    /// they are the same for every check answered from this record.
+    pub facts_json: std::sync::OnceLock<Box<str>>,
 }
 
 /// Find the key whose current or grace-period secret has this digest.
@@ -770,6 +773,7 @@ pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<Auth
             key,
             owner_email,
             api_keys_disabled_at,
+            facts_json: std::sync::OnceLock::new(),
         }),
     )
 }
@@ -815,15 +819,27 @@ pub fn count_live_personal(
         .get_result(conn)
 }
 
-/// Every current and grace-period digest (for the in-memory index of keys
-/// that exist; deleted and revoked keys included, since they still answer
+/// The start of every current and grace-period digest (for the in-memory
+/// index of keys that exist; deleted and revoked keys included, since they still answer
 /// REVOKED rather than NOT_FOUND).
+///
+/// Only each digest's first 16 hex digits (what the index keeps) are read,
+/// row by row: a full load of 100k digests as strings cost ~20 MB at start
+/// that the allocator then kept.
 pub fn all_digests(conn: &mut DbConn) -> QueryResult<Vec<String>> {
-    let rows: Vec<(String, Option<String>)> = api_keys::table
-        .select((api_keys::digest, api_keys::previous_digest))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .flat_map(|(d, p)| std::iter::once(d).chain(p))
-        .collect())
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Nullable, Text};
+    let rows = api_keys::table
+        .select((
+            sql::<Text>("substr(digest, 1, 16)"),
+            sql::<Nullable<Text>>("substr(previous_digest, 1, 16)"),
+        ))
+        .load_iter::<(String, Option<String>), diesel::connection::DefaultLoadingMode>(conn)?;
+    let mut prefixes = Vec::new();
+    for row in rows {
+        let (d, p) = row?;
+        prefixes.push(d);
+        prefixes.extend(p);
+    }
+    Ok(prefixes)
 }

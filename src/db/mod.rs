@@ -45,7 +45,7 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 /// than the server's 10 s shutdown grace, so a stop never waits on a stuck
 /// query longer than that.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; \
-     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA cache_size = -512;";
 
 /// The longest a PostgreSQL statement of a request may run (or wait for a
 /// lock) before it is cancelled and the request answers 503. Migrations

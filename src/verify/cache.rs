@@ -325,6 +325,7 @@ mod tests {
             },
             owner_email: None,
             api_keys_disabled_at: None,
+            facts_json: Default::default(),
         }
     }
 
