@@ -626,10 +626,11 @@ async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
         }
     }
     println!(
-        "axe-core 4.11.0: {} page audits, {} rules run, {} of them applied to something",
+        "axe-core 4.11.0: {} page audits, {} rules run, {} of them applied to something; screenshots in {}",
         totals.pages,
         totals.ran.len(),
-        totals.applied.len()
+        totals.applied.len(),
+        super::screenshot_dir().display()
     );
     chrome.close().await;
     assert!(totals.pages >= 80, "audited {} pages", totals.pages);
