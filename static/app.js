@@ -28,8 +28,15 @@
     }
   });
 
-  // Controls that only make sense with JavaScript are hidden in the markup.
+  // Controls that only make sense with JavaScript are hidden in the markup;
+  // show them on the page and in whatever htmx swaps in later.
   document.querySelectorAll("[data-js-only]").forEach(function (el) { el.hidden = false; });
+  document.addEventListener("htmx:load", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || !elt.querySelectorAll) return;
+    if (elt.hasAttribute("data-js-only")) elt.hidden = false;
+    elt.querySelectorAll("[data-js-only]").forEach(function (el) { el.hidden = false; });
+  });
 
   // The modal dialog: htmx loads a fragment into #dialog-body, we open it.
   function dialog() { return document.getElementById("dialog"); }
