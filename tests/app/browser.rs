@@ -4,6 +4,7 @@
 
 use crate::helpers::*;
 use fantoccini::{Client, ClientBuilder, Locator};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -31,6 +32,9 @@ impl Chrome {
         let driver_bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
         let driver = Command::new(&driver_bin)
             .arg(format!("--port={port}"))
+            // Its own process group, so that Chromium goes with it even when
+            // a failing test drops the session without closing it.
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -176,7 +180,16 @@ pub fn screenshot_dir() -> std::path::PathBuf {
 
 impl Drop for Chrome {
     fn drop(&mut self) {
+        if let Ok(Some(_)) = self.driver.try_wait() {
+            return; // closed properly
+        }
+        // The whole group: chromedriver and the Chromium it started.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
     }
 }
 
@@ -241,6 +254,17 @@ async fn browser_completes_setup_signs_in_and_adds_a_user() {
         .unwrap()
         .unwrap_or_default();
     assert!(link.starts_with(&format!("{}/invite/", app.base)), "{link}");
+    // Its Copy button, hidden in the markup for browsers without JavaScript,
+    // is shown in the panel htmx swapped in.
+    assert!(
+        c.find(Locator::Css("#users-panel button[data-copy]"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap(),
+        "the Copy link button is shown with JavaScript"
+    );
     assert_eq!(chrome.path().await, "/workspace/users");
     chrome.screenshot("users-after-add").await;
 

@@ -901,6 +901,7 @@ async fn browser_row_menu_dialogs_return_focus_to_their_menu_button() {
     chrome.fill("dialog #f-name", "Keyboard key").await;
     chrome.click("dialog button[type=submit]").await;
     chrome.wait_text("dialog[open] #new-key").await;
+    chrome.screenshot("save-your-key-1280").await;
     chrome.press(Key::Escape).await;
     let question = chrome.wait_text("dialog[open] .unsaved-question").await;
     assert!(
@@ -1003,5 +1004,22 @@ async fn browser_without_javascript_shows_no_dead_buttons() {
     assert!(out.is_displayed().await.unwrap(), "the way out is shown");
     out.click().await.unwrap();
     chrome.wait_for_path("/account/keys").await;
+
+    // Adding a user shows a one-time link: without JavaScript, no Copy
+    // button that would do nothing.
+    open(&chrome, &app.base, "/workspace/users").await;
+    chrome.fill("#f-email", "carol@example.com").await;
+    chrome.fill("#f-name", "Carol").await;
+    chrome
+        .click("#users-panel form.stack button[type=submit]")
+        .await;
+    chrome.wait_text("#invite-link").await;
+    for b in chrome.client.find_all(Locator::XPath(dead)).await.unwrap() {
+        assert!(
+            !b.is_displayed().await.unwrap(),
+            "users page: dead button shown: {}",
+            b.text().await.unwrap()
+        );
+    }
     chrome.close().await;
 }
