@@ -558,6 +558,7 @@ async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
         "workspace-keys",
         "all-keys",
         "key-grace",
+        "key-busy",
         "create-key",
         "users",
         "settings",
@@ -716,8 +717,8 @@ async fn browser_phone_creates_copies_and_revokes_a_key_by_tapping() {
         .await;
     chrome
         .wait_js(
-            "return document.querySelector('dialog[open] button[data-copy]:not([data-close-dialog])').textContent === 'Copied';",
-            "the Copy button says Copied",
+            "return document.querySelector('[data-unsaved-guard]').hasAttribute('data-copied');",
+            "the copy is done",
         )
         .await;
     let copied = c
@@ -884,9 +885,19 @@ async fn browser_row_menu_dialogs_return_focus_to_their_menu_button() {
                 "dialog closed",
             )
             .await;
-        let focused = chrome.focused().await;
+        // The dialog's close event (which gives focus back) follows the
+        // closing in a later task: wait for focus to settle.
+        let want = format!("SUMMARY|row-{}|", s.erp);
+        let mut focused = chrome.focused().await;
+        for _ in 0..50 {
+            if focused.starts_with(&want) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            focused = chrome.focused().await;
+        }
         assert!(
-            focused.starts_with(&format!("SUMMARY|row-{}|", s.erp)),
+            focused.starts_with(&want),
             "after {close} on {item}, focus is on the row's menu button, not {focused}"
         );
         assert!(
@@ -946,6 +957,43 @@ async fn browser_row_menu_dialogs_return_focus_to_their_menu_button() {
         )
         .await;
     chrome.wait_text("tr.just-changed .key-name").await;
+
+    // Once copied, Escape closes without asking.
+    chrome
+        .cdp(
+            "Browser.grantPermissions",
+            json!({ "origin": app.base, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"] }),
+        )
+        .await;
+    chrome.click(".page-head a.button-primary").await;
+    chrome.wait_text("dialog[open] #f-name").await;
+    chrome.fill("dialog #f-name", "Copied key").await;
+    chrome.click("dialog button[type=submit]").await;
+    chrome.wait_text("dialog[open] #new-key").await;
+    chrome
+        .click("dialog[open] button[data-copy]:not([data-close-dialog])")
+        .await;
+    chrome
+        .wait_js(
+            "return document.querySelector('[data-unsaved-guard]').hasAttribute('data-copied');",
+            "the copy is noted",
+        )
+        .await;
+    chrome.js("window.keywardOldPage = true;").await;
+    chrome.press(Key::Escape).await;
+    chrome
+        .wait_js(
+            "return window.keywardOldPage !== true && document.readyState === 'complete';",
+            "Escape after Copy closed the dialog and the list reloaded",
+        )
+        .await;
+    assert!(
+        chrome
+            .wait_text("tr.just-changed .key-name")
+            .await
+            .contains("Copied key"),
+        "the new key's row is highlighted"
+    );
     chrome.close().await;
 }
 
