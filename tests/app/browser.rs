@@ -4,8 +4,11 @@
 
 use crate::helpers::*;
 use fantoccini::{Client, ClientBuilder, Locator};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+mod layout;
 
 /// A headless Chromium session with its own chromedriver and profile.
 pub struct Chrome {
@@ -16,6 +19,11 @@ pub struct Chrome {
 
 impl Chrome {
     pub async fn start() -> Chrome {
+        Chrome::start_with(serde_json::json!({})).await
+    }
+
+    /// A session with Chromium preferences set (e.g. JavaScript off).
+    pub async fn start_with(prefs: serde_json::Value) -> Chrome {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -24,6 +32,9 @@ impl Chrome {
         let driver_bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
         let driver = Command::new(&driver_bin)
             .arg(format!("--port={port}"))
+            // Its own process group, so that Chromium goes with it even when
+            // a failing test drops the session without closing it.
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -39,7 +50,8 @@ impl Chrome {
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     "--disable-default-apps", "--no-first-run", "--window-size=1280,900",
                     format!("--user-data-dir={}", profile.path().display()),
-                ]
+                ],
+                "prefs": prefs,
             }
         });
         let capabilities = capabilities.as_object().unwrap().clone();
@@ -107,18 +119,45 @@ impl Chrome {
         panic!("never reached {path}; still at {}", self.path().await);
     }
 
+    /// Click, then wait until the browser shows a new document (a reload
+    /// or navigation the click causes), so that what is read next is not
+    /// the page being left.
+    pub async fn click_and_wait_load(&self, css: &str) {
+        self.client
+            .execute("window.keywardOldPage = true;", vec![])
+            .await
+            .unwrap();
+        self.click(css).await;
+        for _ in 0..100 {
+            let old = self
+                .client
+                .execute(
+                    "return window.keywardOldPage === true && document.readyState === 'complete';",
+                    vec![],
+                )
+                .await
+                .unwrap_or(serde_json::Value::Bool(true));
+            if old == serde_json::Value::Bool(false) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("clicking {css} loaded no new page");
+    }
+
     pub async fn path(&self) -> String {
         let url = self.client.current_url().await.unwrap();
         url.path().to_owned()
     }
 
-    /// Save a screenshot as `<name>.png` into `$KEYWARD_SCREENSHOTS`, when set,
-    /// so a person can look at what the test saw.
+    /// Save a screenshot as `<name>.png` into `$KEYWARD_SCREENSHOTS`, or else
+    /// `target/screenshots` (kept by CI as an artefact), so a person can look
+    /// at what the test saw.
     pub async fn screenshot(&self, name: &str) {
-        if let Ok(dir) = std::env::var("KEYWARD_SCREENSHOTS") {
-            let png = self.client.screenshot().await.unwrap();
-            std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
-        }
+        let dir = screenshot_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
     pub async fn close(mut self) {
@@ -128,9 +167,29 @@ impl Chrome {
     }
 }
 
+/// Where screenshots go: `$KEYWARD_SCREENSHOTS`, else `<target>/screenshots`.
+pub fn screenshot_dir() -> std::path::PathBuf {
+    if let Ok(dir) = std::env::var("KEYWARD_SCREENSHOTS") {
+        return dir.into();
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("screenshots")
+}
+
 impl Drop for Chrome {
     fn drop(&mut self) {
+        if let Ok(Some(_)) = self.driver.try_wait() {
+            return; // closed properly
+        }
+        // The whole group: chromedriver and the Chromium it started.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
     }
 }
 
@@ -195,6 +254,17 @@ async fn browser_completes_setup_signs_in_and_adds_a_user() {
         .unwrap()
         .unwrap_or_default();
     assert!(link.starts_with(&format!("{}/invite/", app.base)), "{link}");
+    // Its Copy button, hidden in the markup for browsers without JavaScript,
+    // is shown in the panel htmx swapped in.
+    assert!(
+        c.find(Locator::Css("#users-panel button[data-copy]"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap(),
+        "the Copy link button is shown with JavaScript"
+    );
     assert_eq!(chrome.path().await, "/workspace/users");
     chrome.screenshot("users-after-add").await;
 
@@ -255,7 +325,9 @@ async fn browser_creates_uses_and_revokes_a_key() {
     assert_eq!(json["name"], "Grafana in Chromium");
 
     // Closing the dialog reloads the list; the secret is gone from the page.
-    chrome.click("dialog[open] a[data-close-dialog]").await;
+    chrome
+        .click_and_wait_load("dialog[open] a[data-close-dialog]")
+        .await;
     chrome.wait_text(&format!("#row-{id} .key-name")).await;
     let source = c.source().await.unwrap();
     assert!(
@@ -270,7 +342,9 @@ async fn browser_creates_uses_and_revokes_a_key() {
         .click(&format!("#row-{id} a[href^='/keys/{id}/revoke']"))
         .await;
     assert!(chrome.wait_text("dialog[open] h2").await.contains("Revoke"));
-    chrome.click("dialog[open] .button-danger").await;
+    chrome
+        .click_and_wait_load("dialog[open] .button-danger")
+        .await;
     assert!(
         chrome
             .wait_text("#flash .alert-success")

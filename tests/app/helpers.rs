@@ -580,11 +580,17 @@ pub struct CreatedKey {
 
 /// The secret shown on the "Save your key" view.
 pub fn shown_secret(body: &str) -> Option<String> {
+    // A wrapping <textarea id="new-key" …>secret</textarea> (or an <input value>).
     let start = body.find("id=\"new-key\"")?;
     let rest = &body[start..];
-    let v = rest.find("value=\"")? + 7;
-    let end = rest[v..].find('"')?;
-    Some(rest[v..v + end].to_owned())
+    let tag_end = rest.find('>')?;
+    if let Some(v) = rest[..tag_end].find("value=\"") {
+        let v = v + 7;
+        let end = rest[v..].find('"')?;
+        return Some(rest[v..v + end].to_owned());
+    }
+    let end = rest[tag_end + 1..].find('<')?;
+    Some(rest[tag_end + 1..tag_end + 1 + end].trim().to_owned())
 }
 
 impl Browser {

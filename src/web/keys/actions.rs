@@ -358,7 +358,12 @@ pub async fn regenerate(
         regenerated: true,
         grace_until: fresh.grace_until(now).map(|t| when(Some(t), "")),
         shortened_to: (fresh.expires_at != key.expires_at).then(|| when(fresh.expires_at, "")),
+        api_base: call.public_base(),
     };
+    session::set_flash(
+        &call.session,
+        Flash::success(format!("\"{}\" has a new secret.", fresh.name)),
+    )?;
     call.fragment_or_page("Save your key", "", &view, StatusCode::OK)
 }
 

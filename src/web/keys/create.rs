@@ -290,7 +290,13 @@ async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResp
         regenerated: false,
         grace_until: None,
         shortened_to: None,
+        api_base: call.public_base(),
     };
+    // Shown (and announced) on the list the user returns to.
+    session::set_flash(
+        &call.session,
+        session::Flash::success(format!("\"{}\" was created.", key.name)),
+    )?;
     call.fragment_or_page("Save your key", kind.nav(), &view, StatusCode::OK)
 }
 

@@ -299,6 +299,8 @@ struct SecretView<'a> {
     grace_until: Option<String>,
     /// New expiry when regeneration had to shorten it to the workspace maximum.
     shortened_to: Option<String>,
+    /// Where this server answers, for the "check it works" hint.
+    api_base: String,
 }
 
 /// A form submitted twice: nothing new is created, the secret is not shown again.
@@ -358,6 +360,17 @@ impl Call {
             };
             render(&page, status)
         }
+    }
+
+    /// The address integrations reach this server at: the configured public
+    /// URL, or else the scheme and host this request came in on (what the
+    /// user typed, also behind a proxy that forwards it).
+    fn public_base(&self) -> String {
+        if self.state.config.public_url.is_some() {
+            return self.state.base_url.clone();
+        }
+        let info = self.req.connection_info();
+        format!("{}://{}", info.scheme(), info.host())
     }
 
     /// After a successful change: back to the list (a full navigation, also
