@@ -427,3 +427,53 @@ async fn browser_search_with_a_pasted_key_keeps_it_out_of_the_address() {
     );
     chrome.close().await;
 }
+
+/// A revoked key's row menu offers what still applies (its page, Delete),
+/// and deleting it from there works in the dialog.
+#[tokio::test]
+#[ignore = "needs chromium and chromium-driver; run with --ignored"]
+async fn browser_deletes_a_revoked_key_from_its_row_menu() {
+    let (app, admin) = spawn_ready().await;
+    let k = admin
+        .create_key("/workspace/keys", &[("name", "ERP connector")])
+        .await;
+    admin
+        .post_form(&format!("/keys/{}/revoke", k.id), &[])
+        .await;
+    let chrome = Chrome::start().await;
+    let c = &chrome.client;
+    sign_in(&chrome, &app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    c.goto(&format!("{}/workspace/keys", app.base))
+        .await
+        .unwrap();
+    let id = &k.id;
+    assert!(
+        chrome
+            .wait_text(&format!("#row-{id} .status"))
+            .await
+            .contains("Revoked")
+    );
+    chrome.click(&format!("#row-{id} summary")).await;
+    let menu = chrome.wait_text(&format!("#row-{id} .menu-items")).await;
+    assert!(
+        menu.contains("View details") && menu.contains("Delete"),
+        "the open menu offers what applies: {menu:?}"
+    );
+    chrome
+        .click(&format!("#row-{id} a[href^='/keys/{id}/delete']"))
+        .await;
+    assert!(chrome.wait_text("dialog[open] h2").await.contains("Delete"));
+    chrome.click("dialog[open] .button-danger").await;
+    assert!(
+        chrome
+            .wait_text("#flash .alert-success")
+            .await
+            .contains("was deleted")
+    );
+    assert!(
+        c.find(Locator::Css(&format!("#row-{id}"))).await.is_err(),
+        "the deleted key left the list"
+    );
+    assert_eq!(me_code(&app.base, &k.secret).await.1, "REVOKED");
+    chrome.close().await;
+}

@@ -58,3 +58,171 @@ async fn a_revoked_keys_old_secret_answers_revoked_not_not_found() {
         assert_eq!(me_code(&app.base, secret).await.1, "REVOKED");
     }
 }
+
+/// The labels offered in the row menu of key `id` on a list page.
+pub fn row_menu(body: &str, id: &str) -> Vec<String> {
+    let start = body
+        .find(&format!("id=\"row-{id}\""))
+        .unwrap_or_else(|| panic!("row {id} listed"));
+    let rest = &body[start..];
+    let end = rest[1..]
+        .find("id=\"row-")
+        .or_else(|| rest.find("</tbody>"))
+        .unwrap_or(rest.len());
+    let row = &rest[..end];
+    let menu = &row[row.find("menu-items").expect("row has a menu")..];
+    let mut labels = Vec::new();
+    let mut at = 0;
+    while let Some(i) = menu[at..].find("class=\"menu-item") {
+        let from = at + i;
+        let gt = from + menu[from..].find('>').unwrap() + 1;
+        let lt = gt + menu[gt..].find('<').unwrap();
+        labels.push(menu[gt..lt].trim().to_owned());
+        at = lt;
+    }
+    labels
+}
+
+/// The text of the status badge in row `id`.
+fn row_status(body: &str, id: &str) -> String {
+    let start = body.find(&format!("id=\"row-{id}\"")).unwrap();
+    let rest = &body[start..];
+    let s = rest.find("class=\"status ").unwrap();
+    let gt = s + rest[s..].find('>').unwrap() + 1;
+    let lt = gt + rest[gt..].find('<').unwrap();
+    rest[gt..lt].to_owned()
+}
+
+#[tokio::test]
+async fn every_status_gets_the_actions_that_still_apply_and_no_menu_is_empty() {
+    let (app, admin) = spawn_ready().await;
+    let mut made = Vec::new();
+    for name in ["active", "inactive", "expired", "revoked"] {
+        made.push(admin.create_key("/workspace/keys", &[("name", name)]).await);
+    }
+    let [active, inactive, expired, revoked] = <[CreatedKey; 4]>::try_from(made).unwrap();
+    admin
+        .post_form(&format!("/keys/{}/disable", inactive.id), &[])
+        .await;
+    admin
+        .post_form(&format!("/keys/{}/revoke", revoked.id), &[])
+        .await;
+    let id = expired.id.clone();
+    app.with_db(move |c| {
+        use diesel::prelude::*;
+        use keyward::db::schema::api_keys;
+        let past = chrono::Utc::now().naive_utc() - chrono::TimeDelta::hours(1);
+        diesel::update(api_keys::table.find(id))
+            .set(api_keys::expires_at.eq(past))
+            .execute(c)
+            .unwrap();
+    })
+    .await;
+
+    let (_, list) = admin.page("/workspace/keys").await;
+    assert_eq!(
+        row_menu(&list, &active.id),
+        [
+            "View details",
+            "Disable",
+            "Edit",
+            "Regenerate",
+            "Revoke",
+            "Delete"
+        ]
+    );
+    assert_eq!(
+        row_menu(&list, &inactive.id),
+        [
+            "View details",
+            "Enable",
+            "Edit",
+            "Regenerate",
+            "Revoke",
+            "Delete"
+        ]
+    );
+    assert_eq!(
+        row_menu(&list, &expired.id),
+        ["View details", "Edit", "Delete"]
+    );
+    assert_eq!(row_menu(&list, &revoked.id), ["View details", "Delete"]);
+
+    // A normal user's revoked key, seen by an admin in "All keys": the
+    // admin may look at it but not delete someone else's key.
+    let normal = app
+        .add_user(&admin, "nora@example.com", "normal", "nora's long password")
+        .await;
+    let personal = normal
+        .create_key("/account/keys", &[("name", "nora's script")])
+        .await;
+    normal
+        .post_form(&format!("/keys/{}/revoke", personal.id), &[])
+        .await;
+    let (_, all) = admin.page("/workspace/keys?view=all").await;
+    assert_eq!(row_menu(&all, &personal.id), ["View details"]);
+    let (_, own) = normal.page("/account/keys").await;
+    assert_eq!(row_menu(&own, &personal.id), ["View details", "Delete"]);
+
+    // The revoked key is deleted from its row menu: the menu's link opens
+    // the confirmation, whose form deletes it; its history stays.
+    let (status, confirm) = admin
+        .page(&format!(
+            "/keys/{}/delete?return_to=%2Fworkspace%2Fkeys",
+            revoked.id
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(confirm.contains(&format!("action=\"/keys/{}/delete\"", revoked.id)));
+    let res = admin
+        .post_form(
+            &format!("/keys/{}/delete", revoked.id),
+            &[("return_to", &hidden(&confirm, "return_to").unwrap())],
+        )
+        .await;
+    assert_eq!(location(&res), "/workspace/keys");
+    let (_, list) = admin.page("/workspace/keys").await;
+    assert!(list.contains("was deleted. Its events stay in the audit trail."));
+    assert!(!list.contains(&format!("id=\"row-{}\"", revoked.id)));
+    let actions: Vec<String> = app
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.target_id.as_deref() == Some(&revoked.id))
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["key.created", "key.revoked", "key.deleted"]);
+}
+
+#[tokio::test]
+async fn with_api_keys_off_every_active_row_says_it_is_paused() {
+    let (_app, admin) = spawn_ready().await;
+    let a = admin.create_key("/workspace/keys", &[("name", "a")]).await;
+    let b = admin.create_key("/workspace/keys", &[("name", "b")]).await;
+    let mine = admin.create_key("/account/keys", &[("name", "mine")]).await;
+    admin
+        .post_form(&format!("/keys/{}/disable", b.id), &[])
+        .await;
+    let (_, list) = admin.page("/workspace/keys").await;
+    assert_eq!(row_status(&list, &a.id), "Active");
+
+    admin
+        .post_form("/workspace/settings/api-keys", &[("enabled", "off")])
+        .await;
+    let paused = "Active — paused: API keys are off";
+    let (_, list) = admin.page("/workspace/keys").await;
+    assert_eq!(row_status(&list, &a.id), paused);
+    assert_eq!(row_status(&list, &b.id), "Inactive");
+    let (_, all) = admin.page("/workspace/keys?view=all").await;
+    assert_eq!(row_status(&all, &mine.id), paused);
+    let (_, own) = admin.page("/account/keys").await;
+    assert_eq!(row_status(&own, &mine.id), paused);
+    let (_, page) = admin.page(&format!("/keys/{}", a.id)).await;
+    assert!(page.contains(paused));
+
+    admin
+        .post_form("/workspace/settings/api-keys", &[("enabled", "on")])
+        .await;
+    let (_, list) = admin.page("/workspace/keys").await;
+    assert_eq!(row_status(&list, &a.id), "Active");
+}

@@ -43,7 +43,7 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
     let now = crate::db::now();
     let start = crate::verify::hour_of(now) - chrono::TimeDelta::hours(CHART_HOURS - 1);
     let k = key.clone();
-    let (owner, created_by, revoked_by, usage, history) = db(&call.state, move |c| {
+    let (owner, created_by, revoked_by, usage, history, paused) = db(&call.state, move |c| {
         let label = |c: &mut crate::db::DbConn, id: &str| -> Result<String, AppError> {
             Ok(crate::db::users::get(c, &k.workspace_id, id)?
                 .map_or_else(|| id.to_owned(), |u| format!("{} ({})", u.name, u.email)))
@@ -60,7 +60,10 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
         let usage =
             crate::db::usage::since(c, &k.workspace_id, Some(std::slice::from_ref(&k.id)), start)?;
         let history = crate::db::events::for_target(c, &k.workspace_id, &k.id)?;
-        Ok((owner, created_by, revoked_by, usage, history))
+        let paused = crate::db::workspaces::get(c, &k.workspace_id)?
+            .api_keys_disabled_at
+            .is_some();
+        Ok((owner, created_by, revoked_by, usage, history, paused))
     })
     .await?;
     let bars = hourly(&usage, start, CHART_HOURS)
@@ -86,7 +89,10 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
                 "workspace-keys"
             },
         )?,
-        row: row(&key_with_owner, &call.user, now),
+        row: Row {
+            paused,
+            ..row(&key_with_owner, &call.user, now)
+        },
         return_to: format!("/keys/{}", key.id),
         valid_7d: bars.iter().map(|b| b.valid).sum(),
         rejected_7d: bars.iter().map(|b| b.rejected).sum(),
