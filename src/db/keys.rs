@@ -832,3 +832,17 @@ pub fn all_digests(conn: &mut DbConn) -> QueryResult<Vec<String>> {
         .flat_map(|(d, p)| std::iter::once(d).chain(p))
         .collect())
 }
+
+/// The kind (`personal` or `workspace`) of these keys of the workspace,
+/// deleted ones included, by id: the audit trail names a key's kind.
+pub fn kinds(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    ids: &[String],
+) -> QueryResult<Vec<(String, String)>> {
+    api_keys::table
+        .filter(api_keys::workspace_id.eq(workspace_id))
+        .filter(api_keys::id.eq_any(ids))
+        .select((api_keys::id, api_keys::kind))
+        .load(conn)
+}

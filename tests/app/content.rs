@@ -226,3 +226,103 @@ async fn with_api_keys_off_every_active_row_says_it_is_paused() {
     let (_, list) = admin.page("/workspace/keys").await;
     assert_eq!(row_status(&list, &a.id), "Active");
 }
+
+const CHROME_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.8078.79 Safari/537.36";
+
+/// The `<li class="event">` entries of a page, in order.
+fn event_entries(body: &str) -> Vec<&str> {
+    body.split("<li class=\"event\">").skip(1).collect()
+}
+
+#[tokio::test]
+async fn events_and_key_history_read_like_sentences_with_details_one_click_away() {
+    let (_app, admin) = spawn_ready().await;
+    let k = admin
+        .create_key(
+            "/workspace/keys",
+            &[("name", "ERP connector"), ("tags", "erp, prod")],
+        )
+        .await;
+    // Revoke from "Chrome on Linux".
+    let token = admin.csrf().await;
+    let res = admin
+        .client
+        .post(admin.url(&format!("/keys/{}/revoke", k.id)))
+        .header("User-Agent", CHROME_UA)
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+
+    let (status, page) = admin.page("/workspace/events").await;
+    assert_eq!(status, StatusCode::OK);
+    let entries = event_entries(&page);
+    let newest = entries[0];
+    assert!(
+        newest.contains("Ada Admin revoked the workspace key “ERP connector”"),
+        "{newest}"
+    );
+    assert!(newest.contains("Chrome 156 on Linux"), "{newest}");
+    assert!(newest.contains("IP 127.0.0.1"), "{newest}");
+    assert!(newest.contains("<time datetime=\""), "{newest}");
+    assert!(newest.contains(" UTC</time>"), "the time says its zone");
+    // The whole record, one click away, as a definition list.
+    let details = &newest[newest.find("<details").unwrap()..];
+    assert!(details.contains("<summary>Details</summary>"));
+    assert!(details.contains("<dt>User-Agent</dt><dd>Mozilla/5.0 (X11; Linux x86_64)"));
+    assert!(details.contains(&format!("<dt>Key ID</dt><dd>{}</dd>", k.id)));
+    assert!(details.contains(&format!("<dt>Actor</dt><dd>{ADMIN_EMAIL}</dd>")));
+    // No raw JSON, no full User-Agent outside the disclosure.
+    let content = &page[page.find("<h1>").unwrap()..];
+    for json in ["{&#34;", "{\"", "&#34;:"] {
+        if let Some(i) = content.find(json) {
+            panic!(
+                "JSON in the page: {}",
+                &content[i.saturating_sub(200)..i + 100]
+            );
+        }
+    }
+    assert!(!newest[..newest.find("<details").unwrap()].contains("Mozilla/5.0"));
+    let created = entries
+        .iter()
+        .find(|e| e.contains("created the workspace key “ERP connector”"))
+        .expect("creation event");
+    assert!(created.contains("<dt>Tags</dt>") || created.contains("<dt>Permissions</dt>"));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.contains("Ada Admin set up the workspace “Acme”")),
+        "every event is a sentence"
+    );
+
+    // The key's History renders the same way.
+    let (_, key_page) = admin.page(&format!("/keys/{}", k.id)).await;
+    let history = &key_page[key_page.find("id=\"history-title\"").unwrap()..];
+    let entries = event_entries(history);
+    assert_eq!(entries.len(), 2, "created and revoked, oldest first");
+    assert!(entries[0].contains("Ada Admin created the workspace key “ERP connector”"));
+    assert!(entries[1].contains("Ada Admin revoked the workspace key “ERP connector”"));
+    assert!(entries[1].contains("Chrome 156 on Linux"));
+    assert!(!history.contains("{&#34;"), "no JSON in the history");
+}
+
+#[tokio::test]
+async fn the_events_page_shows_25_events_a_page() {
+    let (_app, admin) = spawn_ready().await;
+    for i in 0..14 {
+        let name = format!("k{i}");
+        let k = admin
+            .create_key("/workspace/keys", &[("name", name.as_str())])
+            .await;
+        admin
+            .post_form(&format!("/keys/{}/disable", k.id), &[])
+            .await;
+    }
+    let (_, page) = admin.page("/workspace/events").await;
+    assert_eq!(event_entries(&page).len(), 25);
+    assert!(
+        page.contains("rel=\"next\""),
+        "older events on the next page"
+    );
+}

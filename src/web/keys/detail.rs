@@ -23,7 +23,7 @@ struct DetailPage {
     valid_7d: i64,
     rejected_7d: i64,
     outcomes: Vec<(String, i64)>,
-    history: Vec<crate::db::events::Event>,
+    history: Vec<crate::web::events::EventView>,
     return_to: String,
 }
 
@@ -60,6 +60,7 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
         let usage =
             crate::db::usage::since(c, &k.workspace_id, Some(std::slice::from_ref(&k.id)), start)?;
         let history = crate::db::events::for_target(c, &k.workspace_id, &k.id)?;
+        let history = crate::web::events::views(c, &k.workspace_id, history, false)?;
         let paused = crate::db::workspaces::get(c, &k.workspace_id)?
             .api_keys_disabled_at
             .is_some();
