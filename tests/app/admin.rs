@@ -324,8 +324,22 @@ async fn the_per_user_key_limit_holds_under_concurrent_requests() {
         .await;
     nina.create_key("/account/keys", &[("name", "after revoking one")])
         .await;
+    // At the limit the dialog explains instead of offering a form; a form
+    // posted anyway is still refused.
+    let (_, full) = nina.page("/account/keys/new").await;
+    assert!(full.contains("You have reached this workspace's limit of 5 personal keys"));
     assert_eq!(
-        nina.submit_new_key("/account/keys", &[]).await.status(),
+        nina.post_form(
+            "/account/keys",
+            &[
+                ("nonce", "late1"),
+                ("name", "one too many"),
+                ("environment", "live"),
+                ("expiry", "30"),
+            ],
+        )
+        .await
+        .status(),
         StatusCode::CONFLICT
     );
 

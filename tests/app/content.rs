@@ -326,3 +326,144 @@ async fn the_events_page_shows_25_events_a_page() {
         "older events on the next page"
     );
 }
+
+/// Set a key's "last used" time directly (the API's buffered write would
+/// make the test wait for a flush).
+async fn set_last_used(app: &TestApp, id: &str, ago: chrono::TimeDelta) -> chrono::NaiveDateTime {
+    let id = id.to_owned();
+    let at = chrono::Utc::now().naive_utc() - ago;
+    app.with_db(move |c| {
+        use diesel::prelude::*;
+        use keyward::db::schema::api_keys;
+        diesel::update(api_keys::table.find(id))
+            .set(api_keys::last_used_at.eq(Some(at)))
+            .execute(c)
+            .unwrap();
+    })
+    .await;
+    at
+}
+
+#[tokio::test]
+async fn times_are_relative_with_the_exact_utc_time_at_hand() {
+    let (app, admin) = spawn_ready().await;
+    let k = admin
+        .create_key("/workspace/keys", &[("name", "Grafana"), ("expiry", "30")])
+        .await;
+    let at = set_last_used(&app, &k.id, chrono::TimeDelta::seconds(3 * 60 + 5)).await;
+    let iso = at
+        .and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let exact = at.format("%Y-%m-%d %H:%M UTC").to_string();
+
+    let (_, list) = admin.page("/workspace/keys").await;
+    let row = &list[list.find(&format!("id=\"row-{}\"", k.id)).unwrap()..];
+    assert!(
+        row.contains(&format!(
+            "<time datetime=\"{iso}\" title=\"{exact}\">3 minutes ago</time>"
+        )),
+        "{row}"
+    );
+    assert!(row.contains(">in 29 days</time>") || row.contains(">in 30 days</time>"));
+
+    let (_, page) = admin.page(&format!("/keys/{}", k.id)).await;
+    assert!(page.contains(&format!(
+        "title=\"{exact}\">3 minutes ago</time> <span class=\"muted\">({exact})</span>"
+    )));
+    // Every absolute time on the key page says its zone.
+    let facts = &page[page.find("<dl class=\"facts\">").unwrap()..];
+    let facts = &facts[..facts.find("</dl>").unwrap()];
+    for dd in facts.split("<dd>").skip(1) {
+        let text = &dd[..dd.find("</dd>").unwrap()];
+        let has_date = text.contains("-11-") || text.contains("-12-") || text.contains(":");
+        if has_date && text.chars().filter(|c| c.is_ascii_digit()).count() >= 8 {
+            assert!(text.contains("UTC"), "a time without its zone: {text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_create_dialog_says_how_many_keys_are_used_and_explains_the_limit() {
+    let (_app, admin) = spawn_ready().await;
+    let res = admin
+        .post_form(
+            "/workspace/settings/limits",
+            &[
+                ("max_expiry_days", ""),
+                ("max_keys_per_user", "3"),
+                ("default_rate_limit", ""),
+            ],
+        )
+        .await;
+    assert!(res.status().is_redirection() || res.status().is_success());
+    let first = admin.create_key("/account/keys", &[("name", "one")]).await;
+    admin.create_key("/account/keys", &[("name", "two")]).await;
+    let (status, form) = admin.page("/account/keys/new").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(form.contains("2 of 3 personal keys used."), "{form}");
+    assert!(form.contains("name=\"name\""), "the form is offered");
+
+    admin
+        .create_key("/account/keys", &[("name", "three")])
+        .await;
+    let (status, full) = admin.page("/account/keys/new").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(full.contains("3 of 3 personal keys used."));
+    assert!(full.contains("You have reached this workspace's limit of 3 personal keys"));
+    assert!(
+        !full.contains("name=\"name\"") && !full.contains(">Create key</button>"),
+        "no form that would fail"
+    );
+
+    // Revoking one frees a place: the form is back.
+    admin
+        .post_form(&format!("/keys/{}/revoke", first.id), &[])
+        .await;
+    let (_, form) = admin.page("/account/keys/new").await;
+    assert!(form.contains("2 of 3 personal keys used.") && form.contains(">Create key</button>"));
+    // Workspace keys have no per-user limit, and say nothing about one.
+    let (_, ws_form) = admin.page("/workspace/keys/new").await;
+    assert!(!ws_form.contains("personal keys used"));
+}
+
+#[tokio::test]
+async fn the_usage_chart_has_a_time_axis_totals_and_a_text_alternative() {
+    let (app, admin) = spawn_ready().await;
+    let k = admin
+        .create_key("/workspace/keys", &[("name", "used")])
+        .await;
+    for _ in 0..3 {
+        assert_eq!(me(&app.base, &k.secret).await.0, StatusCode::OK);
+    }
+    admin
+        .post_form(&format!("/keys/{}/disable", k.id), &[])
+        .await;
+    assert_eq!(me_code(&app.base, &k.secret).await.1, "DISABLED");
+    // Usage is counted in memory and written in the background.
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = admin.page(&format!("/keys/{}", k.id)).await.1;
+        if page.contains("4 verifications: 3 accepted, 1 rejected.") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        page.contains("4 verifications: 3 accepted, 1 rejected."),
+        "totals"
+    );
+    assert!(page.contains("Busiest hour: "), "summary sentence");
+    let today = chrono::Utc::now().date_naive();
+    let axis = &page[page.find("class=\"chart-axis\"").unwrap()..];
+    let axis = &axis[..axis.find("</ol>").unwrap()];
+    assert_eq!(axis.matches("<li>").count(), 7, "one label per day");
+    assert!(
+        axis.ends_with(&format!("<li>{}</li>", today.format("%a %-d"))),
+        "{axis}"
+    );
+    let table = &page[page.find("Verifications per day (UTC)").unwrap()..];
+    assert!(table.contains(&format!(
+        "<th scope=\"row\">{}</th><td>3</td><td>1</td>",
+        today.format("%A %-d %B %Y")
+    )));
+}

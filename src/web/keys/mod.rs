@@ -26,6 +26,7 @@ use crate::db::keys::{self, ApiKey, KeyError, KeyWithOwner, Scope};
 use crate::domain::chart::Bar;
 use crate::domain::keys::{Environment, Status};
 use crate::domain::policy::{self, Action};
+use crate::domain::time::Moment;
 use crate::error::AppError;
 use actix_session::Session;
 use actix_web::dev::Payload;
@@ -119,7 +120,7 @@ impl ListKind {
     }
 }
 
-/// Human formatting of an optional time.
+/// Human formatting of an optional time (templates add " UTC").
 fn when(t: Option<NaiveDateTime>, none: &str) -> String {
     t.map_or_else(
         || none.to_owned(),
@@ -135,9 +136,11 @@ pub struct Row {
     pub environment: &'static str,
     pub permissions: String,
     pub status: Status,
-    pub expires: String,
-    pub last_used: String,
-    pub created: String,
+    /// When the key expires (`None`: never).
+    pub expires: Option<Moment>,
+    /// When the key was last used (`None`: never).
+    pub last_used: Option<Moment>,
+    pub created: Moment,
     pub owner: String,
     pub creator_removed: bool,
     pub grace_until: Option<String>,
@@ -212,11 +215,9 @@ fn row(k: &KeyWithOwner, user: &CurrentUser, now: NaiveDateTime) -> Row {
         environment: key.environment().label(),
         permissions,
         status,
-        expires: key
-            .expires_at
-            .map_or_else(|| "Never".to_owned(), |t| t.format("%Y-%m-%d").to_string()),
-        last_used: when(key.last_used_at, "Never"),
-        created: key.created_at.format("%Y-%m-%d").to_string(),
+        expires: key.expires_at.map(|t| Moment::new(t, now)),
+        last_used: key.last_used_at.map(|t| Moment::new(t, now)),
+        created: Moment::new(key.created_at, now),
         owner,
         creator_removed: key.creator_removed_at.is_some(),
         grace_until: key.grace_until(now).map(|t| when(Some(t), "")),
