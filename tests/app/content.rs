@@ -467,3 +467,109 @@ async fn the_usage_chart_has_a_time_axis_totals_and_a_text_alternative() {
         today.format("%A %-d %B %Y")
     )));
 }
+
+#[tokio::test]
+async fn the_users_page_counts_invited_users_apart_and_offers_no_remove_on_ones_own_row() {
+    let (app, admin) = spawn_ready().await;
+    let _bob = app
+        .add_user(&admin, "bob@example.com", "normal", "bob's long password")
+        .await;
+    // Invited, not signed in yet.
+    let res = admin
+        .post_form(
+            "/workspace/users",
+            &[
+                ("email", "ivy@example.com"),
+                ("name", "Ivy"),
+                ("role", "normal"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    let (_, page) = admin.page("/workspace/users").await;
+    assert!(
+        page.contains("2 active users, 1 invited (not signed in yet)."),
+        "{page}"
+    );
+    let row = |email: &str| {
+        let at = page.find(&format!("<td>{email}</td>")).unwrap();
+        let start = page[..at].rfind("<tr").unwrap();
+        let end = at + page[at..].find("</tr>").unwrap();
+        page[start..end].to_owned()
+    };
+    let own = row(ADMIN_EMAIL);
+    assert!(
+        !own.contains("/remove\""),
+        "no Remove on one's own row: {own}"
+    );
+    assert!(own.contains("You cannot remove yourself; another admin can."));
+    assert!(row("bob@example.com").contains("/remove\""));
+    assert!(row("ivy@example.com").contains("Invited"));
+
+    // Posted anyway, the policy refuses it and says why.
+    let ada = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            use keyward::db::schema::users;
+            users::table
+                .filter(users::email.eq(ADMIN_EMAIL))
+                .select(users::id)
+                .first::<String>(c)
+                .unwrap()
+        })
+        .await;
+    let (status, body) = admin.page(&format!("/workspace/users/{ada}/remove")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("You cannot remove yourself from the workspace"));
+    let res = admin
+        .post_form(&format!("/workspace/users/{ada}/remove"), &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(admin.signed_in().await);
+}
+
+#[tokio::test]
+async fn error_pages_keep_the_navigation_and_a_way_back() {
+    let (app, admin) = spawn_ready().await;
+    let (status, page) = admin.page("/keys/key_doesnotexist").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(page.contains("<nav aria-label=\"Main\">"), "{page}");
+    assert!(page.contains("href=\"/workspace/keys\""));
+    assert!(page.contains("<a href=\"/\">go to your start page</a>"));
+    let (status, page) = admin.page("/no/such/page").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(page.contains("<nav aria-label=\"Main\">"));
+
+    let normal = app
+        .add_user(&admin, "nora@example.com", "normal", "nora's long password")
+        .await;
+    let (status, page) = normal.page("/workspace/users").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("<nav aria-label=\"Main\">"));
+    assert!(
+        page.contains("href=\"/account/keys\""),
+        "their own navigation"
+    );
+    assert!(
+        !page.contains("href=\"/workspace/users\""),
+        "not an admin's"
+    );
+
+    // Signed out: no navigation, a link to the start page; the API and
+    // htmx answers are unchanged.
+    let anonymous = app.browser();
+    let (status, page) = anonymous.page("/no/such/page").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!page.contains("<nav aria-label=\"Main\">"));
+    assert!(page.contains("<a href=\"/\">Go to the start page</a>"));
+    let res = admin
+        .client
+        .get(admin.url("/keys/key_doesnotexist"))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(!res.text().await.unwrap().contains("<nav"));
+}
