@@ -477,3 +477,61 @@ async fn browser_deletes_a_revoked_key_from_its_row_menu() {
     assert_eq!(me_code(&app.base, &k.secret).await.1, "REVOKED");
     chrome.close().await;
 }
+
+/// A page of 25 events is read at a glance: about two screens at
+/// 1280×900, each event one sentence with its details folded away.
+#[tokio::test]
+#[ignore = "needs chromium and chromium-driver; run with --ignored"]
+async fn browser_a_page_of_25_events_fits_about_two_screens() {
+    let (app, admin) = spawn_ready().await;
+    for i in 0..13 {
+        let name = format!("Integration with a long descriptive name number {i}");
+        let k = admin
+            .create_key("/workspace/keys", &[("name", name.as_str())])
+            .await;
+        admin
+            .post_form(&format!("/keys/{}/revoke", k.id), &[])
+            .await;
+    }
+    let chrome = Chrome::start().await;
+    let c = &chrome.client;
+    sign_in(&chrome, &app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    c.goto(&format!("{}/workspace/events", app.base))
+        .await
+        .unwrap();
+    chrome.wait_text(".event-list").await;
+    let shown = c
+        .execute(
+            "return document.querySelectorAll('li.event').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown, serde_json::json!(25));
+    let height = c
+        .execute("return document.documentElement.scrollHeight", vec![])
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    let screen = c
+        .execute("return window.innerHeight", vec![])
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    chrome.screenshot("events").await;
+    assert!(
+        height <= 2.2 * screen,
+        "25 events take {height} px, more than about two screens of {screen} px"
+    );
+    // The details are one click away.
+    let first = c
+        .find(Locator::Css("li.event details summary"))
+        .await
+        .unwrap();
+    first.click().await.unwrap();
+    let dl = chrome.wait_text("li.event details[open] dl").await;
+    assert!(dl.contains("User-Agent"), "{dl}");
+    chrome.close().await;
+}

@@ -269,7 +269,7 @@ async fn events_and_key_history_read_like_sentences_with_details_one_click_away(
     assert!(newest.contains(" UTC</time>"), "the time says its zone");
     // The whole record, one click away, as a definition list.
     let details = &newest[newest.find("<details").unwrap()..];
-    assert!(details.contains("<summary>Details</summary>"));
+    assert!(details.contains("<span class=\"event-more\">Details</span></summary>"));
     assert!(details.contains("<dt>User-Agent</dt><dd>Mozilla/5.0 (X11; Linux x86_64)"));
     assert!(details.contains(&format!("<dt>Key ID</dt><dd>{}</dd>", k.id)));
     assert!(details.contains(&format!("<dt>Actor</dt><dd>{ADMIN_EMAIL}</dd>")));
