@@ -34,6 +34,23 @@ pub const ACTIONS: [&str; 25] = [
     "permission.restored",
 ];
 
+/// An action's name for the Events filter: `key.revoked` → "Key revoked".
+pub fn action_label(action: &str) -> String {
+    let text = match action {
+        "login.succeeded" => "Signed in",
+        "login.failed" => "Sign-in failed",
+        "logout" => "Signed out",
+        "workspace.setup" => "Workspace set up",
+        "user.invite_renewed" => "User invitation renewed",
+        "user.password_set" => "User joined (password chosen)",
+        "settings.api_keys_disabled" => "API keys switched off",
+        "settings.api_keys_enabled" => "API keys switched on",
+        "settings.changed" => "Setting changed",
+        other => return label(&other.split('.').collect::<Vec<_>>()),
+    };
+    text.to_owned()
+}
+
 /// What a sentence is made of.
 #[derive(Debug, Clone, Copy)]
 pub struct Facts<'a> {
@@ -312,6 +329,13 @@ mod tests {
             .unwrap(),
             "Ada Admin changed the maximum keys per user from 3 to 5"
         );
+    }
+
+    #[test]
+    fn actions_have_readable_names() {
+        assert_eq!(action_label("key.revoked"), "Key revoked");
+        assert_eq!(action_label("user.role_changed"), "User role changed");
+        assert_eq!(action_label("logout"), "Signed out");
     }
 
     #[test]
