@@ -464,12 +464,20 @@ async fn browser_deletes_a_revoked_key_from_its_row_menu() {
         .await;
     assert!(chrome.wait_text("dialog[open] h2").await.contains("Delete"));
     chrome.click("dialog[open] .button-danger").await;
-    assert!(
-        chrome
-            .wait_text("#flash .alert-success")
-            .await
-            .contains("was deleted")
-    );
+    // The delete answers with a full navigation to the list: read the
+    // message once the new page is there (a lookup during the navigation
+    // is aborted by it, so try again).
+    let mut flash = String::new();
+    for _ in 0..100 {
+        if let Ok(el) = c.find(Locator::Css("#flash .alert-success")).await
+            && let Ok(text) = el.text().await
+        {
+            flash = text;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(flash.contains("was deleted"), "{flash:?}");
     assert!(
         c.find(Locator::Css(&format!("#row-{id}"))).await.is_err(),
         "the deleted key left the list"
