@@ -15,7 +15,9 @@ pub mod web;
 use crate::config::Config;
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::web::middleware::{csrf_guard, log_requests, reject_control_characters, render_errors};
+use crate::web::middleware::{
+    csrf_guard, error_layout, log_requests, reject_control_characters, render_errors,
+};
 use actix_session::SessionMiddleware;
 use actix_session::config::BrowserSession;
 use actix_session::storage::CookieSessionStore;
@@ -171,6 +173,7 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
             }))
             .wrap(from_fn(csrf_guard))
             .wrap(from_fn(reject_control_characters))
+            .wrap(from_fn(error_layout))
             .wrap(session)
             .wrap(from_fn(render_errors))
             .wrap(

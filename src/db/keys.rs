@@ -105,8 +105,14 @@ impl ApiKey {
 
     /// The old secret still works until this time (after a regeneration).
     pub fn grace_until(&self, now: NaiveDateTime) -> Option<NaiveDateTime> {
-        self.previous_expires_at
-            .filter(|t| *t > now && self.previous_digest.is_some())
+        // A revoked or deleted key keeps the old digest (so the old secret
+        // answers REVOKED) but no secret of it works any more.
+        self.previous_expires_at.filter(|t| {
+            *t > now
+                && self.previous_digest.is_some()
+                && self.revoked_at.is_none()
+                && self.deleted_at.is_none()
+        })
     }
 }
 
@@ -593,6 +599,11 @@ pub fn regenerate(
 }
 
 /// Mark a key revoked by the actor; its grace-period secret dies too.
+///
+/// The old secret's digest is kept (not cleared): the verifier finds the
+/// key by it and answers REVOKED, where a cleared digest answered
+/// NOT_FOUND, which sent integrators looking for a typo. The revocation
+/// itself is what refuses the old secret, checked before any digest.
 fn mark_revoked(
     conn: &mut DbConn,
     ctx: &AuditContext,
@@ -609,8 +620,6 @@ fn mark_revoked(
     .set((
         api_keys::revoked_at.eq(now),
         api_keys::revoked_by.eq(ctx.actor_id.as_deref()),
-        api_keys::previous_digest.eq(None::<String>),
-        api_keys::previous_expires_at.eq(None::<NaiveDateTime>),
         api_keys::updated_at.eq(now),
     ))
     .execute(conn)
@@ -673,12 +682,8 @@ pub fn delete(conn: &mut DbConn, ctx: &AuditContext, key: &ApiKey) -> Result<(),
                 .filter(api_keys::id.eq(&key.id))
                 .filter(api_keys::workspace_id.eq(&ctx.workspace_id)),
         )
-        .set((
-            api_keys::deleted_at.eq(now),
-            api_keys::previous_digest.eq(None::<String>),
-            api_keys::previous_expires_at.eq(None::<NaiveDateTime>),
-            api_keys::updated_at.eq(now),
-        ))
+        // The old secret's digest stays, as on revoke: it answers REVOKED.
+        .set((api_keys::deleted_at.eq(now), api_keys::updated_at.eq(now)))
         .execute(conn)?;
         changes::record(Change::key(key));
         events::record(
@@ -842,4 +847,18 @@ pub fn all_digests(conn: &mut DbConn) -> QueryResult<Vec<String>> {
         prefixes.extend(p);
     }
     Ok(prefixes)
+}
+
+/// The kind (`personal` or `workspace`) of these keys of the workspace,
+/// deleted ones included, by id: the audit trail names a key's kind.
+pub fn kinds(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    ids: &[String],
+) -> QueryResult<Vec<(String, String)>> {
+    api_keys::table
+        .filter(api_keys::workspace_id.eq(workspace_id))
+        .filter(api_keys::id.eq_any(ids))
+        .select((api_keys::id, api_keys::kind))
+        .load(conn)
 }

@@ -510,3 +510,17 @@ pub fn change_password(
         Ok(ended)
     })
 }
+
+/// The names of these users of the workspace (removed users included), by
+/// id, for the audit trail's sentences.
+pub fn names(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    ids: &[String],
+) -> QueryResult<Vec<(String, String)>> {
+    users::table
+        .filter(users::workspace_id.eq(workspace_id))
+        .filter(users::id.eq_any(ids))
+        .select((users::id, users::name))
+        .load(conn)
+}

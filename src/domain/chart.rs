@@ -29,6 +29,50 @@ impl Bar {
     }
 }
 
+/// The bars summed per group of `per` consecutive bars (hours into days).
+pub fn totals_per(bars: &[Bar], per: usize) -> Vec<Bar> {
+    bars.chunks(per.max(1))
+        .map(|c| {
+            c.iter().fold(Bar::default(), |a, b| Bar {
+                valid: a.valid + b.valid,
+                rejected: a.rejected + b.rejected,
+            })
+        })
+        .collect()
+}
+
+/// The index and bar with the most verifications (the first such), if any
+/// bar has any.
+pub fn busiest(bars: &[Bar]) -> Option<(usize, Bar)> {
+    bars.iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, b)| b.total() > 0)
+        .fold(None, |best: Option<(usize, Bar)>, (i, b)| match best {
+            Some((_, top)) if top.total() >= b.total() => best,
+            _ => Some((i, b)),
+        })
+}
+
+/// Stacked bars with a faint line between every `per` bars (days on an
+/// hourly chart), so the time axis under the chart lines up with them.
+pub fn stacked_bars_divided(bars: &[Bar], per: usize, width: u32, height: u32) -> String {
+    let svg = stacked_bars(bars, width, height);
+    if per == 0 || bars.len() <= per {
+        return svg;
+    }
+    let slot = f64::from(width) / bars.len() as f64;
+    let mut lines = String::new();
+    for i in (per..bars.len()).step_by(per) {
+        let x = i as f64 * slot;
+        let _ = write!(
+            lines,
+            r##"<line x1="{x:.2}" y1="0" x2="{x:.2}" y2="{height}" stroke="#c5ccd3" stroke-width="1" stroke-dasharray="3 3"/>"##
+        );
+    }
+    svg.replacen("</svg>", &format!("{lines}</svg>"), 1)
+}
+
 /// Stacked bars (valid below, rejected on top), scaled to the highest bar.
 /// `width` and `height` are the viewBox size; the SVG scales to its container.
 pub fn stacked_bars(bars: &[Bar], width: u32, height: u32) -> String {
@@ -125,6 +169,37 @@ mod tests {
         );
         assert!(svg.contains(r##"height="30.00" fill="#c2410c""##));
         assert!(!svg.contains("<script"));
+    }
+
+    #[test]
+    fn days_are_summed_divided_and_the_busiest_hour_found() {
+        let mut bars = vec![Bar::default(); 48];
+        bars[3] = Bar {
+            valid: 2,
+            rejected: 1,
+        };
+        bars[30] = Bar {
+            valid: 5,
+            rejected: 0,
+        };
+        assert_eq!(
+            totals_per(&bars, 24),
+            [
+                Bar {
+                    valid: 2,
+                    rejected: 1
+                },
+                Bar {
+                    valid: 5,
+                    rejected: 0
+                }
+            ]
+        );
+        assert_eq!(busiest(&bars).map(|(i, _)| i), Some(30));
+        assert_eq!(busiest(&[Bar::default(); 3]), None);
+        let svg = stacked_bars_divided(&bars, 24, 480, 100);
+        assert_eq!(svg.matches("stroke-dasharray").count(), 1, "{svg}");
+        assert!(svg.contains(r#"x1="240.00""#));
     }
 
     #[test]

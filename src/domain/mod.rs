@@ -1,5 +1,6 @@
 //! Pure domain logic: no I/O, no HTTP, no database types.
 
+pub mod audit;
 pub mod chart;
 pub mod ids;
 pub mod input;
@@ -8,5 +9,7 @@ pub mod password;
 pub mod policy;
 pub mod role;
 pub mod throttle;
+pub mod time;
+pub mod useragent;
 
 pub use role::Role;

@@ -31,6 +31,14 @@ pub struct KeyRef<'a> {
     pub owner: KeyOwner<'a>,
 }
 
+/// The facts about a user (as the target of an action) that authorization
+/// needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserRef<'a> {
+    pub workspace_id: &'a str,
+    pub user_id: &'a str,
+}
+
 /// Something an actor wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action<'a> {
@@ -55,6 +63,10 @@ pub enum Action<'a> {
     ReviewKey(KeyRef<'a>),
     /// Workspace → Users.
     ManageUsers,
+    /// Remove a user from the workspace: an admin's job, and never one's
+    /// own account (another admin does that), so nobody locks themselves
+    /// out by a slip of the finger.
+    RemoveUser(UserRef<'a>),
     /// Workspace → Settings.
     ManageSettings,
     /// Workspace → Events.
@@ -95,6 +107,13 @@ pub fn authorize(actor: &Actor, action: Action<'_>) -> Decision {
         | Action::ManageUsers
         | Action::ManageSettings
         | Action::ViewEvents => allow_if(role == Role::Admin),
+        Action::RemoveUser(target) => {
+            if target.workspace_id != actor.workspace_id {
+                NotFound
+            } else {
+                allow_if(role == Role::Admin && target.user_id != actor.user_id)
+            }
+        }
         Action::ReviewKey(key) => {
             if key.workspace_id != actor.workspace_id {
                 NotFound
@@ -140,7 +159,8 @@ mod tests {
     /// The whole policy as a table: role, action, whose target, expected.
     /// Targets: `own` (the actor's personal key), `other` (another user's
     /// personal key in the same workspace), `ws` (a workspace key),
-    /// `foreign-*` (the same in another workspace), `-` (no target). Every
+    /// `foreign-*` (the same in another workspace), `-` (no target); users
+    /// as targets: `self`, `other-user`, `foreign-user`. Every
     /// role x action x target appears exactly once (checked below).
     const TABLE: &str = "
         admin    list-own    -             allow
@@ -152,6 +172,9 @@ mod tests {
         admin    settings    -             allow
         admin    events      -             allow
         admin    password    -             allow
+        admin    remove-user self          forbidden
+        admin    remove-user other-user    allow
+        admin    remove-user foreign-user  notfound
         admin    view        own           allow
         admin    view        other         allow
         admin    view        ws            allow
@@ -185,6 +208,9 @@ mod tests {
         normal   settings    -             forbidden
         normal   events      -             forbidden
         normal   password    -             allow
+        normal   remove-user self          forbidden
+        normal   remove-user other-user    forbidden
+        normal   remove-user foreign-user  notfound
         normal   view        own           allow
         normal   view        other         notfound
         normal   view        ws            notfound
@@ -218,6 +244,9 @@ mod tests {
         operator settings    -             forbidden
         operator events      -             forbidden
         operator password    -             allow
+        operator remove-user self          forbidden
+        operator remove-user other-user    forbidden
+        operator remove-user foreign-user  notfound
         operator view        own           notfound
         operator view        other         notfound
         operator view        ws            notfound
@@ -303,6 +332,7 @@ mod tests {
             Action::ManageKey(_) => "manage",
             Action::RevokeKey(_) => "revoke",
             Action::ReviewKey(_) => "review",
+            Action::RemoveUser(_) => "remove-user",
         }
     }
 
@@ -322,6 +352,20 @@ mod tests {
         .into_iter()
         .map(|a| (a, "-"))
         .collect();
+        for (target, workspace_id, user_id) in [
+            ("self", "wsp_mine", "usr_me"),
+            ("other-user", "wsp_mine", "usr_other"),
+            // Another workspace's user with our id, as in a forged request.
+            ("foreign-user", "wsp_theirs", "usr_me"),
+        ] {
+            all.push((
+                Action::RemoveUser(UserRef {
+                    workspace_id,
+                    user_id,
+                }),
+                target,
+            ));
+        }
         for target in TARGETS {
             let k = key_ref(target);
             for a in [

@@ -4,7 +4,10 @@
 use super::layout::Layout;
 use super::{AppState, CurrentUser, authorize, db, render};
 use crate::db::events::{self, Event, Filter};
+use crate::domain::audit::{self, Facts};
 use crate::domain::policy::Action;
+use crate::domain::time::Moment;
+use crate::domain::useragent;
 use crate::error::AppError;
 use actix_session::Session;
 use actix_web::http::{StatusCode, header};
@@ -13,35 +16,10 @@ use askama::Template;
 use serde::Deserialize;
 
 /// Every action the application records, offered in the filter.
-pub const ACTIONS: [&str; 25] = [
-    "login.succeeded",
-    "login.failed",
-    "logout",
-    "workspace.setup",
-    "user.added",
-    "user.invite_renewed",
-    "user.password_set",
-    "user.password_changed",
-    "user.role_changed",
-    "user.removed",
-    "key.created",
-    "key.updated",
-    "key.disabled",
-    "key.enabled",
-    "key.regenerated",
-    "key.revoked",
-    "key.deleted",
-    "key.reviewed",
-    "settings.api_keys_disabled",
-    "settings.api_keys_enabled",
-    "settings.changed",
-    "permission.added",
-    "permission.described",
-    "permission.retired",
-    "permission.restored",
-];
+pub use crate::domain::audit::ACTIONS;
 
-const PAGE: i64 = 50;
+/// 25 events a page: with one short entry each, about two screens.
+const PAGE: i64 = 25;
 const EXPORT_MAX: i64 = 100_000;
 
 #[derive(Deserialize, Default, Clone)]
@@ -89,7 +67,7 @@ impl EventsQuery {
 #[template(path = "events/list.html")]
 struct EventsPage {
     layout: Layout,
-    events: Vec<Event>,
+    events: Vec<EventView>,
     actions: Vec<&'static str>,
     action: String,
     actor: String,
@@ -117,16 +95,17 @@ pub async fn list(
     let filter = query.filter()?;
     let ws = user.actor.workspace_id.clone();
     let before = query.before;
-    let mut found = db(&state, move |c| {
-        Ok(events::search(c, &ws, &filter, before, PAGE + 1)?)
+    let (found, next_before) = db(&state, move |c| {
+        let mut found = events::search(c, &ws, &filter, before, PAGE + 1)?;
+        let next_before = if found.len() as i64 > PAGE {
+            found.truncate(PAGE as usize);
+            found.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok((views(c, &ws, found, true)?, next_before))
     })
     .await?;
-    let next_before = if found.len() as i64 > PAGE {
-        found.truncate(PAGE as usize);
-        found.last().map(|e| e.id)
-    } else {
-        None
-    };
     let page = EventsPage {
         layout: Layout::new(&session, &user, "Events", "events")?,
         events: found,
@@ -139,6 +118,124 @@ pub async fn list(
         first_page: before.is_none(),
     };
     render(&page, StatusCode::OK)
+}
+
+/// One event as people read it: a sentence, when (UTC), from which IP and
+/// client; the recorded fields one click away.
+pub struct EventView {
+    pub sentence: String,
+    pub time: Moment,
+    pub ip: Option<String>,
+    /// The client in short, e.g. "Chrome 156 on Linux".
+    pub client: Option<String>,
+    /// Everything recorded, as labelled pairs: actor, action, target, the
+    /// action's own fields, the whole User-Agent.
+    pub fields: Vec<(String, String)>,
+    /// The target's id, for the "all events of this key or user" link
+    /// (on the Events page only).
+    pub target_link: Option<String>,
+}
+
+/// Turn events of a workspace into [`EventView`]s: looks up the actors'
+/// names and the keys' kinds (both scoped to the workspace) in two queries.
+pub fn views(
+    c: &mut crate::db::DbConn,
+    workspace_id: &str,
+    found: Vec<Event>,
+    link_targets: bool,
+) -> Result<Vec<EventView>, AppError> {
+    let mut actor_ids: Vec<String> = found.iter().filter_map(|e| e.actor_id.clone()).collect();
+    actor_ids.sort();
+    actor_ids.dedup();
+    let mut key_ids: Vec<String> = found
+        .iter()
+        .filter(|e| e.target_type.as_deref() == Some("api_key"))
+        .filter_map(|e| e.target_id.clone())
+        .collect();
+    key_ids.sort();
+    key_ids.dedup();
+    let names: std::collections::HashMap<String, String> =
+        crate::db::users::names(c, workspace_id, &actor_ids)?
+            .into_iter()
+            .collect();
+    let kinds: std::collections::HashMap<String, String> =
+        crate::db::keys::kinds(c, workspace_id, &key_ids)?
+            .into_iter()
+            .collect();
+    let now = crate::db::now();
+    Ok(found
+        .into_iter()
+        .map(|e| view(e, &names, &kinds, now, link_targets))
+        .collect())
+}
+
+fn view(
+    e: Event,
+    names: &std::collections::HashMap<String, String>,
+    kinds: &std::collections::HashMap<String, String>,
+    now: chrono::NaiveDateTime,
+    link_targets: bool,
+) -> EventView {
+    let details: serde_json::Value =
+        serde_json::from_str(&e.details).unwrap_or(serde_json::Value::Null);
+    let actor = e
+        .actor_id
+        .as_ref()
+        .and_then(|id| names.get(id))
+        .filter(|n| !n.trim().is_empty())
+        .map_or(e.actor_label.as_str(), String::as_str);
+    let key_kind = e
+        .target_id
+        .as_ref()
+        .filter(|_| e.target_type.as_deref() == Some("api_key"))
+        .and_then(|id| kinds.get(id))
+        .map(String::as_str);
+    let sentence = audit::sentence(&Facts {
+        action: &e.action,
+        actor,
+        target: e.target_label.as_deref(),
+        key_kind,
+        details: &details,
+    })
+    .unwrap_or_else(|| format!("{actor}: {}", e.action));
+    let mut fields = vec![
+        (
+            "Time (UTC)".to_owned(),
+            e.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        ),
+        ("Actor".to_owned(), e.actor_label.clone()),
+        ("Action".to_owned(), e.action.clone()),
+    ];
+    if let Some(t) = &e.target_type {
+        let what = match t.as_str() {
+            "api_key" => "Key",
+            "user" => "User",
+            "workspace" => "Workspace",
+            "permission" => "Permission",
+            _ => "Target",
+        };
+        if let Some(l) = &e.target_label {
+            fields.push((what.to_owned(), l.clone()));
+        }
+        if let Some(id) = &e.target_id {
+            fields.push((format!("{what} ID"), id.clone()));
+        }
+    }
+    fields.extend(audit::fields(&details));
+    if let Some(ip) = &e.ip {
+        fields.push(("IP address".to_owned(), ip.clone()));
+    }
+    if let Some(ua) = &e.user_agent {
+        fields.push(("User-Agent".to_owned(), ua.clone()));
+    }
+    EventView {
+        sentence,
+        time: Moment::new(e.created_at, now),
+        client: e.user_agent.as_deref().and_then(useragent::short),
+        ip: e.ip,
+        fields,
+        target_link: e.target_id.filter(|_| link_targets),
+    }
 }
 
 /// Neutralise spreadsheet formulas (CSV injection): a cell starting with

@@ -209,6 +209,34 @@ struct ErrorPartial<'a> {
     in_dialog: bool,
 }
 
+/// For a signed-in person's 403 or 404 page, the layout with their
+/// navigation, so the error page keeps it and they are not stranded.
+///
+/// Runs inside the session middleware (which empties the session once the
+/// response leaves it), and attaches the [`Layout`] to the response for
+/// [`render_errors`]. Only full pages: JSON and htmx fragments have no
+/// navigation. Costs a session lookup only when a page errs.
+pub async fn error_layout(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let wants_page = !req.path().starts_with("/api/") && !req.headers().contains_key("hx-request");
+    let res = next.call(req).await?;
+    let page_error = wants_page
+        && matches!(res.status(), StatusCode::FORBIDDEN | StatusCode::NOT_FOUND)
+        && res.response().extensions().get::<ErrorInfo>().is_some();
+    if !page_error {
+        return Ok(res);
+    }
+    let (req, mut response) = res.into_parts();
+    if let Ok(user) = <super::session::CurrentUser as actix_web::FromRequest>::extract(&req).await
+        && let Ok(layout) = Layout::new(&req.get_session(), &user, "", "")
+    {
+        response.extensions_mut().insert(layout);
+    }
+    Ok(ServiceResponse::new(req, response))
+}
+
 /// Render errors for their audience: JSON under `/api`, a fragment swapped
 /// into the message area for htmx, a full page otherwise. A missing session
 /// redirects to the sign-in page.
@@ -269,8 +297,15 @@ pub async fn render_errors(
             .content_type("text/html; charset=utf-8")
             .body(body)
     } else {
+        let layout = match old.extensions().get::<Layout>() {
+            Some(signed_in) => Layout {
+                title: info.title.to_owned(),
+                ..signed_in.clone()
+            },
+            None => Layout::bare(info.title),
+        };
         let body = ErrorPage {
-            layout: Layout::bare(info.title),
+            layout,
             status: status.as_u16(),
             info: &info,
         }

@@ -6,7 +6,7 @@ use super::session::{self, Flash};
 use super::{AppState, CurrentUser, FormErrors, authorize, db, is_htmx, render, see_other};
 use crate::db::users::{self, User, UserChangeError};
 use crate::domain::input::{Email, PersonName};
-use crate::domain::policy::Action;
+use crate::domain::policy::{Action, UserRef};
 use crate::domain::{Role, ids};
 use crate::error::AppError;
 use actix_session::Session;
@@ -36,8 +36,17 @@ pub struct Panel {
 }
 
 impl Panel {
+    /// Users who can sign in (invited users who have not chosen a
+    /// password yet are counted apart).
     pub fn active_count(&self) -> usize {
-        self.users.iter().filter(|u| u.is_active()).count()
+        self.users
+            .iter()
+            .filter(|u| u.is_active() && !u.invite_pending())
+            .count()
+    }
+
+    pub fn invited_count(&self) -> usize {
+        self.users.iter().filter(|u| u.invite_pending()).count()
     }
 }
 
@@ -307,6 +316,26 @@ pub async fn renew_invite(
     respond(&req, &session, &user, panel, StatusCode::OK)
 }
 
+/// The user `id` of the actor's own workspace, as the target of a removal
+/// (the lookup itself is scoped to the workspace too).
+fn removal<'a>(user: &'a CurrentUser, id: &'a str) -> UserRef<'a> {
+    UserRef {
+        workspace_id: &user.actor.workspace_id,
+        user_id: id,
+    }
+}
+
+/// The policy's answer on removing user `id`, saying why when it is the
+/// actor themselves.
+fn authorize_removal(user: &CurrentUser, id: &str) -> Result<(), AppError> {
+    match authorize(user, Action::RemoveUser(removal(user, id))) {
+        Err(AppError::Forbidden(_)) if id == user.user.id => Err(AppError::Forbidden(
+            "You cannot remove yourself from the workspace; another admin can.".into(),
+        )),
+        other => other,
+    }
+}
+
 #[derive(Template)]
 #[template(path = "users/remove.html")]
 struct RemovePage {
@@ -328,6 +357,7 @@ pub async fn remove_confirm(
         .await?
         .filter(User::is_active)
         .ok_or(AppError::NotFound)?;
+    authorize_removal(&user, &target.id)?;
     let page = RemovePage {
         layout: Layout::new(&session, &user, "Remove user", "users")?,
         target,
@@ -344,8 +374,9 @@ pub async fn remove(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     authorize(&user, Action::ManageUsers)?;
-    let ctx = user.audit();
     let id = id.into_inner();
+    authorize_removal(&user, &id)?;
+    let ctx = user.audit();
     let result = db(&state, move |c| {
         // Revoke their personal keys and flag the workspace keys they
         // created, in the same transaction as the removal.

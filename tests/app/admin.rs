@@ -324,8 +324,22 @@ async fn the_per_user_key_limit_holds_under_concurrent_requests() {
         .await;
     nina.create_key("/account/keys", &[("name", "after revoking one")])
         .await;
+    // At the limit the dialog explains instead of offering a form; a form
+    // posted anyway is still refused.
+    let (_, full) = nina.page("/account/keys/new").await;
+    assert!(full.contains("You have reached this workspace's limit of 5 personal keys"));
     assert_eq!(
-        nina.submit_new_key("/account/keys", &[]).await.status(),
+        nina.post_form(
+            "/account/keys",
+            &[
+                ("nonce", "late1"),
+                ("name", "one too many"),
+                ("environment", "live"),
+                ("expiry", "30"),
+            ],
+        )
+        .await
+        .status(),
         StatusCode::CONFLICT
     );
 
@@ -460,12 +474,9 @@ async fn events_can_be_filtered_found_by_key_id_and_exported() {
     assert!(page.contains("key.created") && page.contains("key.revoked"));
     assert!(!page.contains(&b.id), "only events of the pasted key id");
     let (_, page) = admin.page("/workspace/events?action=key.revoked").await;
-    assert!(page.contains(&a.id) && !page.contains("<code>key.created</code>"));
+    assert!(page.contains(&a.id) && !page.contains("<dd>key.created</dd>"));
     let (_, page) = admin.page("/workspace/events?actor=bob%40").await;
-    assert!(
-        page.contains("<code>user.password_set</code>")
-            && !page.contains("<code>key.created</code>")
-    );
+    assert!(page.contains("<dd>user.password_set</dd>") && !page.contains("<dd>key.created</dd>"));
     let (_, page) = admin
         .page("/workspace/events?action=key.created&actor=nobody")
         .await;

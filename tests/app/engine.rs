@@ -358,3 +358,35 @@ async fn made_up_keys_are_refused_without_the_database() {
         .await;
     assert_eq!(me(&app.base, &fresh.secret).await.0, StatusCode::OK);
 }
+
+/// A revoke on A refuses the key's grace-period secret on B too, with
+/// REVOKED (B had it cached as valid).
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with KEYWARD_TEST_DATABASE_URL and --ignored"]
+async fn pg_only_a_revoked_keys_old_secret_is_refused_on_every_instance() {
+    require_postgres();
+    let (a, admin) = spawn_ready_with(long_cache).await;
+    let b = a.another_instance(long_cache).await;
+    let k = admin.create_key("/workspace/keys", &[("name", "g")]).await;
+    let (_, confirm) = admin.page(&format!("/keys/{}/regenerate", k.id)).await;
+    let nonce = hidden(&confirm, "nonce").unwrap();
+    let res = admin
+        .post_form(
+            &format!("/keys/{}/regenerate", k.id),
+            &[("grace", "24h"), ("nonce", &nonce)],
+        )
+        .await;
+    let new_secret = shown_secret(&res.text().await.unwrap()).unwrap();
+    assert_eq!(me(&b.base, &k.secret).await.0, StatusCode::OK, "old on B");
+    assert_eq!(me(&b.base, &new_secret).await.0, StatusCode::OK, "new on B");
+    admin
+        .post_form(&format!("/keys/{}/revoke", k.id), &[])
+        .await;
+    println!(
+        "old secret: {:?}",
+        until_refused(&b.base, &k.secret, "REVOKED").await
+    );
+    until_refused(&b.base, &new_secret, "REVOKED").await;
+    // And on A, which made the change.
+    assert_eq!(me_code(&a.base, &k.secret).await.1, "REVOKED");
+}

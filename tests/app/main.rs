@@ -9,6 +9,7 @@ mod api;
 mod auth;
 mod browser;
 mod cli;
+mod content;
 mod engine;
 mod hardening;
 mod keys;

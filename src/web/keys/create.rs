@@ -36,6 +36,21 @@ pub struct NewKeyForm {
     pub rate_limit: String,
     pub resources: String,
     pub errors: FormErrors,
+    /// Personal keys: how many count against the limit, and the limit.
+    pub quota: Option<Quota>,
+}
+
+/// "2 of 3 personal keys used".
+#[derive(Debug, Clone, Copy)]
+pub struct Quota {
+    pub used: i64,
+    pub limit: i64,
+}
+
+impl Quota {
+    pub fn full(&self) -> bool {
+        self.used >= self.limit
+    }
 }
 
 impl NewKeyForm {
@@ -52,6 +67,16 @@ impl NewKeyForm {
 
     fn checked(&self, permission: &str) -> bool {
         self.permissions.iter().any(|p| p == permission)
+    }
+
+    /// At the limit, the dialog explains instead of offering a form that
+    /// would fail.
+    fn at_limit(&self) -> bool {
+        self.quota.is_some_and(|q| q.full())
+    }
+
+    fn limit(&self) -> i64 {
+        self.quota.map_or(0, |q| q.limit)
     }
 
     fn preset_selected(&self, days: &i64) -> bool {
@@ -75,9 +100,32 @@ async fn catalog_and_workspace(
     Ok((catalog, workspace))
 }
 
+/// The actor's personal keys against the workspace limit (personal keys
+/// only; active and inactive keys count, as on creation).
+async fn quota(
+    call: &Call,
+    kind: ListKind,
+    workspace: &workspaces::Workspace,
+) -> Result<Option<Quota>, AppError> {
+    if kind != ListKind::Personal {
+        return Ok(None);
+    }
+    let ws = call.user.actor.workspace_id.clone();
+    let me = call.user.user.id.clone();
+    let used = db(&call.state, move |c| {
+        Ok(keys::count_live_personal(c, &ws, &me)?)
+    })
+    .await?;
+    Ok(Some(Quota {
+        used,
+        limit: i64::from(workspace.max_keys_per_user),
+    }))
+}
+
 async fn new_form(call: Call, kind: ListKind) -> Result<HttpResponse, AppError> {
     authorize(&call.user, create_action(kind))?;
     let (catalog, workspace) = catalog_and_workspace(&call).await?;
+    let quota = quota(&call, kind, &workspace).await?;
     let max = workspace.max_expiry_days;
     let form = NewKeyForm {
         csrf: session::csrf_token(&call.session)?,
@@ -105,6 +153,7 @@ async fn new_form(call: Call, kind: ListKind) -> Result<HttpResponse, AppError> 
             .unwrap_or_default(),
         resources: String::new(),
         errors: FormErrors::default(),
+        quota,
     };
     call.fragment_or_page("Create API key", kind.nav(), &form, StatusCode::OK)
 }
@@ -227,6 +276,7 @@ async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResp
             rate_limit: form.rate_limit,
             resources: form.resources,
             errors,
+            quota: quota(&call, kind, &workspace).await?,
         };
         return call.fragment_or_page(
             "Create API key",

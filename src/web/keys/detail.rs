@@ -2,7 +2,7 @@
 
 use super::{KeyAct, KeyTarget, Row, hourly, row};
 use crate::db::keys::{ApiKey, KeyWithOwner};
-use crate::domain::chart::Bar;
+use crate::domain::chart::{self, Bar};
 use crate::error::AppError;
 use crate::web::layout::Layout;
 use crate::web::{db, render};
@@ -23,8 +23,23 @@ struct DetailPage {
     valid_7d: i64,
     rejected_7d: i64,
     outcomes: Vec<(String, i64)>,
-    history: Vec<crate::db::events::Event>,
+    history: Vec<crate::web::events::EventView>,
+    /// Verifications per UTC day, oldest first: the time axis and the
+    /// chart's text alternative.
+    days: Vec<DayUsage>,
+    /// The busiest hour, in words.
+    busiest: Option<String>,
     return_to: String,
+}
+
+/// One day of the usage chart.
+pub struct DayUsage {
+    /// "Mon 17", under the chart.
+    pub short: String,
+    /// "Monday 17 November 2026", in the table.
+    pub long: String,
+    pub valid: i64,
+    pub rejected: i64,
 }
 
 impl DetailPage {
@@ -41,9 +56,11 @@ const CHART_HOURS: i64 = 7 * 24;
 pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
     let (call, key) = target.load(KeyAct::View).await?;
     let now = crate::db::now();
-    let start = crate::verify::hour_of(now) - chrono::TimeDelta::hours(CHART_HOURS - 1);
+    // Seven whole UTC days, today last, so the chart's time axis can name
+    // each day under its own part of the chart.
+    let start = now.date().and_time(chrono::NaiveTime::MIN) - chrono::TimeDelta::days(6);
     let k = key.clone();
-    let (owner, created_by, revoked_by, usage, history) = db(&call.state, move |c| {
+    let (owner, created_by, revoked_by, usage, history, paused) = db(&call.state, move |c| {
         let label = |c: &mut crate::db::DbConn, id: &str| -> Result<String, AppError> {
             Ok(crate::db::users::get(c, &k.workspace_id, id)?
                 .map_or_else(|| id.to_owned(), |u| format!("{} ({})", u.name, u.email)))
@@ -60,7 +77,11 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
         let usage =
             crate::db::usage::since(c, &k.workspace_id, Some(std::slice::from_ref(&k.id)), start)?;
         let history = crate::db::events::for_target(c, &k.workspace_id, &k.id)?;
-        Ok((owner, created_by, revoked_by, usage, history))
+        let history = crate::web::events::views(c, &k.workspace_id, history, false)?;
+        let paused = crate::db::workspaces::get(c, &k.workspace_id)?
+            .api_keys_disabled_at
+            .is_some();
+        Ok((owner, created_by, revoked_by, usage, history, paused))
     })
     .await?;
     let bars = hourly(&usage, start, CHART_HOURS)
@@ -86,11 +107,36 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
                 "workspace-keys"
             },
         )?,
-        row: row(&key_with_owner, &call.user, now),
+        row: Row {
+            paused,
+            ..row(&key_with_owner, &call.user, now)
+        },
         return_to: format!("/keys/{}", key.id),
         valid_7d: bars.iter().map(|b| b.valid).sum(),
         rejected_7d: bars.iter().map(|b| b.rejected).sum(),
-        chart: crate::domain::chart::stacked_bars(&bars, 840, 140),
+        chart: crate::domain::chart::stacked_bars_divided(&bars, 24, 840, 140),
+        days: chart::totals_per(&bars, 24)
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let day = (start + chrono::TimeDelta::days(i as i64)).date();
+                DayUsage {
+                    short: day.format("%a %-d").to_string(),
+                    long: day.format("%A %-d %B %Y").to_string(),
+                    valid: b.valid,
+                    rejected: b.rejected,
+                }
+            })
+            .collect(),
+        busiest: chart::busiest(&bars).map(|(i, b)| {
+            let hour = start + chrono::TimeDelta::hours(i as i64);
+            format!(
+                "{} to {}:00 UTC ({} verifications)",
+                hour.format("%A %-d %B, %H:00"),
+                (hour + chrono::TimeDelta::hours(1)).format("%H"),
+                b.total()
+            )
+        }),
         outcomes: by_outcome.into_iter().collect(),
         key,
         owner,

@@ -194,6 +194,7 @@ async fn list_page(
         safe_url = Some(url);
     }
     let per_key = hourly(&usage, since, 24);
+    let paused = ws_row.api_keys_disabled_at.is_some();
     let q_shown = match &safe_url {
         Some(_) => String::new(),
         None => q.clone(),
@@ -212,6 +213,7 @@ async fn list_page(
             .iter()
             .map(|k| {
                 let mut r = row(k, &call.user, now);
+                r.paused = paused;
                 if let Some(bars) = per_key.get(&r.id) {
                     let totals: Vec<i64> = bars.iter().map(|b| b.total()).collect();
                     r.uses_24h = totals.iter().sum();
@@ -237,7 +239,7 @@ async fn list_page(
         layout: Layout::new(&call.session, &call.user, kind.title(), kind.nav())?,
         kind,
         results,
-        api_keys_off: ws_row.api_keys_disabled_at.is_some(),
+        api_keys_off: paused,
         can_create,
         expiring_soon,
         top,

@@ -26,6 +26,7 @@ use crate::db::keys::{self, ApiKey, KeyError, KeyWithOwner, Scope};
 use crate::domain::chart::Bar;
 use crate::domain::keys::{Environment, Status};
 use crate::domain::policy::{self, Action};
+use crate::domain::time::Moment;
 use crate::error::AppError;
 use actix_session::Session;
 use actix_web::dev::Payload;
@@ -119,7 +120,7 @@ impl ListKind {
     }
 }
 
-/// Human formatting of an optional time.
+/// Human formatting of an optional time (templates add " UTC").
 fn when(t: Option<NaiveDateTime>, none: &str) -> String {
     t.map_or_else(
         || none.to_owned(),
@@ -135,20 +136,42 @@ pub struct Row {
     pub environment: &'static str,
     pub permissions: String,
     pub status: Status,
-    pub expires: String,
-    pub last_used: String,
-    pub created: String,
+    /// When the key expires (`None`: never).
+    pub expires: Option<Moment>,
+    /// When the key was last used (`None`: never).
+    pub last_used: Option<Moment>,
+    pub created: Moment,
     pub owner: String,
     pub creator_removed: bool,
     pub grace_until: Option<String>,
+    /// Edit (name, description, tags, rate limit): not once revoked.
     pub can_manage: bool,
+    /// A new secret: only while the key can still be used (Active or
+    /// Inactive); an expired key's new secret would be expired too.
+    pub can_regenerate: bool,
+    /// Delete: any status, revoked and expired included; the events stay.
+    pub can_delete: bool,
     pub can_revoke: bool,
     pub can_review: bool,
     /// "Expires in N days" for active keys within [`EXPIRING_DAYS`].
     pub expiring: Option<String>,
+    /// The workspace has API keys switched off: an Active key is paused.
+    pub paused: bool,
     /// Verifications in the last 24 hours, and their sparkline.
     pub uses_24h: i64,
     pub sparkline: String,
+}
+
+impl Row {
+    /// The status as a person reads it: an Active key of a workspace whose
+    /// API keys are switched off says that it is paused, and why.
+    pub fn status_text(&self) -> String {
+        if self.paused && self.status == Status::Active {
+            format!("{} — paused: API keys are off", self.status.label())
+        } else {
+            self.status.label().to_owned()
+        }
+    }
 }
 
 /// Days within which an expiry counts as "soon".
@@ -180,6 +203,7 @@ fn row(k: &KeyWithOwner, user: &CurrentUser, now: NaiveDateTime) -> Row {
         n => format!("{}, {} +{}", perms[0], perms[1], n - 2),
     };
     let status = key.status(now);
+    let may_manage = policy::authorize(&user.actor, Action::ManageKey(key.key_ref())).is_allowed();
     let owner = match (&k.owner_name, &k.owner_email) {
         (Some(name), Some(email)) => format!("{name} ({email})"),
         _ => "Workspace".to_owned(),
@@ -191,21 +215,21 @@ fn row(k: &KeyWithOwner, user: &CurrentUser, now: NaiveDateTime) -> Row {
         environment: key.environment().label(),
         permissions,
         status,
-        expires: key
-            .expires_at
-            .map_or_else(|| "Never".to_owned(), |t| t.format("%Y-%m-%d").to_string()),
-        last_used: when(key.last_used_at, "Never"),
-        created: key.created_at.format("%Y-%m-%d").to_string(),
+        expires: key.expires_at.map(|t| Moment::new(t, now)),
+        last_used: key.last_used_at.map(|t| Moment::new(t, now)),
+        created: Moment::new(key.created_at, now),
         owner,
         creator_removed: key.creator_removed_at.is_some(),
         grace_until: key.grace_until(now).map(|t| when(Some(t), "")),
-        can_manage: status != Status::Revoked
-            && policy::authorize(&user.actor, Action::ManageKey(key.key_ref())).is_allowed(),
+        can_manage: status != Status::Revoked && may_manage,
+        can_regenerate: status.can_revoke() && may_manage,
+        can_delete: may_manage,
         can_revoke: status.can_revoke()
             && policy::authorize(&user.actor, Action::RevokeKey(key.key_ref())).is_allowed(),
         can_review: key.creator_removed_at.is_some()
             && policy::authorize(&user.actor, Action::ReviewKey(key.key_ref())).is_allowed(),
         expiring: expiring_label(key.expires_at, status, now),
+        paused: false,
         uses_24h: 0,
         sparkline: String::new(),
     }

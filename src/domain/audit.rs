@@ -1,0 +1,354 @@
+//! The audit trail in words: one sentence per event ("Ada Admin revoked the
+//! workspace key “ERP connector”") and its recorded fields as labelled
+//! pairs, for the Events page and a key's History.
+
+use serde_json::Value;
+
+/// Every action the application records (the Events filter offers them).
+/// Each must have a sentence: see the tests.
+pub const ACTIONS: [&str; 25] = [
+    "login.succeeded",
+    "login.failed",
+    "logout",
+    "workspace.setup",
+    "user.added",
+    "user.invite_renewed",
+    "user.password_set",
+    "user.password_changed",
+    "user.role_changed",
+    "user.removed",
+    "key.created",
+    "key.updated",
+    "key.disabled",
+    "key.enabled",
+    "key.regenerated",
+    "key.revoked",
+    "key.deleted",
+    "key.reviewed",
+    "settings.api_keys_disabled",
+    "settings.api_keys_enabled",
+    "settings.changed",
+    "permission.added",
+    "permission.described",
+    "permission.retired",
+    "permission.restored",
+];
+
+/// An action's name for the Events filter: `key.revoked` → "Key revoked".
+pub fn action_label(action: &str) -> String {
+    let text = match action {
+        "login.succeeded" => "Signed in",
+        "login.failed" => "Sign-in failed",
+        "logout" => "Signed out",
+        "workspace.setup" => "Workspace set up",
+        "user.invite_renewed" => "User invitation renewed",
+        "user.password_set" => "User joined (password chosen)",
+        "settings.api_keys_disabled" => "API keys switched off",
+        "settings.api_keys_enabled" => "API keys switched on",
+        "settings.changed" => "Setting changed",
+        other => return label(&other.split('.').collect::<Vec<_>>()),
+    };
+    text.to_owned()
+}
+
+/// What a sentence is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub action: &'a str,
+    /// The actor's name, or their email when the name is unknown.
+    pub actor: &'a str,
+    /// The target's name (a key's name, a user's email, a permission).
+    pub target: Option<&'a str>,
+    /// For key events: `personal` or `workspace`, when known.
+    pub key_kind: Option<&'a str>,
+    /// The recorded details (a JSON object).
+    pub details: &'a Value,
+}
+
+fn quoted(s: Option<&str>) -> String {
+    format!("“{}”", s.unwrap_or("(unnamed)"))
+}
+
+fn role_phrase(role: &str) -> &str {
+    match role {
+        "admin" => "an admin",
+        "normal" => "a normal user",
+        "operator" => "an operator",
+        other => other,
+    }
+}
+
+/// A setting's name as the Settings page calls it.
+fn setting_name(s: &str) -> String {
+    match s {
+        "max_expiry_days" => "maximum expiry for new keys".to_owned(),
+        "max_keys_per_user" => "maximum keys per user".to_owned(),
+        "default_rate_limit" => "default rate limit".to_owned(),
+        "api_keys_enabled" => "API keys enabled".to_owned(),
+        other => other.replace('_', " "),
+    }
+}
+
+/// A recorded value in words.
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::Null => "none".to_owned(),
+        Value::Bool(true) => "yes".to_owned(),
+        Value::Bool(false) => "no".to_owned(),
+        Value::String(s) if s.is_empty() => "(empty)".to_owned(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(items) if items.is_empty() => "none".to_owned(),
+        Value::Array(items) => items.iter().map(value_text).collect::<Vec<_>>().join(", "),
+        Value::Object(_) => v.to_string(),
+    }
+}
+
+/// The sentence for an event, or `None` for an action this version does
+/// not know (an event written by a newer version, say).
+pub fn sentence(f: &Facts<'_>) -> Option<String> {
+    let actor = f.actor;
+    let d = f.details;
+    let field = |name: &str| d.get(name).map(value_text);
+    let key = || {
+        let kind = match f.key_kind {
+            Some("personal") => "personal key",
+            Some("workspace") => "workspace key",
+            _ => "key",
+        };
+        format!("the {kind} {}", quoted(f.target))
+    };
+    let target = || f.target.unwrap_or("a user").to_owned();
+    Some(match f.action {
+        "login.succeeded" => format!("{actor} signed in"),
+        "login.failed" => format!("A sign-in as {} failed: wrong password", target()),
+        "logout" => format!("{actor} signed out"),
+        "workspace.setup" => format!("{actor} set up the workspace {}", quoted(f.target)),
+        "user.added" => match field("role") {
+            Some(role) => format!("{actor} added {} as {}", target(), role_phrase(&role)),
+            None => format!("{actor} added {}", target()),
+        },
+        "user.invite_renewed" => format!("{actor} made a new invitation link for {}", target()),
+        "user.password_set" => format!("{actor} chose a password and joined the workspace"),
+        "user.password_changed" => format!("{actor} changed their password"),
+        "user.role_changed" => match (field("old"), field("new")) {
+            (Some(old), Some(new)) => format!(
+                "{actor} changed the role of {} from {old} to {new}",
+                target()
+            ),
+            _ => format!("{actor} changed the role of {}", target()),
+        },
+        "user.removed" => format!("{actor} removed {} from the workspace", target()),
+        "key.created" => format!("{actor} created {}", key()),
+        "key.updated" => {
+            let old_name = d.pointer("/old/name").and_then(Value::as_str);
+            let new_name = d.pointer("/new/name").and_then(Value::as_str);
+            match (old_name, new_name) {
+                (Some(o), Some(n)) if o != n => {
+                    format!(
+                        "{actor} edited {} (renamed from {})",
+                        key(),
+                        quoted(Some(o))
+                    )
+                }
+                _ => format!("{actor} edited {}", key()),
+            }
+        }
+        "key.disabled" => format!("{actor} disabled {}", key()),
+        "key.enabled" => format!("{actor} enabled {}", key()),
+        "key.regenerated" => match d.get("old_secret_valid_until").filter(|v| !v.is_null()) {
+            Some(until) => format!(
+                "{actor} regenerated {}; the old secret worked until {} UTC",
+                key(),
+                value_text(until).replace('T', " ")
+            ),
+            None => format!("{actor} regenerated {}", key()),
+        },
+        "key.revoked" => match (field("reason"), d.get("bulk")) {
+            (Some(reason), _) if reason == "owner removed" => {
+                format!("{actor} revoked {} by removing its owner", key())
+            }
+            (_, Some(Value::Bool(true))) => {
+                format!("{actor} revoked {} (one of several at once)", key())
+            }
+            _ => format!("{actor} revoked {}", key()),
+        },
+        "key.deleted" => format!("{actor} deleted {}", key()),
+        "key.reviewed" => format!("{actor} marked {} as reviewed", key()),
+        "settings.api_keys_disabled" => {
+            format!("{actor} switched API keys off for the workspace")
+        }
+        "settings.api_keys_enabled" => format!("{actor} switched API keys back on"),
+        "settings.changed" => {
+            let name =
+                field("setting").map_or_else(|| "a setting".to_owned(), |s| setting_name(&s));
+            match (field("old"), field("new")) {
+                (Some(old), Some(new)) => {
+                    format!("{actor} changed the {name} from {old} to {new}")
+                }
+                _ => format!("{actor} changed the {name}"),
+            }
+        }
+        "permission.added" => format!("{actor} added the permission {}", quoted(f.target)),
+        "permission.described" => format!(
+            "{actor} changed the description of the permission {}",
+            quoted(f.target)
+        ),
+        "permission.retired" => format!("{actor} retired the permission {}", quoted(f.target)),
+        "permission.restored" => {
+            format!("{actor} restored the permission {}", quoted(f.target))
+        }
+        _ => return None,
+    })
+}
+
+/// A field name as a label: `old_secret_valid_until` → "Old secret valid until".
+fn label(path: &[&str]) -> String {
+    let joined = path.join(" ").replace('_', " ");
+    let mut chars = joined.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => joined,
+    }
+}
+
+/// The recorded details as (label, value) pairs, nested objects flattened
+/// ("Old name", "New tags"), in recorded order.
+pub fn fields(details: &Value) -> Vec<(String, String)> {
+    fn walk<'a>(v: &'a Value, path: &mut Vec<&'a str>, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    path.push(k);
+                    walk(v, path, out);
+                    path.pop();
+                }
+            }
+            other if !path.is_empty() => out.push((label(path), value_text(other))),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(details, &mut Vec::new(), &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn say(action: &str, details: Value) -> Option<String> {
+        sentence(&Facts {
+            action,
+            actor: "Ada Admin",
+            target: Some("ERP connector"),
+            key_kind: Some("workspace"),
+            details: &details,
+        })
+    }
+
+    #[test]
+    fn every_recorded_action_has_a_sentence() {
+        for action in ACTIONS {
+            let s = say(action, json!({})).unwrap_or_else(|| panic!("no sentence for {action}"));
+            assert!(!s.contains(action), "{action}: {s}");
+        }
+        assert_eq!(say("key.teleported", json!({})), None);
+    }
+
+    /// Every action literal in a file that records events is in
+    /// [`ACTIONS`], so a new `events::record(…, "x.y", …)` without a
+    /// sentence fails here.
+    #[test]
+    fn every_action_the_code_records_is_listed() {
+        let mut found = Vec::new();
+        let mut stack = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src"
+        ))];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                if !text.contains("events::record(") || path.ends_with("domain/audit.rs") {
+                    continue;
+                }
+                for (i, part) in text.split('"').enumerate() {
+                    let (a, b) = part.split_once('.').unwrap_or((part, ""));
+                    let word = |s: &str| {
+                        !s.is_empty() && s.bytes().all(|c| c.is_ascii_lowercase() || c == b'_')
+                    };
+                    let dotted =
+                        word(a) && word(b) && !matches!(b, "db" | "css" | "js" | "html" | "local");
+                    if i % 2 == 1 && (dotted || part == "logout") {
+                        found.push((part.to_owned(), path.display().to_string()));
+                    }
+                }
+            }
+        }
+        assert!(
+            found.len() >= ACTIONS.len(),
+            "the scan finds the actions: {found:?}"
+        );
+        for (action, file) in found {
+            assert!(
+                ACTIONS.contains(&action.as_str()),
+                "{file} records \"{action}\", which has no sentence: add it to ACTIONS and sentence()"
+            );
+        }
+    }
+
+    #[test]
+    fn sentences_name_who_did_what_to_which_key() {
+        assert_eq!(
+            say("key.revoked", json!({})).unwrap(),
+            "Ada Admin revoked the workspace key “ERP connector”"
+        );
+        assert_eq!(
+            say("key.revoked", json!({"reason": "owner removed"})).unwrap(),
+            "Ada Admin revoked the workspace key “ERP connector” by removing its owner"
+        );
+        assert_eq!(
+            say(
+                "key.updated",
+                json!({"old": {"name": "ERP"}, "new": {"name": "ERP connector"}})
+            )
+            .unwrap(),
+            "Ada Admin edited the workspace key “ERP connector” (renamed from “ERP”)"
+        );
+        assert_eq!(
+            say(
+                "settings.changed",
+                json!({"setting": "max_keys_per_user", "old": 3, "new": 5})
+            )
+            .unwrap(),
+            "Ada Admin changed the maximum keys per user from 3 to 5"
+        );
+    }
+
+    #[test]
+    fn actions_have_readable_names() {
+        assert_eq!(action_label("key.revoked"), "Key revoked");
+        assert_eq!(action_label("user.role_changed"), "User role changed");
+        assert_eq!(action_label("logout"), "Signed out");
+    }
+
+    #[test]
+    fn details_are_labelled_pairs_not_json() {
+        let f = fields(&json!({
+            "old": {"name": "a", "tags": ["x", "y"]},
+            "expires_at": null,
+            "bulk": true,
+        }));
+        assert!(f.contains(&("Old name".into(), "a".into())), "{f:?}");
+        assert!(f.contains(&("Old tags".into(), "x, y".into())));
+        assert!(f.contains(&("Expires at".into(), "none".into())));
+        assert!(f.contains(&("Bulk".into(), "yes".into())));
+        assert!(fields(&json!({})).is_empty());
+    }
+}
