@@ -390,3 +390,30 @@ async fn pg_only_a_revoked_keys_old_secret_is_refused_on_every_instance() {
     // And on A, which made the change.
     assert_eq!(me_code(&a.base, &k.secret).await.1, "REVOKED");
 }
+
+#[tokio::test]
+async fn the_key_forms_say_whether_rate_limits_hold_across_instances() {
+    let (app, admin) = spawn_ready().await;
+    let (_, body) = admin.page("/workspace/keys/new").await;
+    let expected = match app.database {
+        // Several instances may share PostgreSQL; without Redis each one
+        // counts on its own, and the person setting a limit must know.
+        keyward::config::DatabaseUrl::Postgres(_) => {
+            "counted by each keyward instance separately (no Redis is configured)"
+        }
+        keyward::config::DatabaseUrl::Sqlite(_) => "Requests per minute; empty for no limit.",
+    };
+    assert!(body.contains(expected), "{body}");
+    let key = admin
+        .create_key("/workspace/keys", &[("name", "limited")])
+        .await;
+    let (_, edit) = admin.page(&format!("/keys/{}/edit", key.id)).await;
+    assert!(edit.contains(expected), "{edit}");
+
+    let (_shared_app, shared) = spawn_ready_with(|c| c.redis_url = Some(redis_url())).await;
+    let (_, body) = shared.page("/workspace/keys/new").await;
+    assert!(
+        body.contains("counted across all keyward instances"),
+        "{body}"
+    );
+}

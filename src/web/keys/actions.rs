@@ -147,6 +147,8 @@ struct EditForm {
     description: String,
     tags: String,
     rate_limit: String,
+    /// Whether the limit holds across instances.
+    rate_hint: &'static str,
     errors: FormErrors,
 }
 
@@ -157,6 +159,7 @@ pub async fn edit_form(
 ) -> Result<HttpResponse, AppError> {
     let (call, key) = target.load(KeyAct::Manage).await?;
     let view = EditForm {
+        rate_hint: super::rate_limit_hint(&call.state),
         csrf: session::csrf_token(&call.session)?,
         return_to: safe_return(query.return_to.as_deref(), Some(&key)),
         name: key.name.clone(),
@@ -196,6 +199,7 @@ pub async fn edit(target: KeyTarget, form: web::Form<EditBody>) -> Result<HttpRe
         (name, description, tags, rate_limit)
     else {
         let view = EditForm {
+            rate_hint: super::rate_limit_hint(&call.state),
             csrf: session::csrf_token(&call.session)?,
             key,
             return_to,

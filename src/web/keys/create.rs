@@ -34,6 +34,8 @@ pub struct NewKeyForm {
     pub expiry: String,
     pub expiry_date: String,
     pub rate_limit: String,
+    /// Whether the limit holds across instances.
+    pub rate_hint: &'static str,
     pub resources: String,
     pub errors: FormErrors,
     /// Personal keys: how many count against the limit, and the limit.
@@ -128,6 +130,7 @@ async fn new_form(call: Call, kind: ListKind) -> Result<HttpResponse, AppError> 
     let quota = quota(&call, kind, &workspace).await?;
     let max = workspace.max_expiry_days;
     let form = NewKeyForm {
+        rate_hint: super::rate_limit_hint(&call.state),
         csrf: session::csrf_token(&call.session)?,
         kind,
         catalog,
@@ -259,6 +262,7 @@ async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResp
     };
     let Some((name, description, tags, environment, expiry, rate_limit, resources)) = parsed else {
         let view = NewKeyForm {
+            rate_hint: super::rate_limit_hint(&call.state),
             csrf: session::csrf_token(&call.session)?,
             kind,
             catalog,

@@ -359,6 +359,17 @@ impl KeyAct {
 /// What every key page handler extracts, in the order the handlers used to
 /// take them: the request, the app state, the session and the signed-in
 /// user (without a live session: the sign-in redirect).
+/// The rate-limit field's hint: whether a limit holds across instances.
+fn rate_limit_hint(state: &AppState) -> &'static str {
+    if state.verifier.limits_shared() {
+        "Requests per minute, counted across all keyward instances; empty for no limit."
+    } else if state.config.verifier.shared_database {
+        "Requests per minute, counted by each keyward instance separately (no Redis is configured); empty for no limit."
+    } else {
+        "Requests per minute; empty for no limit."
+    }
+}
+
 pub struct Call {
     req: HttpRequest,
     state: web::Data<AppState>,
