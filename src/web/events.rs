@@ -20,7 +20,6 @@ pub use crate::domain::audit::ACTIONS;
 
 /// 25 events a page: with one short entry each, about two screens.
 const PAGE: i64 = 25;
-const EXPORT_MAX: i64 = 100_000;
 
 #[derive(Deserialize, Default, Clone)]
 pub struct EventsQuery {
@@ -247,7 +246,74 @@ fn cell(s: &str) -> String {
     }
 }
 
-/// The filtered audit trail as CSV, newest first.
+/// Events read from the database per chunk of the CSV export.
+const EXPORT_CHUNK: i64 = 1_000;
+
+const EXPORT_HEADER: [&str; 9] = [
+    "time_utc",
+    "actor",
+    "action",
+    "target_type",
+    "target_id",
+    "target",
+    "ip",
+    "user_agent",
+    "details",
+];
+
+/// One chunk of the export as CSV text (with the header line first).
+fn csv_chunk(rows: &[Event], header: bool) -> Result<web::Bytes, AppError> {
+    let io = |e: csv::Error| AppError::Internal(e.to_string());
+    let mut out = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 200 + 100));
+    if header {
+        out.write_record(EXPORT_HEADER).map_err(io)?;
+    }
+    for e in rows {
+        out.write_record([
+            e.created_at
+                .and_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            cell(&e.actor_label),
+            cell(&e.action),
+            cell(e.target_type.as_deref().unwrap_or("")),
+            cell(e.target_id.as_deref().unwrap_or("")),
+            cell(e.target_label.as_deref().unwrap_or("")),
+            cell(e.ip.as_deref().unwrap_or("")),
+            cell(e.user_agent.as_deref().unwrap_or("")),
+            cell(&e.details),
+        ])
+        .map_err(io)?;
+    }
+    out.into_inner()
+        .map(web::Bytes::from)
+        .map_err(|e| AppError::Internal(e.to_string()))
+}
+
+/// Where a streaming export stands: the next chunk starts before `before`.
+struct ExportCursor {
+    state: web::Data<AppState>,
+    workspace_id: String,
+    filter: Filter,
+    before: Option<i64>,
+}
+
+impl ExportCursor {
+    /// The next chunk of events, and whether more may follow.
+    async fn next_rows(&mut self) -> Result<(Vec<Event>, bool), AppError> {
+        let (ws, filter, before) = (self.workspace_id.clone(), self.filter.clone(), self.before);
+        let rows = db(&self.state, move |c| {
+            Ok(events::search(c, &ws, &filter, before, EXPORT_CHUNK)?)
+        })
+        .await?;
+        self.before = rows.last().map(|e| e.id);
+        let more = rows.len() as i64 == EXPORT_CHUNK;
+        Ok((rows, more))
+    }
+}
+
+/// The filtered audit trail as CSV, newest first, however long: streamed in
+/// chunks read by event id (a keyset cursor), so memory stays flat and
+/// events recorded meanwhile neither shift nor repeat rows.
 #[get("/workspace/events.csv")]
 pub async fn export(
     state: web::Data<AppState>,
@@ -255,44 +321,32 @@ pub async fn export(
     query: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, AppError> {
     authorize(&user, Action::ViewEvents)?;
-    let filter = query.filter()?;
-    let ws = user.actor.workspace_id.clone();
-    let body = db(&state, move |c| {
-        let rows = events::search(c, &ws, &filter, None, EXPORT_MAX)?;
-        let mut out = csv::Writer::from_writer(Vec::new());
-        let io = |e: csv::Error| AppError::Internal(e.to_string());
-        out.write_record([
-            "time_utc",
-            "actor",
-            "action",
-            "target_type",
-            "target_id",
-            "target",
-            "ip",
-            "user_agent",
-            "details",
-        ])
-        .map_err(io)?;
-        for e in rows {
-            out.write_record([
-                e.created_at
-                    .and_utc()
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                cell(&e.actor_label),
-                cell(&e.action),
-                cell(e.target_type.as_deref().unwrap_or("")),
-                cell(e.target_id.as_deref().unwrap_or("")),
-                cell(e.target_label.as_deref().unwrap_or("")),
-                cell(e.ip.as_deref().unwrap_or("")),
-                cell(e.user_agent.as_deref().unwrap_or("")),
-                cell(&e.details),
-            ])
-            .map_err(io)?;
+    let mut cursor = ExportCursor {
+        state,
+        workspace_id: user.actor.workspace_id.clone(),
+        filter: query.filter()?,
+        before: None,
+    };
+    // The first chunk is read before answering, so an unreachable database
+    // is a clear 503 rather than a download that breaks off.
+    let (rows, more) = cursor.next_rows().await?;
+    let first = csv_chunk(&rows, true)?;
+    let rest = futures_util::stream::try_unfold((cursor, more), |(mut cursor, more)| async move {
+        if !more {
+            return Ok(None);
         }
-        out.into_inner()
-            .map_err(|e| AppError::Internal(e.to_string()))
-    })
-    .await?;
+        let (rows, more) = cursor.next_rows().await.inspect_err(|e| {
+            tracing::error!(error = %e, "events export broke off");
+        })?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        Ok::<_, AppError>(Some((csv_chunk(&rows, false)?, (cursor, more))))
+    });
+    let body = futures_util::StreamExt::chain(
+        futures_util::stream::once(async move { Ok::<_, AppError>(first) }),
+        rest,
+    );
     let name = format!(
         "keyward-events-{}.csv",
         chrono::Utc::now().format("%Y%m%d-%H%M%S")
@@ -303,5 +357,5 @@ pub async fn export(
             header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"{name}\""),
         ))
-        .body(body))
+        .streaming(body))
 }

@@ -684,3 +684,70 @@ async fn keys_expiring_soon_are_highlighted_and_can_be_filtered() {
     let (_, none) = admin.page("/workspace/keys?expiring=1").await;
     assert!(none.contains("No keys match"));
 }
+
+#[tokio::test]
+async fn the_events_export_streams_a_long_trail_whole_newest_first_and_escaped() {
+    // More events than one chunk of the streamed export (1,000), with
+    // awkward values: quotes, commas, line breaks, formula prefixes.
+    let (app, admin) = spawn_ready().await;
+    const N: usize = 2_345;
+    let agent = "Mozilla/5.0 (X11; \"quoted\", with, commas)\nand a second line";
+    app.with_db(move |c| {
+        use keyward::db::events::{AuditContext, EventTarget, record};
+        let a = keyward::db::users::find_active_by_email(c, ADMIN_EMAIL)
+            .unwrap()
+            .unwrap();
+        diesel::Connection::transaction(c, |c| {
+            for i in 0..N {
+                let ctx = AuditContext {
+                    workspace_id: a.workspace_id.clone(),
+                    actor_id: Some(a.id.clone()),
+                    actor_label: format!("tester-{i:05}@example.com"),
+                    ip: Some("203.0.113.9".into()),
+                    user_agent: Some(agent.into()),
+                };
+                let label = format!("=HYPERLINK(\"x\",\"{i}\")");
+                record(
+                    c,
+                    &ctx,
+                    "key.created",
+                    EventTarget::workspace(&a.workspace_id, &label),
+                    serde_json::json!({ "n": i }),
+                )?;
+            }
+            diesel::QueryResult::Ok(())
+        })
+        .unwrap();
+    })
+    .await;
+    let res = admin.get("/workspace/events.csv?actor=tester-").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = res.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        [
+            "time_utc",
+            "actor",
+            "action",
+            "target_type",
+            "target_id",
+            "target",
+            "ip",
+            "user_agent",
+            "details"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), N, "every event, none twice");
+    for (k, row) in rows.iter().enumerate() {
+        let i = N - 1 - k;
+        assert_eq!(
+            &row[1],
+            format!("tester-{i:05}@example.com"),
+            "newest first"
+        );
+        assert_eq!(&row[5], format!("'=HYPERLINK(\"x\",\"{i}\")"));
+        assert_eq!(&row[7], agent, "quotes, commas and line breaks survive");
+    }
+}
