@@ -1,6 +1,7 @@
 //! Workspace → Events (admins): the audit trail, filterable by action,
 //! actor and key, with CSV export of the filtered view.
 
+use super::export::{self as csv_export, cell};
 use super::layout::Layout;
 use super::{AppState, CurrentUser, authorize, db, render};
 use crate::db::events::{self, Event, Filter};
@@ -10,7 +11,7 @@ use crate::domain::time::Moment;
 use crate::domain::useragent;
 use crate::error::AppError;
 use actix_session::Session;
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, web};
 use askama::Template;
 use serde::Deserialize;
@@ -237,19 +238,7 @@ fn view(
     }
 }
 
-/// Neutralise spreadsheet formulas (CSV injection): a cell starting with
-/// `=`, `+`, `-`, `@`, tab or carriage return is prefixed with `'`.
-fn cell(s: &str) -> String {
-    match s.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
-        _ => s.to_owned(),
-    }
-}
-
-/// Events read from the database per chunk of the CSV export.
-const EXPORT_CHUNK: i64 = 1_000;
-
-const EXPORT_HEADER: [&str; 9] = [
+const EXPORT_HEADER: &[&str] = &[
     "time_utc",
     "actor",
     "action",
@@ -261,59 +250,22 @@ const EXPORT_HEADER: [&str; 9] = [
     "details",
 ];
 
-/// One chunk of the export as CSV text (with the header line first).
-fn csv_chunk(rows: &[Event], header: bool) -> Result<web::Bytes, AppError> {
-    let io = |e: csv::Error| AppError::Internal(e.to_string());
-    let mut out = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 200 + 100));
-    if header {
-        out.write_record(EXPORT_HEADER).map_err(io)?;
-    }
-    for e in rows {
-        out.write_record([
-            e.created_at
-                .and_utc()
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            cell(&e.actor_label),
-            cell(&e.action),
-            cell(e.target_type.as_deref().unwrap_or("")),
-            cell(e.target_id.as_deref().unwrap_or("")),
-            cell(e.target_label.as_deref().unwrap_or("")),
-            cell(e.ip.as_deref().unwrap_or("")),
-            cell(e.user_agent.as_deref().unwrap_or("")),
-            cell(&e.details),
-        ])
-        .map_err(io)?;
-    }
-    out.into_inner()
-        .map(web::Bytes::from)
-        .map_err(|e| AppError::Internal(e.to_string()))
-}
-
-/// Where a streaming export stands: the next chunk starts before `before`.
-struct ExportCursor {
-    state: web::Data<AppState>,
-    workspace_id: String,
-    filter: Filter,
-    before: Option<i64>,
-}
-
-impl ExportCursor {
-    /// The next chunk of events, and whether more may follow.
-    async fn next_rows(&mut self) -> Result<(Vec<Event>, bool), AppError> {
-        let (ws, filter, before) = (self.workspace_id.clone(), self.filter.clone(), self.before);
-        let rows = db(&self.state, move |c| {
-            Ok(events::search(c, &ws, &filter, before, EXPORT_CHUNK)?)
-        })
-        .await?;
-        self.before = rows.last().map(|e| e.id);
-        let more = rows.len() as i64 == EXPORT_CHUNK;
-        Ok((rows, more))
-    }
+fn export_record(e: &Event) -> Vec<String> {
+    vec![
+        csv_export::utc(e.created_at),
+        cell(&e.actor_label),
+        cell(&e.action),
+        cell(e.target_type.as_deref().unwrap_or("")),
+        cell(e.target_id.as_deref().unwrap_or("")),
+        cell(e.target_label.as_deref().unwrap_or("")),
+        cell(e.ip.as_deref().unwrap_or("")),
+        cell(e.user_agent.as_deref().unwrap_or("")),
+        cell(&e.details),
+    ]
 }
 
 /// The filtered audit trail as CSV, newest first, however long: streamed in
-/// chunks read by event id (a keyset cursor), so memory stays flat and
-/// events recorded meanwhile neither shift nor repeat rows.
+/// chunks read by event id.
 #[get("/workspace/events.csv")]
 pub async fn export(
     state: web::Data<AppState>,
@@ -321,41 +273,18 @@ pub async fn export(
     query: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, AppError> {
     authorize(&user, Action::ViewEvents)?;
-    let mut cursor = ExportCursor {
-        state,
-        workspace_id: user.actor.workspace_id.clone(),
-        filter: query.filter()?,
-        before: None,
+    let filter = query.filter()?;
+    let ws = user.actor.workspace_id.clone();
+    let next = move |before: Option<i64>| {
+        let (state, ws, filter) = (state.clone(), ws.clone(), filter.clone());
+        async move {
+            let rows = db(&state, move |c| {
+                Ok(events::search(c, &ws, &filter, before, csv_export::CHUNK)?)
+            })
+            .await?;
+            let more = (rows.len() as i64 == csv_export::CHUNK).then(|| rows.last().map(|e| e.id));
+            Ok((rows, more))
+        }
     };
-    // The first chunk is read before answering, so an unreachable database
-    // is a clear 503 rather than a download that breaks off.
-    let (rows, more) = cursor.next_rows().await?;
-    let first = csv_chunk(&rows, true)?;
-    let rest = futures_util::stream::try_unfold((cursor, more), |(mut cursor, more)| async move {
-        if !more {
-            return Ok(None);
-        }
-        let (rows, more) = cursor.next_rows().await.inspect_err(|e| {
-            tracing::error!(error = %e, "events export broke off");
-        })?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        Ok::<_, AppError>(Some((csv_chunk(&rows, false)?, (cursor, more))))
-    });
-    let body = futures_util::StreamExt::chain(
-        futures_util::stream::once(async move { Ok::<_, AppError>(first) }),
-        rest,
-    );
-    let name = format!(
-        "keyward-events-{}.csv",
-        chrono::Utc::now().format("%Y%m%d-%H%M%S")
-    );
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{name}\""),
-        ))
-        .streaming(body))
+    csv_export::csv_download("keyward-events", EXPORT_HEADER, None, next, export_record).await
 }

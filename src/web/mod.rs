@@ -4,6 +4,7 @@
 pub mod account;
 pub mod auth;
 pub mod events;
+pub mod export;
 pub mod keys;
 pub mod layout;
 pub mod middleware;
@@ -145,6 +146,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(account::change_password)
         .service(keys::personal_list)
         .service(keys::personal_search)
+        .service(keys::inventory)
         .service(keys::workspace_list)
         .service(keys::workspace_search)
         .service(keys::new_personal)

@@ -751,3 +751,107 @@ async fn the_events_export_streams_a_long_trail_whole_newest_first_and_escaped()
         assert_eq!(&row[7], agent, "quotes, commas and line breaks survive");
     }
 }
+
+#[tokio::test]
+async fn the_key_inventory_lists_every_key_once_without_secrets_for_admins_only() {
+    let (app, admin) = spawn_ready().await;
+    let formula = admin
+        .create_key(
+            "/workspace/keys",
+            &[("name", "=SUM(A1:A9)"), ("tags", "erp, finance")],
+        )
+        .await;
+    let revoked = admin
+        .create_key("/workspace/keys", &[("name", "old connector")])
+        .await;
+    admin
+        .post_form(&format!("/keys/{}/revoke", revoked.id), &[])
+        .await;
+    let bob = app
+        .add_user(&admin, "bob@example.com", "normal", "bob's long password")
+        .await;
+    let personal = bob
+        .create_key("/account/keys", &[("name", "bob's notebook")])
+        .await;
+    // More keys than one chunk of the streamed export.
+    const BULK: usize = 2_100;
+    app.with_db(|c| {
+        use keyward::db::events::AuditContext;
+        use keyward::db::keys::{self, NewKey};
+        use keyward::domain::keys::{Environment, generate};
+        let a = keyward::db::users::find_active_by_email(c, ADMIN_EMAIL)
+            .unwrap()
+            .unwrap();
+        let ctx = AuditContext {
+            workspace_id: a.workspace_id,
+            actor_id: Some(a.id),
+            actor_label: "test".into(),
+            ip: None,
+            user_agent: None,
+        };
+        diesel::Connection::transaction(c, |c| {
+            for i in 0..BULK {
+                let (_, facts) = generate(Environment::Test);
+                let (name, nonce) = (format!("bulk {i:04}"), format!("nonce-{i}"));
+                keys::create(c, &ctx, NewKey::plain_workspace_key(&name, &facts, &nonce))
+                    .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;
+            }
+            diesel::QueryResult::Ok(())
+        })
+        .unwrap();
+    })
+    .await;
+
+    let (_, page) = admin.page("/workspace/keys?view=all").await;
+    assert!(
+        page.contains("href=\"/workspace/keys.csv\""),
+        "offered on All keys"
+    );
+    let res = admin.get("/workspace/keys.csv").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
+    let body = res.text().await.unwrap();
+    for secret in [&formula.secret, &revoked.secret, &personal.secret] {
+        assert!(!body.contains(&secret[8..]), "a secret reached the export");
+    }
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), BULK + 3, "every key");
+    let ids: std::collections::HashSet<&str> = rows.iter().map(|r| &r[col("id")]).collect();
+    assert_eq!(ids.len(), rows.len(), "no key twice");
+    let by_id = |id: &str| rows.iter().find(|r| &r[col("id")] == id).unwrap();
+    let f = by_id(&formula.id);
+    assert_eq!(&f[col("name")], "'=SUM(A1:A9)", "formulas are neutralised");
+    assert_eq!(&f[col("tags")], "erp, finance");
+    assert_eq!(&f[col("kind")], "workspace");
+    assert_eq!(&by_id(&revoked.id)[col("status")], "Revoked");
+    let p = by_id(&personal.id);
+    assert_eq!(&p[col("owner")], "bob@example.com");
+    assert_eq!(&p[col("status")], "Active");
+    let masked = &p[col("masked_key")];
+    assert!(masked.starts_with("sk_live_…"), "{masked}");
+    assert!(
+        personal
+            .secret
+            .ends_with(masked.rsplit('…').next().unwrap())
+    );
+    // Newest first: the bulk keys were created last.
+    assert!(rows[0][col("name")].starts_with("bulk "));
+
+    assert_eq!(
+        bob.get("/workspace/keys.csv").await.status(),
+        StatusCode::FORBIDDEN
+    );
+}

@@ -11,6 +11,7 @@ mod actions;
 mod create;
 // Public rather than re-exported: its handler shares the module's name.
 pub mod detail;
+mod export;
 mod list;
 
 pub use actions::{
@@ -18,6 +19,7 @@ pub use actions::{
     review, revoke,
 };
 pub use create::{create_personal, create_workspace, new_personal, new_workspace};
+pub use export::inventory;
 pub use list::{personal_list, personal_search, workspace_list, workspace_search};
 
 use super::layout::Layout;

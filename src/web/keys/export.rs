@@ -1,0 +1,77 @@
+//! Workspace → API keys → "Export CSV": every key of the workspace, for an
+//! inventory or an audit. Never a secret: the masked excerpt is what the
+//! pages show too.
+
+use crate::db::keys::{self, Cursor, KeyWithOwner, Scope};
+use crate::domain::policy::Action;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::web::export::{self, cell};
+use crate::web::{CurrentUser, authorize, db};
+use actix_web::{HttpResponse, get, web};
+
+const HEADER: &[&str] = &[
+    "id",
+    "name",
+    "kind",
+    "owner",
+    "environment",
+    "permissions",
+    "tags",
+    "status",
+    "created_utc",
+    "expires_utc",
+    "last_used_utc",
+    "masked_key",
+];
+
+fn record(k: &KeyWithOwner, now: chrono::NaiveDateTime) -> Vec<String> {
+    let key = &k.key;
+    let time = |t: Option<chrono::NaiveDateTime>| t.map(export::utc).unwrap_or_default();
+    vec![
+        key.id.clone(),
+        cell(&key.name),
+        key.kind.clone(),
+        cell(k.owner_email.as_deref().unwrap_or("")),
+        key.environment().as_str().to_owned(),
+        cell(&key.permission_list().join(" ")),
+        cell(&key.tag_list().join(", ")),
+        key.status(now).label().to_owned(),
+        export::utc(key.created_at),
+        time(key.expires_at),
+        time(key.last_used_at),
+        key.excerpt(),
+    ]
+}
+
+/// Every key of the workspace (deleted ones excepted), newest first,
+/// streamed in chunks like the events export.
+#[get("/workspace/keys.csv")]
+pub async fn inventory(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    authorize(&user, Action::ListAllKeys)?;
+    let ws = user.actor.workspace_id.clone();
+    let next = move |after: Option<Cursor>| {
+        let (state, ws) = (state.clone(), ws.clone());
+        async move {
+            let (rows, next) = db(&state, move |c| {
+                Ok(keys::list(
+                    c,
+                    &ws,
+                    &Scope::All,
+                    "",
+                    None,
+                    after.as_ref(),
+                    export::CHUNK,
+                )?)
+            })
+            .await?;
+            let now = crate::db::now();
+            let rows: Vec<Vec<String>> = rows.iter().map(|k| record(k, now)).collect();
+            Ok((rows, next.map(Some)))
+        }
+    };
+    export::csv_download("keyward-keys", HEADER, None, next, Vec::clone).await
+}
