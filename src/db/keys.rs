@@ -390,7 +390,10 @@ pub fn list(
                             .escape('\\'),
                     );
                 }
-                if !tail.is_empty() {
+                if tail.len() == crate::domain::keys::TAIL_LEN {
+                    // A whole masked ending: an indexed equality.
+                    q = q.filter(api_keys::tail.eq(tail));
+                } else if !tail.is_empty() {
                     q = q.filter(
                         api_keys::tail
                             .like(format!("%{}", super::escape_like(&tail)))
@@ -398,6 +401,11 @@ pub fn list(
                     );
                 }
                 q
+            }
+            None if crate::domain::ids::is_id("key", query) => {
+                // A whole key id (from an incident report or a log): the
+                // primary key, not a scan.
+                q.filter(api_keys::id.eq(query.to_owned()))
             }
             None => {
                 let pattern = format!("%{}%", super::escape_like(&query.to_lowercase()));

@@ -14,6 +14,13 @@ pub fn new_id(prefix: &str) -> String {
     )
 }
 
+/// Whether `s` has the shape of an id made by [`new_id`] with `prefix`.
+pub fn is_id(prefix: &str, s: &str) -> bool {
+    s.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('_'))
+        .is_some_and(|r| r.len() == 22 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
 /// A new secret token (setup links, invitations, sessions): 43 base62
 /// characters, about 256 bits of entropy.
 pub fn new_token() -> String {
@@ -37,6 +44,16 @@ mod tests {
         assert!(a.starts_with("usr_"));
         assert_eq!(a.len(), 4 + 22);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn recognises_whole_ids_only() {
+        let id = new_id("key");
+        assert!(is_id("key", &id));
+        assert!(!is_id("usr", &id));
+        assert!(!is_id("key", &id[..20]));
+        assert!(!is_id("key", &format!("{id}x")));
+        assert!(!is_id("key", "key_0IoiTWlWHIwQfmoNB1ZI-E"));
     }
 
     #[test]

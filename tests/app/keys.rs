@@ -202,6 +202,11 @@ async fn search_finds_keys_by_name_id_owner_tag_and_value() {
         vec!["ERP sync"]
     );
     assert_eq!(
+        names(&admin.page(&search(&erp.id[..12])).await.1),
+        vec!["ERP sync"],
+        "part of a key id finds it too"
+    );
+    assert_eq!(
         names(&admin.page(&search("bob@example")).await.1),
         vec!["Bob's script"]
     );
