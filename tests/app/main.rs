@@ -10,6 +10,7 @@ mod auth;
 mod browser;
 mod cli;
 mod engine;
+mod forward_auth;
 mod hardening;
 mod keys;
 mod outage;
