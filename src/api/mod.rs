@@ -26,7 +26,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(me)
             .service(verify)
             // Any method: gateways forward the original request's method.
-            .service(web::resource("/forward-auth").to(forward_auth)),
+            // Any path below it too: Envoy's ext_authz appends the original
+            // path to the one it is given.
+            .service(
+                web::resource(["/forward-auth", "/forward-auth/{tail:.*}"]).to(forward_auth),
+            ),
     );
 }
 

@@ -109,6 +109,19 @@ async fn a_valid_key_passes_with_any_method_and_its_identity_in_headers() {
     .await;
     assert_eq!(res.status(), StatusCode::OK);
 
+    // Envoy appends the original path (and query) to the auth path.
+    let res = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/forward-auth/reports/q3?page=2",
+            app.base
+        ))
+        .bearer_auth(&k.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["x-keyward-key-id"], k.id.as_str());
+
     // A workspace key has no owner.
     let w = admin
         .create_key("/workspace/keys", &[("name", "integration")])
