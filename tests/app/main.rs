@@ -13,6 +13,7 @@ mod engine;
 mod forward_auth;
 mod hardening;
 mod keys;
+mod nginx;
 mod outage;
 mod resilience;
 mod security;
