@@ -254,12 +254,14 @@ fn header_safe(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, UNSAFE).to_string()
 }
 
-/// A JSON document as visible ASCII (plus spaces): non-ASCII characters
-/// become `\uXXXX` escapes, which every JSON parser reads back unchanged.
+/// A JSON document as visible ASCII (plus spaces), fit for a header value:
+/// anything else (non-ASCII characters, DEL, which JSON leaves as it is)
+/// becomes a `\uXXXX` escape, which every JSON parser reads back unchanged.
+/// Outside strings, compact JSON has nothing to escape.
 fn ascii_json(value: &serde_json::Value) -> String {
     let mut out = String::new();
     for c in value.to_string().chars() {
-        if c.is_ascii() {
+        if c.is_ascii_graphic() || c == ' ' {
             out.push(c);
         } else {
             let mut units = [0u16; 2];
