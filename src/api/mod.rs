@@ -1,5 +1,5 @@
-//! The JSON API for integrations: bearer-key authentication, `/api/v1/me`
-//! and `/api/v1/keys/verify`.
+//! The JSON API for integrations: bearer-key authentication, `/api/v1/me`,
+//! `/api/v1/keys/verify` and `/api/v1/forward-auth` for gateways.
 
 use crate::state::AppState;
 use crate::verify::{Code, Outcome, Requirements, Verified};
@@ -24,7 +24,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .into()
             }))
             .service(me)
-            .service(verify),
+            .service(verify)
+            // Any method: gateways forward the original request's method.
+            // Any path below it too: Envoy's ext_authz appends the original
+            // path to the one it is given.
+            .service(
+                web::resource(["/forward-auth", "/forward-auth/{tail:.*}"]).to(forward_auth),
+            ),
     );
 }
 
@@ -89,6 +95,20 @@ fn rate_headers(res: &mut actix_web::HttpResponseBuilder, v: &Verified) {
     }
 }
 
+/// Check the request's bearer key against `requirements`: the one hot path
+/// shared by `/me` and `/forward-auth` (same cache, limiter and counters).
+async fn check_bearer(
+    req: &HttpRequest,
+    state: &AppState,
+    requirements: &Requirements,
+) -> Result<Verified, Outcome> {
+    let token = bearer(req)?;
+    state
+        .verifier
+        .verify(&state.pool, token, requirements)
+        .await
+}
+
 #[derive(Deserialize)]
 pub struct MeQuery {
     environment: Option<String>,
@@ -102,20 +122,12 @@ pub async fn me(
     state: web::Data<AppState>,
     query: web::Query<MeQuery>,
 ) -> HttpResponse {
-    let token = match bearer(&req) {
-        Ok(token) => token,
-        Err(outcome) => return failure_response(&outcome),
-    };
     let requirements = Requirements {
         environment: query.environment.clone(),
         permission: None,
         resource: None,
     };
-    match state
-        .verifier
-        .verify(&state.pool, token, &requirements)
-        .await
-    {
+    match check_bearer(&req, &state, &requirements).await {
         Ok(v) => {
             let mut res = HttpResponse::Ok();
             rate_headers(&mut res, &v);
@@ -133,6 +145,17 @@ pub async fn me(
 
 /// The HTTP answer for a failed authentication on `/api/v1/me`.
 fn failure_response(outcome: &Outcome) -> HttpResponse {
+    failure_builder(outcome).json(error_body(outcome))
+}
+
+/// The `{"error": {"code", "message"}}` body of a refusal.
+fn error_body(outcome: &Outcome) -> serde_json::Value {
+    json!({ "error": { "code": outcome.code.as_str(), "message": outcome.message } })
+}
+
+/// Status and headers of a refusal (`WWW-Authenticate`, `Retry-After`,
+/// rate-limit headers), without its body.
+fn failure_builder(outcome: &Outcome) -> actix_web::HttpResponseBuilder {
     let status = outcome.code.status();
     let mut res = HttpResponse::build(status);
     if status == StatusCode::UNAUTHORIZED {
@@ -166,7 +189,7 @@ fn failure_response(outcome: &Outcome) -> HttpResponse {
                 .insert_header(("X-RateLimit-Reset", retry.to_string()));
         }
     }
-    res.json(json!({ "error": { "code": outcome.code.as_str(), "message": outcome.message } }))
+    res
 }
 
 #[derive(Deserialize)]
@@ -217,6 +240,93 @@ pub async fn verify(state: web::Data<AppState>, body: web::Json<VerifyRequest>) 
                 body["key"] = key_facts(v);
             }
             HttpResponse::Ok().json(body)
+        }
+    }
+}
+
+/// A header value safe for any gateway: visible ASCII only. Visible ASCII
+/// stays as it is except `%` and `,` (the list separator); anything else
+/// (spaces, non-ASCII letters of an email address) is percent-encoded as
+/// UTF-8, so a reader that percent-decodes always gets the text back.
+fn header_safe(text: &str) -> String {
+    const UNSAFE: &percent_encoding::AsciiSet =
+        &percent_encoding::CONTROLS.add(b' ').add(b'%').add(b',');
+    percent_encoding::utf8_percent_encode(text, UNSAFE).to_string()
+}
+
+/// A JSON document as visible ASCII (plus spaces), fit for a header value:
+/// anything else (non-ASCII characters, DEL, which JSON leaves as it is)
+/// becomes a `\uXXXX` escape, which every JSON parser reads back unchanged.
+/// Outside strings, compact JSON has nothing to escape.
+fn ascii_json(value: &serde_json::Value) -> String {
+    let mut out = String::new();
+    for c in value.to_string().chars() {
+        if c.is_ascii_graphic() || c == ' ' {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// What a gateway requires of the key, from an `X-Keyward-…` request
+/// header: absent or blank means no requirement. Resource identifiers may
+/// be non-ASCII, so the raw bytes are read as UTF-8.
+fn required(req: &HttpRequest, name: &str) -> Option<String> {
+    let value = req.headers().get(name)?;
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// Forward authentication for gateways (nginx `auth_request`, Traefik
+/// `ForwardAuth`, Envoy `ext_authz`): the gateway sends the client's
+/// `Authorization` header and what it requires in `X-Keyward-Permission`,
+/// `X-Keyward-Environment` and `X-Keyward-Resource`. A valid key is 200
+/// with the key's identity in response headers for the gateway to pass
+/// upstream; a refusal is `/me`'s 401 / 403 / 429 / 503, plus the JSON
+/// body repeated in `X-Keyward-Error` for gateways (nginx) that drop the
+/// body of the auth answer.
+pub async fn forward_auth(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let requirements = Requirements {
+        environment: required(&req, "X-Keyward-Environment"),
+        permission: required(&req, "X-Keyward-Permission"),
+        resource: required(&req, "X-Keyward-Resource"),
+    };
+    match check_bearer(&req, &state, &requirements).await {
+        Ok(v) => {
+            let key = &v.record.key;
+            let mut res = HttpResponse::Ok();
+            // A gateway caches nothing of a key check.
+            res.insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header(("X-Keyward-Key-Id", header_safe(&key.id)))
+                .insert_header(("X-Keyward-Workspace-Id", header_safe(&key.workspace_id)))
+                .insert_header((
+                    "X-Keyward-Permissions",
+                    key.permission_list()
+                        .iter()
+                        .map(|p| header_safe(p))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ));
+            if key.owner_id.is_some()
+                && let Some(email) = &v.record.owner_email
+            {
+                res.insert_header(("X-Keyward-Owner", header_safe(email)));
+            }
+            rate_headers(&mut res, &v);
+            res.finish()
+        }
+        Err(outcome) => {
+            let body = error_body(&outcome);
+            failure_builder(&outcome)
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header(("X-Keyward-Error", ascii_json(&body)))
+                .json(body)
         }
     }
 }

@@ -1,0 +1,303 @@
+//! Forward auth behind a real nginx (Debian `nginx-light`): the
+//! `auth_request` configuration of the README, run as an unprivileged-style
+//! foreground process in a temporary prefix, in front of a small upstream
+//! that echoes the headers it received. Opt-in (`cargo test --test app
+//! nginx:: -- --ignored`), since it needs nginx installed; `.ci/run` installs
+//! it and runs these.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The nginx block of the README, exactly as documented.
+fn readme_config() -> String {
+    let readme = include_str!("../../README.md");
+    let marker = readme
+        .find("<!-- nginx-forward-auth")
+        .expect("the README's nginx block marker");
+    let rest = &readme[marker..];
+    let start = rest.find("```nginx\n").expect("an nginx code block") + 9;
+    let end = rest[start..].find("```").expect("the block ends");
+    rest[start..start + end].to_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A foreground nginx in its own prefix; killed when dropped, also when
+/// a test fails half-way.
+struct Nginx {
+    child: Child,
+    port: u16,
+    prefix: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// Start nginx with the README's configuration, pointed at keyward on
+    /// `keyward_port` and the service on `app_port`.
+    fn start(keyward_port: u16, app_port: u16) -> Nginx {
+        let documented = readme_config();
+        for placeholder in ["127.0.0.1:8080;", "127.0.0.1:3000;", "listen 80;"] {
+            assert!(
+                documented.contains(placeholder),
+                "the README block has {placeholder}"
+            );
+        }
+        let port = free_port();
+        let server = documented
+            .replace("127.0.0.1:8080;", &format!("127.0.0.1:{keyward_port};"))
+            .replace("127.0.0.1:3000;", &format!("127.0.0.1:{app_port};"))
+            .replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
+        let prefix = tempfile::tempdir().unwrap();
+        let p = prefix.path().display().to_string();
+        // Everything nginx writes stays in the prefix: no /etc/nginx, no
+        // /var/log, no user switch, no daemon.
+        let conf = format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\n\
+             pid {p}/nginx.pid;\nerror_log {p}/error.log info;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n\
+             access_log off;\n\
+             client_body_temp_path {p}/client_body;\nproxy_temp_path {p}/proxy;\n\
+             fastcgi_temp_path {p}/fastcgi;\nuwsgi_temp_path {p}/uwsgi;\nscgi_temp_path {p}/scgi;\n\
+             {server}\n}}\n"
+        );
+        let conf_path = prefix.path().join("nginx.conf");
+        std::fs::File::create(&conf_path)
+            .unwrap()
+            .write_all(conf.as_bytes())
+            .unwrap();
+        let bin = std::env::var("NGINX").unwrap_or_else(|_| "/usr/sbin/nginx".into());
+        let child = Command::new(&bin)
+            .arg("-p")
+            .arg(prefix.path())
+            .arg("-e")
+            .arg(prefix.path().join("error.log"))
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {bin} (Debian nginx-light): {e}"));
+        let mut nginx = Nginx {
+            child,
+            port,
+            prefix,
+        };
+        let since = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = nginx.child.try_wait() {
+                panic!("nginx exited ({status}):\n{}", nginx.error_log());
+            }
+            assert!(
+                since.elapsed() < Duration::from_secs(20),
+                "nginx did not listen:\n{}",
+                nginx.error_log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        nginx
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn error_log(&self) -> String {
+        std::fs::read_to_string(self.prefix.path().join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The service behind nginx: answers every request with the headers it
+/// received, as a JSON object (lower-case names).
+fn spawn_echo() -> u16 {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = actix_web::HttpServer::new(|| {
+                actix_web::App::new().default_service(actix_web::web::to(
+                    |req: actix_web::HttpRequest| async move {
+                        let headers: BTreeMap<String, String> = req
+                            .headers()
+                            .iter()
+                            .map(|(k, v)| {
+                                (
+                                    k.as_str().to_owned(),
+                                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                )
+                            })
+                            .collect();
+                        actix_web::HttpResponse::Ok().json(serde_json::json!({
+                            "echo": true,
+                            "path": req.path(),
+                            "headers": headers,
+                        }))
+                    },
+                ))
+            })
+            .workers(1)
+            .bind(("127.0.0.1", 0))
+            .expect("echo server binds");
+            let _ = tx.send(server.addrs()[0].port());
+            let _ = server.run().await;
+        });
+    });
+    rx.recv().expect("echo server started")
+}
+
+fn port_of(base: &str) -> u16 {
+    base.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+async fn get(url: &str, key: Option<&str>) -> (StatusCode, reqwest::header::HeaderMap, String) {
+    let mut req = reqwest::Client::new()
+        .get(url)
+        // A client trying to pass itself off as another key.
+        .header("X-Keyward-Key-Id", "key_forged");
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    let res = req.send().await.expect("request through nginx");
+    let status = res.status();
+    let headers = res.headers().clone();
+    (status, headers, res.text().await.unwrap())
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+#[tokio::test]
+#[ignore = "needs nginx (Debian nginx-light); run with --ignored"]
+async fn nginx_auth_request_passes_valid_keys_and_refuses_others_like_me() {
+    let (app, admin) = spawn_ready().await;
+    let echo = spawn_echo();
+    let nginx = Nginx::start(port_of(&app.base), echo);
+
+    let reader = admin
+        .create_key(
+            "/account/keys",
+            &[("name", "reader"), ("permissions", "data:read")],
+        )
+        .await;
+
+    // A valid key reaches the service, which learns who called from the
+    // headers set by auth_request_set, never the key itself.
+    let (status, _, body) = get(&nginx.url("/data/1"), Some(&reader.secret)).await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", nginx.error_log());
+    let seen = json(&body);
+    assert_eq!(seen["echo"], true, "{seen}");
+    assert_eq!(seen["path"], "/data/1");
+    let headers = &seen["headers"];
+    assert_eq!(headers["x-keyward-key-id"], reader.id, "{seen}");
+    assert_eq!(headers["x-keyward-owner"], ADMIN_EMAIL);
+    assert_eq!(headers["x-keyward-permissions"], "data:read");
+    let described = me(&app.base, &reader.secret).await.2;
+    assert_eq!(headers["x-keyward-workspace-id"], described["workspace_id"]);
+    assert!(headers.get("authorization").is_none(), "{seen}");
+    assert!(
+        !body.contains(&reader.secret),
+        "the service never sees the key"
+    );
+
+    // A bad key: 401 at the client with keyward's JSON and WWW-Authenticate.
+    let (secret, _) = keyward::domain::keys::generate(keyward::domain::keys::Environment::Live);
+    let (status, headers, body) = get(&nginx.url("/data/1"), Some(secret.expose())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(json(&body)["error"]["code"], "NOT_FOUND", "{body}");
+    assert!(!body.contains("\"echo\""));
+    let challenges: Vec<_> = headers.get_all("www-authenticate").iter().collect();
+    assert_eq!(challenges.len(), 1, "{challenges:?}");
+    assert!(
+        challenges[0]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer realm=\"keyward\", error=\"invalid_token\""),
+        "{challenges:?}"
+    );
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+
+    // No key at all.
+    let (status, headers, body) = get(&nginx.url("/"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(json(&body)["error"]["code"], "MISSING_KEY");
+    assert_eq!(headers["www-authenticate"], "Bearer realm=\"keyward\"");
+
+    // /reports/ requires reports:export, which the reader key lacks: 403.
+    let (status, _, body) = get(&nginx.url("/reports/q3"), Some(&reader.secret)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let refused = json(&body);
+    assert_eq!(refused["error"]["code"], "INSUFFICIENT_PERMISSION");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("reports:export"),
+        "{refused}"
+    );
+    let exporter = admin
+        .create_key(
+            "/account/keys",
+            &[("name", "exporter"), ("permissions", "reports:export")],
+        )
+        .await;
+    let (status, _, body) = get(&nginx.url("/reports/q3"), Some(&exporter.secret)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(json(&body)["headers"]["x-keyward-key-id"], exporter.id);
+
+    // Over its rate limit: 429 with Retry-After at the client, not nginx's 500.
+    let limited = admin
+        .create_key("/account/keys", &[("name", "limited"), ("rate_limit", "1")])
+        .await;
+    let (status, _, body) = get(&nginx.url("/data/2"), Some(&limited.secret)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, headers, body) = get(&nginx.url("/data/2"), Some(&limited.secret)).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{body}\n{}",
+        nginx.error_log()
+    );
+    assert_eq!(json(&body)["error"]["code"], "RATE_LIMITED");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "one token a minute, got {retry}");
+
+    // The key never reaches nginx's log either, and the documented
+    // configuration runs without warnings about unset variables.
+    let log = nginx.error_log();
+    assert!(!log.contains(&reader.secret));
+    assert!(!log.contains("uninitialized"), "{log}");
+}
+
+#[tokio::test]
+#[ignore = "needs nginx (Debian nginx-light); run with --ignored"]
+async fn nginx_answers_503_when_keyward_cannot_be_reached() {
+    let echo = spawn_echo();
+    // Nothing listens on this port: nginx cannot ask keyward.
+    let nginx = Nginx::start(free_port(), echo);
+    let (status, _, body) = get(&nginx.url("/data/1"), Some("sk_live_whatever")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(json(&body)["error"]["code"], "UNAVAILABLE");
+    assert!(!body.contains("\"echo\""), "the service is not reached");
+}
