@@ -218,25 +218,6 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
             let _ = aweb::block(move || s.verifier.flush(&s.pool)).await;
         }
     });
-    // Planner statistics (SQLite): at start, then every ten minutes, so a
-    // new instance that fills up is not planned as an empty one for long.
-    let stats = state.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let s = stats.clone();
-            let refreshed = aweb::block(move || -> Result<(), String> {
-                let mut conn = s.pool.get().map_err(|e| e.to_string())?;
-                db::refresh_statistics(&mut conn).map_err(|e| e.to_string())
-            })
-            .await;
-            if let Ok(Err(e)) = refreshed {
-                tracing::warn!(error = %e, "could not refresh planner statistics");
-            }
-        }
-    });
     Ok(Running {
         port,
         server,

@@ -864,9 +864,25 @@ pub fn kinds(
     workspace_id: &str,
     ids: &[String],
 ) -> QueryResult<Vec<(String, String)>> {
-    api_keys::table
-        .filter(api_keys::workspace_id.eq(workspace_id))
+    let query = api_keys::table
         .filter(api_keys::id.eq_any(ids))
         .select((api_keys::id, api_keys::kind))
-        .load(conn)
+        .into_boxed();
+    match conn {
+        // Without planner statistics SQLite preferred scanning the
+        // workspace's keys through (workspace_id, …) to finding 25 ids by
+        // primary key: 124 ms for the events page at 100k keys. A unary
+        // `+` keeps the scope but takes it out of index selection. (With
+        // statistics from a sampled ANALYZE it was worse: the key check
+        // itself then scanned every key.)
+        DbConn::Sqlite(_) => query
+            .filter(
+                diesel::dsl::sql::<diesel::sql_types::Bool>("+api_keys.workspace_id = ")
+                    .bind::<diesel::sql_types::Text, _>(workspace_id.to_owned()),
+            )
+            .load(conn),
+        DbConn::Pg(_) => query
+            .filter(api_keys::workspace_id.eq(workspace_id))
+            .load(conn),
+    }
 }

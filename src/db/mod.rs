@@ -179,19 +179,6 @@ pub fn migrate(conn: &mut DbConn) -> Result<Vec<String>, InitError> {
     Ok(applied)
 }
 
-/// Keep SQLite's query planner informed about table sizes. Without
-/// statistics it assumes an equality on an indexed column matches about ten
-/// rows, and chose to scan a workspace's 100k keys through
-/// `(workspace_id, …)` rather than find 25 ids by primary key (the events
-/// page took 124 ms at 100k keys). A sampled `ANALYZE` (at most 1,000 rows
-/// per index) takes milliseconds. PostgreSQL's autovacuum does this itself.
-pub fn refresh_statistics(conn: &mut DbConn) -> QueryResult<()> {
-    match conn {
-        DbConn::Sqlite(lite) => lite.batch_execute("PRAGMA analysis_limit = 1000; ANALYZE;"),
-        DbConn::Pg(_) => Ok(()),
-    }
-}
-
 /// Whether the database answers a trivial query (for `/readyz`).
 pub fn ping(conn: &mut DbConn) -> QueryResult<()> {
     conn.batch_execute("SELECT 1")
