@@ -179,6 +179,15 @@ pub fn migrate(conn: &mut DbConn) -> Result<Vec<String>, InitError> {
     Ok(applied)
 }
 
+/// Whether migrations this build knows are not applied yet (for `/readyz`).
+pub fn has_pending_migrations(conn: &mut DbConn) -> QueryResult<bool> {
+    let pending = match conn {
+        DbConn::Pg(pg) => pg.has_pending_migration(PG_MIGRATIONS),
+        DbConn::Sqlite(lite) => lite.has_pending_migration(SQLITE_MIGRATIONS),
+    };
+    pending.map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))
+}
+
 /// Whether the database answers a trivial query (for `/readyz`).
 pub fn ping(conn: &mut DbConn) -> QueryResult<()> {
     conn.batch_execute("SELECT 1")
