@@ -104,7 +104,10 @@ pub async fn me(
 ) -> HttpResponse {
     let token = match bearer(&req) {
         Ok(token) => token,
-        Err(outcome) => return failure_response(&outcome),
+        Err(outcome) => {
+            state.verifier.metrics.count_refusal(outcome.code);
+            return failure_response(&outcome);
+        }
     };
     let requirements = Requirements {
         environment: query.environment.clone(),

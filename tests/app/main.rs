@@ -12,6 +12,7 @@ mod cli;
 mod engine;
 mod hardening;
 mod keys;
+mod ops;
 mod outage;
 mod resilience;
 mod security;
