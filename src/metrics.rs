@@ -9,12 +9,12 @@
 
 use crate::db::Pool;
 use crate::verify::{Code, Verifier};
+use hashbrown::HashMap;
 use prometheus::core::Collector;
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -290,7 +290,8 @@ impl Metrics {
 }
 
 /// One worker's view of the HTTP counters: a plain map owned by the worker
-/// thread, so counting a request takes no lock shared with other workers.
+/// thread (hashed with foldhash, not SipHash: the keys are our own route
+/// patterns), so counting a request takes no lock shared with other workers.
 pub struct HttpCounters {
     vec: IntCounterVec,
     by_route: RefCell<HashMap<String, Vec<(u16, IntCounter)>>>,
