@@ -68,7 +68,7 @@ pub async fn log_requests<B: MessageBody + 'static>(
 ) -> Result<ServiceResponse<B>, Error> {
     let started = Instant::now();
     let id = request_id(&req);
-    let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default());
+    let span = tracing::info_span!("request", request_id = %id.to_str().unwrap_or_default());
     let method = req.method().clone();
     let mut res = match next.call(req).instrument(span.clone()).await {
         Ok(res) => res,
