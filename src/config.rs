@@ -136,6 +136,42 @@ pub struct Options {
         global = true
     )]
     pub sqlite_synchronous: String,
+    /// Address and port of the Prometheus metrics listener (e.g.
+    /// 127.0.0.1:9464); unset, metrics are not served. Keep it private:
+    /// it is a separate listener so it is never public by accident.
+    #[arg(long, env = "KEYWARD_METRICS_BIND", global = true)]
+    pub metrics_bind: Option<String>,
+    /// Log format: text (human-readable) or json (one object a line).
+    #[arg(
+        long,
+        env = "KEYWARD_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: String,
+}
+
+/// How log lines are written (`KEYWARD_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object a line, for log pipelines.
+    Json,
+}
+
+impl LogFormat {
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "" | "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(ConfigError::new(
+                "KEYWARD_LOG_FORMAT",
+                "must be text or json",
+            )),
+        }
+    }
 }
 
 /// Which database to use, decided by the URL scheme.
@@ -205,6 +241,10 @@ pub struct Config {
     pub public_url: Option<String>,
     /// How SQLite commits reach the disk.
     pub sqlite_synchronous: crate::db::SqliteSync,
+    /// Where Prometheus metrics are served; `None`: nowhere.
+    pub metrics_bind: Option<SocketAddr>,
+    /// How log lines are written.
+    pub log_format: LogFormat,
 }
 
 impl std::fmt::Debug for Config {
@@ -224,6 +264,8 @@ impl std::fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("public_url", &self.public_url)
             .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .field("metrics_bind", &self.metrics_bind)
+            .field("log_format", &self.log_format)
             .finish()
     }
 }
@@ -350,7 +392,25 @@ impl Options {
             .as_deref()
             .map(parse_public_url)
             .transpose()?;
+        let metrics_bind = match self.metrics_bind.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => Some(raw.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::new(
+                    "KEYWARD_METRICS_BIND",
+                    "must be an address and port like 127.0.0.1:9464",
+                )
+            })?),
+        };
+        if metrics_bind.is_some_and(|m| m.port() != 0 && m == bind) {
+            return Err(ConfigError::new(
+                "KEYWARD_METRICS_BIND",
+                "must differ from KEYWARD_BIND",
+            ));
+        }
+        let log_format = LogFormat::parse(&self.log_format)?;
         Ok(Config {
+            metrics_bind,
+            log_format,
             database,
             bind,
             secret,
@@ -505,6 +565,8 @@ mod tests {
             public_url: None,
             stale_if_error: "15m".into(),
             sqlite_synchronous: "full".into(),
+            metrics_bind: None,
+            log_format: "text".into(),
         }
     }
 
@@ -561,6 +623,24 @@ mod tests {
         let mut o = options();
         o.flush_interval = "0".into();
         assert_eq!(o.resolve().unwrap_err().variable, "KEYWARD_FLUSH_INTERVAL");
+        for bad in ["9464", "localhost:9464", "127.0.0.1:8080"] {
+            let mut o = options();
+            o.metrics_bind = Some(bad.into());
+            assert_eq!(
+                o.resolve().unwrap_err().variable,
+                "KEYWARD_METRICS_BIND",
+                "{bad}"
+            );
+        }
+        let mut o = options();
+        o.log_format = "yaml".into();
+        assert_eq!(o.resolve().unwrap_err().variable, "KEYWARD_LOG_FORMAT");
+        let mut o = options();
+        o.log_format = "JSON".into();
+        o.metrics_bind = Some("127.0.0.1:9464".into());
+        let c = o.resolve().unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.metrics_bind, Some("127.0.0.1:9464".parse().unwrap()));
         let mut o = options();
         o.sqlite_synchronous = "off".into();
         assert_eq!(

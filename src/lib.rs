@@ -9,6 +9,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod memory;
+pub mod metrics;
 pub mod state;
 pub mod verify;
 pub mod web;
@@ -17,7 +18,7 @@ use crate::config::Config;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::web::middleware::{
-    csrf_guard, error_layout, log_requests, reject_control_characters, render_errors,
+    csrf_guard, error_layout, log_requests, reject_control_characters, render_errors, serve_metrics,
 };
 use actix_session::SessionMiddleware;
 use actix_session::config::BrowserSession;
@@ -61,10 +62,19 @@ pub struct Running {
 
 /// Open the pool and apply migrations.
 pub fn open_database(config: &Config) -> Result<db::Pool, StartError> {
-    let pool = db::pool_with(
+    open_database_counting(config, Arc::default())
+}
+
+/// [`open_database`], counting pool events into `events` for metrics.
+pub fn open_database_counting(
+    config: &Config,
+    events: Arc<metrics::PoolEvents>,
+) -> Result<db::Pool, StartError> {
+    let pool = db::pool_counting(
         &config.database,
         config.pool_size,
         config.sqlite_synchronous,
+        events,
     )?;
     let mut conn = pool.get().map_err(db::InitError::from)?;
     let applied = db::migrate(&mut conn)?;
@@ -83,8 +93,10 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
         config::DatabaseUrl::Postgres(_) => None,
     };
     let db_config = config.clone();
+    let pool_events = Arc::new(metrics::PoolEvents::default());
+    let events = pool_events.clone();
     let (pool, needs_setup, digests) = aweb::block(move || -> Result<_, StartError> {
-        let pool = open_database(&db_config)?;
+        let pool = open_database_counting(&db_config, events)?;
         let mut conn = pool.get().map_err(db::InitError::from)?;
         let exists =
             db::workspaces::any_exists(&mut conn).map_err(|e| StartError::Task(e.to_string()))?;
@@ -137,13 +149,35 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
         verify::feed::spawn(url.clone(), Arc::downgrade(&verifier))
             .map_err(|e| StartError::Task(e.to_string()))?;
     }
+    // Metrics get a listener of their own, so that they are only ever
+    // reachable where the operator chose.
+    let metrics_listener = match config.metrics_bind {
+        Some(addr) => {
+            Some(TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?)
+        }
+        None => None,
+    };
+    let metrics_addr = match &metrics_listener {
+        Some(l) => Some(
+            l.local_addr()
+                .map_err(|e| StartError::Task(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let metrics = Arc::new(metrics::Metrics::new(&verifier, config.pool_size));
     let mut state = AppState::new(pool, config, setup_digest, verifier);
+    state.metrics = metrics.clone();
+    state.pool_events = pool_events;
+    state.metrics_port = metrics_addr.map(|a| a.port());
     state.instance_lock = instance_lock;
     state.base_url = base_url;
     state.db_health = db_health;
     let state = aweb::Data::new(state);
     let app_state = state.clone();
     let server = HttpServer::new(move || {
+        // Each worker counts requests in its own map: no lock shared
+        // between workers on the hot path.
+        let http = std::rc::Rc::new(metrics::HttpCounters::new(metrics.http.clone()));
         let session = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
             .cookie_name("keyward_session".to_owned())
             .cookie_secure(secure)
@@ -195,7 +229,12 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
                     "max-age=31536000; includeSubDomains",
                 )),
             ))
-            .wrap(from_fn(log_requests))
+            .wrap(from_fn(move |req, next| {
+                log_requests(req, next, http.clone())
+            }))
+            .wrap(from_fn(move |req, next| {
+                serve_metrics(req, next, metrics_addr)
+            }))
     })
     .workers(workers)
     .shutdown_timeout(10)
@@ -203,8 +242,18 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
     .map_err(|source| StartError::Bind {
         addr: state.config.bind,
         source,
-    })?
+    })?;
+    let server = match metrics_listener {
+        Some(l) => server.listen(l).map_err(|source| StartError::Bind {
+            addr: metrics_addr.unwrap_or(state.config.bind),
+            source,
+        })?,
+        None => server,
+    }
     .run();
+    if let Some(addr) = metrics_addr {
+        tracing::info!(address = %addr, "metrics are served at /metrics");
+    }
 
     // Write coalesced "last used" times every few seconds.
     let flusher = state.clone();

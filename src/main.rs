@@ -1,7 +1,7 @@
 //! The `keyward` binary: parse the command line, load configuration, run.
 
 use clap::Parser;
-use keyward::config::{Cli, Command, Config};
+use keyward::config::{Cli, Command, Config, LogFormat};
 use keyward::db::users::{self, UserChangeError};
 use keyward::domain::input::{Email, NewPassword, PersonName, WorkspaceName};
 use std::process::ExitCode;
@@ -9,13 +9,32 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     keyward::memory::limit_malloc_arenas();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // The log format is read first, so that everything after it (warnings
+    // about the configuration included) is written in it.
+    let format = match LogFormat::parse(&cli.options.log_format) {
+        Ok(format) => format,
+        Err(e) => {
+            eprintln!("keyward: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    match format {
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+        // One object a line; the request's span (its `request_id`) is on
+        // every line written while a request is handled.
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     let config = match cli.options.resolve() {
         Ok(config) => config,
         Err(e) => {

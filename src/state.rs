@@ -30,6 +30,12 @@ pub struct AppState {
     /// Whether the database is reachable: while it is not, requests fail
     /// at once instead of waiting for the pool.
     pub db_health: Arc<crate::db::health::DbHealth>,
+    /// Prometheus metrics (served only on `KEYWARD_METRICS_BIND`).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Pool checkouts, waits and timeouts, for metrics.
+    pub pool_events: Arc<crate::metrics::PoolEvents>,
+    /// The metrics listener's port, when there is one.
+    pub metrics_port: Option<u16>,
 }
 
 impl AppState {
@@ -39,7 +45,11 @@ impl AppState {
         setup_token_digest: Option<String>,
         verifier: Arc<Verifier>,
     ) -> Self {
+        let metrics = Arc::new(crate::metrics::Metrics::new(&verifier, config.pool_size));
         AppState {
+            metrics,
+            pool_events: Arc::default(),
+            metrics_port: None,
             pool,
             config,
             login_by_account: Throttle::new(5, Duration::from_secs(15 * 60)),

@@ -102,7 +102,10 @@ async fn check_bearer(
     state: &AppState,
     requirements: &Requirements,
 ) -> Result<Verified, Outcome> {
-    let token = bearer(req)?;
+    let token = bearer(req).inspect_err(|outcome| {
+        // Refused before the verifier saw it: count it here.
+        state.verifier.metrics.count_refusal(outcome.code);
+    })?;
     state
         .verifier
         .verify(&state.pool, token, requirements)

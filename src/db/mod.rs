@@ -135,7 +135,19 @@ pub fn pool(url: &DatabaseUrl, max_size: u32) -> Result<Pool, InitError> {
 
 /// [`pool`] with a choice of SQLite durability.
 pub fn pool_with(url: &DatabaseUrl, max_size: u32, sync: SqliteSync) -> Result<Pool, InitError> {
+    pool_counting(url, max_size, sync, Default::default())
+}
+
+/// [`pool_with`], counting checkouts, waits and timeouts into `events`
+/// (for metrics).
+pub fn pool_counting(
+    url: &DatabaseUrl,
+    max_size: u32,
+    sync: SqliteSync,
+    events: std::sync::Arc<crate::metrics::PoolEvents>,
+) -> Result<Pool, InitError> {
     let pool = r2d2::Pool::builder()
+        .event_handler(Box::new(crate::metrics::PoolEventCounter(events)))
         .max_size(max_size)
         .min_idle(Some(1))
         // Short, so that pages answer 503 within two seconds when the
@@ -177,6 +189,15 @@ pub fn migrate(conn: &mut DbConn) -> Result<Vec<String>, InitError> {
             .collect(),
     };
     Ok(applied)
+}
+
+/// Whether migrations this build knows are not applied yet (for `/readyz`).
+pub fn has_pending_migrations(conn: &mut DbConn) -> QueryResult<bool> {
+    let pending = match conn {
+        DbConn::Pg(pg) => pg.has_pending_migration(PG_MIGRATIONS),
+        DbConn::Sqlite(lite) => lite.has_pending_migration(SQLITE_MIGRATIONS),
+    };
+    pending.map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))
 }
 
 /// Whether the database answers a trivial query (for `/readyz`).

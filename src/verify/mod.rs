@@ -80,6 +80,8 @@ pub struct Verifier {
     miss_budget: Option<limiter::LocalLimiter>,
     /// Database lookups made (for tests and metrics).
     db_lookups: std::sync::atomic::AtomicU64,
+    /// Outcome counters, duration histogram, cache hits and misses.
+    pub metrics: crate::metrics::VerifyMetrics,
     /// When answering from stale state was last logged, and how often since.
     stale_log: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
 }
@@ -119,6 +121,7 @@ impl Verifier {
                 .shared_database
                 .then(limiter::LocalLimiter::default),
             db_lookups: std::sync::atomic::AtomicU64::new(0),
+            metrics: crate::metrics::VerifyMetrics::default(),
             cache: KeyCache::with_stale(
                 settings.cache_capacity,
                 settings.cache_ttl,
@@ -179,11 +182,14 @@ impl Verifier {
         digest: &str,
     ) -> Result<(Found, Option<Duration>), Outcome> {
         if self.index.may_exist(digest) == Some(false) && !self.may_look_up_unknown() {
+            self.metrics.index_refusals.inc();
             return Ok((None, None));
         }
+        let missed = std::cell::Cell::new(false);
         let loaded = self
             .cache
             .get_or_load(digest, || async {
+                missed.set(true);
                 self.db_lookups
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if !self.health.admit(std::time::Instant::now()) {
@@ -215,6 +221,11 @@ impl Verifier {
                     .map_err(|_| LookupFailed("shutting down".into()))?
             })
             .await;
+        if missed.get() {
+            self.metrics.cache_misses.inc();
+        } else {
+            self.metrics.cache_hits.inc();
+        }
         match loaded {
             Ok(found) => Ok((found, None)),
             Err(LookupFailed(e)) => {
@@ -255,7 +266,10 @@ impl Verifier {
         raw: &str,
         req: &Requirements,
     ) -> Result<Verified, Outcome> {
+        let started = std::time::Instant::now();
         let result = self.check(pool, raw, req).await;
+        self.metrics
+            .observe(result.as_ref().err().map(|o| o.code), started.elapsed());
         let counted = match &result {
             Ok(v) => Some((&v.record, crate::domain::chart::VALID)),
             Err(o) => o.identified.as_ref().map(|v| (&v.record, o.code.as_str())),

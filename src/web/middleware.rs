@@ -3,14 +3,17 @@
 use super::layout::Layout;
 use super::session::expected_csrf;
 use crate::error::{AppError, ErrorInfo};
+use crate::metrics::HttpCounters;
 use actix_session::SessionExt;
-use actix_web::body::{BoxBody, MessageBody};
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpResponse, web};
 use askama::Template;
+use std::rc::Rc;
 use std::time::Instant;
+use tracing::Instrument;
 
 /// Name of the hidden form field that carries the CSRF token.
 pub const CSRF_FIELD: &str = "csrf_token";
@@ -19,30 +22,123 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Largest form body read while looking for the token.
 const MAX_FORM: usize = 256 * 1024;
 
-/// Log one line per request: method, route pattern, status and duration.
-/// The route pattern (`/invite/{token}`), never the path, because paths can
+/// The header carrying a request's id, in and out.
+pub const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// Whether an incoming request id can be used as it is: short, and only
+/// letters, digits, `.`, `_` and `-` (safe in logs and headers).
+pub fn valid_request_id(id: &[u8]) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The request's id: a valid incoming `X-Request-Id`, else a new random one.
+fn request_id(req: &ServiceRequest) -> header::HeaderValue {
+    if let Some(id) = req.headers().get(&REQUEST_ID)
+        && valid_request_id(id.as_bytes())
+    {
+        return id.clone();
+    }
+    let mut hex = [0u8; 32];
+    let random: [u8; 16] = rand::random();
+    // Cannot fail: the buffer is exactly twice the input.
+    let _ = hex::encode_to_slice(random, &mut hex);
+    header::HeaderValue::from_bytes(&hex).unwrap_or(header::HeaderValue::from_static("-"))
+}
+
+/// Give every request an id, log one line per request and count it.
+///
+/// The id comes from a valid incoming `X-Request-Id` or is generated; it is
+/// returned in the response's `X-Request-Id` (errors included) and carried
+/// by a `request` span, so every log line written while the request is
+/// handled names it.
+///
+/// The line names the method, route pattern, status and duration: the
+/// route pattern (`/invite/{token}`), never the path, because paths can
 /// carry secrets (invitation tokens; a key pasted where an id goes); and
 /// never the query string or headers. A request that matched no route is
-/// logged as `(no route)` for the same reason.
-pub async fn log_requests(
+/// logged as `(no route)` for the same reason. Metrics use the same
+/// pattern.
+pub async fn log_requests<B: MessageBody + 'static>(
     req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    next: Next<B>,
+    http: Rc<HttpCounters>,
+) -> Result<ServiceResponse<B>, Error> {
     let started = Instant::now();
+    let id = request_id(&req);
+    let span = tracing::info_span!("request", request_id = %id.to_str().unwrap_or_default());
     let method = req.method().clone();
-    let res = next.call(req).await?;
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "(no route)".to_owned());
+    let mut res = match next.call(req).instrument(span.clone()).await {
+        Ok(res) => res,
+        Err(e) => {
+            // Answered later by the server, without the request: log and
+            // count it here, and give its answer the id too.
+            let mut answer = e.error_response();
+            answer.headers_mut().insert(REQUEST_ID, id);
+            let status = answer.status().as_u16();
+            http.inc("(error)", status);
+            span.in_scope(|| tracing::warn!(%method, status, "request failed"));
+            return Err(actix_web::error::InternalError::from_response(e, answer).into());
+        }
+    };
+    res.headers_mut().insert(REQUEST_ID, id);
+    let route = res.request().match_pattern();
+    let route = route.as_deref().unwrap_or("(no route)");
     let status = res.status().as_u16();
+    http.inc(route, status);
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    if status >= 500 {
-        tracing::warn!(%method, %route, status, ms, "request");
-    } else {
-        tracing::info!(%method, %route, status, ms, "request");
-    }
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!(%method, %route, status, ms, "request");
+        } else {
+            tracing::info!(%method, %route, status, ms, "request");
+        }
+    });
     Ok(res)
+}
+
+/// On the metrics listener, answer `GET /metrics` and nothing else; the
+/// application is not served there. On the main listener, `/metrics` does
+/// not exist.
+pub async fn serve_metrics<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+    metrics_addr: Option<std::net::SocketAddr>,
+) -> Result<ServiceResponse<EitherBody<B>>, Error> {
+    let on_metrics_listener =
+        metrics_addr.is_some_and(|addr| req.app_config().local_addr() == addr);
+    if !on_metrics_listener {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let res = if req.path() != "/metrics" {
+        HttpResponse::NotFound()
+            .content_type("text/plain")
+            .body("Only /metrics is served here.")
+    } else if req.method() != Method::GET && req.method() != Method::HEAD {
+        HttpResponse::MethodNotAllowed()
+            .insert_header((header::ALLOW, "GET, HEAD"))
+            .finish()
+    } else {
+        match req.app_data::<web::Data<crate::state::AppState>>() {
+            Some(state) => {
+                let state = state.clone();
+                let body = web::block(move || {
+                    state
+                        .metrics
+                        .render(&state.pool, &state.verifier, &state.pool_events)
+                })
+                .await?;
+                HttpResponse::Ok()
+                    .content_type("text/plain; version=0.0.4; charset=utf-8")
+                    .insert_header((header::CACHE_CONTROL, "no-store"))
+                    .body(body)
+            }
+            None => HttpResponse::ServiceUnavailable().finish(),
+        }
+    };
+    Ok(req.into_response(res).map_into_right_body())
 }
 
 fn is_state_changing(method: &Method) -> bool {

@@ -12,18 +12,36 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers and its schema is up to date. When not
+/// ready, a small JSON body says why (never connection details).
 #[route("/readyz", method = "GET", method = "HEAD")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match db(&state, |c| Ok(crate::db::ping(c)?)).await {
-        Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready"),
+    let checked = db(&state, |c| {
+        crate::db::ping(c)?;
+        Ok(crate::db::has_pending_migrations(c)?)
+    })
+    .await;
+    let (reason, message) = match checked {
+        Ok(false) => {
+            return HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }));
+        }
+        Ok(true) => {
+            tracing::warn!("readiness check failed: database migrations are pending");
+            (
+                "migrations_pending",
+                "The database schema is older than this keyward: run `keyward migrate`.",
+            )
+        }
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            HttpResponse::ServiceUnavailable()
-                .content_type("text/plain")
-                .body("database unavailable")
+            ("database_unreachable", "The database cannot be reached.")
         }
-    }
+    };
+    HttpResponse::ServiceUnavailable().json(serde_json::json!({
+        "status": "not_ready",
+        "reason": reason,
+        "message": message,
+    }))
 }
 
 /// Static assets, compiled into the binary so it runs from any directory.

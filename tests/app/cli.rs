@@ -387,3 +387,106 @@ async fn setup_and_invitation_tokens_never_reach_the_log() {
     );
     assert!(!log.contains(&invite_token[..16]));
 }
+
+/// `KEYWARD_LOG_FORMAT=json`: every line the binary writes to its log is a
+/// JSON object, and the lines of a request carry the id its response
+/// returned (taken from the caller, or generated).
+#[tokio::test]
+async fn json_logs_parse_and_carry_each_request_id() {
+    let (db, _guard) = tokio::task::spawn_blocking(fresh_database).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("keyward.log");
+    let mut child = keyward(&db)
+        .env("KEYWARD_BIND", "127.0.0.1:0")
+        .env("KEYWARD_LOG_FORMAT", "json")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let setup_url = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.split_whitespace()
+                    .find(|w| w.contains("/setup?token="))
+                    .map(str::to_owned)
+            })
+    })
+    .await
+    .unwrap()
+    .expect("setup link printed");
+    let (base, token) = setup_url.split_once("/setup?token=").unwrap();
+    let client = reqwest::Client::new();
+    let given = client
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth("sk_live_not-a-real-key")
+        .header("X-Request-Id", "caller-chosen-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(given.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(given.headers()["x-request-id"], "caller-chosen-42");
+    let page = client.get(&setup_url).send().await.unwrap();
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    let generated = page.headers()["x-request-id"].to_str().unwrap().to_owned();
+    // A request refused inside the application, which logs why (no CSRF
+    // token).
+    let refused = client
+        .post(format!("{base}/setup"))
+        .form(&[("token", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    let refused_id = refused.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() > 3, "{log}");
+    let of = |id: &str| -> Vec<&serde_json::Value> {
+        lines
+            .iter()
+            .filter(|l| l["span"]["request_id"] == id)
+            .collect()
+    };
+    let mine = of("caller-chosen-42");
+    assert!(
+        mine.iter()
+            .any(|l| l["fields"]["route"] == "/api/v1/me" && l["fields"]["status"] == 401),
+        "the request line names its id: {log}"
+    );
+    assert!(
+        of(&generated)
+            .iter()
+            .any(|l| l["fields"]["route"] == "/setup"),
+        "{log}"
+    );
+    assert!(
+        of(&refused_id).iter().any(|l| l["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("CSRF"))),
+        "a line written inside the request carries its id: {log}"
+    );
+    assert_ne!(generated, refused_id);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "keyward stopped")
+    );
+    assert!(!log.contains(token), "the setup token reached the log");
+}

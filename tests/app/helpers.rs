@@ -196,6 +196,8 @@ pub fn test_config(database: DatabaseUrl) -> Config {
         trusted_proxies: Vec::new(),
         public_url: None,
         sqlite_synchronous: keyward::db::SqliteSync::Full,
+        metrics_bind: None,
+        log_format: keyward::config::LogFormat::Text,
     }
 }
 

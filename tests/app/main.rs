@@ -15,6 +15,7 @@ mod forward_auth;
 mod hardening;
 mod keys;
 mod nginx;
+mod ops;
 mod outage;
 mod resilience;
 mod security;

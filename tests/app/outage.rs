@@ -104,8 +104,10 @@ async fn pg_only_a_database_outage_fails_fast_serves_known_keys_and_recovers() {
         let (status, body) = admin.page("/workspace/keys").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body.contains("not reachable"), "{body}");
-        let (status, _) = app.browser().page("/readyz").await;
+        let (status, body) = app.browser().page("/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["reason"], "database_unreachable", "{body}");
         println!("page + readyz: 503 in {:?}", started.elapsed());
     }
     let (status, body) = app.browser().page("/login").await;

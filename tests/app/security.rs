@@ -30,7 +30,7 @@ async fn health_and_readiness() {
     assert_eq!(b.page("/healthz").await, (StatusCode::OK, "ok".to_owned()));
     assert_eq!(
         b.page("/readyz").await,
-        (StatusCode::OK, "ready".to_owned())
+        (StatusCode::OK, r#"{"status":"ready"}"#.to_owned())
     );
     // Load balancers often probe with HEAD.
     for path in ["/healthz", "/readyz"] {
