@@ -393,6 +393,19 @@ pub fn list(
                 if tail.len() == crate::domain::keys::TAIL_LEN {
                     // A whole masked ending: an indexed equality.
                     q = q.filter(api_keys::tail.eq(tail));
+                    if matches!(conn, DbConn::Sqlite(_)) {
+                        // SQLite (without statistics) would rather walk the
+                        // newest-first index of every key than sort the few
+                        // matches; a unary `+` takes the order out of index
+                        // selection: 46 ms → ~1 ms at 100k keys.
+                        q = q.order((
+                            diesel::dsl::sql::<diesel::sql_types::Timestamp>(
+                                "+api_keys.created_at",
+                            )
+                            .desc(),
+                            api_keys::id.desc(),
+                        ));
+                    }
                 } else if !tail.is_empty() {
                     q = q.filter(
                         api_keys::tail
