@@ -176,11 +176,7 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             AppError::Pool(_) | AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Db(e)
-                if crate::db::health::is_storage_full(e)
-                    || crate::db::health::is_connection_error(e)
-                    || crate::db::health::is_busy(e) =>
-            {
+            AppError::Db(e) if crate::db::health::is_unavailable(e) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             AppError::Db(_)

@@ -55,10 +55,7 @@ fn bearer(req: &HttpRequest) -> Result<&str, Outcome> {
 
 fn rfc3339(t: Option<chrono::NaiveDateTime>) -> serde_json::Value {
     match t {
-        Some(t) => json!(
-            t.and_utc()
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        ),
+        Some(t) => json!(crate::domain::time::rfc3339(t)),
         None => serde_json::Value::Null,
     }
 }

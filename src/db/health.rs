@@ -81,9 +81,9 @@ pub fn is_connection_error(e: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
     match e {
         Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
-        Error::DatabaseError(_, info) => {
-            let m = info.message().to_ascii_lowercase();
-            [
+        Error::DatabaseError(..) => mentions(
+            e,
+            &[
                 "terminating connection",
                 "server closed the connection",
                 "no connection to the server",
@@ -96,10 +96,8 @@ pub fn is_connection_error(e: &diesel::result::Error) -> bool {
                 "does not allow connections",
                 "ssl syscall error",
                 "eof detected",
-            ]
-            .iter()
-            .any(|needle| m.contains(needle))
-        }
+            ],
+        ),
         Error::BrokenTransactionManager => true,
         _ => false,
     }
@@ -110,31 +108,47 @@ pub fn is_connection_error(e: &diesel::result::Error) -> bool {
 /// another writer after its busy timeout. The database is up; the request
 /// answers 503 and may be retried.
 pub fn is_busy(e: &diesel::result::Error) -> bool {
-    match e {
-        diesel::result::Error::DatabaseError(_, info) => {
-            let m = info.message().to_ascii_lowercase();
-            m.contains("canceling statement due to statement timeout")
-                || m.contains("canceling statement due to lock timeout")
-                || m.contains("database is locked")
-                || m.contains("database table is locked")
-                || m.contains("database is busy")
-        }
-        _ => false,
-    }
+    mentions(
+        e,
+        &[
+            "canceling statement due to statement timeout",
+            "canceling statement due to lock timeout",
+            "database is locked",
+            "database table is locked",
+            "database is busy",
+        ],
+    )
 }
 
 /// Whether an error means the database's storage could not take a write
 /// (a full disk).
 pub fn is_storage_full(e: &diesel::result::Error) -> bool {
+    mentions(
+        e,
+        &[
+            "database or disk is full",
+            "no space left on device",
+            // SQLite rolls a transaction back by itself when the disk is
+            // full (or on an I/O error); diesel's own ROLLBACK then fails
+            // with this, hiding the first error.
+            "cannot rollback - no transaction is active",
+        ],
+    )
+}
+
+/// Whether any of these errors means the request cannot be served right
+/// now (503) rather than a fault (500).
+pub fn is_unavailable(e: &diesel::result::Error) -> bool {
+    is_storage_full(e) || is_connection_error(e) || is_busy(e)
+}
+
+/// Whether a database error's message contains one of `needles` (given in
+/// lower case), case-insensitively.
+fn mentions(e: &diesel::result::Error, needles: &[&str]) -> bool {
     match e {
         diesel::result::Error::DatabaseError(_, info) => {
             let m = info.message().to_ascii_lowercase();
-            m.contains("database or disk is full")
-                || m.contains("no space left on device")
-                // SQLite rolls a transaction back by itself when the disk
-                // is full (or on an I/O error); diesel's own ROLLBACK then
-                // fails with this, hiding the first error.
-                || m.contains("cannot rollback - no transaction is active")
+            needles.iter().any(|needle| m.contains(needle))
         }
         _ => false,
     }

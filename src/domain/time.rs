@@ -19,9 +19,7 @@ pub struct Moment {
 impl Moment {
     pub fn new(t: NaiveDateTime, now: NaiveDateTime) -> Moment {
         Moment {
-            iso: t
-                .and_utc()
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            iso: rfc3339(t),
             exact: exact(t),
             relative: relative(t, now),
         }
@@ -32,6 +30,13 @@ impl Moment {
     pub fn day(&self) -> &str {
         self.exact.get(..10).unwrap_or(&self.exact)
     }
+}
+
+/// A UTC time for machines (APIs, exports, `<time datetime>`): RFC 3339,
+/// whole seconds, e.g. `2026-11-23T09:42:00Z`.
+pub fn rfc3339(t: NaiveDateTime) -> String {
+    t.and_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// The exact time with its zone: `2026-11-23 09:42 UTC`.
