@@ -252,7 +252,7 @@ const EXPORT_HEADER: &[&str] = &[
 
 fn export_record(e: &Event) -> Vec<String> {
     vec![
-        csv_export::utc(e.created_at),
+        crate::domain::time::rfc3339(e.created_at),
         cell(&e.actor_label),
         cell(&e.action),
         cell(e.target_type.as_deref().unwrap_or("")),
@@ -283,8 +283,8 @@ pub async fn export(
             })
             .await?;
             let more = (rows.len() as i64 == csv_export::CHUNK).then(|| rows.last().map(|e| e.id));
-            Ok((rows, more))
+            Ok((rows.iter().map(export_record).collect(), more))
         }
     };
-    csv_export::csv_download("keyward-events", EXPORT_HEADER, None, next, export_record).await
+    csv_export::csv_download("keyward-events", EXPORT_HEADER, None, next).await
 }

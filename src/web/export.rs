@@ -1,6 +1,7 @@
 //! CSV downloads streamed in chunks (the events trail, the key inventory):
 //! read by a keyset cursor, a chunk at a time, so memory stays flat however
 //! long the file is, and rows written meanwhile neither shift nor repeat.
+//! Times are written with [`crate::domain::time::rfc3339`].
 
 use crate::error::AppError;
 use actix_web::http::header;
@@ -19,24 +20,14 @@ pub fn cell(s: &str) -> String {
     }
 }
 
-/// A time as the exports write it: RFC 3339, UTC, whole seconds.
-pub fn utc(t: chrono::NaiveDateTime) -> String {
-    t.and_utc()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn chunk<R>(
-    rows: &[R],
-    header: Option<&[&str]>,
-    record: fn(&R) -> Vec<String>,
-) -> Result<web::Bytes, AppError> {
+fn chunk(rows: &[Vec<String>], header: Option<&[&str]>) -> Result<web::Bytes, AppError> {
     let io = |e: csv::Error| AppError::Internal(e.to_string());
     let mut out = csv::Writer::from_writer(Vec::with_capacity(rows.len() * 200 + 100));
     if let Some(h) = header {
         out.write_record(h).map_err(io)?;
     }
     for r in rows {
-        out.write_record(record(r)).map_err(io)?;
+        out.write_record(r).map_err(io)?;
     }
     out.into_inner()
         .map(web::Bytes::from)
@@ -44,26 +35,24 @@ fn chunk<R>(
 }
 
 /// Answer with a CSV attachment named `<name>-<UTC time>.csv`. `next` reads
-/// the chunk at a cursor and returns its rows and the cursor of the next
-/// chunk (`None`: that was the last). The first chunk is read before
+/// the chunk at a cursor and returns its rows (as CSV records) and the
+/// cursor of the next chunk (`None`: that was the last). The first chunk is read before
 /// answering, so an unreachable database is a clear 503 rather than a
 /// download that breaks off; a later failure ends the download early (and
 /// is logged).
-pub async fn csv_download<S, R, F, Fut>(
+pub async fn csv_download<S, F, Fut>(
     name: &str,
     header: &'static [&'static str],
     start: S,
     next: F,
-    record: fn(&R) -> Vec<String>,
 ) -> Result<HttpResponse, AppError>
 where
     S: 'static,
-    R: 'static,
     F: Fn(S) -> Fut + 'static,
-    Fut: Future<Output = Result<(Vec<R>, Option<S>), AppError>> + 'static,
+    Fut: Future<Output = Result<(Vec<Vec<String>>, Option<S>), AppError>> + 'static,
 {
     let (rows, more) = next(start).await?;
-    let first = chunk(&rows, Some(header), record)?;
+    let first = chunk(&rows, Some(header))?;
     let what = name.to_owned();
     let rest = futures_util::stream::try_unfold((more, next), move |(cursor, next)| {
         let what = what.clone();
@@ -74,7 +63,7 @@ where
             let (rows, more) = next(cursor).await.inspect_err(|e| {
                 tracing::error!(error = %e, export = %what, "CSV export broke off");
             })?;
-            Ok::<_, AppError>(Some((chunk(&rows, None, record)?, (more, next))))
+            Ok::<_, AppError>(Some((chunk(&rows, None)?, (more, next))))
         }
     });
     let body = futures_util::StreamExt::chain(

@@ -27,7 +27,8 @@ const HEADER: &[&str] = &[
 
 fn record(k: &KeyWithOwner, now: chrono::NaiveDateTime) -> Vec<String> {
     let key = &k.key;
-    let time = |t: Option<chrono::NaiveDateTime>| t.map(export::utc).unwrap_or_default();
+    let time =
+        |t: Option<chrono::NaiveDateTime>| t.map(crate::domain::time::rfc3339).unwrap_or_default();
     vec![
         key.id.clone(),
         cell(&key.name),
@@ -37,7 +38,7 @@ fn record(k: &KeyWithOwner, now: chrono::NaiveDateTime) -> Vec<String> {
         cell(&key.permission_list().join(" ")),
         cell(&key.tag_list().join(", ")),
         key.status(now).label().to_owned(),
-        export::utc(key.created_at),
+        crate::domain::time::rfc3339(key.created_at),
         time(key.expires_at),
         time(key.last_used_at),
         key.excerpt(),
@@ -69,9 +70,11 @@ pub async fn inventory(
             })
             .await?;
             let now = crate::db::now();
-            let rows: Vec<Vec<String>> = rows.iter().map(|k| record(k, now)).collect();
-            Ok((rows, next.map(Some)))
+            Ok((
+                rows.iter().map(|k| record(k, now)).collect(),
+                next.map(Some),
+            ))
         }
     };
-    export::csv_download("keyward-keys", HEADER, None, next, Vec::clone).await
+    export::csv_download("keyward-keys", HEADER, None, next).await
 }
