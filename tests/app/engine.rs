@@ -241,7 +241,8 @@ async fn rate_limits_fall_back_to_each_instance_when_redis_is_down() {
 }
 
 #[tokio::test]
-async fn rate_limits_through_redis_hold_on_one_instance() {
+#[ignore = "needs Redis on 127.0.0.1:6379 (or KEYWARD_TEST_REDIS_URL): run with --ignored"]
+async fn redis_rate_limits_hold_on_one_instance() {
     let (app, admin) = spawn_ready_with(|c| c.redis_url = Some(redis_url())).await;
     let k = admin
         .create_key(
@@ -409,8 +410,12 @@ async fn the_key_forms_say_whether_rate_limits_hold_across_instances() {
         .await;
     let (_, edit) = admin.page(&format!("/keys/{}/edit", key.id)).await;
     assert!(edit.contains(expected), "{edit}");
+}
 
-    let (_shared_app, shared) = spawn_ready_with(|c| c.redis_url = Some(redis_url())).await;
+#[tokio::test]
+#[ignore = "needs Redis on 127.0.0.1:6379 (or KEYWARD_TEST_REDIS_URL): run with --ignored"]
+async fn redis_shared_rate_limits_say_so_on_the_key_form() {
+    let (_app, shared) = spawn_ready_with(|c| c.redis_url = Some(redis_url())).await;
     let (_, body) = shared.page("/workspace/keys/new").await;
     assert!(
         body.contains("counted across all keyward instances"),
