@@ -62,14 +62,36 @@ async fn pg_only_a_database_outage_fails_fast_serves_known_keys_and_recovers() {
     let unseen = admin
         .create_key("/workspace/keys", &[("name", "unseen")])
         .await;
+    // This instance also hears its own writes through the feed a moment
+    // later, and each notice drops what it cached of that key (the stale
+    // copy too): a key checked before its creation's notice arrived would
+    // not be "seen" any more. Let the notices arrive first.
+    let applied = |n: u64| {
+        let state = app.state.clone();
+        async move {
+            let since = Instant::now();
+            while state
+                .verifier
+                .feed_status()
+                .applied
+                .load(std::sync::atomic::Ordering::Relaxed)
+                < n
+            {
+                assert!(
+                    since.elapsed() < Duration::from_secs(30),
+                    "notices never came"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    applied(3).await;
     assert_eq!(me(&app.base, &seen.secret).await.0, StatusCode::OK);
     assert_eq!(me(&app.base, &revoked.secret).await.0, StatusCode::OK);
     admin
         .post_form(&format!("/keys/{}/revoke", revoked.id), &[])
         .await;
-    // This instance also hears its own revoke through the feed a moment
-    // later (dropping what it cached again): let that pass first.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    applied(4).await;
     assert_eq!(me_code(&app.base, &revoked.secret).await.1, "REVOKED");
     tokio::time::sleep(Duration::from_millis(700)).await;
 
