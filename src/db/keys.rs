@@ -5,7 +5,7 @@
 use super::DbConn;
 use super::changes::{self, Change};
 use super::events::{self, AuditContext, EventTarget};
-use super::schema::{api_keys, users, workspaces};
+use super::schema::{api_keys, people, users, workspaces};
 use crate::domain::keys::{Environment, SecretFacts, Status, ValueQuery, excerpt, value_query};
 use crate::domain::policy::{KeyOwner, KeyRef};
 use chrono::{NaiveDateTime, TimeDelta};
@@ -352,12 +352,13 @@ pub fn list(
 ) -> QueryResult<(Vec<KeyWithOwner>, Option<Cursor>)> {
     let mut q = api_keys::table
         .left_join(users::table.on(users::id.nullable().eq(api_keys::owner_id)))
+        .left_join(people::table.on(people::id.nullable().eq(users::person_id.nullable())))
         .filter(api_keys::workspace_id.eq(workspace_id))
         .filter(api_keys::deleted_at.is_null())
         .select((
             ApiKey::as_select(),
-            users::email.nullable(),
-            users::name.nullable(),
+            people::email.nullable(),
+            people::name.nullable(),
         ))
         .order((api_keys::created_at.desc(), api_keys::id.desc()))
         .limit(limit + 1)
@@ -782,6 +783,7 @@ pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<Auth
     let row: Option<(ApiKey, Option<String>, Option<NaiveDateTime>)> = api_keys::table
         .inner_join(workspaces::table)
         .left_join(users::table.on(users::id.nullable().eq(api_keys::owner_id)))
+        .left_join(people::table.on(people::id.nullable().eq(users::person_id.nullable())))
         .filter(
             api_keys::digest
                 .eq(digest)
@@ -789,7 +791,7 @@ pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<Auth
         )
         .select((
             ApiKey::as_select(),
-            users::email.nullable(),
+            people::email.nullable(),
             workspaces::api_keys_disabled_at,
         ))
         .first(conn)

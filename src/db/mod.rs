@@ -6,6 +6,7 @@ pub mod changes;
 pub mod events;
 pub mod health;
 pub mod keys;
+pub mod people;
 pub mod permissions;
 pub mod schema;
 pub mod sessions;

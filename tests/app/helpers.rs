@@ -397,7 +397,8 @@ impl TestApp {
                 "Other Corp",
                 "zed@other.example",
                 "Zed",
-                &hash,
+                keyward::db::users::FirstAdmin::Password(&hash),
+                "test tooling",
             )
             .unwrap();
         })
