@@ -20,4 +20,5 @@ mod outage;
 mod resilience;
 mod security;
 mod setup;
+mod tenants;
 mod users;
