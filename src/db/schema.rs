@@ -78,6 +78,7 @@ diesel::table! {
 diesel::joinable!(users -> workspaces (workspace_id));
 diesel::joinable!(users -> people (person_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(sessions -> people (person_id));
 diesel::joinable!(events -> workspaces (workspace_id));
 
 diesel::table! {

@@ -149,6 +149,33 @@ pub fn fresh_database() -> (DatabaseUrl, TestDb) {
     }
 }
 
+/// A database with no tables at all (for migration tests); dropped or
+/// deleted with the guard.
+pub fn empty_database() -> (DatabaseUrl, TestDb) {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    match std::env::var("KEYWARD_TEST_DATABASE_URL") {
+        Ok(admin_url) if !admin_url.trim().is_empty() => {
+            use diesel::connection::SimpleConnection;
+            let name = format!(
+                "keyward_t_{}_e{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::SeqCst)
+            );
+            let mut admin = pg_admin(&admin_url).expect("connect to PostgreSQL");
+            admin
+                .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+                .expect("create empty database");
+            let url = DatabaseUrl::Postgres(with_database(&admin_url, &name));
+            (url, TestDb::Postgres { admin_url, name })
+        }
+        _ => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = DatabaseUrl::Sqlite(dir.path().join("keyward.db"));
+            (url, TestDb::Sqlite(dir))
+        }
+    }
+}
+
 /// A running application with its own database. Dropping it stops the
 /// server and joins its threads before the pool and the database go, so no
 /// test leaves threads holding connections behind (at process exit those

@@ -355,3 +355,180 @@ async fn an_invitation_can_be_declined() {
         "a declined invitation is over"
     );
 }
+
+/// Run the migrations that sort before `before`, as an older keyward would
+/// have left the database.
+fn migrate_before(conn: &mut keyward::db::DbConn, before: &str) {
+    use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+    fn run<C, B>(c: &mut C, source: EmbeddedMigrations, before: &str)
+    where
+        C: MigrationHarness<B>,
+        B: diesel::backend::Backend,
+    {
+        for m in c.pending_migrations(source).unwrap() {
+            if m.name().to_string().as_str() < before {
+                c.run_migration(&*m).unwrap();
+            }
+        }
+    }
+    match conn {
+        keyward::db::DbConn::Pg(pg) => run(pg, keyward::db::PG_MIGRATIONS, before),
+        keyward::db::DbConn::Sqlite(l) => run(l, keyward::db::SQLITE_MIGRATIONS, before),
+    }
+}
+
+/// Data written by the keyward before people and memberships (one account
+/// per email and workspace) comes through the migration whole: people
+/// merged by email, passwords, roles, a removed account, a pending
+/// invitation, sessions, keys and events.
+#[tokio::test]
+async fn existing_accounts_keys_and_invitations_survive_the_people_migration() {
+    use diesel::connection::SimpleConnection;
+    let (url, _guard) = tokio::task::spawn_blocking(empty_database).await.unwrap();
+    let ada_hash = keyward::domain::password::hash(ADMIN_PASSWORD).unwrap();
+    let bob_hash = keyward::domain::password::hash("bob's long password").unwrap();
+    let old_hash = keyward::domain::password::hash("bob's old password").unwrap();
+    let invite_token = "catInviteToken0123456789abcdefghijklmnopqrs";
+    let invite = keyward::domain::ids::token_digest(invite_token);
+    let session = keyward::domain::ids::token_digest("a session from before");
+    let seed = format!(
+        "
+        INSERT INTO workspaces (id, name, created_at, updated_at) VALUES
+          ('wsp_acme', 'Acme', '2026-11-01 09:00:00', '2026-11-01 09:00:00'),
+          ('wsp_beta', 'Beta', '2026-11-02 09:00:00', '2026-11-02 09:00:00');
+        INSERT INTO instance_setup (id, workspace_id, completed_at)
+          VALUES (1, 'wsp_acme', '2026-11-01 09:00:00');
+        INSERT INTO users (id, workspace_id, email, name, role, password_hash, status,
+                           invite_digest, invite_expires_at, created_at, updated_at, removed_at) VALUES
+          ('usr_ada', 'wsp_acme', 'ada@example.com', 'Ada Admin', 'admin', '{ada_hash}', 'active',
+           NULL, NULL, '2026-11-01 09:00:00', '2026-11-01 09:00:00', NULL),
+          ('usr_bob_old', 'wsp_acme', 'bob@example.com', 'Bob Old', 'normal', '{old_hash}', 'removed',
+           NULL, NULL, '2026-11-01 10:00:00', '2026-11-03 10:00:00', '2026-11-03 10:00:00'),
+          ('usr_bob', 'wsp_beta', 'bob@example.com', 'Bob', 'admin', '{bob_hash}', 'active',
+           NULL, NULL, '2026-11-04 09:00:00', '2026-11-04 09:00:00', NULL),
+          ('usr_cat', 'wsp_acme', 'cat@example.com', 'Cat', 'normal', NULL, 'active',
+           '{invite}', '2099-01-01 00:00:00', '2026-11-05 09:00:00', '2026-11-05 09:00:00', NULL);
+        INSERT INTO sessions (id, workspace_id, user_id, created_at, last_seen_at)
+          VALUES ('{session}', 'wsp_acme', 'usr_ada', '2026-11-06 09:00:00', '2026-11-06 09:00:00');
+        INSERT INTO api_keys (id, workspace_id, kind, owner_id, created_by, name, description, tags,
+                              environment, permissions, resources, digest, head, tail, request_nonce,
+                              search, created_at, updated_at) VALUES
+          ('key_ada', 'wsp_acme', 'personal', 'usr_ada', 'usr_ada', 'Ada''s script', '', '[]',
+           'live', '[]', '[]', 'digest-ada', 'abcd', 'wxyz', 'n1', 'ada''s script key_ada ada@example.com',
+           '2026-11-06 10:00:00', '2026-11-06 10:00:00'),
+          ('key_bob', 'wsp_beta', 'workspace', NULL, 'usr_bob', 'Beta ERP', '', '[]',
+           'live', '[]', '[]', 'digest-bob', 'efgh', 'stuv', 'n2', 'beta erp key_bob',
+           '2026-11-06 11:00:00', '2026-11-06 11:00:00');
+        INSERT INTO events (workspace_id, actor_id, actor_label, action, details, created_at) VALUES
+          ('wsp_acme', 'usr_ada', 'ada@example.com', 'key.created', '{{}}', '2026-11-06 10:00:00'),
+          ('wsp_beta', 'usr_bob', 'bob@example.com', 'key.created', '{{}}', '2026-11-06 11:00:00');
+        "
+    );
+    let migrate_url = url.clone();
+    tokio::task::spawn_blocking(move || {
+        let pool = keyward::db::pool(&migrate_url, 1).unwrap();
+        let mut conn = pool.get().unwrap();
+        migrate_before(&mut conn, "2026-11-23-000004");
+        conn.batch_execute(&seed).unwrap();
+    })
+    .await
+    .unwrap();
+
+    // The current keyward starts on it and migrates the rest.
+    let app = spawn_app_on(url).await;
+    let (people, sessions) = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            use keyward::db::schema::{people, sessions};
+            let people: Vec<(String, String)> = people::table
+                .select((people::email, people::name))
+                .order(people::email)
+                .load(c)
+                .unwrap();
+            let sessions: Vec<(String, String)> = sessions::table
+                .inner_join(people::table)
+                .select((sessions::user_id, people::email))
+                .load(c)
+                .unwrap();
+            (people, sessions)
+        })
+        .await;
+    assert_eq!(
+        people,
+        [
+            ("ada@example.com".to_owned(), "Ada Admin".to_owned()),
+            ("bob@example.com".to_owned(), "Bob".to_owned()),
+            ("cat@example.com".to_owned(), "Cat".to_owned()),
+        ],
+        "one person per email; the active account's name"
+    );
+    assert_eq!(
+        sessions,
+        [("usr_ada".to_owned(), "ada@example.com".to_owned())]
+    );
+
+    // Ada signs in with her password, to Acme, as its admin, and finds her
+    // key, her users (Bob's old account removed, Cat invited) and history.
+    let ada = app.browser();
+    assert_eq!(
+        ada.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let (_, keys) = ada.page("/workspace/keys?view=all").await;
+    assert!(
+        keys.contains("Ada&#39;s script") || keys.contains("Ada's script"),
+        "{keys}"
+    );
+    assert!(!keys.contains("Beta ERP"));
+    assert_eq!(ada.get("/keys/key_ada").await.status(), StatusCode::OK);
+    assert_eq!(
+        ada.get("/keys/key_bob").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let (_, users) = ada.page("/workspace/users").await;
+    assert!(users.contains("bob@example.com") && users.contains("Removed"));
+    assert!(users.contains("1 invited (not joined yet)"), "{users}");
+    let (_, events) = ada.page("/workspace/events").await;
+    assert!(events.contains("Ada Admin"), "{events}");
+
+    // Bob: the password of his active account, in Beta; the removed one's
+    // password is gone with it.
+    let bob = app.browser();
+    assert_eq!(
+        bob.login("bob@example.com", "bob's old password")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        bob.login("bob@example.com", "bob's long password")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(bob.get("/keys/key_bob").await.status(), StatusCode::OK);
+    assert_eq!(
+        bob.get("/keys/key_ada").await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Cat's pending invitation still works, once.
+    let cat = app.browser();
+    let path = format!("/invite/{invite_token}");
+    let (status, page) = cat.page(&path).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Choose your password"));
+    let password = "cat's new long password";
+    let res = cat
+        .post_form(
+            &path,
+            &[("password", password), ("password_confirm", password)],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        cat.login("cat@example.com", password).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(cat.get("/account/keys").await.status(), StatusCode::OK);
+}
