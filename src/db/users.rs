@@ -68,7 +68,7 @@ impl User {
 
     /// As the workspace's admins see it: until the person joins, the name
     /// the admin typed, so nothing about an account elsewhere shows.
-    fn as_seen_by_workspace(mut self) -> Self {
+    fn seen_by_workspace(mut self) -> Self {
         if self.accepted_at.is_none()
             && let Some(name) = self.invited_name.clone()
         {
@@ -336,7 +336,7 @@ pub fn get(conn: &mut DbConn, workspace_id: &str, id: &str) -> QueryResult<Optio
         .select(User::as_select())
         .first(conn)
         .optional()?
-        .map(User::as_seen_by_workspace))
+        .map(User::seen_by_workspace))
 }
 
 /// All users of the workspace: active ones first, then by email.
@@ -347,7 +347,7 @@ pub fn list(conn: &mut DbConn, workspace_id: &str) -> QueryResult<Vec<User>> {
         .order((users::status.asc(), people_t::email.asc()))
         .load(conn)?
         .into_iter()
-        .map(User::as_seen_by_workspace)
+        .map(User::seen_by_workspace)
         .collect())
 }
 
@@ -375,7 +375,7 @@ pub fn add(
                 name,
             },
         )?
-        .as_seen_by_workspace();
+        .seen_by_workspace();
         events::record(
             conn,
             ctx,

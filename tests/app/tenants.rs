@@ -532,3 +532,53 @@ async fn existing_accounts_keys_and_invitations_survive_the_people_migration() {
     );
     assert_eq!(cat.get("/account/keys").await.status(), StatusCode::OK);
 }
+
+/// An admin of two workspaces changes settings, the permission catalog and
+/// the API-keys switch in one: the other's stay as they were.
+#[tokio::test]
+async fn settings_catalog_and_switch_stay_in_their_workspace() {
+    let (app, ada) = spawn_ready().await;
+    let zed = ada_joins_other(&app, &ada, "admin").await;
+    let there = zed
+        .create_key("/workspace/keys", &[("name", "Other ERP")])
+        .await;
+    // Ada now works in Other Corp: she changes things at home instead.
+    switch(&ada, &app, "Acme").await;
+    let res = ada
+        .post_form(
+            "/workspace/settings/limits",
+            &[
+                ("max_expiry_days", "30"),
+                ("max_keys_per_user", "7"),
+                ("default_rate_limit", "120"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = ada
+        .post_form(
+            "/workspace/settings/permissions",
+            &[("name", "acme:secret-plant"), ("description", "Acme only")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = ada
+        .post_form("/workspace/settings/api-keys", &[("enabled", "off")])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, home) = ada.page("/workspace/settings").await;
+    assert!(home.contains("acme:secret-plant"));
+    assert!(home.contains("API keys are switched off."));
+    assert!(home.contains("value=\"7\""), "the home limit took");
+
+    // Other Corp: its catalog, limits and keys are untouched.
+    let (_, settings) = zed.page("/workspace/settings").await;
+    assert!(!settings.contains("acme:secret-plant"));
+    assert!(!settings.contains("API keys are switched off."));
+    assert!(!settings.contains("value=\"7\"") && settings.contains("value=\"100\""));
+    let (_, form) = zed.page("/workspace/keys/new").await;
+    assert!(!form.contains("acme:secret-plant"));
+    assert_eq!(me_code(&app.base, &there.secret).await.0, StatusCode::OK);
+    let (_, events) = zed.page("/workspace/events").await;
+    assert!(!events.contains("acme:secret-plant") && !events.contains("Ada Admin switched"));
+}
