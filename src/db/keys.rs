@@ -422,8 +422,31 @@ pub fn list(
                 q.filter(api_keys::id.eq(query.to_owned()))
             }
             None => {
-                let pattern = format!("%{}%", super::escape_like(&query.to_lowercase()));
-                q.filter(api_keys::search.like(pattern).escape('\\'))
+                let lowered = query.to_lowercase();
+                let pattern = format!("%{}%", super::escape_like(&lowered));
+                // The LIKE decides on both backends, so both find exactly
+                // the same keys. PostgreSQL answers it from the pg_trgm
+                // index when that is cheaper than walking the newest keys;
+                // SQLite is told which way to go (it keeps no statistics).
+                q = q.filter(api_keys::search.like(pattern).escape('\\'));
+                if let Some(phrase) = few_trigram_matches(conn, &lowered)? {
+                    q = q
+                        .filter(
+                            diesel::dsl::sql::<diesel::sql_types::Bool>(
+                                "api_keys.seq IN (SELECT rowid FROM api_keys_fts WHERE api_keys_fts MATCH ",
+                            )
+                            .bind::<diesel::sql_types::Text, _>(phrase)
+                            .sql(")"),
+                        )
+                        .order((
+                            diesel::dsl::sql::<diesel::sql_types::Timestamp>(
+                                "+api_keys.created_at",
+                            )
+                            .desc(),
+                            api_keys::id.desc(),
+                        ));
+                }
+                q
             }
         };
     }
@@ -461,6 +484,40 @@ pub fn list(
         })
         .collect();
     Ok((rows, next))
+}
+
+/// Above this many candidates from SQLite's trigram index, a substring
+/// search walks the workspace's keys newest first instead: matches are then
+/// common enough that a page fills after a short walk, while sorting every
+/// candidate would cost more.
+const TRIGRAM_CANDIDATES: i64 = 2000;
+
+/// On SQLite, for a substring of at least three characters (the trigram
+/// index cannot help with less) that fewer than [`TRIGRAM_CANDIDATES`] keys
+/// of any workspace contain: the FTS5 phrase that finds them. `None` where
+/// the plain LIKE is the better plan, and always on PostgreSQL, whose
+/// planner chooses between its trigram index and the newest-first walk.
+fn few_trigram_matches(conn: &mut DbConn, lowered: &str) -> QueryResult<Option<String>> {
+    let DbConn::Sqlite(lite) = conn else {
+        return Ok(None);
+    };
+    if lowered.chars().count() < 3 {
+        return Ok(None);
+    }
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    // A quoted FTS5 string: the trigram tokenizer matches it as a
+    // substring, whatever characters it holds.
+    let phrase = format!("\"{}\"", lowered.replace('"', "\"\""));
+    let found: Count = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM (SELECT 1 FROM api_keys_fts WHERE api_keys_fts MATCH ? LIMIT {TRIGRAM_CANDIDATES})"
+    ))
+    .bind::<diesel::sql_types::Text, _>(&phrase)
+    .get_result(lite)?;
+    Ok((found.n < TRIGRAM_CANDIDATES).then_some(phrase))
 }
 
 /// The editable details of a key.

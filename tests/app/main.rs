@@ -18,6 +18,7 @@ mod nginx;
 mod ops;
 mod outage;
 mod resilience;
+mod search;
 mod security;
 mod setup;
 mod tenants;
