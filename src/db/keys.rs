@@ -486,6 +486,52 @@ pub fn list(
     Ok((rows, next))
 }
 
+/// How many keys of the workspace the scope holds (deleted ones aside),
+/// counted up to `cap` + 1 so that a million keys cost no more than `cap`:
+/// lists show "10,000+" beyond.
+pub fn count_capped(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    scope: &Scope,
+    cap: i64,
+) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    use diesel::sql_types::Text;
+    let (filter, value) = match scope {
+        Scope::Owner(owner) => (" AND owner_id = {}", Some(owner.as_str())),
+        Scope::Workspace => (" AND kind = {}", Some(KIND_WORKSPACE)),
+        Scope::All => ("", None),
+    };
+    let sql = |p1: &str, p2: &str| {
+        format!(
+            "SELECT count(*) AS n FROM (SELECT 1 FROM api_keys WHERE workspace_id = {p1}{} AND deleted_at IS NULL LIMIT {}) AS capped",
+            filter.replace("{}", p2),
+            cap + 1
+        )
+    };
+    let found: Count = match conn {
+        DbConn::Pg(pg) => {
+            let q = diesel::sql_query(sql("$1", "$2")).bind::<Text, _>(workspace_id);
+            match value {
+                Some(v) => q.bind::<Text, _>(v).get_result(pg)?,
+                None => q.get_result(pg)?,
+            }
+        }
+        DbConn::Sqlite(lite) => {
+            let q = diesel::sql_query(sql("?", "?")).bind::<Text, _>(workspace_id);
+            match value {
+                Some(v) => q.bind::<Text, _>(v).get_result(lite)?,
+                None => q.get_result(lite)?,
+            }
+        }
+    };
+    Ok(found.n)
+}
+
 /// Above this many candidates from SQLite's trigram index, a substring
 /// search walks the workspace's keys newest first instead: matches are then
 /// common enough that a page fills after a short walk, while sorting every

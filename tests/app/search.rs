@@ -128,6 +128,14 @@ async fn search_finds_exactly_the_keys_containing_the_text_whichever_plan_answer
     let (id, _) = &keys[1234];
     assert_eq!(found(&app, id).await, [id.clone()]);
 
+    // Unfiltered lists say how many keys they hold.
+    let (_, all) = admin.page("/workspace/keys?view=all").await;
+    assert!(all.contains("2,609 keys in all"), "2,600 + 8 + Ada's");
+    let (_, ws) = admin.page("/workspace/keys").await;
+    assert!(ws.contains("2,608 keys in all"));
+    let (_, own) = admin.page("/account/keys").await;
+    assert!(own.contains("1 key in all"));
+
     // The page itself, with a rare text.
     let (status, page) = admin.page("/workspace/keys?view=all&q=press%20259").await;
     assert_eq!(status, StatusCode::OK);
