@@ -66,6 +66,17 @@ impl User {
         self.accepted_at.is_none() && self.is_active()
     }
 
+    /// Who and where, for an event this user causes in their workspace.
+    pub fn audit(&self, ip: Option<String>, user_agent: Option<String>) -> AuditContext {
+        AuditContext {
+            workspace_id: self.workspace_id.clone(),
+            actor_id: Some(self.id.clone()),
+            actor_label: self.email.clone(),
+            ip,
+            user_agent,
+        }
+    }
+
     /// As the workspace's admins see it: until the person joins, the name
     /// the admin typed, so nothing about an account elsewhere shows.
     fn seen_by_workspace(mut self) -> Self {
@@ -560,13 +571,7 @@ fn join(
     if updated != 1 {
         return Ok(false);
     }
-    let ctx = AuditContext {
-        workspace_id: user.workspace_id.clone(),
-        actor_id: Some(user.id.clone()),
-        actor_label: user.email.clone(),
-        ip,
-        user_agent,
-    };
+    let ctx = user.audit(ip, user_agent);
     events::record(
         conn,
         &ctx,
@@ -668,13 +673,7 @@ pub fn decline_pending(
             return Ok(None);
         };
         end_membership(conn, &user)?;
-        let ctx = AuditContext {
-            workspace_id: user.workspace_id.clone(),
-            actor_id: Some(user.id.clone()),
-            actor_label: user.email.clone(),
-            ip,
-            user_agent,
-        };
+        let ctx = user.audit(ip, user_agent);
         events::record(
             conn,
             &ctx,

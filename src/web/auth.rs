@@ -195,13 +195,7 @@ pub async fn login(
                 let Some(user) = people::sign_in_membership(c, &person)? else {
                     return Ok(SignIn::NoWorkspace);
                 };
-                let ctx = AuditContext {
-                    workspace_id: user.workspace_id.clone(),
-                    actor_id: Some(user.id.clone()),
-                    actor_label: user.email.clone(),
-                    ip: ip2.clone(),
-                    user_agent: ua2.clone(),
-                };
+                let ctx = user.audit(ip2.clone(), ua2.clone());
                 sessions::purge_expired(c, lifetime)?;
                 let secret = sessions::create(c, &user, ip2.as_deref(), ua2.as_deref())?;
                 let target = EventTarget::user(&user.id, &user.email);
@@ -281,13 +275,7 @@ pub async fn logout(
         let (ip, ua) = (client_ip(&req), user_agent(&req));
         db(&state, move |c| {
             if let Some((_, user)) = sessions::load(c, &secret, lifetime)? {
-                let ctx = AuditContext {
-                    workspace_id: user.workspace_id.clone(),
-                    actor_id: Some(user.id.clone()),
-                    actor_label: user.email.clone(),
-                    ip,
-                    user_agent: ua,
-                };
+                let ctx = user.audit(ip, ua);
                 events::record(
                     c,
                     &ctx,

@@ -104,6 +104,38 @@ fn workspace_name(user: &CurrentUser, membership_id: &str) -> String {
         .map_or_else(|| "the workspace".to_owned(), |m| m.workspace_name.clone())
 }
 
+/// What answering an invitation does: [`users::accept_pending`] or
+/// [`users::decline_pending`].
+type Answer = fn(
+    &mut crate::db::DbConn,
+    &str,
+    &str,
+    Option<String>,
+    Option<String>,
+) -> diesel::QueryResult<Option<users::User>>;
+
+/// Answer one of the person's own pending invitations; returns the
+/// membership and its workspace's name.
+async fn answer(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    user: &CurrentUser,
+    id: String,
+    how: Answer,
+) -> Result<(users::User, String), AppError> {
+    let pending = own_membership(state, user, id).await?;
+    let name = workspace_name(user, &pending.id);
+    let (person_id, ip, ua) = (
+        user.actor.person_id.clone(),
+        client_ip(req),
+        user_agent(req),
+    );
+    let done = db(state, move |c| Ok(how(c, &person_id, &pending.id, ip, ua)?))
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok((done, name))
+}
+
 /// Accept an invitation to another workspace, and go there.
 #[post("/workspaces/invitations/{id}/accept")]
 pub async fn accept(
@@ -113,18 +145,8 @@ pub async fn accept(
     user: CurrentUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let pending = own_membership(&state, &user, id.into_inner()).await?;
-    let name = workspace_name(&user, &pending.id);
-    let (person_id, ip, ua) = (
-        user.actor.person_id.clone(),
-        client_ip(&req),
-        user_agent(&req),
-    );
-    let joined = db(&state, move |c| {
-        Ok(users::accept_pending(c, &person_id, &pending.id, ip, ua)?)
-    })
-    .await?
-    .ok_or(AppError::NotFound)?;
+    let (joined, name) =
+        answer(&req, &state, &user, id.into_inner(), users::accept_pending).await?;
     switch_to(&state, &user, joined).await?;
     session::set_flash(
         &session,
@@ -142,18 +164,7 @@ pub async fn decline(
     user: CurrentUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let pending = own_membership(&state, &user, id.into_inner()).await?;
-    let name = workspace_name(&user, &pending.id);
-    let (person_id, ip, ua) = (
-        user.actor.person_id.clone(),
-        client_ip(&req),
-        user_agent(&req),
-    );
-    db(&state, move |c| {
-        Ok(users::decline_pending(c, &person_id, &pending.id, ip, ua)?)
-    })
-    .await?
-    .ok_or(AppError::NotFound)?;
+    let (_, name) = answer(&req, &state, &user, id.into_inner(), users::decline_pending).await?;
     session::set_flash(
         &session,
         Flash::success(format!("You declined the invitation to {name}.")),

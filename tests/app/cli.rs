@@ -596,17 +596,8 @@ async fn workspace_commands_provision_tenants() {
     let path = format!("/invite/{}", link.rsplit('/').next().unwrap());
     let dee = app.browser();
     let password = "delta admin password";
-    let res = dee
-        .post_form(
-            &path,
-            &[("password", password), ("password_confirm", password)],
-        )
+    dee.choose_password_and_sign_in(&path, "dee@delta.example", password)
         .await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        dee.login("dee@delta.example", password).await.status(),
-        StatusCode::SEE_OTHER
-    );
     assert_eq!(
         dee.get("/workspace/settings").await.status(),
         StatusCode::OK

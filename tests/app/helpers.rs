@@ -414,6 +414,23 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// Make the first admin (Ada, an existing person) the admin of a new
+    /// workspace named `name` as well, as `keyward workspace create` does.
+    pub async fn ada_also_admin_of(&self, name: &'static str) {
+        self.with_db(move |c| {
+            keyward::db::users::create_workspace(
+                c,
+                name,
+                ADMIN_EMAIL,
+                "Ada",
+                keyward::db::users::FirstAdmin::Password("unused"),
+                "test tooling",
+            )
+            .unwrap();
+        })
+        .await;
+    }
+
     /// Create a second workspace on the same instance (as an operator's
     /// tooling would) and return its admin, signed in.
     pub async fn other_workspace_admin(&self) -> Browser {
@@ -568,6 +585,23 @@ impl Browser {
     }
 
     /// Whether this browser is signed in (its account page opens).
+    /// Choose a password through an invitation path (`/invite/…`) and
+    /// sign in with it.
+    pub async fn choose_password_and_sign_in(&self, invite: &str, email: &str, password: &str) {
+        let res = self
+            .post_form(
+                invite,
+                &[("password", password), ("password_confirm", password)],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "password chosen");
+        assert_eq!(
+            self.login(email, password).await.status(),
+            StatusCode::SEE_OTHER,
+            "signed in with it"
+        );
+    }
+
     pub async fn signed_in(&self) -> bool {
         let res = self.get("/account").await;
         match res.status() {

@@ -519,17 +519,8 @@ async fn existing_accounts_keys_and_invitations_survive_the_people_migration() {
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("Choose your password"));
     let password = "cat's new long password";
-    let res = cat
-        .post_form(
-            &path,
-            &[("password", password), ("password_confirm", password)],
-        )
+    cat.choose_password_and_sign_in(&path, "cat@example.com", password)
         .await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        cat.login("cat@example.com", password).await.status(),
-        StatusCode::SEE_OTHER
-    );
     assert_eq!(cat.get("/account/keys").await.status(), StatusCode::OK);
 }
 

@@ -522,17 +522,9 @@ async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
     let s = seed(&app, &admin).await;
     // Ada works in a second workspace with a long name and is invited to a
     // third: every page's header has the switcher and the invitation.
-    app.with_db(|c| {
-        keyward::db::users::create_workspace(
-            c,
-            "Lübeck plant — maintenance, operations and quality engineering (EU-West)",
-            ADMIN_EMAIL,
-            "Ada",
-            keyward::db::users::FirstAdmin::Password("unused"),
-            "test tooling",
-        )
-        .unwrap();
-    })
+    app.ada_also_admin_of(
+        "Lübeck plant — maintenance, operations and quality engineering (EU-West)",
+    )
     .await;
     let zed = app.other_workspace_admin().await;
     let res = zed
@@ -1102,18 +1094,7 @@ async fn browser_without_javascript_shows_no_dead_buttons() {
 #[ignore = "needs chromium and chromium-driver; run with --ignored"]
 async fn browser_switches_workspace_by_keyboard_and_without_javascript() {
     let (app, _ada) = spawn_ready().await;
-    app.with_db(|c| {
-        keyward::db::users::create_workspace(
-            c,
-            "Other Corp",
-            ADMIN_EMAIL,
-            "Ada",
-            keyward::db::users::FirstAdmin::Password("unused"),
-            "test tooling",
-        )
-        .unwrap();
-    })
-    .await;
+    app.ada_also_admin_of("Other Corp").await;
     let chrome = Chrome::start().await;
     sign_in(&chrome, &app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     open(&chrome, &app.base, "/account").await;
