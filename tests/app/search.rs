@@ -126,7 +126,7 @@ async fn search_finds_exactly_the_keys_containing_the_text_whichever_plan_answer
     }
     // A whole key id finds that key.
     let (id, _) = &keys[1234];
-    assert_eq!(found(&app, id).await, [id.clone()]);
+    assert_eq!(found(&app, id).await, vec![id.to_owned()]);
 
     // Unfiltered lists say how many keys they hold.
     let (_, all) = admin.page("/workspace/keys?view=all").await;
