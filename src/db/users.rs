@@ -375,6 +375,10 @@ pub fn add(
     invite_digest: &str,
 ) -> Result<User, UserChangeError> {
     conn.transaction(|conn| {
+        // Write-lock first: on SQLite a transaction that reads before its
+        // first write fails at once ("database is locked") when another
+        // writer got in between, instead of waiting its turn.
+        workspaces::lock(conn, &ctx.workspace_id)?;
         let (person, _) = people::find_or_insert(conn, email, name, None)?;
         let user = insert_user(
             conn,
