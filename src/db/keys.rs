@@ -155,6 +155,9 @@ fn is_unique_violation(e: &diesel::result::Error) -> bool {
 pub struct NewKey<'a> {
     /// `Some(user id)` for a personal key, `None` for a workspace key.
     pub owner: Option<(&'a str, &'a str)>,
+    /// The person who creates it, when that is not the audit actor (a
+    /// management key acts for its owner or creator); `None`: the actor.
+    pub created_by: Option<&'a str>,
     pub name: &'a str,
     pub description: &'a str,
     pub tags: &'a [String],
@@ -178,6 +181,7 @@ impl<'a> NewKey<'a> {
     ) -> Self {
         NewKey {
             owner: None,
+            created_by: None,
             name,
             description: "",
             tags: &[],
@@ -230,7 +234,10 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
                 api_keys::workspace_id.eq(&ctx.workspace_id),
                 api_keys::kind.eq(kind),
                 api_keys::owner_id.eq(owner_id),
-                api_keys::created_by.eq(ctx.actor_id.as_deref().unwrap_or_default()),
+                api_keys::created_by.eq(new
+                    .created_by
+                    .or(ctx.actor_id.as_deref())
+                    .unwrap_or_default()),
                 api_keys::name.eq(new.name),
                 api_keys::description.eq(new.description),
                 api_keys::tags.eq(to_json(new.tags)),
