@@ -8,7 +8,7 @@
 //! share.
 
 mod actions;
-mod create;
+pub mod create;
 // Public rather than re-exported: its handler shares the module's name.
 pub mod detail;
 mod export;
