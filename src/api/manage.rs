@@ -89,6 +89,15 @@ impl<N: Need + 'static> FromRequest for Manager<N> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = super::bearer(req).map(str::to_owned);
+        // PostgreSQL refuses a NUL in text, and no id, filter or search
+        // holds a control character: refuse them before any query.
+        let has_control = |raw: &str| {
+            percent_encoding::percent_decode_str(raw)
+                .decode_utf8_lossy()
+                .chars()
+                .any(char::is_control)
+        };
+        let control = has_control(req.query_string()) || has_control(req.path());
         let ip = crate::web::client_ip(req);
         let user_agent = crate::web::user_agent(req);
         Box::pin(async move {
@@ -109,6 +118,11 @@ impl<N: Need + 'static> FromRequest for Manager<N> {
                 .verify(&state.pool, &token, &requirements)
                 .await
                 .map_err(ApiError::refused)?;
+            if control {
+                return Err(ApiError::bad_request(
+                    "The address contains a control character (such as a NUL byte), which no id, filter or search holds.",
+                ));
+            }
             let key = verified.record.key.clone();
             let ws = key.workspace_id.clone();
             let person_id = key
@@ -462,9 +476,17 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], empty_ok: bool) -> Re
     } else {
         body
     };
-    serde_json::from_slice(body).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("The request body is not valid JSON: {e}.")))?;
+    // serde would read a struct from an array too: only an object is one.
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "The request body must be a JSON object.",
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| {
         ApiError::bad_request(format!(
-            "The request body is not valid JSON for this operation: {e}."
+            "The request body does not fit this operation: {e}."
         ))
     })
 }
@@ -1438,6 +1460,11 @@ pub async fn list_events(
     let limit = p.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::bad_request("limit must be from 1 to 100."));
+    }
+    if p.cursor.is_some_and(|c| c < 1) {
+        return Err(ApiError::bad_request(
+            "cursor is not valid: use next_cursor of the previous page.",
+        ));
     }
     let query = crate::web::events::EventsQuery {
         action: p.action.unwrap_or_default(),

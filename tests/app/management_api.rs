@@ -857,6 +857,24 @@ async fn errors_are_problem_details_never_server_errors() {
         let (s, _) = problem(res).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{query}");
     }
+    // Control characters (PostgreSQL refuses a NUL in text) are refused
+    // before any query, in filters and ids alike.
+    for path in [
+        "/api/v1/keys?q=a%00b".to_owned(),
+        "/api/v1/keys?owner=%00".to_owned(),
+        "/api/v1/events?actor=%00".to_owned(),
+        "/api/v1/events?key=x%01".to_owned(),
+        "/api/v1/keys/key_%00/usage".to_owned(),
+    ] {
+        let res = http
+            .get(format!("{}{path}", app.base))
+            .bearer_auth(&manager.secret)
+            .send()
+            .await
+            .unwrap();
+        let (s, _) = problem(res).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}");
+    }
     // A full key in a URL is refused, not searched.
     let res = http
         .get(format!("{url}?q={}", manager.secret))
