@@ -1178,3 +1178,86 @@ async fn every_api_route_is_in_the_openapi_document() {
     let problem = &doc["paths"]["/api/v1/keys"]["post"]["responses"]["422"]["content"];
     assert!(problem["application/problem+json"].is_object(), "{problem}");
 }
+
+#[tokio::test]
+async fn docs_and_key_pages_show_how_to_use_a_key() {
+    let (app, admin) = spawn_ready().await;
+    // /docs: open to anyone, rendered from this server only.
+    let res = reqwest::get(format!("{}/docs", app.base)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = unescape(&res.text().await.unwrap());
+    assert!(page.contains("data-spec-url=\"/api/v1/openapi.json\""));
+    for asset in [
+        "/static/swagger-ui-bundle.js",
+        "/static/swagger-ui.css",
+        "/static/docs.js",
+    ] {
+        assert!(page.contains(asset), "{asset}");
+        let res = reqwest::get(format!("{}{asset}", app.base)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{asset}");
+    }
+    assert!(
+        !page.contains("https://"),
+        "nothing is loaded from elsewhere"
+    );
+    assert!(page.contains("curl -H \"Authorization: Bearer $KEYWARD_KEY\""));
+    for p in [
+        "keyward:keys:read",
+        "keyward:keys:write",
+        "keyward:events:read",
+    ] {
+        assert!(page.contains(p));
+    }
+    // The served renderer is the one SOURCE.md records.
+    let source = include_str!("../../static/vendor/swagger-ui-5.35.0/SOURCE.md");
+    let bundle = reqwest::get(format!("{}/static/swagger-ui-bundle.js", app.base))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(&bundle));
+    assert!(
+        source.contains(&format!("sha256 of swagger-ui-bundle.js: `{digest}`")),
+        "SOURCE.md records the served bundle"
+    );
+
+    // The key page: snippets with the key's masked excerpt, never the key.
+    let k = admin
+        .create_key("/account/keys", &[("name", "snippet")])
+        .await;
+    let (status, page) = admin.page(&format!("/keys/{}", k.id)).await;
+    assert_eq!(status, StatusCode::OK);
+    let page = unescape(&page);
+    let excerpt = format!("sk_live_…{}", &k.secret[k.secret.len() - 4..]);
+    assert!(page.contains("Use this key"));
+    assert!(
+        page.contains(&format!("export KEYWARD_KEY='{excerpt}'")),
+        "curl snippet with the excerpt"
+    );
+    assert!(page.contains("import requests") && page.contains("await fetch("));
+    assert!(page.contains(&format!("{}/api/v1/me", app.base)));
+    assert!(page.contains("href=\"/docs\""));
+    assert!(
+        !page.contains(&k.secret[8..]),
+        "the key itself is never on its page"
+    );
+    let (_, list) = admin.page("/account/keys").await;
+    assert!(
+        list.contains("href=\"/docs\""),
+        "the list links the reference"
+    );
+}
+
+/// The text of HTML as a reader sees it (the entities askama writes).
+fn unescape(html: &str) -> String {
+    html.replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+}
