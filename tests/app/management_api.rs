@@ -137,6 +137,15 @@ async fn the_create_dialog_offers_management_permissions_by_role() {
         .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(res.text().await.unwrap().contains("keyward:events:read"));
+    // The catalog cannot hold look-alikes of the management permissions.
+    let res = admin
+        .post_form(
+            "/workspace/settings/permissions",
+            &[("name", "keyward:keys:admin"), ("description", "x")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.text().await.unwrap().contains("reserved"));
     // Granted within the role: the key carries it.
     let k = bob
         .create_key(
