@@ -443,6 +443,50 @@ async fn a_normal_users_personal_key_acts_only_on_their_own_personal_keys() {
     let (s, page) = api.get("/api/v1/keys?owner=usr_someone_else").await;
     assert_eq!(s, StatusCode::OK);
     assert!(ids(&page).is_empty());
+
+    // An admin's management key, as on the pages: sees bob's keys and may
+    // switch them off or revoke them, but not edit, regenerate (which
+    // would hand it bob's new secret) or delete them.
+    let admin_api = Api::new(&app.base, &admin_workspace_manager(&admin).await.secret);
+    let (_, page) = admin_api.get(&format!("/api/v1/keys?owner={bob_id}")).await;
+    assert_eq!(
+        ids(&page).len(),
+        3,
+        "bob's old, manager and new keys: {page}"
+    );
+    let bobs = &manager.id;
+    assert_eq!(
+        admin_api.get(&format!("/api/v1/keys/{bobs}")).await.0,
+        StatusCode::OK
+    );
+    let (s, p) = admin_api
+        .post(&format!("/api/v1/keys/{bobs}/regenerate"), json!({}))
+        .await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("INSUFFICIENT_PERMISSION"))
+    );
+    let (s, _) = admin_api
+        .patch(&format!("/api/v1/keys/{bobs}"), json!({"name": "mine now"}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(
+        admin_api.delete(&format!("/api/v1/keys/{bobs}")).await,
+        StatusCode::FORBIDDEN
+    );
+    let (s, k) = admin_api
+        .post(&format!("/api/v1/keys/{bobs}/disable"), json!({}))
+        .await;
+    assert_eq!(
+        (s, k["status"].as_str()),
+        (StatusCode::OK, Some("inactive"))
+    );
+    // Bob's own management key is now switched off, by incident response.
+    let (s, p) = api.get("/api/v1/keys").await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("DISABLED"))
+    );
 }
 
 #[tokio::test]
