@@ -1314,3 +1314,98 @@ fn unescape(html: &str) -> String {
         .replace("&#38;", "&")
         .replace("&amp;", "&")
 }
+
+/// The binary at trace level, driven through the management API: neither
+/// the acting key nor any key it creates or regenerates reaches the log.
+#[tokio::test]
+async fn management_secrets_never_reach_the_log() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let (db, _guard) = tokio::task::spawn_blocking(fresh_database).await.unwrap();
+    let url = match &db {
+        keyward::config::DatabaseUrl::Sqlite(path) => path.display().to_string(),
+        keyward::config::DatabaseUrl::Postgres(url) => url.clone(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, format!("{ADMIN_PASSWORD}\n")).unwrap();
+    let keyward = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
+        cmd.env_clear()
+            .env("DATABASE_URL", &url)
+            .env("KEYWARD_SECRET", "log-test-secret-log-test-secret-log-test")
+            .env("KEYWARD_BIND", "127.0.0.1:0")
+            .env("RUST_LOG", "trace");
+        cmd
+    };
+    let setup = keyward()
+        .args(["setup", "--workspace", "Acme", "--admin-email", ADMIN_EMAIL])
+        .arg("--admin-password-file")
+        .arg(&password_file)
+        .output()
+        .unwrap();
+    assert!(setup.status.success());
+    let log_path = dir.path().join("keyward.log");
+    let mut child = keyward()
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let login = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.split_whitespace()
+                    .find(|w| w.ends_with("/login"))
+                    .map(str::to_owned)
+            })
+    })
+    .await
+    .unwrap()
+    .expect("address printed");
+    let base = login.trim_end_matches("/login").to_owned();
+    let admin = Browser::new(&base);
+    assert_eq!(
+        admin.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let manager = admin_workspace_manager(&admin).await;
+    let api = Api::new(&base, &manager.secret);
+    let (s, created) = api
+        .create_idem("log-1", json!({"name": "logged?", "kind": "workspace"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (_, regenerated) = api
+        .post(&format!("/api/v1/keys/{id}/regenerate"), json!({}))
+        .await;
+    // Refusals that echo input, and a search for a full key, are logged too.
+    let (s, _) = api
+        .get(&format!(
+            "/api/v1/keys?q={}",
+            created["secret"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    api.post("/api/v1/keys", json!({"name": ""})).await;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("/api/v1/keys"), "the calls were logged");
+    for secret in [
+        manager.secret.as_str(),
+        created["secret"].as_str().unwrap(),
+        regenerated["secret"].as_str().unwrap(),
+    ] {
+        let random = &secret[8..];
+        assert!(!log.contains(&random[..20]), "a secret reached the log");
+    }
+}
