@@ -19,6 +19,7 @@ use crate::domain::keys::{self as dk, Expiry, Status, ValueQuery};
 use crate::domain::policy::{self, Action, Actor, Decision, KeyRef, management};
 use crate::state::AppState;
 use crate::web::keys::ListKind;
+use crate::web::keys::actions;
 use crate::web::keys::create::{self as create_rules, Creator, KeyRequest};
 use actix_web::dev::Payload;
 use actix_web::http::{StatusCode, header};
@@ -1071,16 +1072,10 @@ pub async fn update_key(
     }
     let ctx = m.audit.clone();
     let saved = run(&m.state, move |c| {
-        let owner = match &key.owner_id {
-            Some(owner) => crate::db::users::get(c, &key.workspace_id, owner)?
-                .map(|u| format!("{} {}", u.email, u.name)),
-            None => None,
-        };
-        keys::update_details(
+        actions::save_details(
             c,
             &ctx,
             &key,
-            owner.as_deref(),
             &keys::Details {
                 name,
                 description,
@@ -1252,13 +1247,9 @@ pub async fn regenerate_key(
     let actor_key = m.key.id.clone();
     let idem_row = idem.clone();
     let fresh = run(&m.state, move |c| {
-        let ws = workspaces::get(c, &key.workspace_id)?;
-        let cap = ws
-            .max_expiry_days
-            .map(|d| crate::db::now() + chrono::TimeDelta::days(i64::from(d)));
         let nonce = crate::domain::ids::new_token();
         let result = c.transaction::<_, KeyError, _>(|c| {
-            let fresh = keys::regenerate(c, &ctx, &key, &facts, grace, &nonce, cap)?;
+            let fresh = actions::regenerate_within_limits(c, &ctx, &key, &facts, grace, &nonce)?;
             if let Some(idem) = &idem_row {
                 idempotency::record(
                     c,
@@ -1431,6 +1422,7 @@ pub struct EventView {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     /// The action's recorded facts (never a secret).
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
 }
 

@@ -765,6 +765,16 @@ async fn concurrent_retries_with_one_idempotency_key_create_one_key() {
 #[tokio::test]
 async fn workspace_limits_apply_as_in_the_dialog() {
     let (app, admin) = spawn_ready().await;
+    // Made before the workspace had a maximum expiry.
+    let early = admin_workspace_manager(&admin).await;
+    let (s, forever) = Api::new(&app.base, &early.secret)
+        .post(
+            "/api/v1/keys",
+            json!({"name": "forever", "kind": "workspace", "never": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{forever}");
+    assert_eq!(forever["key"]["expires_at"], Value::Null);
     let res = admin
         .post_form(
             "/workspace/settings/limits",
@@ -799,6 +809,21 @@ async fn workspace_limits_apply_as_in_the_dialog() {
     assert_eq!(s, StatusCode::CREATED, "{k}");
     let expires =
         chrono::DateTime::parse_from_rfc3339(k["key"]["expires_at"].as_str().unwrap()).unwrap();
+    let days = (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_days();
+    assert!((29..=30).contains(&days), "{days}");
+    // Regenerating shortens an expiry beyond the maximum, as in the dialog.
+    let (s, fresh) = api
+        .post(
+            &format!(
+                "/api/v1/keys/{}/regenerate",
+                forever["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{fresh}");
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(fresh["key"]["expires_at"].as_str().unwrap()).unwrap();
     let days = (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_days();
     assert!((29..=30).contains(&days), "{days}");
     // Two personal keys exist now (the manager and "default"): the limit.

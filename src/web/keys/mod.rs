@@ -7,7 +7,7 @@
 //! one key, and bulk revoke) and [`detail`]; this module holds what they
 //! share.
 
-mod actions;
+pub mod actions;
 pub mod create;
 // Public rather than re-exported: its handler shares the module's name.
 pub mod detail;
