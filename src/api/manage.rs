@@ -46,6 +46,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(list_events);
 }
 
+/// Whether a path belongs to the management API (whose errors are
+/// problems), as opposed to `/api/v1/keys/verify` and the other
+/// integration endpoints with their own error bodies.
+pub fn is_management_path(path: &str) -> bool {
+    let keys = path == "/api/v1/keys" || path.starts_with("/api/v1/keys/");
+    let events = path == "/api/v1/events" || path.starts_with("/api/v1/events/");
+    (keys && path != "/api/v1/keys/verify") || events
+}
+
 // ---- authentication ---------------------------------------------------------
 
 /// The management permission an endpoint needs.
@@ -1506,4 +1515,30 @@ pub async fn list_events(
         events,
         next_cursor: next,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_management_path;
+
+    #[test]
+    fn management_paths_are_keys_and_events_but_not_verify() {
+        for p in [
+            "/api/v1/keys",
+            "/api/v1/keys/key_x",
+            "/api/v1/keys/key_x/revoke",
+            "/api/v1/events",
+        ] {
+            assert!(is_management_path(p), "{p}");
+        }
+        for p in [
+            "/api/v1/keys/verify",
+            "/api/v1/me",
+            "/api/v1/forward-auth",
+            "/api/v1/keysmith",
+            "/workspace/keys",
+        ] {
+            assert!(!is_management_path(p), "{p}");
+        }
+    }
 }

@@ -1015,6 +1015,24 @@ async fn errors_are_problem_details_never_server_errors() {
         (s, p["errors"][0]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("grace"))
     );
+    // A method or route the API does not have: a problem too.
+    for (method, path) in [
+        ("PUT", "/api/v1/keys"),
+        ("GET", "/api/v1/keys/key_x/nothing"),
+    ] {
+        let res = http
+            .request(method.parse().unwrap(), format!("{}{path}", app.base))
+            .bearer_auth(&manager.secret)
+            .send()
+            .await
+            .unwrap();
+        let (s, p) = problem(res).await;
+        assert_eq!(
+            (s, p["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("NOT_FOUND")),
+            "{method} {path}"
+        );
+    }
     // Unknown event action.
     let res = http
         .get(format!("{}/api/v1/events?action=key.teleported", app.base))
