@@ -163,24 +163,28 @@ async fn an_admin_workspace_key_manages_keys_and_every_change_is_audited() {
     let manager = admin_workspace_manager(&admin).await;
     let api = Api::new(&app.base, &manager.secret);
 
-    let (status, created) = api
-        .post(
-            "/api/v1/keys",
-            json!({
-                "name": "ERP connector",
-                "description": "Orders sync",
-                "tags": ["erp", "prod"],
-                "kind": "workspace",
-                "environment": "test",
-                "permissions": ["data:read"],
-                "expires_in_days": 30,
-                "rate_limit_per_minute": 600,
-                "resources": ["line-1"]
-            }),
+    let (status, headers, created) = api
+        .send(
+            reqwest::Client::new()
+                .post(format!("{}/api/v1/keys", app.base))
+                .json(&json!({
+                    "name": "ERP connector",
+                    "description": "Orders sync",
+                    "tags": ["erp", "prod"],
+                    "kind": "workspace",
+                    "environment": "test",
+                    "permissions": ["data:read"],
+                    "expires_in_days": 30,
+                    "rate_limit_per_minute": 600,
+                    "resources": ["line-1"]
+                })),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
+    // The one answer with a secret is never kept by a cache.
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["location"], format!("/api/v1/keys/{id}").as_str());
     let secret = created["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("sk_test_"));
     assert_eq!(created["key"]["kind"], "workspace");
