@@ -40,6 +40,35 @@ pub enum Command {
         #[arg(long)]
         admin_password_file: PathBuf,
     },
+    /// Create and list workspaces (tenants): the operator's provisioning.
+    Workspace {
+        #[command(subcommand)]
+        command: WorkspaceCommand,
+    },
+}
+
+/// `keyward workspace …`
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create a workspace with its first admin. A person who already has an
+    /// account becomes its admin; a new one gets the password in
+    /// --admin-password-file, or else an invitation link printed once.
+    Create {
+        /// Name of the workspace.
+        #[arg(long)]
+        name: String,
+        /// Email address of its first admin.
+        #[arg(long)]
+        admin_email: String,
+        /// Display name of a new admin (defaults to the email's local part).
+        #[arg(long)]
+        admin_name: Option<String>,
+        /// File holding a new admin's password (first line).
+        #[arg(long)]
+        admin_password_file: Option<PathBuf>,
+    },
+    /// List the workspaces with their numbers of users and keys.
+    List,
 }
 
 /// Raw settings, each from a flag or its environment variable. Kept as

@@ -1,8 +1,8 @@
 //! The `keyward` binary: parse the command line, load configuration, run.
 
 use clap::Parser;
-use keyward::config::{Cli, Command, Config, LogFormat};
-use keyward::db::users::{self, UserChangeError};
+use keyward::config::{Cli, Command, Config, LogFormat, WorkspaceCommand};
+use keyward::db::users::{self, FirstAdmin, UserChangeError};
 use keyward::domain::input::{Email, NewPassword, PersonName, WorkspaceName};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
@@ -59,6 +59,21 @@ fn main() -> ExitCode {
             admin_name.as_deref(),
             &admin_password_file,
         ),
+        Command::Workspace { command } => match command {
+            WorkspaceCommand::Create {
+                name,
+                admin_email,
+                admin_name,
+                admin_password_file,
+            } => create_workspace(
+                &config,
+                &name,
+                &admin_email,
+                admin_name.as_deref(),
+                admin_password_file.as_deref(),
+            ),
+            WorkspaceCommand::List => list_workspaces(&config),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -97,6 +112,127 @@ async fn serve(config: Config) -> Result<(), String> {
     result
 }
 
+/// The first line of a password file, checked like a chosen password.
+fn read_password(path: &std::path::Path, flag: &str) -> Result<NewPassword, String> {
+    let raw = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let password = raw.lines().next().unwrap_or_default();
+    NewPassword::parse(password, password).map_err(|e| format!("{flag}: {e}"))
+}
+
+/// A display name: the one given, else the email's local part.
+fn admin_name(name: Option<&str>, email: &Email) -> Result<PersonName, String> {
+    let default_name = email
+        .as_str()
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    PersonName::parse(name.unwrap_or(&default_name)).map_err(|e| format!("--admin-name: {e}"))
+}
+
+/// `keyward workspace create`: a workspace with its first admin, audited in
+/// the new workspace.
+fn create_workspace(
+    config: &Config,
+    workspace: &str,
+    email: &str,
+    name: Option<&str>,
+    password_file: Option<&std::path::Path>,
+) -> Result<(), String> {
+    let workspace = WorkspaceName::parse(workspace).map_err(|e| format!("--name: {e}"))?;
+    let email = Email::parse(email).map_err(|e| format!("--admin-email: {e}"))?;
+    let name = admin_name(name, &email)?;
+    let password = password_file
+        .map(|f| read_password(f, "--admin-password-file"))
+        .transpose()?;
+    let pool = keyward::open_database(config).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let hash = password
+        .map(|p| keyward::domain::password::hash(p.as_str()))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let token = keyward::domain::ids::new_token();
+    let digest = keyward::domain::ids::token_digest(&token);
+    let first_admin = match &hash {
+        Some(hash) => FirstAdmin::Password(hash),
+        None => FirstAdmin::Invite(&digest),
+    };
+    let made = users::create_workspace(
+        &mut conn,
+        &workspace.into_inner(),
+        email.as_str(),
+        &name.into_inner(),
+        first_admin,
+        "keyward workspace create (command line)",
+    )
+    .map_err(|e| e.to_string())?;
+    let ws = &made.workspace;
+    println!("Created workspace \"{}\" ({}).", ws.name, ws.id);
+    if !made.new_person {
+        println!(
+            "{} already has an account: they are its admin now and sign in as before.",
+            made.admin.email
+        );
+        if hash.is_some() {
+            println!("Their password was left unchanged; the password file was not used.");
+        }
+    } else if hash.is_some() {
+        println!(
+            "{} is its admin and signs in with the password from the file.",
+            made.admin.email
+        );
+    } else {
+        println!(
+            "{} is its admin. Send them this link to choose a password (it is shown only now and works once, for 7 days):\n\n    {}/invite/{token}\n",
+            made.admin.email,
+            base_url(config)
+        );
+    }
+    Ok(())
+}
+
+/// Where the app is reached, for links printed by the command line.
+fn base_url(config: &Config) -> String {
+    if let Some(url) = &config.public_url {
+        return url.clone();
+    }
+    let host = match config.bind.ip() {
+        ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{host}:{}", config.bind.port())
+}
+
+/// `keyward workspace list`.
+fn list_workspaces(config: &Config) -> Result<(), String> {
+    let pool = keyward::open_database(config).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let all = keyward::db::workspaces::summaries(&mut conn).map_err(|e| e.to_string())?;
+    if all.is_empty() {
+        println!(
+            "No workspaces yet: run `keyward serve` and open the setup link, or `keyward setup`."
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<26}  {:<20}  {:>5}  {:>7}  NAME",
+        "ID", "CREATED (UTC)", "USERS", "KEYS"
+    );
+    for s in all {
+        println!(
+            "{:<26}  {:<20}  {:>5}  {:>7}  {}",
+            s.workspace.id,
+            s.workspace.created_at.format("%Y-%m-%d %H:%M:%S"),
+            s.members,
+            s.keys,
+            s.workspace.name
+        );
+    }
+    Ok(())
+}
+
 /// Non-interactive first-run setup, for automation.
 fn setup(
     config: &Config,
@@ -105,21 +241,10 @@ fn setup(
     name: Option<&str>,
     password_file: &std::path::Path,
 ) -> Result<(), String> {
-    let raw = std::fs::read_to_string(password_file)
-        .map_err(|e| format!("cannot read {}: {e}", password_file.display()))?;
-    let password = raw.lines().next().unwrap_or_default();
     let workspace = WorkspaceName::parse(workspace).map_err(|e| format!("--workspace: {e}"))?;
     let email = Email::parse(email).map_err(|e| format!("--admin-email: {e}"))?;
-    let default_name = email
-        .as_str()
-        .split('@')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let name = PersonName::parse(name.unwrap_or(&default_name))
-        .map_err(|e| format!("--admin-name: {e}"))?;
-    let password = NewPassword::parse(password, password)
-        .map_err(|e| format!("--admin-password-file: {e}"))?;
+    let name = admin_name(name, &email)?;
+    let password = read_password(password_file, "--admin-password-file")?;
     let pool = keyward::open_database(config).map_err(|e| e.to_string())?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;
     let hash = keyward::domain::password::hash(password.as_str()).map_err(|e| e.to_string())?;

@@ -159,6 +159,7 @@ impl<N: Need + 'static> FromRequest for Manager<N> {
             }
             let actor = Actor {
                 user_id: person.id.clone(),
+                person_id: person.person_id.clone(),
                 workspace_id: key.workspace_id.clone(),
                 role,
             };

@@ -5,7 +5,7 @@
 use super::DbConn;
 use super::changes::{self, Change};
 use super::events::{self, AuditContext, EventTarget};
-use super::schema::{api_keys, users, workspaces};
+use super::schema::{api_keys, people, users, workspaces};
 use crate::domain::keys::{Environment, SecretFacts, Status, ValueQuery, excerpt, value_query};
 use crate::domain::policy::{KeyOwner, KeyRef};
 use chrono::{NaiveDateTime, TimeDelta};
@@ -359,12 +359,13 @@ pub fn list(
 ) -> QueryResult<(Vec<KeyWithOwner>, Option<Cursor>)> {
     let mut q = api_keys::table
         .left_join(users::table.on(users::id.nullable().eq(api_keys::owner_id)))
+        .left_join(people::table.on(people::id.nullable().eq(users::person_id.nullable())))
         .filter(api_keys::workspace_id.eq(workspace_id))
         .filter(api_keys::deleted_at.is_null())
         .select((
             ApiKey::as_select(),
-            users::email.nullable(),
-            users::name.nullable(),
+            people::email.nullable(),
+            people::name.nullable(),
         ))
         .order((api_keys::created_at.desc(), api_keys::id.desc()))
         .limit(limit + 1)
@@ -428,8 +429,31 @@ pub fn list(
                 q.filter(api_keys::id.eq(query.to_owned()))
             }
             None => {
-                let pattern = format!("%{}%", super::escape_like(&query.to_lowercase()));
-                q.filter(api_keys::search.like(pattern).escape('\\'))
+                let lowered = query.to_lowercase();
+                let pattern = format!("%{}%", super::escape_like(&lowered));
+                // The LIKE decides on both backends, so both find exactly
+                // the same keys. PostgreSQL answers it from the pg_trgm
+                // index when that is cheaper than walking the newest keys;
+                // SQLite is told which way to go (it keeps no statistics).
+                q = q.filter(api_keys::search.like(pattern).escape('\\'));
+                if let Some(phrase) = few_trigram_matches(conn, &lowered)? {
+                    q = q
+                        .filter(
+                            diesel::dsl::sql::<diesel::sql_types::Bool>(
+                                "api_keys.seq IN (SELECT rowid FROM api_keys_fts WHERE api_keys_fts MATCH ",
+                            )
+                            .bind::<diesel::sql_types::Text, _>(phrase)
+                            .sql(")"),
+                        )
+                        .order((
+                            diesel::dsl::sql::<diesel::sql_types::Timestamp>(
+                                "+api_keys.created_at",
+                            )
+                            .desc(),
+                            api_keys::id.desc(),
+                        ));
+                }
+                q
             }
         };
     }
@@ -467,6 +491,86 @@ pub fn list(
         })
         .collect();
     Ok((rows, next))
+}
+
+/// How many keys of the workspace the scope holds (deleted ones aside),
+/// counted up to `cap` + 1 so that a million keys cost no more than `cap`:
+/// lists show "10,000+" beyond.
+pub fn count_capped(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    scope: &Scope,
+    cap: i64,
+) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    use diesel::sql_types::Text;
+    let (filter, value) = match scope {
+        Scope::Owner(owner) => (" AND owner_id = {}", Some(owner.as_str())),
+        Scope::Workspace => (" AND kind = {}", Some(KIND_WORKSPACE)),
+        Scope::All => ("", None),
+    };
+    let sql = |p1: &str, p2: &str| {
+        format!(
+            "SELECT count(*) AS n FROM (SELECT 1 FROM api_keys WHERE workspace_id = {p1}{} AND deleted_at IS NULL LIMIT {}) AS capped",
+            filter.replace("{}", p2),
+            cap + 1
+        )
+    };
+    let found: Count = match conn {
+        DbConn::Pg(pg) => {
+            let q = diesel::sql_query(sql("$1", "$2")).bind::<Text, _>(workspace_id);
+            match value {
+                Some(v) => q.bind::<Text, _>(v).get_result(pg)?,
+                None => q.get_result(pg)?,
+            }
+        }
+        DbConn::Sqlite(lite) => {
+            let q = diesel::sql_query(sql("?", "?")).bind::<Text, _>(workspace_id);
+            match value {
+                Some(v) => q.bind::<Text, _>(v).get_result(lite)?,
+                None => q.get_result(lite)?,
+            }
+        }
+    };
+    Ok(found.n)
+}
+
+/// Above this many candidates from SQLite's trigram index, a substring
+/// search walks the workspace's keys newest first instead: matches are then
+/// common enough that a page fills after a short walk, while sorting every
+/// candidate would cost more.
+const TRIGRAM_CANDIDATES: i64 = 2000;
+
+/// On SQLite, for a substring of at least three characters (the trigram
+/// index cannot help with less) that fewer than [`TRIGRAM_CANDIDATES`] keys
+/// of any workspace contain: the FTS5 phrase that finds them. `None` where
+/// the plain LIKE is the better plan, and always on PostgreSQL, whose
+/// planner chooses between its trigram index and the newest-first walk.
+fn few_trigram_matches(conn: &mut DbConn, lowered: &str) -> QueryResult<Option<String>> {
+    let DbConn::Sqlite(lite) = conn else {
+        return Ok(None);
+    };
+    if lowered.chars().count() < 3 {
+        return Ok(None);
+    }
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    // A quoted FTS5 string: the trigram tokenizer matches it as a
+    // substring, whatever characters it holds.
+    let phrase = format!("\"{}\"", lowered.replace('"', "\"\""));
+    let found: Count = diesel::sql_query(format!(
+        "SELECT count(*) AS n FROM (SELECT 1 FROM api_keys_fts WHERE api_keys_fts MATCH ? LIMIT {TRIGRAM_CANDIDATES})"
+    ))
+    .bind::<diesel::sql_types::Text, _>(&phrase)
+    .get_result(lite)?;
+    Ok((found.n < TRIGRAM_CANDIDATES).then_some(phrase))
 }
 
 /// The editable details of a key.
@@ -789,6 +893,7 @@ pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<Auth
     let row: Option<(ApiKey, Option<String>, Option<NaiveDateTime>)> = api_keys::table
         .inner_join(workspaces::table)
         .left_join(users::table.on(users::id.nullable().eq(api_keys::owner_id)))
+        .left_join(people::table.on(people::id.nullable().eq(users::person_id.nullable())))
         .filter(
             api_keys::digest
                 .eq(digest)
@@ -796,7 +901,7 @@ pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<Auth
         )
         .select((
             ApiKey::as_select(),
-            users::email.nullable(),
+            people::email.nullable(),
             workspaces::api_keys_disabled_at,
         ))
         .first(conn)

@@ -7,6 +7,7 @@ pub mod events;
 pub mod health;
 pub mod idempotency;
 pub mod keys;
+pub mod people;
 pub mod permissions;
 pub mod schema;
 pub mod sessions;
@@ -35,8 +36,8 @@ pub type Pool = r2d2::Pool<Manager>;
 /// A connection checked out of the pool.
 pub type PooledConn = r2d2::PooledConnection<Manager>;
 
-const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 /// SQLite settings applied to every new connection: WAL so readers do not
 /// block the writer, enforced foreign keys, and a busy timeout so concurrent

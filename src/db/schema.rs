@@ -15,14 +15,28 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// A person: who signs in. Their memberships are `users` rows.
+    people (id) {
+        id -> Text,
+        email -> Text,
+        name -> Text,
+        password_hash -> Nullable<Text>,
+        last_workspace_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// A membership: a person in a workspace, with a role and a status.
     users (id) {
         id -> Text,
         workspace_id -> Text,
-        email -> Text,
-        name -> Text,
+        person_id -> Text,
         role -> Text,
-        password_hash -> Nullable<Text>,
         status -> Text,
+        accepted_at -> Nullable<Timestamp>,
+        invited_name -> Nullable<Text>,
         invite_digest -> Nullable<Text>,
         invite_expires_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
@@ -36,6 +50,7 @@ diesel::table! {
         id -> Text,
         workspace_id -> Text,
         user_id -> Text,
+        person_id -> Text,
         created_at -> Timestamp,
         last_seen_at -> Timestamp,
         ip -> Nullable<Text>,
@@ -61,7 +76,9 @@ diesel::table! {
 }
 
 diesel::joinable!(users -> workspaces (workspace_id));
+diesel::joinable!(users -> people (person_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(sessions -> people (person_id));
 diesel::joinable!(events -> workspaces (workspace_id));
 
 diesel::table! {
@@ -124,6 +141,7 @@ diesel::joinable!(api_keys -> workspaces (workspace_id));
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     permissions,
+    people,
     users,
     workspaces,
     sessions,

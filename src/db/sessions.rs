@@ -4,7 +4,7 @@
 
 use super::DbConn;
 use super::schema::{sessions, users};
-use super::users::{STATUS_ACTIVE, User};
+use super::users::{STATUS_ACTIVE, User, with_person};
 use crate::domain::ids::{new_token, token_digest};
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
@@ -14,8 +14,10 @@ use diesel::prelude::*;
 #[diesel(table_name = sessions)]
 pub struct Session {
     pub id: String,
+    /// The workspace and membership the person is acting in now.
     pub workspace_id: String,
     pub user_id: String,
+    pub person_id: String,
     pub created_at: NaiveDateTime,
     pub last_seen_at: NaiveDateTime,
     pub ip: Option<String>,
@@ -29,7 +31,8 @@ pub struct Lifetime {
     pub max: TimeDelta,
 }
 
-/// Start a session for `user`; returns the secret for the cookie.
+/// Start a session for `user` (a membership: the session's person and its
+/// first workspace); returns the secret for the cookie.
 pub fn create(
     conn: &mut DbConn,
     user: &User,
@@ -43,6 +46,7 @@ pub fn create(
             sessions::id.eq(token_digest(&secret)),
             sessions::workspace_id.eq(&user.workspace_id),
             sessions::user_id.eq(&user.id),
+            sessions::person_id.eq(&user.person_id),
             sessions::created_at.eq(now),
             sessions::last_seen_at.eq(now),
             sessions::ip.eq(ip),
@@ -52,7 +56,8 @@ pub fn create(
     Ok(secret)
 }
 
-/// The live session for a cookie secret, with its (active) user. Expired
+/// The live session for a cookie secret, with the (active, joined)
+/// membership it acts in. Expired
 /// sessions are deleted on sight; `last_seen_at` is refreshed at most once a
 /// minute so that browsing does not write on every request.
 pub fn load(
@@ -62,9 +67,10 @@ pub fn load(
 ) -> QueryResult<Option<(Session, User)>> {
     let id = token_digest(secret);
     let found: Option<(Session, User)> = sessions::table
-        .inner_join(users::table)
+        .inner_join(with_person())
         .filter(sessions::id.eq(&id))
         .filter(users::status.eq(STATUS_ACTIVE))
+        .filter(users::accepted_at.is_not_null())
         .select((Session::as_select(), User::as_select()))
         .first(conn)
         .optional()?;
@@ -82,6 +88,22 @@ pub fn load(
             .execute(conn)?;
     }
     Ok(Some((session, user)))
+}
+
+/// Move a session to another of its person's memberships (the workspace
+/// switcher). The caller has checked that `user` is theirs and joined.
+pub fn switch(conn: &mut DbConn, secret: &str, user: &User) -> QueryResult<()> {
+    diesel::update(
+        sessions::table
+            .filter(sessions::id.eq(token_digest(secret)))
+            .filter(sessions::person_id.eq(&user.person_id)),
+    )
+    .set((
+        sessions::user_id.eq(&user.id),
+        sessions::workspace_id.eq(&user.workspace_id),
+    ))
+    .execute(conn)?;
+    super::people::set_last_workspace(conn, &user.person_id, &user.workspace_id)
 }
 
 /// End one session (logout).

@@ -1,8 +1,16 @@
-//! Users of a workspace, first-run setup, invitations and passwords.
+//! Users of a workspace (memberships: a person in a workspace with a role),
+//! first-run setup, workspace provisioning, invitations and passwords.
+//!
+//! A person (`people`: email, name, password) may belong to several
+//! workspaces; each membership is a `users` row with its own role and status.
+//! Everything a workspace shows or scopes by (key owners, actors, sessions)
+//! is a membership id, so a person's rows in one workspace never reach
+//! another.
 
 use super::DbConn;
 use super::events::{self, AuditContext, EventTarget};
-use super::schema::{sessions, users};
+use super::people::{self, Person};
+use super::schema::{people as people_t, sessions, users};
 use super::workspaces::{self, Workspace};
 use crate::domain::Role;
 use crate::domain::ids::new_id;
@@ -13,20 +21,28 @@ use serde_json::json;
 pub const STATUS_ACTIVE: &str = "active";
 pub const STATUS_REMOVED: &str = "removed";
 
-/// How long an invitation ("set your password") link stays valid.
+/// How long an invitation link stays valid.
 pub const INVITE_VALIDITY: TimeDelta = TimeDelta::days(7);
 
-/// A user row.
+/// A membership with its person's email, name and password hash.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
 pub struct User {
     pub id: String,
     pub workspace_id: String,
+    pub person_id: String,
+    #[diesel(select_expression = people_t::email)]
     pub email: String,
+    #[diesel(select_expression = people_t::name)]
     pub name: String,
     pub role: String,
+    #[diesel(select_expression = people_t::password_hash)]
     pub password_hash: Option<String>,
     pub status: String,
+    /// When the person joined; `None` while the invitation is pending.
+    pub accepted_at: Option<NaiveDateTime>,
+    /// The name the admin typed when inviting.
+    pub invited_name: Option<String>,
     pub invite_digest: Option<String>,
     pub invite_expires_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
@@ -44,10 +60,38 @@ impl User {
         self.status == STATUS_ACTIVE
     }
 
-    /// Whether the user has not chosen a password yet (invited).
+    /// Whether the person has not joined yet (invited: a new person who has
+    /// not chosen a password, or an existing one who has not accepted).
     pub fn invite_pending(&self) -> bool {
-        self.password_hash.is_none() && self.is_active()
+        self.accepted_at.is_none() && self.is_active()
     }
+
+    /// Who and where, for an event this user causes in their workspace.
+    pub fn audit(&self, ip: Option<String>, user_agent: Option<String>) -> AuditContext {
+        AuditContext {
+            workspace_id: self.workspace_id.clone(),
+            actor_id: Some(self.id.clone()),
+            actor_label: self.email.clone(),
+            ip,
+            user_agent,
+        }
+    }
+
+    /// As the workspace's admins see it: until the person joins, the name
+    /// the admin typed, so nothing about an account elsewhere shows.
+    fn seen_by_workspace(mut self) -> Self {
+        if self.accepted_at.is_none()
+            && let Some(name) = self.invited_name.clone()
+        {
+            self.name = name;
+        }
+        self
+    }
+}
+
+/// Memberships joined with their people: every query loading a [`User`].
+pub fn with_person() -> diesel::dsl::InnerJoin<users::table, people_t::table> {
+    users::table.inner_join(people_t::table)
 }
 
 /// Why a user change was refused.
@@ -57,7 +101,7 @@ pub enum UserChangeError {
     NotFound,
     #[error("A workspace needs at least one admin: make another user an admin first.")]
     LastAdmin,
-    #[error("An active user with this email already exists.")]
+    #[error("This person is already a user of this workspace.")]
     EmailTaken,
     #[error("Setup has already been completed.")]
     AlreadySetUp,
@@ -72,28 +116,39 @@ fn is_unique_violation(e: &diesel::result::Error) -> bool {
     )
 }
 
+/// How a new membership starts.
+enum Joining<'a> {
+    /// Joined now (setup, provisioning by the operator).
+    Now,
+    /// Invited: pending until the person uses the link with this digest (or
+    /// accepts in the app), shown under the name the admin typed.
+    Invited { digest: &'a str, name: &'a str },
+}
+
 fn insert_user(
     conn: &mut DbConn,
     workspace_id: &str,
-    email: &str,
-    name: &str,
+    person: &Person,
     role: Role,
-    password_hash: Option<&str>,
-    invite_digest: Option<&str>,
+    joining: Joining<'_>,
 ) -> Result<User, UserChangeError> {
     let id = new_id("usr");
     let now = super::now();
+    let (accepted_at, digest, invited_name) = match joining {
+        Joining::Now => (Some(now), None, None),
+        Joining::Invited { digest, name } => (None, Some(digest), Some(name)),
+    };
     let inserted = diesel::insert_into(users::table)
         .values((
             users::id.eq(&id),
             users::workspace_id.eq(workspace_id),
-            users::email.eq(email),
-            users::name.eq(name),
+            users::person_id.eq(&person.id),
             users::role.eq(role.as_str()),
-            users::password_hash.eq(password_hash),
             users::status.eq(STATUS_ACTIVE),
-            users::invite_digest.eq(invite_digest),
-            users::invite_expires_at.eq(invite_digest.map(|_| now + INVITE_VALIDITY)),
+            users::accepted_at.eq(accepted_at),
+            users::invited_name.eq(invited_name),
+            users::invite_digest.eq(digest),
+            users::invite_expires_at.eq(digest.map(|_| now + INVITE_VALIDITY)),
             users::created_at.eq(now),
             users::updated_at.eq(now),
         ))
@@ -102,8 +157,8 @@ fn insert_user(
         Err(e) if is_unique_violation(&e) => return Err(UserChangeError::EmailTaken),
         other => other?,
     };
-    Ok(users::table
-        .find(&id)
+    Ok(with_person()
+        .filter(users::id.eq(&id))
         .select(User::as_select())
         .first(conn)?)
 }
@@ -134,15 +189,8 @@ pub fn setup_first_workspace(
                 super::schema::instance_setup::completed_at.eq(ws.created_at),
             ))
             .execute(conn)?;
-        let admin = insert_user(
-            conn,
-            &ws.id,
-            email,
-            name,
-            Role::Admin,
-            Some(password_hash),
-            None,
-        )?;
+        let person = people::insert(conn, email, name, Some(password_hash))?;
+        let admin = insert_user(conn, &ws.id, &person, Role::Admin, Joining::Now)?;
         let ctx = AuditContext {
             workspace_id: ws.id.clone(),
             actor_id: Some(admin.id.clone()),
@@ -203,37 +251,89 @@ pub fn setup_first_workspace_retrying(
     }
 }
 
-/// Create an additional workspace with its first admin (used by operators'
-/// tooling and tests; the web UI creates only the first).
+/// How a provisioned workspace's first admin gets in, when they are new.
+#[derive(Debug, Clone, Copy)]
+pub enum FirstAdmin<'a> {
+    /// With this password (hash).
+    Password(&'a str),
+    /// Through the invitation link whose token has this digest.
+    Invite(&'a str),
+}
+
+/// A workspace made by [`create_workspace`].
+#[derive(Debug)]
+pub struct Provisioned {
+    pub workspace: Workspace,
+    pub admin: User,
+    /// Whether the admin is a new person (else an existing person joined).
+    pub new_person: bool,
+}
+
+/// Create another workspace with its first admin (the operator's
+/// `keyward workspace create`, and tests). An existing person becomes its
+/// admin at once, their password untouched; a new person gets the password
+/// or the invitation given. Audited in the new workspace as `actor`.
 pub fn create_workspace(
     conn: &mut DbConn,
     workspace_name: &str,
     email: &str,
     name: &str,
-    password_hash: &str,
-) -> Result<(Workspace, User), UserChangeError> {
+    first_admin: FirstAdmin<'_>,
+    actor: &str,
+) -> Result<Provisioned, UserChangeError> {
     conn.transaction(|conn| {
         let ws = workspaces::insert(conn, workspace_name)?;
-        let admin = insert_user(
+        let (person, new_person) = match people::find_by_email(conn, email)? {
+            Some(person) => (person, false),
+            None => {
+                let password = match first_admin {
+                    FirstAdmin::Password(hash) => Some(hash),
+                    FirstAdmin::Invite(_) => None,
+                };
+                (people::insert(conn, email, name, password)?, true)
+            }
+        };
+        let joining = match first_admin {
+            FirstAdmin::Invite(digest) if new_person => Joining::Invited { digest, name },
+            _ => Joining::Now,
+        };
+        let admin = insert_user(conn, &ws.id, &person, Role::Admin, joining)?;
+        let ctx = AuditContext {
+            workspace_id: ws.id.clone(),
+            actor_id: None,
+            actor_label: actor.to_owned(),
+            ip: None,
+            user_agent: None,
+        };
+        events::record(
             conn,
-            &ws.id,
-            email,
-            name,
-            Role::Admin,
-            Some(password_hash),
-            None,
+            &ctx,
+            "workspace.created",
+            EventTarget::workspace(&ws.id, &ws.name),
+            json!({ "admin": admin.email }),
         )?;
-        Ok((ws, admin))
+        Ok(Provisioned {
+            workspace: ws,
+            admin,
+            new_person,
+        })
     })
 }
 
-/// The active account with this (normalised) email, in whatever workspace.
-/// Sign-in is the one lookup not scoped by workspace: the email is what
-/// tells us the workspace.
+/// The membership of the person with this (normalised) email that sign-in
+/// would pick (see [`people::sign_in_membership`]), else a pending one: for
+/// tooling and tests.
 pub fn find_active_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<User>> {
-    users::table
-        .filter(users::email.eq(email))
+    let Some(person) = people::find_by_email(conn, email)? else {
+        return Ok(None);
+    };
+    if let Some(user) = people::sign_in_membership(conn, &person)? {
+        return Ok(Some(user));
+    }
+    with_person()
+        .filter(users::person_id.eq(&person.id))
         .filter(users::status.eq(STATUS_ACTIVE))
+        .order(users::created_at.asc())
         .select(User::as_select())
         .first(conn)
         .optional()
@@ -241,25 +341,31 @@ pub fn find_active_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Optio
 
 /// A user of the workspace by id (removed ones included).
 pub fn get(conn: &mut DbConn, workspace_id: &str, id: &str) -> QueryResult<Option<User>> {
-    users::table
+    Ok(with_person()
         .filter(users::workspace_id.eq(workspace_id))
         .filter(users::id.eq(id))
         .select(User::as_select())
         .first(conn)
-        .optional()
+        .optional()?
+        .map(User::seen_by_workspace))
 }
 
 /// All users of the workspace: active ones first, then by email.
 pub fn list(conn: &mut DbConn, workspace_id: &str) -> QueryResult<Vec<User>> {
-    users::table
+    Ok(with_person()
         .filter(users::workspace_id.eq(workspace_id))
         .select(User::as_select())
-        .order((users::status.asc(), users::email.asc()))
-        .load(conn)
+        .order((users::status.asc(), people_t::email.asc()))
+        .load(conn)?
+        .into_iter()
+        .map(User::seen_by_workspace)
+        .collect())
 }
 
-/// Add a user who will choose a password through the invitation link whose
-/// digest is given.
+/// Invite someone to the workspace: a new person chooses a password through
+/// the invitation link whose digest is given; a person who already has an
+/// account (in another workspace) signs in to accept through the same link
+/// or in the app. Both look the same to the admin.
 pub fn add(
     conn: &mut DbConn,
     ctx: &AuditContext,
@@ -269,15 +375,18 @@ pub fn add(
     invite_digest: &str,
 ) -> Result<User, UserChangeError> {
     conn.transaction(|conn| {
+        let (person, _) = people::find_or_insert(conn, email, name, None)?;
         let user = insert_user(
             conn,
             &ctx.workspace_id,
-            email,
-            name,
+            &person,
             role,
-            None,
-            Some(invite_digest),
-        )?;
+            Joining::Invited {
+                digest: invite_digest,
+                name,
+            },
+        )?
+        .seen_by_workspace();
         events::record(
             conn,
             ctx,
@@ -345,10 +454,27 @@ pub fn change_role(
     })
 }
 
-/// Remove a user from the workspace: the row stays (status `removed`) for
-/// history, their sessions end at once, and their pending invitation dies.
-/// The last active admin cannot be removed. `also` runs inside the same
-/// transaction, for what removal entails elsewhere (revoking keys).
+/// End a membership: status `removed` (the row stays for history), its
+/// pending invitation dies, and sessions acting in it end at once. The
+/// person's other workspaces are untouched.
+fn end_membership(conn: &mut DbConn, user: &User) -> QueryResult<()> {
+    let now = super::now();
+    diesel::update(users::table.find(&user.id))
+        .set((
+            users::status.eq(STATUS_REMOVED),
+            users::removed_at.eq(now),
+            users::updated_at.eq(now),
+            users::invite_digest.eq(None::<String>),
+            users::invite_expires_at.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+    diesel::delete(sessions::table.filter(sessions::user_id.eq(&user.id))).execute(conn)?;
+    Ok(())
+}
+
+/// Remove a user from the workspace (see [`end_membership`]). The last
+/// active admin cannot be removed. `also` runs inside the same transaction,
+/// for what removal entails elsewhere (revoking their keys here).
 pub fn remove(
     conn: &mut DbConn,
     ctx: &AuditContext,
@@ -360,17 +486,7 @@ pub fn remove(
         if user.role() == Role::Admin && active_admins(conn, &ctx.workspace_id)? <= 1 {
             return Err(UserChangeError::LastAdmin);
         }
-        let now = super::now();
-        diesel::update(users::table.find(&user.id))
-            .set((
-                users::status.eq(STATUS_REMOVED),
-                users::removed_at.eq(now),
-                users::updated_at.eq(now),
-                users::invite_digest.eq(None::<String>),
-                users::invite_expires_at.eq(None::<NaiveDateTime>),
-            ))
-            .execute(conn)?;
-        diesel::delete(sessions::table.filter(sessions::user_id.eq(&user.id))).execute(conn)?;
+        end_membership(conn, &user)?;
         events::record(
             conn,
             ctx,
@@ -383,8 +499,8 @@ pub fn remove(
     })
 }
 
-/// Give a user who has not chosen a password yet a new invitation link
-/// (the old one stops working). Users with a password are refused.
+/// Give a user who has not joined yet a new invitation link (the old one
+/// stops working). Users who joined are refused.
 pub fn renew_invite(
     conn: &mut DbConn,
     ctx: &AuditContext,
@@ -393,7 +509,7 @@ pub fn renew_invite(
 ) -> Result<User, UserChangeError> {
     conn.transaction(|conn| {
         let user = match get(conn, &ctx.workspace_id, id)? {
-            Some(u) if u.is_active() && u.password_hash.is_none() => u,
+            Some(u) if u.invite_pending() => u,
             _ => return Err(UserChangeError::NotFound),
         };
         let now = super::now();
@@ -415,19 +531,61 @@ pub fn renew_invite(
     })
 }
 
-/// The active user whose unexpired invitation has this digest.
-pub fn find_by_invite(conn: &mut DbConn, digest: &str) -> QueryResult<Option<User>> {
-    users::table
+/// The pending membership whose unexpired invitation has this digest, with
+/// its workspace's name.
+pub fn find_by_invite(conn: &mut DbConn, digest: &str) -> QueryResult<Option<(User, String)>> {
+    with_person()
+        .inner_join(super::schema::workspaces::table)
         .filter(users::invite_digest.eq(digest))
         .filter(users::status.eq(STATUS_ACTIVE))
+        .filter(users::accepted_at.is_null())
         .filter(users::invite_expires_at.gt(super::now()))
-        .select(User::as_select())
+        .select((User::as_select(), super::schema::workspaces::name))
         .first(conn)
         .optional()
 }
 
-/// Use an invitation: set the password and void the link, so it works once.
-/// Returns `None` when the link is unknown, used or expired.
+/// Mark a pending membership as joined (voiding its link) and audit it in
+/// its workspace. Returns `false` if it was no longer pending.
+fn join(
+    conn: &mut DbConn,
+    user: &User,
+    action: &str,
+    ip: Option<String>,
+    user_agent: Option<String>,
+) -> QueryResult<bool> {
+    let now = super::now();
+    let updated = diesel::update(
+        users::table
+            .filter(users::id.eq(&user.id))
+            .filter(users::status.eq(STATUS_ACTIVE))
+            .filter(users::accepted_at.is_null()),
+    )
+    .set((
+        users::accepted_at.eq(now),
+        users::invite_digest.eq(None::<String>),
+        users::invite_expires_at.eq(None::<NaiveDateTime>),
+        users::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    if updated != 1 {
+        return Ok(false);
+    }
+    let ctx = user.audit(ip, user_agent);
+    events::record(
+        conn,
+        &ctx,
+        action,
+        EventTarget::user(&user.id, &user.email),
+        json!({}),
+    )?;
+    Ok(true)
+}
+
+/// Use an invitation of a new person: set their password and join, so the
+/// link works once. Returns `None` when the link is unknown, used or
+/// expired, or the person has chosen a password meanwhile (through another
+/// workspace's invitation: they now sign in to accept instead).
 pub fn accept_invite(
     conn: &mut DbConn,
     digest: &str,
@@ -436,35 +594,90 @@ pub fn accept_invite(
     user_agent: Option<String>,
 ) -> QueryResult<Option<User>> {
     conn.transaction(|conn| {
-        let Some(user) = find_by_invite(conn, digest)? else {
+        let Some((user, _)) = find_by_invite(conn, digest)? else {
             return Ok(None);
         };
         let updated = diesel::update(
-            users::table
-                .filter(users::id.eq(&user.id))
-                .filter(users::invite_digest.eq(digest)),
+            people_t::table
+                .filter(people_t::id.eq(&user.person_id))
+                .filter(people_t::password_hash.is_null()),
         )
         .set((
-            users::password_hash.eq(password_hash),
-            users::invite_digest.eq(None::<String>),
-            users::invite_expires_at.eq(None::<NaiveDateTime>),
-            users::updated_at.eq(super::now()),
+            people_t::password_hash.eq(password_hash),
+            people_t::updated_at.eq(super::now()),
         ))
         .execute(conn)?;
-        if updated != 1 {
+        if updated != 1 || !join(conn, &user, "user.password_set", ip, user_agent)? {
             return Ok(None);
         }
-        let ctx = AuditContext {
-            workspace_id: user.workspace_id.clone(),
-            actor_id: Some(user.id.clone()),
-            actor_label: user.email.clone(),
-            ip,
-            user_agent,
+        Ok(Some(user))
+    })
+}
+
+/// Use an invitation of a person who already has a password (checked by the
+/// caller): join the workspace. Returns `None` when the link is unknown,
+/// used or expired, or belongs to another person.
+pub fn join_by_invite(
+    conn: &mut DbConn,
+    digest: &str,
+    person_id: &str,
+    ip: Option<String>,
+    user_agent: Option<String>,
+) -> QueryResult<Option<User>> {
+    conn.transaction(|conn| match find_by_invite(conn, digest)? {
+        Some((user, _)) if user.person_id == person_id => {
+            Ok(join(conn, &user, "user.joined", ip, user_agent)?.then_some(user))
+        }
+        _ => Ok(None),
+    })
+}
+
+/// A person's pending membership by id (their own only).
+fn pending_of(conn: &mut DbConn, person_id: &str, id: &str) -> QueryResult<Option<User>> {
+    with_person()
+        .filter(users::id.eq(id))
+        .filter(users::person_id.eq(person_id))
+        .filter(users::status.eq(STATUS_ACTIVE))
+        .filter(users::accepted_at.is_null())
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Accept, signed in, an invitation to another workspace. `None` if the
+/// person has no such pending invitation.
+pub fn accept_pending(
+    conn: &mut DbConn,
+    person_id: &str,
+    id: &str,
+    ip: Option<String>,
+    user_agent: Option<String>,
+) -> QueryResult<Option<User>> {
+    conn.transaction(|conn| match pending_of(conn, person_id, id)? {
+        Some(user) => Ok(join(conn, &user, "user.joined", ip, user_agent)?.then_some(user)),
+        None => Ok(None),
+    })
+}
+
+/// Decline an invitation: the membership ends as if removed, audited in its
+/// workspace. `None` if the person has no such pending invitation.
+pub fn decline_pending(
+    conn: &mut DbConn,
+    person_id: &str,
+    id: &str,
+    ip: Option<String>,
+    user_agent: Option<String>,
+) -> QueryResult<Option<User>> {
+    conn.transaction(|conn| {
+        let Some(user) = pending_of(conn, person_id, id)? else {
+            return Ok(None);
         };
+        end_membership(conn, &user)?;
+        let ctx = user.audit(ip, user_agent);
         events::record(
             conn,
             &ctx,
-            "user.password_set",
+            "user.declined",
             EventTarget::user(&user.id, &user.email),
             json!({}),
         )?;
@@ -472,39 +685,35 @@ pub fn accept_invite(
     })
 }
 
-/// Replace a user's password and end all their sessions except
-/// `keep_session` (the one that made the change).
+/// Replace a person's password and end all their sessions, in every
+/// workspace, except `keep_session` (the one that made the change).
 pub fn change_password(
     conn: &mut DbConn,
     ctx: &AuditContext,
-    user_id: &str,
+    person_id: &str,
     password_hash: &str,
     keep_session: &str,
 ) -> QueryResult<usize> {
     conn.transaction(|conn| {
-        diesel::update(
-            users::table
-                .filter(users::workspace_id.eq(&ctx.workspace_id))
-                .filter(users::id.eq(user_id)),
-        )
-        .set((
-            users::password_hash.eq(password_hash),
-            users::updated_at.eq(super::now()),
-        ))
-        .execute(conn)?;
+        diesel::update(people_t::table.find(person_id))
+            .set((
+                people_t::password_hash.eq(password_hash),
+                people_t::updated_at.eq(super::now()),
+            ))
+            .execute(conn)?;
         let ended = diesel::delete(
             sessions::table
-                .filter(sessions::workspace_id.eq(&ctx.workspace_id))
-                .filter(sessions::user_id.eq(user_id))
+                .filter(sessions::person_id.eq(person_id))
                 .filter(sessions::id.ne(keep_session)),
         )
         .execute(conn)?;
         let email = ctx.actor_label.clone();
+        let user_id = ctx.actor_id.clone().unwrap_or_default();
         events::record(
             conn,
             ctx,
             "user.password_changed",
-            EventTarget::user(user_id, &email),
+            EventTarget::user(&user_id, &email),
             json!({ "sessions_ended": ended }),
         )?;
         Ok(ended)
@@ -518,9 +727,20 @@ pub fn names(
     workspace_id: &str,
     ids: &[String],
 ) -> QueryResult<Vec<(String, String)>> {
-    users::table
+    with_person()
         .filter(users::workspace_id.eq(workspace_id))
         .filter(users::id.eq_any(ids))
-        .select((users::id, users::name))
+        .select((users::id, people_t::name))
         .load(conn)
+}
+
+/// A membership by id, in whatever workspace: for its own person's
+/// switcher and invitations, who the caller checks through the policy.
+pub fn membership(conn: &mut DbConn, id: &str) -> QueryResult<Option<User>> {
+    with_person()
+        .filter(users::id.eq(id))
+        .filter(users::status.eq(STATUS_ACTIVE))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
 }

@@ -1,7 +1,7 @@
 //! Workspaces (tenants).
 
 use super::DbConn;
-use super::schema::workspaces;
+use super::schema::{api_keys, users, workspaces};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -67,4 +67,41 @@ pub fn lock(conn: &mut DbConn, id: &str) -> QueryResult<()> {
         .set(workspaces::updated_at.eq(workspaces::updated_at))
         .execute(conn)?;
     Ok(())
+}
+
+/// A workspace with its numbers of members (joined, active) and keys (not
+/// deleted), for `keyward workspace list`.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub workspace: Workspace,
+    pub members: i64,
+    pub keys: i64,
+}
+
+/// Every workspace, oldest first, with its counts.
+pub fn summaries(conn: &mut DbConn) -> QueryResult<Vec<Summary>> {
+    let all: Vec<Workspace> = workspaces::table
+        .select(Workspace::as_select())
+        .order((workspaces::created_at.asc(), workspaces::id.asc()))
+        .load(conn)?;
+    all.into_iter()
+        .map(|workspace| {
+            let members = users::table
+                .filter(users::workspace_id.eq(&workspace.id))
+                .filter(users::status.eq(super::users::STATUS_ACTIVE))
+                .filter(users::accepted_at.is_not_null())
+                .count()
+                .get_result(conn)?;
+            let keys = api_keys::table
+                .filter(api_keys::workspace_id.eq(&workspace.id))
+                .filter(api_keys::deleted_at.is_null())
+                .count()
+                .get_result(conn)?;
+            Ok(Summary {
+                workspace,
+                members,
+                keys,
+            })
+        })
+        .collect()
 }

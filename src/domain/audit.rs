@@ -6,12 +6,15 @@ use serde_json::Value;
 
 /// Every action the application records (the Events filter offers them).
 /// Each must have a sentence: see the tests.
-pub const ACTIONS: [&str; 25] = [
+pub const ACTIONS: [&str; 28] = [
     "login.succeeded",
     "login.failed",
     "logout",
     "workspace.setup",
+    "workspace.created",
     "user.added",
+    "user.joined",
+    "user.declined",
     "user.invite_renewed",
     "user.password_set",
     "user.password_changed",
@@ -41,6 +44,9 @@ pub fn action_label(action: &str) -> String {
         "login.failed" => "Sign-in failed",
         "logout" => "Signed out",
         "workspace.setup" => "Workspace set up",
+        "workspace.created" => "Workspace created",
+        "user.joined" => "User joined (invitation accepted)",
+        "user.declined" => "Invitation declined",
         "user.invite_renewed" => "User invitation renewed",
         "user.password_set" => "User joined (password chosen)",
         "settings.api_keys_disabled" => "API keys switched off",
@@ -124,6 +130,15 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
         "login.failed" => format!("A sign-in as {} failed: wrong password", target()),
         "logout" => format!("{actor} signed out"),
         "workspace.setup" => format!("{actor} set up the workspace {}", quoted(f.target)),
+        "workspace.created" => match field("admin") {
+            Some(admin) => format!(
+                "{actor} created the workspace {} with {admin} as its admin",
+                quoted(f.target)
+            ),
+            None => format!("{actor} created the workspace {}", quoted(f.target)),
+        },
+        "user.joined" => format!("{actor} accepted the invitation and joined the workspace"),
+        "user.declined" => format!("{actor} declined the invitation to the workspace"),
         "user.added" => match field("role") {
             Some(role) => format!("{actor} added {} as {}", target(), role_phrase(&role)),
             None => format!("{actor} added {}", target()),

@@ -10,7 +10,10 @@ use super::Role;
 /// The signed-in user performing an action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
+    /// The membership (`users` row) acting: one person in one workspace.
     pub user_id: String,
+    /// The person behind it, the same in all their workspaces.
+    pub person_id: String,
     pub workspace_id: String,
     pub role: Role,
 }
@@ -37,6 +40,13 @@ pub struct KeyRef<'a> {
 pub struct UserRef<'a> {
     pub workspace_id: &'a str,
     pub user_id: &'a str,
+}
+
+/// One of a person's memberships (another workspace they belong to or are
+/// invited to), as the target of an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MembershipRef<'a> {
+    pub person_id: &'a str,
 }
 
 /// Something an actor wants to do.
@@ -73,6 +83,9 @@ pub enum Action<'a> {
     ViewEvents,
     /// Change one's own password.
     ChangeOwnPassword,
+    /// Switch to another of one's workspaces, or accept or decline an
+    /// invitation to one: only one's own memberships, whatever the role.
+    UseMembership(MembershipRef<'a>),
 }
 
 /// The outcome of an authorization check.
@@ -98,6 +111,13 @@ pub fn authorize(actor: &Actor, action: Action<'_>) -> Decision {
     let allow_if = |ok: bool| if ok { Allow } else { Forbidden };
     match action {
         Action::ChangeOwnPassword => Allow,
+        Action::UseMembership(m) => {
+            if m.person_id == actor.person_id {
+                Allow
+            } else {
+                NotFound
+            }
+        }
         Action::ListOwnKeys | Action::CreatePersonalKey => {
             allow_if(matches!(role, Role::Admin | Role::Normal))
         }
@@ -216,6 +236,8 @@ mod tests {
         admin    settings    -             allow
         admin    events      -             allow
         admin    password    -             allow
+        admin    membership  mine          allow
+        admin    membership  theirs        notfound
         admin    remove-user self          forbidden
         admin    remove-user other-user    allow
         admin    remove-user foreign-user  notfound
@@ -252,6 +274,8 @@ mod tests {
         normal   settings    -             forbidden
         normal   events      -             forbidden
         normal   password    -             allow
+        normal   membership  mine          allow
+        normal   membership  theirs        notfound
         normal   remove-user self          forbidden
         normal   remove-user other-user    forbidden
         normal   remove-user foreign-user  notfound
@@ -288,6 +312,8 @@ mod tests {
         operator settings    -             forbidden
         operator events      -             forbidden
         operator password    -             allow
+        operator membership  mine          allow
+        operator membership  theirs        notfound
         operator remove-user self          forbidden
         operator remove-user other-user    forbidden
         operator remove-user foreign-user  notfound
@@ -399,6 +425,7 @@ mod tests {
             Action::RevokeKey(_) => "revoke",
             Action::ReviewKey(_) => "review",
             Action::RemoveUser(_) => "remove-user",
+            Action::UseMembership(_) => "membership",
         }
     }
 
@@ -432,6 +459,9 @@ mod tests {
                 target,
             ));
         }
+        for (target, person_id) in [("mine", "per_me"), ("theirs", "per_other")] {
+            all.push((Action::UseMembership(MembershipRef { person_id }), target));
+        }
         for target in TARGETS {
             let k = key_ref(target);
             for a in [
@@ -458,6 +488,7 @@ mod tests {
         for role in Role::ALL {
             let actor = Actor {
                 user_id: "usr_me".into(),
+                person_id: "per_me".into(),
                 workspace_id: "wsp_mine".into(),
                 role,
             };

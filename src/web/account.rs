@@ -21,12 +21,14 @@ use serde::Deserialize;
 pub struct Overview {
     layout: Layout,
     user: users::User,
+    workspace: String,
 }
 
 #[get("/account")]
 pub async fn overview(session: Session, user: CurrentUser) -> Result<Overview, AppError> {
     Ok(Overview {
         layout: Layout::new(&session, &user, "Your account", "account")?,
+        workspace: user.workspace_name().to_owned(),
         user: user.user,
     })
 }
@@ -58,7 +60,8 @@ pub struct PasswordForm {
     password_confirm: String,
 }
 
-/// Change one's password. Every other session of the user ends at once.
+/// Change one's password (the person's, in every workspace). Every other
+/// session of theirs ends at once.
 #[post("/account/password")]
 pub async fn change_password(
     state: web::Data<AppState>,
@@ -74,7 +77,7 @@ pub async fn change_password(
     // guesses of the current password cannot outrun the limit.
     let attempt = state
         .password_change
-        .reserve(&user.user.id, std::time::Instant::now())
+        .reserve(&user.user.person_id, std::time::Instant::now())
         .map_err(|wait| {
             let minutes = wait.as_secs().div_ceil(60).max(1);
             AppError::TooManyRequests {
@@ -89,7 +92,7 @@ pub async fn change_password(
     let current = form.current_password;
     let current_ok = web::block(move || password::verify(&current, &stored)).await?;
     if current_ok {
-        state.password_change.refund(&user.user.id, attempt);
+        state.password_change.refund(&user.user.person_id, attempt);
     } else {
         errors.add("current_password", "Your current password is not correct.");
     }
@@ -101,11 +104,11 @@ pub async fn change_password(
         return render(&page, StatusCode::UNPROCESSABLE_ENTITY);
     };
     let ctx = user.audit();
-    let user_id = user.user.id.clone();
+    let person_id = user.user.person_id.clone();
     let keep = crate::domain::ids::token_digest(&user.session_secret);
     let hash = web::block(move || password::hash(new.as_str())).await??;
     let ended = db(&state, move |c| {
-        Ok(users::change_password(c, &ctx, &user_id, &hash, &keep)?)
+        Ok(users::change_password(c, &ctx, &person_id, &hash, &keep)?)
     })
     .await?;
     let message = match ended {

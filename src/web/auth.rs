@@ -5,7 +5,8 @@ use super::session::{self, Flash};
 use super::{AppState, FormErrors, client_ip, db, render, see_other, user_agent};
 use crate::db::events::{self, AuditContext, EventTarget};
 use crate::db::users::{self, UserChangeError};
-use crate::db::{sessions, workspaces};
+use crate::db::{people, sessions, workspaces};
+use crate::domain::Role;
 use crate::domain::input::{Email, NewPassword, PersonName, WorkspaceName};
 use crate::domain::{ids, password};
 use crate::error::AppError;
@@ -139,12 +140,12 @@ pub async fn login(
         }
     };
     let lookup_email = email.clone();
-    let user = match db(&state, move |c| {
-        Ok(users::find_active_by_email(c, &lookup_email)?)
+    let person = match db(&state, move |c| {
+        Ok(people::find_by_email(c, &lookup_email)?)
     })
     .await
     {
-        Ok(user) => user,
+        Ok(person) => person,
         Err(e) => {
             // The password was never checked (the database could not be
             // asked): an outage must not count against the account.
@@ -156,7 +157,7 @@ pub async fn login(
     // Hashing is CPU-heavy: it runs on the blocking pool without holding a
     // database connection, so a burst of sign-ins cannot starve key checks
     // of connections. Unknown accounts cost the same time as known ones.
-    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    let stored = person.as_ref().and_then(|p| p.password_hash.clone());
     let password_input = form.password;
     let ok = web::block(move || match stored {
         Some(hash) => password::verify(&password_input, &hash),
@@ -168,26 +169,38 @@ pub async fn login(
     .await?;
     let lifetime = state.session_lifetime();
     let (ip2, ua2) = (ip.clone(), ua.clone());
-    let outcome = match user {
-        None => None,
-        Some(user) => {
+    let outcome = match person {
+        None => SignIn::Refused,
+        Some(person) => {
             let recorded = db(&state, move |c| {
-                let ctx = AuditContext {
-                    workspace_id: user.workspace_id.clone(),
-                    actor_id: Some(user.id.clone()),
-                    actor_label: user.email.clone(),
-                    ip: ip2.clone(),
-                    user_agent: ua2.clone(),
-                };
-                let target = EventTarget::user(&user.id, &user.email);
                 if !ok {
-                    events::record(c, &ctx, "login.failed", target, json!({}))?;
-                    return Ok(None);
+                    // Every workspace the person belongs to sees the
+                    // attempt on its own member; none learns of the others.
+                    for m in people::memberships(c, &person.id)? {
+                        if m.is_pending() {
+                            continue;
+                        }
+                        let ctx = AuditContext {
+                            workspace_id: m.workspace_id.clone(),
+                            actor_id: Some(m.user_id.clone()),
+                            actor_label: person.email.clone(),
+                            ip: ip2.clone(),
+                            user_agent: ua2.clone(),
+                        };
+                        let target = EventTarget::user(&m.user_id, &person.email);
+                        events::record(c, &ctx, "login.failed", target, json!({}))?;
+                    }
+                    return Ok(SignIn::Refused);
                 }
+                let Some(user) = people::sign_in_membership(c, &person)? else {
+                    return Ok(SignIn::NoWorkspace);
+                };
+                let ctx = user.audit(ip2.clone(), ua2.clone());
                 sessions::purge_expired(c, lifetime)?;
                 let secret = sessions::create(c, &user, ip2.as_deref(), ua2.as_deref())?;
+                let target = EventTarget::user(&user.id, &user.email);
                 events::record(c, &ctx, "login.succeeded", target, json!({}))?;
-                Ok(Some(secret))
+                Ok(SignIn::Session(secret))
             })
             .await;
             match recorded {
@@ -204,27 +217,51 @@ pub async fn login(
             }
         }
     };
-    match outcome {
-        Some(secret) => {
+    let error = match outcome {
+        SignIn::Session(secret) => {
             state.login_by_account.clear(&email);
             state.login_by_ip.refund(&ip_key, by_ip);
             session::sign_in(&session, secret)?;
-            Ok(see_other(&next))
+            return Ok(see_other(&next));
         }
-        None => {
+        SignIn::NoWorkspace => {
+            // The right password: not a failed attempt. Only the person
+            // themselves learns this.
+            state.login_by_account.clear(&email);
+            state.login_by_ip.refund(&ip_key, by_ip);
+            (
+                StatusCode::FORBIDDEN,
+                "You are not a member of any workspace. If you were invited, open the invitation link your administrator gave you.",
+            )
+        }
+        SignIn::Refused => {
             // The reservations stay: they were the failures.
             let _ = by_account;
             tracing::info!(ip = ?ip, "failed sign-in");
-            let page = LoginPage {
-                layout: Layout::anonymous(&session, "Sign in")?,
-                email,
-                next,
-                error: Some("The email or password is incorrect.".into()),
-                notice: None,
-            };
-            render(&page, StatusCode::UNAUTHORIZED)
+            (
+                StatusCode::UNAUTHORIZED,
+                "The email or password is incorrect.",
+            )
         }
-    }
+    };
+    let page = LoginPage {
+        layout: Layout::anonymous(&session, "Sign in")?,
+        email,
+        next,
+        error: Some(error.1.into()),
+        notice: None,
+    };
+    render(&page, error.0)
+}
+
+/// What a sign-in attempt came to.
+enum SignIn {
+    /// Signed in: the new session's secret.
+    Session(String),
+    /// The right password, but the person belongs to no workspace.
+    NoWorkspace,
+    /// Unknown email or wrong password (not told apart).
+    Refused,
 }
 
 #[post("/logout")]
@@ -238,13 +275,7 @@ pub async fn logout(
         let (ip, ua) = (client_ip(&req), user_agent(&req));
         db(&state, move |c| {
             if let Some((_, user)) = sessions::load(c, &secret, lifetime)? {
-                let ctx = AuditContext {
-                    workspace_id: user.workspace_id.clone(),
-                    actor_id: Some(user.id.clone()),
-                    actor_label: user.email.clone(),
-                    ip,
-                    user_agent: ua,
-                };
+                let ctx = user.audit(ip, ua);
                 events::record(
                     c,
                     &ctx,
@@ -401,7 +432,38 @@ struct InvitePage {
     layout: Layout,
     token: String,
     email: String,
+    workspace: String,
+    role: Role,
+    /// The person already has a password (an account in another
+    /// workspace): they sign in to accept instead of choosing one.
+    existing: bool,
     errors: FormErrors,
+}
+
+impl InvitePage {
+    fn new(
+        session: &Session,
+        token: String,
+        user: &users::User,
+        workspace: String,
+        errors: FormErrors,
+    ) -> Result<Self, AppError> {
+        let existing = user.password_hash.is_some();
+        let title = if existing {
+            "Join a workspace"
+        } else {
+            "Choose your password"
+        };
+        Ok(InvitePage {
+            layout: Layout::anonymous(session, title)?,
+            token,
+            email: user.email.clone(),
+            workspace,
+            role: user.role(),
+            existing,
+            errors,
+        })
+    }
 }
 
 fn invalid_invite() -> AppError {
@@ -418,15 +480,16 @@ pub async fn invite_form(
     token: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let digest = ids::token_digest(&token);
-    let user = db(&state, move |c| Ok(users::find_by_invite(c, &digest)?))
+    let (user, workspace) = db(&state, move |c| Ok(users::find_by_invite(c, &digest)?))
         .await?
         .ok_or_else(invalid_invite)?;
-    let page = InvitePage {
-        layout: Layout::anonymous(&session, "Choose your password")?,
-        token: token.into_inner(),
-        email: user.email,
-        errors: FormErrors::default(),
-    };
+    let page = InvitePage::new(
+        &session,
+        token.into_inner(),
+        &user,
+        workspace,
+        FormErrors::default(),
+    )?;
     render(&page, StatusCode::OK)
 }
 
@@ -438,6 +501,8 @@ pub struct InviteForm {
     password_confirm: String,
 }
 
+/// Use an invitation link: a new person chooses their password; a person
+/// who already has one proves it and joins, signed in to the workspace.
 #[post("/invite/{token}")]
 pub async fn invite(
     req: HttpRequest,
@@ -448,19 +513,19 @@ pub async fn invite(
 ) -> Result<HttpResponse, AppError> {
     let token = token.into_inner();
     let digest = ids::token_digest(&token);
+    let lookup = digest.clone();
+    let (user, workspace) = db(&state, move |c| Ok(users::find_by_invite(c, &lookup)?))
+        .await?
+        .ok_or_else(invalid_invite)?;
+    let form = form.into_inner();
+    if user.password_hash.is_some() {
+        return join_with_password(req, state, session, token, user, workspace, form.password)
+            .await;
+    }
     let mut errors = FormErrors::default();
     let Some(password) = errors.check(NewPassword::parse(&form.password, &form.password_confirm))
     else {
-        let lookup = digest.clone();
-        let user = db(&state, move |c| Ok(users::find_by_invite(c, &lookup)?))
-            .await?
-            .ok_or_else(invalid_invite)?;
-        let page = InvitePage {
-            layout: Layout::anonymous(&session, "Choose your password")?,
-            token,
-            email: user.email,
-            errors,
-        };
+        let page = InvitePage::new(&session, token, &user, workspace, errors)?;
         return render(&page, StatusCode::UNPROCESSABLE_ENTITY);
     };
     let (ip, ua) = (client_ip(&req), user_agent(&req));
@@ -474,6 +539,59 @@ pub async fn invite(
         Flash::success("Your password is set. Sign in with your email and new password."),
     )?;
     Ok(see_other("/login"))
+}
+
+/// An invitation for someone who already has an account: their password,
+/// checked under the sign-in throttle, joins them and signs them in to the
+/// workspace.
+async fn join_with_password(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    token: String,
+    user: users::User,
+    workspace: String,
+    password_input: String,
+) -> Result<HttpResponse, AppError> {
+    let ip = client_ip(&req);
+    let ua = user_agent(&req);
+    let ip_key = ip.clone().unwrap_or_default();
+    let now = Instant::now();
+    let by_ip = state.login_by_ip.reserve(&ip_key, now).map_err(throttled)?;
+    let by_account = match state.login_by_account.reserve(&user.email, now) {
+        Ok(r) => r,
+        Err(wait) => {
+            state.login_by_ip.refund(&ip_key, by_ip);
+            return Err(throttled(wait));
+        }
+    };
+    let stored = user.password_hash.clone().unwrap_or_default();
+    let ok = !password_input.is_empty()
+        && web::block(move || password::verify(&password_input, &stored)).await?;
+    if !ok {
+        let _ = by_account;
+        let mut errors = FormErrors::default();
+        errors.add("password", "The password is not correct.");
+        let page = InvitePage::new(&session, token, &user, workspace, errors)?;
+        return render(&page, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    state.login_by_account.clear(&user.email);
+    state.login_by_ip.refund(&ip_key, by_ip);
+    let digest = ids::token_digest(&token);
+    let person_id = user.person_id.clone();
+    let lifetime = state.session_lifetime();
+    let secret = db(&state, move |c| {
+        let joined = users::join_by_invite(c, &digest, &person_id, ip.clone(), ua.clone())?
+            .ok_or_else(invalid_invite)?;
+        sessions::purge_expired(c, lifetime)?;
+        let secret = sessions::create(c, &joined, ip.as_deref(), ua.as_deref())?;
+        people::set_last_workspace(c, &joined.person_id, &joined.workspace_id)?;
+        Ok(secret)
+    })
+    .await?;
+    session::sign_in(&session, secret)?;
+    session::set_flash(&session, Flash::success(format!("You joined {workspace}.")))?;
+    Ok(see_other("/"))
 }
 
 #[cfg(test)]

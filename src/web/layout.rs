@@ -15,6 +15,21 @@ pub struct NavUser {
     pub role: Role,
     pub personal_keys: bool,
     pub workspace_admin: bool,
+    /// The membership acting, and its workspace's name.
+    pub membership_id: String,
+    pub workspace_name: String,
+    /// Every workspace the person has joined (`(membership id, workspace
+    /// name)`, the current one included): the switcher shows when there is
+    /// more than one.
+    pub workspaces: Vec<(String, String)>,
+    /// Invitations to other workspaces waiting for an answer.
+    pub invitations: usize,
+}
+
+impl NavUser {
+    pub fn can_switch(&self) -> bool {
+        self.workspaces.len() > 1
+    }
 }
 
 /// Data for `base.html`.
@@ -46,6 +61,15 @@ impl Layout {
                 role: actor.role,
                 personal_keys: policy::authorize(actor, Action::ListOwnKeys).is_allowed(),
                 workspace_admin: policy::authorize(actor, Action::ManageUsers).is_allowed(),
+                membership_id: actor.user_id.clone(),
+                workspace_name: user.workspace_name().to_owned(),
+                workspaces: user
+                    .memberships
+                    .iter()
+                    .filter(|m| !m.is_pending())
+                    .map(|m| (m.user_id.clone(), m.workspace_name.clone()))
+                    .collect(),
+                invitations: user.memberships.iter().filter(|m| m.is_pending()).count(),
             }),
             csrf: session::csrf_token(session)?,
             flash: session::take_flash(session),

@@ -13,6 +13,7 @@ pub mod pages;
 pub mod session;
 pub mod settings;
 pub mod users;
+pub mod workspaces;
 
 use crate::db::DbConn;
 use crate::domain::policy::{self, Action, Decision};
@@ -182,7 +183,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(users::change_role)
         .service(users::renew_invite)
         .service(users::remove_confirm)
-        .service(users::remove);
+        .service(users::remove)
+        .service(workspaces::list)
+        .service(workspaces::switch)
+        .service(workspaces::accept)
+        .service(workspaces::decline);
 }
 
 /// Render a template with a given status (e.g. 422 for a form with errors).

@@ -3,6 +3,7 @@
 
 use super::{AppState, db};
 use crate::db::events::AuditContext;
+use crate::db::people::{self, Membership};
 use crate::db::sessions;
 use crate::db::users::User;
 use crate::domain::ids::new_token;
@@ -24,7 +25,11 @@ const FLASH: &str = "flash";
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
     pub actor: Actor,
+    /// The membership acting (with the person's email and name).
     pub user: User,
+    /// All the person's active memberships (the current one included),
+    /// joined and pending, for the workspace switcher.
+    pub memberships: Vec<Membership>,
     /// The session's secret from the cookie (its digest is the row id).
     pub session_secret: String,
     pub ip: Option<String>,
@@ -32,6 +37,14 @@ pub struct CurrentUser {
 }
 
 impl CurrentUser {
+    /// The name of the workspace being worked in.
+    pub fn workspace_name(&self) -> &str {
+        self.memberships
+            .iter()
+            .find(|m| m.user_id == self.user.id)
+            .map_or("", |m| m.workspace_name.as_str())
+    }
+
     /// Who and where, for events written on this user's behalf.
     pub fn audit(&self) -> AuditContext {
         AuditContext {
@@ -60,8 +73,15 @@ impl FromRequest for CurrentUser {
             };
             let lifetime = state.session_lifetime();
             let lookup = secret.clone();
-            let found = db(&state, move |c| Ok(sessions::load(c, &lookup, lifetime)?)).await?;
-            let Some((_, user)) = found else {
+            let found = db(&state, move |c| {
+                let Some((session, user)) = sessions::load(c, &lookup, lifetime)? else {
+                    return Ok(None);
+                };
+                let memberships = people::memberships(c, &session.person_id)?;
+                Ok(Some((user, memberships)))
+            })
+            .await?;
+            let Some((user, memberships)) = found else {
                 // Ended elsewhere (logout, removal, password change) or expired.
                 session.remove(SESSION_SECRET);
                 return Err(AppError::Unauthenticated);
@@ -69,10 +89,12 @@ impl FromRequest for CurrentUser {
             Ok(CurrentUser {
                 actor: Actor {
                     user_id: user.id.clone(),
+                    person_id: user.person_id.clone(),
                     workspace_id: user.workspace_id.clone(),
                     role: user.role(),
                 },
                 user,
+                memberships,
                 session_secret: secret,
                 ip,
                 user_agent,

@@ -147,29 +147,19 @@ pub async fn add(
             let ctx = user.audit();
             let added = db(&state, move |c| {
                 match users::add(c, &ctx, email.as_str(), &name.into_inner(), role, &digest) {
-                    Ok(u) => Ok(Ok(u)),
-                    Err(UserChangeError::EmailTaken) => {
-                        // Say "already here" only about this workspace's own
-                        // users; an account elsewhere is never confirmed.
-                        let here = users::find_active_by_email(c, email.as_str())?
-                            .is_some_and(|u| u.workspace_id == ctx.workspace_id);
-                        Ok(Err(here))
-                    }
+                    Ok(u) => Ok(Some(u)),
+                    // Only a person who is already a member here: someone
+                    // with an account elsewhere is invited like anyone else,
+                    // so this page never confirms another workspace's users.
+                    Err(UserChangeError::EmailTaken) => Ok(None),
                     Err(e) => Err(e.into()),
                 }
             })
             .await?;
             match added {
-                Ok(added) => Some((added, token)),
-                Err(true) => {
+                Some(added) => Some((added, token)),
+                None => {
                     errors.add("email", "This person is already a user of this workspace.");
-                    None
-                }
-                Err(false) => {
-                    errors.add(
-                        "email",
-                        "This email address cannot be added. Check it, or use another address for this person.",
-                    );
                     None
                 }
             }

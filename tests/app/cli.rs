@@ -2,6 +2,7 @@
 
 use crate::helpers::*;
 use keyward::config::DatabaseUrl;
+use reqwest::StatusCode;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
@@ -489,4 +490,147 @@ async fn json_logs_parse_and_carry_each_request_id() {
             .any(|l| l["fields"]["message"] == "keyward stopped")
     );
     assert!(!log.contains(token), "the setup token reached the log");
+}
+
+/// `keyward workspace create` and `list`, beside a running instance: an
+/// existing person becomes the new workspace's admin, a new one signs in
+/// with the password file's password or uses the printed invitation link.
+#[tokio::test]
+async fn workspace_commands_provision_tenants() {
+    let (app, ada) = spawn_ready().await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = keyward(&app.database).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // An existing person: admin of the new workspace at once.
+    let (code, out, err) = run(&[
+        "workspace",
+        "create",
+        "--name",
+        "Beta Labs",
+        "--admin-email",
+        "ADA@example.com",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("Created workspace \"Beta Labs\""), "{out}");
+    assert!(
+        out.contains("ada@example.com already has an account"),
+        "{out}"
+    );
+    let (_, page) = ada.page("/account").await;
+    assert!(
+        page.contains(">Beta Labs</option>"),
+        "the switcher offers it"
+    );
+    let beta = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            use keyward::db::schema::{people, users, workspaces};
+            users::table
+                .inner_join(people::table)
+                .inner_join(workspaces::table)
+                .filter(people::email.eq(ADMIN_EMAIL))
+                .filter(workspaces::name.eq("Beta Labs"))
+                .select(users::id)
+                .first::<String>(c)
+                .unwrap()
+        })
+        .await;
+    let res = ada
+        .post_form("/workspaces/switch", &[("workspace", &beta)])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (status, events) = ada.page("/workspace/events").await;
+    assert_eq!(status, StatusCode::OK, "admin there");
+    assert!(
+        events.contains("keyward workspace create (command line) created the workspace"),
+        "{events}"
+    );
+
+    // A new person with a password from a file.
+    let file = dir.path().join("password");
+    std::fs::write(&file, "gamma admin password\n").unwrap();
+    let (code, out, err) = run(&[
+        "workspace",
+        "create",
+        "--name",
+        "Gamma",
+        "--admin-email",
+        "gus@gamma.example",
+        "--admin-password-file",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("signs in with the password from the file"),
+        "{out}"
+    );
+    let gus = app.browser();
+    assert_eq!(
+        gus.login("gus@gamma.example", "gamma admin password")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(gus.get("/workspace/users").await.status(), StatusCode::OK);
+
+    // A new person without one: an invitation link, printed once.
+    let (code, out, err) = run(&[
+        "workspace",
+        "create",
+        "--name",
+        "Delta",
+        "--admin-email",
+        "dee@delta.example",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let link = out
+        .split_whitespace()
+        .find(|w| w.contains("/invite/"))
+        .expect("link printed");
+    let path = format!("/invite/{}", link.rsplit('/').next().unwrap());
+    let dee = app.browser();
+    let password = "delta admin password";
+    dee.choose_password_and_sign_in(&path, "dee@delta.example", password)
+        .await;
+    assert_eq!(
+        dee.get("/workspace/settings").await.status(),
+        StatusCode::OK
+    );
+
+    // Bad input changes nothing.
+    let (code, _, err) = run(&[
+        "workspace",
+        "create",
+        "--name",
+        " ",
+        "--admin-email",
+        "x@y.example",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--name:"), "{err}");
+    let (code, _, err) = run(&[
+        "workspace",
+        "create",
+        "--name",
+        "Eps",
+        "--admin-email",
+        "nope",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--admin-email:"), "{err}");
+
+    let (code, out, err) = run(&["workspace", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 4, "{out}");
+    for name in ["Acme", "Beta Labs", "Gamma", "Delta"] {
+        assert!(rows.iter().any(|r| r.ends_with(name)), "{name} in {out}");
+    }
+    assert!(!out.contains("Eps"));
 }

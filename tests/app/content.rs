@@ -489,7 +489,7 @@ async fn the_users_page_counts_invited_users_apart_and_offers_no_remove_on_ones_
 
     let (_, page) = admin.page("/workspace/users").await;
     assert!(
-        page.contains("2 active users, 1 invited (not signed in yet)."),
+        page.contains("2 active users, 1 invited (not joined yet)."),
         "{page}"
     );
     let row = |email: &str| {
@@ -511,9 +511,9 @@ async fn the_users_page_counts_invited_users_apart_and_offers_no_remove_on_ones_
     let ada = app
         .with_db(|c| {
             use diesel::prelude::*;
-            use keyward::db::schema::users;
-            users::table
-                .filter(users::email.eq(ADMIN_EMAIL))
+            use keyward::db::schema::{people, users};
+            keyward::db::users::with_person()
+                .filter(people::email.eq(ADMIN_EMAIL))
                 .select(users::id)
                 .first::<String>(c)
                 .unwrap()

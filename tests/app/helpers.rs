@@ -149,6 +149,33 @@ pub fn fresh_database() -> (DatabaseUrl, TestDb) {
     }
 }
 
+/// A database with no tables at all (for migration tests); dropped or
+/// deleted with the guard.
+pub fn empty_database() -> (DatabaseUrl, TestDb) {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    match std::env::var("KEYWARD_TEST_DATABASE_URL") {
+        Ok(admin_url) if !admin_url.trim().is_empty() => {
+            use diesel::connection::SimpleConnection;
+            let name = format!(
+                "keyward_t_{}_e{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::SeqCst)
+            );
+            let mut admin = pg_admin(&admin_url).expect("connect to PostgreSQL");
+            admin
+                .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+                .expect("create empty database");
+            let url = DatabaseUrl::Postgres(with_database(&admin_url, &name));
+            (url, TestDb::Postgres { admin_url, name })
+        }
+        _ => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = DatabaseUrl::Sqlite(dir.path().join("keyward.db"));
+            (url, TestDb::Sqlite(dir))
+        }
+    }
+}
+
 /// A running application with its own database. Dropping it stops the
 /// server and joins its threads before the pool and the database go, so no
 /// test leaves threads holding connections behind (at process exit those
@@ -387,6 +414,23 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// Make the first admin (Ada, an existing person) the admin of a new
+    /// workspace named `name` as well, as `keyward workspace create` does.
+    pub async fn ada_also_admin_of(&self, name: &'static str) {
+        self.with_db(move |c| {
+            keyward::db::users::create_workspace(
+                c,
+                name,
+                ADMIN_EMAIL,
+                "Ada",
+                keyward::db::users::FirstAdmin::Password("unused"),
+                "test tooling",
+            )
+            .unwrap();
+        })
+        .await;
+    }
+
     /// Create a second workspace on the same instance (as an operator's
     /// tooling would) and return its admin, signed in.
     pub async fn other_workspace_admin(&self) -> Browser {
@@ -397,7 +441,8 @@ impl TestApp {
                 "Other Corp",
                 "zed@other.example",
                 "Zed",
-                &hash,
+                keyward::db::users::FirstAdmin::Password(&hash),
+                "test tooling",
             )
             .unwrap();
         })
@@ -540,6 +585,23 @@ impl Browser {
     }
 
     /// Whether this browser is signed in (its account page opens).
+    /// Choose a password through an invitation path (`/invite/…`) and
+    /// sign in with it.
+    pub async fn choose_password_and_sign_in(&self, invite: &str, email: &str, password: &str) {
+        let res = self
+            .post_form(
+                invite,
+                &[("password", password), ("password_confirm", password)],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "password chosen");
+        assert_eq!(
+            self.login(email, password).await.status(),
+            StatusCode::SEE_OTHER,
+            "signed in with it"
+        );
+    }
+
     pub async fn signed_in(&self) -> bool {
         let res = self.get("/account").await;
         match res.status() {

@@ -15,7 +15,7 @@ fn count_keys(c: &mut keyward::db::DbConn) -> i64 {
 /// Every text stored in the database, to check that a secret is nowhere.
 fn all_stored_text(c: &mut keyward::db::DbConn) -> String {
     use diesel::prelude::*;
-    use keyward::db::schema::{api_keys, events, sessions, users, workspaces};
+    use keyward::db::schema::{api_keys, events, people, sessions, workspaces};
     let mut out = String::new();
     for k in api_keys::table
         .select(keyward::db::keys::ApiKey::as_select())
@@ -38,7 +38,14 @@ fn all_stored_text(c: &mut keyward::db::DbConn) -> String {
     {
         out.push_str(&format!("{s:?}"));
     }
-    for u in users::table
+    for p in people::table
+        .select(keyward::db::people::Person::as_select())
+        .load(c)
+        .unwrap()
+    {
+        out.push_str(&format!("{p:?}"));
+    }
+    for u in keyward::db::users::with_person()
         .select(keyward::db::users::User::as_select())
         .load(c)
         .unwrap()

@@ -19,6 +19,8 @@ mod nginx;
 mod ops;
 mod outage;
 mod resilience;
+mod search;
 mod security;
 mod setup;
+mod tenants;
 mod users;

@@ -269,14 +269,18 @@ async fn removing_a_user_ends_their_sessions_at_once() {
     assert!(body.contains("Removed"));
 
     assert!(!bob.signed_in().await);
+    // Their password still proves who they are, and they learn (only they
+    // can) that they belong to no workspace any more.
     let again = app.browser();
-    assert_eq!(
-        again
-            .login("bob@example.com", "bob's long password")
+    let res = again.login("bob@example.com", "bob's long password").await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(
+        res.text()
             .await
-            .status(),
-        StatusCode::UNAUTHORIZED
+            .unwrap()
+            .contains("You are not a member of any workspace.")
     );
+    assert!(!again.signed_in().await);
     // Removing twice is "not found"; the address can be invited again.
     let res = admin
         .post_form(&format!("/workspace/users/{bob_id}/remove"), &[])

@@ -41,6 +41,32 @@ pub struct Results {
     pub first_page: bool,
     pub return_to: String,
     pub expiring: bool,
+    /// How many keys the list holds, when it is not filtered: exact up to
+    /// [`COUNT_CAP`], "10,000+" beyond.
+    pub total: Option<i64>,
+}
+
+/// Lists count their keys up to this many.
+const COUNT_CAP: i64 = 10_000;
+
+impl Results {
+    /// "1 key", "2,345 keys", "10,000+ keys".
+    pub fn total_text(&self) -> Option<String> {
+        let n = self.total?;
+        let digits = n.min(COUNT_CAP).to_string();
+        let mut grouped = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        Some(match n {
+            1 => "1 key".to_owned(),
+            n if n > COUNT_CAP => format!("{grouped}+ keys"),
+            _ => format!("{grouped} keys"),
+        })
+    }
 }
 
 impl Results {
@@ -145,7 +171,8 @@ async fn list_page(
     let soon = now + chrono::TimeDelta::days(EXPIRING_DAYS);
     let personal = kind == ListKind::Personal;
     let since = crate::verify::hour_of(now) - chrono::TimeDelta::hours(23);
-    let (rows, next, ws_row, usage, expiring_soon, top) = db(&call.state, move |c| {
+    let unfiltered = search.is_empty() && !expiring;
+    let (rows, next, ws_row, usage, expiring_soon, top, total) = db(&call.state, move |c| {
         let (rows, next) = keys::list(
             c,
             &ws,
@@ -172,7 +199,12 @@ async fn list_page(
         } else {
             most_used(c, &ws, since)?
         };
-        Ok((rows, next, ws_row, usage, expiring_soon, top))
+        let total = if unfiltered {
+            Some(keys::count_capped(c, &ws, &scope, COUNT_CAP)?)
+        } else {
+            None
+        };
+        Ok((rows, next, ws_row, usage, expiring_soon, top, total))
     })
     .await?;
 
@@ -224,6 +256,7 @@ async fn list_page(
             .collect(),
         next: next.map(|c| c.encode()),
         first_page: query.after.is_none(),
+        total,
     };
     if is_htmx(&call.req) {
         let mut res = HttpResponse::Ok();
@@ -326,4 +359,35 @@ pub async fn workspace_search(
     let query = form.into_inner();
     let kind = query.workspace_kind();
     list_page(call, kind, query, true).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn results(total: Option<i64>) -> Results {
+        Results {
+            csrf: String::new(),
+            kind: ListKind::All,
+            q: String::new(),
+            rows: Vec::new(),
+            next: None,
+            first_page: true,
+            return_to: String::new(),
+            expiring: false,
+            total,
+        }
+    }
+
+    #[test]
+    fn totals_are_exact_up_to_the_cap() {
+        let text = |n| results(Some(n)).total_text().unwrap();
+        assert_eq!(text(1), "1 key");
+        assert_eq!(text(7), "7 keys");
+        assert_eq!(text(999), "999 keys");
+        assert_eq!(text(2_609), "2,609 keys");
+        assert_eq!(text(10_000), "10,000 keys");
+        assert_eq!(text(10_001), "10,000+ keys");
+        assert_eq!(results(None).total_text(), None);
+    }
 }

@@ -520,6 +520,20 @@ impl Totals {
 async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
     let (app, admin) = spawn_ready().await;
     let s = seed(&app, &admin).await;
+    // Ada works in a second workspace with a long name and is invited to a
+    // third: every page's header has the switcher and the invitation.
+    app.ada_also_admin_of(
+        "Lübeck plant — maintenance, operations and quality engineering (EU-West)",
+    )
+    .await;
+    let zed = app.other_workspace_admin().await;
+    let res = zed
+        .post_form(
+            "/workspace/users",
+            &[("email", ADMIN_EMAIL), ("name", "Ada"), ("role", "normal")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
     let chrome = Chrome::start().await;
     let base = app.base.clone();
     let mut totals = Totals::default();
@@ -546,6 +560,7 @@ async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
         ("events", "/workspace/events".into()),
         ("account", "/account".into()),
         ("password", "/account/password".into()),
+        ("workspaces", "/workspaces".into()),
         ("not-found", "/keys/key_doesnotexist".into()),
     ];
     let bob_pages: Vec<(&str, String)> = vec![
@@ -564,6 +579,7 @@ async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
         "settings",
         "events",
         "bob-keys",
+        "workspaces",
     ];
 
     sign_in(&chrome, &base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
@@ -1069,5 +1085,74 @@ async fn browser_without_javascript_shows_no_dead_buttons() {
             b.text().await.unwrap()
         );
     }
+    chrome.close().await;
+}
+
+/// The workspace switcher by keyboard alone, and with JavaScript off: a
+/// native select and a submit button in every page's header.
+#[tokio::test]
+#[ignore = "needs chromium and chromium-driver; run with --ignored"]
+async fn browser_switches_workspace_by_keyboard_and_without_javascript() {
+    let (app, _ada) = spawn_ready().await;
+    app.ada_also_admin_of("Other Corp").await;
+    let chrome = Chrome::start().await;
+    sign_in(&chrome, &app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    open(&chrome, &app.base, "/account").await;
+    assert!(chrome.wait_text("main").await.contains("Acme"));
+    // From the brand link, Tab reaches the workspace select, the arrow
+    // picks the next workspace, Tab reaches Switch, Enter submits.
+    chrome.js("document.querySelector('.brand').focus();").await;
+    chrome.press(Key::Tab).await;
+    assert!(
+        chrome.focused().await.starts_with("SELECT"),
+        "{}",
+        chrome.focused().await
+    );
+    chrome.press(Key::Down).await;
+    chrome.press(Key::Tab).await;
+    assert!(
+        chrome.focused().await.contains("Switch"),
+        "{}",
+        chrome.focused().await
+    );
+    chrome.js("window.keywardOldPage = true;").await;
+    chrome.press(Key::Enter).await;
+    chrome
+        .wait_js(
+            "return window.keywardOldPage !== true && document.readyState === 'complete';",
+            "the switch loaded a page",
+        )
+        .await;
+    // The message is put into its live region just after load.
+    let flash = chrome.wait_text("#flash .alert").await;
+    assert_eq!(flash, "You are now working in Other Corp.");
+    let selected = chrome
+        .js("var s = document.getElementById('workspace-switch'); return s.options[s.selectedIndex].text;")
+        .await;
+    assert_eq!(selected, json!("Other Corp"));
+    chrome.close().await;
+
+    // Without JavaScript: choose the option, press the button.
+    let chrome =
+        Chrome::start_with(json!({ "profile.managed_default_content_settings.javascript": 2 }))
+            .await;
+    sign_in(&chrome, &app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    open(&chrome, &app.base, "/account").await;
+    assert!(
+        chrome.wait_text("main").await.contains("Other Corp"),
+        "last workspace kept"
+    );
+    chrome
+        .client
+        .find(Locator::Css("#workspace-switch option:not([selected])"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    chrome.click(".switcher button[type=submit]").await;
+    chrome.wait_for_path("/workspace/keys").await;
+    let main = chrome.wait_text("main").await;
+    assert!(main.contains("You are now working in Acme."), "{main}");
     chrome.close().await;
 }
