@@ -1259,6 +1259,8 @@ pub async fn regenerate_key(
     let fresh = run(&m.state, move |c| {
         let nonce = crate::domain::ids::new_token();
         let result = c.transaction::<_, KeyError, _>(|c| {
+            // The write lock first, as keys::create takes it (SQLite).
+            workspaces::lock(c, &ctx.workspace_id)?;
             let fresh = actions::regenerate_within_limits(c, &ctx, &key, &facts, grace, &nonce)?;
             if let Some(idem) = &idem_row {
                 idempotency::record(

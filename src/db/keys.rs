@@ -220,10 +220,14 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
         None => (KIND_WORKSPACE, None, None),
     };
     conn.transaction(|conn| {
+        // Serialise creations in this workspace so concurrent requests
+        // cannot both pass the count, and so that on SQLite the write lock
+        // is taken (waiting its turn) by the transaction's first statement:
+        // since the trigram index's triggers, concurrent creations of
+        // workspace keys sometimes got an immediate "database is locked"
+        // from the insert instead of waiting (6 at once: 3 runs in 6).
+        super::workspaces::lock(conn, &ctx.workspace_id)?;
         if let (Some(owner), Some(max)) = (owner_id, new.max_personal) {
-            // Serialise creations in this workspace so concurrent requests
-            // cannot both pass the count.
-            super::workspaces::lock(conn, &ctx.workspace_id)?;
             if count_live_personal(conn, &ctx.workspace_id, owner)? >= max {
                 return Err(KeyError::LimitReached(max));
             }
