@@ -227,10 +227,10 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
         // workspace keys sometimes got an immediate "database is locked"
         // from the insert instead of waiting (6 at once: 3 runs in 6).
         super::workspaces::lock(conn, &ctx.workspace_id)?;
-        if let (Some(owner), Some(max)) = (owner_id, new.max_personal) {
-            if count_live_personal(conn, &ctx.workspace_id, owner)? >= max {
-                return Err(KeyError::LimitReached(max));
-            }
+        if let (Some(owner), Some(max)) = (owner_id, new.max_personal)
+            && count_live_personal(conn, &ctx.workspace_id, owner)? >= max
+        {
+            return Err(KeyError::LimitReached(max));
         }
         let inserted = diesel::insert_into(api_keys::table)
             .values((
