@@ -1456,3 +1456,87 @@ async fn management_secrets_never_reach_the_log() {
         assert!(!log.contains(&random[..20]), "a secret reached the log");
     }
 }
+
+/// One person in two workspaces with two roles: each management key acts
+/// in its own workspace, with the role its owner has there.
+#[tokio::test]
+async fn a_persons_keys_act_in_their_own_workspace_with_the_role_there() {
+    let (app, ada) = spawn_ready().await;
+    let acme_manager = admin_workspace_manager(&ada).await;
+    let acme_key = ada
+        .create_key("/workspace/keys", &[("name", "acme erp")])
+        .await;
+
+    // Zed invites Ada into Other Corp as a normal user; she accepts in the app.
+    let zed = app.other_workspace_admin().await;
+    let res = zed
+        .post_form(
+            "/workspace/users",
+            &[("email", ADMIN_EMAIL), ("name", "Ada"), ("role", "normal")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let other_membership = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            use keyward::db::schema::{people, users, workspaces};
+            users::table
+                .inner_join(people::table)
+                .inner_join(workspaces::table)
+                .filter(people::email.eq(ADMIN_EMAIL))
+                .filter(workspaces::name.eq("Other Corp"))
+                .select(users::id)
+                .first::<String>(c)
+                .unwrap()
+        })
+        .await;
+    let res = ada
+        .post_form(
+            &format!("/workspaces/invitations/{other_membership}/accept"),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    // Working in Other Corp now, as a normal user.
+    let (_, form) = ada.page("/account/keys/new").await;
+    assert!(!form.contains("value=\"keyward:events:read\""));
+    let other_manager = ada
+        .create_key(
+            "/account/keys",
+            &[
+                ("name", "ada in other"),
+                ("permissions", "keyward:keys:read"),
+            ],
+        )
+        .await;
+    let zeds_key = zed
+        .create_key("/workspace/keys", &[("name", "other erp")])
+        .await;
+
+    let other = Api::new(&app.base, &other_manager.secret);
+    let (_, page) = other.get("/api/v1/keys").await;
+    assert_eq!(
+        ids(&page),
+        vec![other_manager.id.clone()],
+        "her Other Corp keys only"
+    );
+    for id in [&zeds_key.id, &acme_key.id, &acme_manager.id] {
+        assert_eq!(
+            other.get(&format!("/api/v1/keys/{id}")).await.0,
+            StatusCode::NOT_FOUND
+        );
+    }
+    assert_eq!(other.get("/api/v1/events").await.0, StatusCode::FORBIDDEN);
+
+    // Her Acme key still acts as an Acme admin, in Acme only.
+    let acme = Api::new(&app.base, &acme_manager.secret);
+    let (_, page) = acme.get("/api/v1/keys?limit=100").await;
+    let seen = ids(&page);
+    assert!(seen.contains(&acme_key.id));
+    assert!(!seen.contains(&zeds_key.id) && !seen.contains(&other_manager.id));
+    assert_eq!(
+        acme.get(&format!("/api/v1/keys/{}", zeds_key.id)).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(acme.get("/api/v1/events").await.0, StatusCode::OK);
+}
