@@ -1,1 +1,2 @@
+DROP INDEX api_keys_live_owner;
 DROP INDEX api_keys_search_trgm;

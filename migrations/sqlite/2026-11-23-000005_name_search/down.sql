@@ -1,3 +1,4 @@
+DROP INDEX api_keys_live_owner;
 DROP TRIGGER api_keys_fts_delete;
 DROP TRIGGER api_keys_fts_update;
 DROP TRIGGER api_keys_fts_insert;

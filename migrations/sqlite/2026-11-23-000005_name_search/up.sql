@@ -35,3 +35,7 @@ CREATE TRIGGER api_keys_fts_delete AFTER DELETE ON api_keys
 BEGIN
     INSERT INTO api_keys_fts (api_keys_fts, rowid, search) VALUES ('delete', old.seq, old.search);
 END;
+
+-- Lists count their keys (up to a cap) from this index alone: every scope
+-- is a prefix of it (workspace keys have no owner).
+CREATE INDEX api_keys_live_owner ON api_keys (workspace_id, owner_id) WHERE deleted_at IS NULL;
