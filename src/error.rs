@@ -110,7 +110,8 @@ impl AppError {
         AppError::Forbidden("Your role does not give you access to this page.".into())
     }
 
-    fn info(&self) -> ErrorInfo {
+    /// The code, title and safe message this error shows.
+    pub fn info(&self) -> ErrorInfo {
         let (code, title, message) = match self {
             AppError::Db(e) if crate::db::health::is_storage_full(e) => (
                 "UNAVAILABLE",

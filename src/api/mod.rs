@@ -1,6 +1,10 @@
 //! The JSON API for integrations: bearer-key authentication, `/api/v1/me`,
 //! `/api/v1/keys/verify` and `/api/v1/forward-auth` for gateways.
 
+pub mod manage;
+pub mod openapi;
+pub mod problem;
+
 use crate::state::AppState;
 use crate::verify::{Code, Outcome, Requirements, Verified};
 use actix_web::http::{StatusCode, header};
@@ -23,8 +27,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .into()
             }))
+            // Invalid query or path parameters of the management API are
+            // problems like its other refusals.
+            .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                problem::ApiError::bad_request(format!("A query parameter is not valid: {err}."))
+                    .into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|err, _| {
+                problem::ApiError::bad_request(format!("The address is not valid: {err}.")).into()
+            }))
             .service(me)
             .service(verify)
+            .service(openapi::openapi_json)
+            .configure(manage::configure)
             // Any method: gateways forward the original request's method.
             // Any path below it too: Envoy's ext_authz appends the original
             // path to the one it is given.
@@ -116,6 +131,20 @@ pub struct MeQuery {
 
 /// Describe the key the request is authenticated with: the simple request a
 /// user sends to check that a key works.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "integrations",
+    params(("environment" = Option<String>, Query, description = "Refuse the key unless it is for this environment (live, test, dev)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The key is valid", body = openapi::KeyFacts),
+        (status = 400, description = "An invalid parameter", body = openapi::ErrorBody),
+        (status = 401, description = "Missing, malformed, unknown, revoked, inactive or expired key, or another environment", body = openapi::ErrorBody),
+        (status = 429, description = "Rate limit exceeded; see Retry-After", body = openapi::ErrorBody),
+        (status = 503, description = "The database is unreachable", body = openapi::ErrorBody),
+    )
+)]
 #[get("/me")]
 pub async fn me(
     req: HttpRequest,
@@ -192,8 +221,11 @@ fn failure_builder(outcome: &Outcome) -> actix_web::HttpResponseBuilder {
     res
 }
 
-#[derive(Deserialize)]
+/// A key to check, and what it must allow.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"key": "sk_live_…", "permission": "data:read"}))]
 pub struct VerifyRequest {
+    /// The full key as the caller received it.
     key: String,
     environment: Option<String>,
     permission: Option<String>,
@@ -203,6 +235,17 @@ pub struct VerifyRequest {
 /// Let the platform's services check a key they received. Always answers
 /// 200 with `valid` and a machine-readable `code`; the key's facts are
 /// included whenever the key was identified.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/verify",
+    tag = "integrations",
+    request_body = VerifyRequest,
+    responses(
+        (status = 200, description = "The verdict (valid or not) with a code", body = openapi::VerifyResponse),
+        (status = 400, description = "The body is not JSON of this shape", body = openapi::ErrorBody),
+        (status = 503, description = "The database is unreachable", body = openapi::ErrorBody),
+    )
+)]
 #[post("/keys/verify")]
 pub async fn verify(state: web::Data<AppState>, body: web::Json<VerifyRequest>) -> HttpResponse {
     let body = body.into_inner();
@@ -330,3 +373,33 @@ pub async fn forward_auth(req: HttpRequest, state: web::Data<AppState>) -> HttpR
         }
     }
 }
+
+/// Forward authentication for gateways (nginx `auth_request`, Traefik
+/// `ForwardAuth`, Envoy `ext_authz`). Any method and any path below it are
+/// accepted; requirements come in `X-Keyward-Permission`,
+/// `X-Keyward-Environment` and `X-Keyward-Resource`. A valid key answers 200
+/// with `X-Keyward-Key-Id`, `X-Keyward-Workspace-Id`, `X-Keyward-Permissions`
+/// and `X-Keyward-Owner`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/forward-auth",
+    tag = "integrations",
+    params(
+        ("X-Keyward-Permission" = Option<String>, Header, description = "A permission the key must have"),
+        ("X-Keyward-Environment" = Option<String>, Header, description = "The environment the key must be for"),
+        ("X-Keyward-Resource" = Option<String>, Header, description = "A resource the key must be allowed"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The key is valid; its identity is in the response headers"),
+        (status = 401, description = "No valid key", body = openapi::ErrorBody),
+        (status = 403, description = "The key lacks the permission or resource", body = openapi::ErrorBody),
+        (status = 429, description = "Rate limit exceeded", body = openapi::ErrorBody),
+        (status = 503, description = "The database is unreachable", body = openapi::ErrorBody),
+    )
+)]
+#[expect(
+    dead_code,
+    reason = "describes forward_auth, which is routed for any method, in the OpenAPI document"
+)]
+fn forward_auth_doc() {}

@@ -155,6 +155,9 @@ fn is_unique_violation(e: &diesel::result::Error) -> bool {
 pub struct NewKey<'a> {
     /// `Some(user id)` for a personal key, `None` for a workspace key.
     pub owner: Option<(&'a str, &'a str)>,
+    /// The person who creates it, when that is not the audit actor (a
+    /// management key acts for its owner or creator); `None`: the actor.
+    pub created_by: Option<&'a str>,
     pub name: &'a str,
     pub description: &'a str,
     pub tags: &'a [String],
@@ -178,6 +181,7 @@ impl<'a> NewKey<'a> {
     ) -> Self {
         NewKey {
             owner: None,
+            created_by: None,
             name,
             description: "",
             tags: &[],
@@ -216,13 +220,17 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
         None => (KIND_WORKSPACE, None, None),
     };
     conn.transaction(|conn| {
-        if let (Some(owner), Some(max)) = (owner_id, new.max_personal) {
-            // Serialise creations in this workspace so concurrent requests
-            // cannot both pass the count.
-            super::workspaces::lock(conn, &ctx.workspace_id)?;
-            if count_live_personal(conn, &ctx.workspace_id, owner)? >= max {
-                return Err(KeyError::LimitReached(max));
-            }
+        // Serialise creations in this workspace so concurrent requests
+        // cannot both pass the count, and so that on SQLite the write lock
+        // is taken (waiting its turn) by the transaction's first statement:
+        // since the trigram index's triggers, concurrent creations of
+        // workspace keys sometimes got an immediate "database is locked"
+        // from the insert instead of waiting (6 at once: 3 runs in 6).
+        super::workspaces::lock(conn, &ctx.workspace_id)?;
+        if let (Some(owner), Some(max)) = (owner_id, new.max_personal)
+            && count_live_personal(conn, &ctx.workspace_id, owner)? >= max
+        {
+            return Err(KeyError::LimitReached(max));
         }
         let inserted = diesel::insert_into(api_keys::table)
             .values((
@@ -230,7 +238,10 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
                 api_keys::workspace_id.eq(&ctx.workspace_id),
                 api_keys::kind.eq(kind),
                 api_keys::owner_id.eq(owner_id),
-                api_keys::created_by.eq(ctx.actor_id.as_deref().unwrap_or_default()),
+                api_keys::created_by.eq(new
+                    .created_by
+                    .or(ctx.actor_id.as_deref())
+                    .unwrap_or_default()),
                 api_keys::name.eq(new.name),
                 api_keys::description.eq(new.description),
                 api_keys::tags.eq(to_json(new.tags)),

@@ -5,6 +5,7 @@
 pub mod changes;
 pub mod events;
 pub mod health;
+pub mod idempotency;
 pub mod keys;
 pub mod people;
 pub mod permissions;

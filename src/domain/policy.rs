@@ -172,6 +172,50 @@ pub fn authorize(actor: &Actor, action: Action<'_>) -> Decision {
     }
 }
 
+/// The built-in permissions that let a key manage keyward itself through
+/// the management API. They are not part of any workspace's catalog.
+pub mod management {
+    /// List and read keys (`GET /api/v1/keys…`).
+    pub const KEYS_READ: &str = "keyward:keys:read";
+    /// Create, edit, switch off, regenerate, revoke and delete keys.
+    pub const KEYS_WRITE: &str = "keyward:keys:write";
+    /// Read the audit trail (`GET /api/v1/events`).
+    pub const EVENTS_READ: &str = "keyward:events:read";
+    /// All of them, in the order the create dialog lists them.
+    pub const ALL: [&str; 3] = [KEYS_READ, KEYS_WRITE, EVENTS_READ];
+
+    /// Whether `name` is one of the management permissions (the
+    /// `keyward:` prefix is reserved for them).
+    pub fn is_management(name: &str) -> bool {
+        name.starts_with("keyward:")
+    }
+}
+
+/// The management permissions a user of `role` may put on a new key. On
+/// workspace keys only admins may grant them; a normal user may give their
+/// own personal key `keyward:keys:*` (which then acts only on that user's
+/// personal keys, since the key acts with its owner's role); operators
+/// never hold them.
+pub fn grantable_management(role: Role, workspace_key: bool) -> &'static [&'static str] {
+    match (role, workspace_key) {
+        (Role::Admin, _) => &management::ALL,
+        (Role::Normal, false) => &[management::KEYS_READ, management::KEYS_WRITE],
+        _ => &[],
+    }
+}
+
+/// Whether a key with management permissions may act, given the role of
+/// the person it acts for (its owner, or for a workspace key its creator).
+/// A workspace key acts only for an admin: with a normal creator's role it
+/// would reach that person's personal keys, which a shared key must not.
+pub fn management_key_may_act(role: Role, workspace_key: bool) -> bool {
+    match role {
+        Role::Admin => true,
+        Role::Normal => !workspace_key,
+        Role::Operator => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,6 +382,28 @@ mod tests {
             },
             other => panic!("unknown target {other}"),
         }
+    }
+
+    #[test]
+    fn management_permissions_follow_the_role_table() {
+        use management::*;
+        assert_eq!(grantable_management(Role::Admin, true), ALL);
+        assert_eq!(grantable_management(Role::Admin, false), ALL);
+        assert_eq!(
+            grantable_management(Role::Normal, false),
+            [KEYS_READ, KEYS_WRITE]
+        );
+        assert!(grantable_management(Role::Normal, true).is_empty());
+        assert!(grantable_management(Role::Operator, false).is_empty());
+        assert!(grantable_management(Role::Operator, true).is_empty());
+        assert!(management_key_may_act(Role::Admin, true));
+        assert!(management_key_may_act(Role::Admin, false));
+        assert!(management_key_may_act(Role::Normal, false));
+        assert!(!management_key_may_act(Role::Normal, true));
+        assert!(!management_key_may_act(Role::Operator, false));
+        assert!(!management_key_may_act(Role::Operator, true));
+        assert!(ALL.iter().all(|p| is_management(p)));
+        assert!(!is_management("data:read"));
     }
 
     /// The table's name of an action. The match has no wildcard: a new

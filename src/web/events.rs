@@ -22,19 +22,21 @@ pub use crate::domain::audit::ACTIONS;
 /// 25 events a page: with one short entry each, about two screens.
 const PAGE: i64 = 25;
 
+/// The Events page's filters (also those of the management API's events).
 #[derive(Deserialize, Default, Clone)]
 pub struct EventsQuery {
     #[serde(default)]
-    action: String,
+    pub action: String,
     #[serde(default)]
-    actor: String,
+    pub actor: String,
     #[serde(default)]
-    key: String,
-    before: Option<i64>,
+    pub key: String,
+    pub before: Option<i64>,
 }
 
 impl EventsQuery {
-    fn filter(&self) -> Result<Filter, AppError> {
+    /// The database filter, refusing an action keyward does not record.
+    pub fn filter(&self) -> Result<Filter, AppError> {
         let action = self.action.trim();
         if !action.is_empty() && !ACTIONS.contains(&action) {
             return Err(AppError::BadRequest(format!(

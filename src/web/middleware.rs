@@ -9,7 +9,7 @@ use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, HttpResponse, web};
+use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
 use askama::Template;
 use std::rc::Rc;
 use std::time::Instant;
@@ -354,7 +354,11 @@ pub async fn render_errors(
     };
     let status = res.status();
     let (req, mut old) = res.into_parts();
-    let mut out = if is_api {
+    let mut out = if crate::api::manage::is_management_path(&path) {
+        // The management API answers every refusal as a problem, also the
+        // ones made before its handlers run (an unknown route or method).
+        crate::api::problem::ApiError::new(status, info.code, info.message).error_response()
+    } else if is_api {
         HttpResponse::build(status).json(serde_json::json!({
             "error": { "code": info.code, "message": info.message }
         }))

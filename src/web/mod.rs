@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod docs;
 pub mod events;
 pub mod export;
 pub mod keys;
@@ -135,6 +136,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(pages::readyz)
         .service(pages::static_file)
         .service(pages::home)
+        .service(docs::docs)
         .service(auth::login_form)
         .service(auth::login)
         .service(auth::logout)

@@ -60,6 +60,18 @@ pub async fn static_file(file: web::Path<String>) -> Result<HttpResponse, AppErr
             include_bytes!("../../static/vendor/htmx-2.0.11/htmx.min.js"),
             "text/javascript; charset=utf-8",
         ),
+        "docs.js" => (
+            include_bytes!("../../static/docs.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "swagger-ui-bundle.js" => (
+            include_bytes!("../../static/vendor/swagger-ui-5.35.0/swagger-ui-bundle.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "swagger-ui.css" => (
+            include_bytes!("../../static/vendor/swagger-ui-5.35.0/swagger-ui.css"),
+            "text/css; charset=utf-8",
+        ),
         _ => return Err(AppError::NotFound),
     };
     Ok(HttpResponse::Ok()

@@ -235,7 +235,14 @@ fn parse_permission_name(raw: &str) -> Result<String, FieldError> {
         && v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || ":._-".contains(c));
-    if ok {
+    if ok && crate::domain::policy::management::is_management(&v) {
+        // Reserved: a catalog entry there could pose as a management
+        // permission, or shadow one.
+        Err(FieldError::new(
+            "perm_name",
+            "Names starting with \"keyward:\" are reserved for keyward's own management permissions.",
+        ))
+    } else if ok {
         Ok(v)
     } else {
         Err(FieldError::new(

@@ -8,6 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+mod docs;
 mod layout;
 
 /// A headless Chromium session with its own chromedriver and profile.

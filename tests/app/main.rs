@@ -14,6 +14,7 @@ mod engine;
 mod forward_auth;
 mod hardening;
 mod keys;
+mod management_api;
 mod nginx;
 mod ops;
 mod outage;

@@ -135,6 +135,42 @@ pub async fn delete(
     key_action(target, RowAction::Delete, form).await
 }
 
+// ---- shared with the management API ---------------------------------------
+
+/// Save a key's editable details (name, description, tags, rate limit):
+/// the edit dialog and the management API.
+pub fn save_details(
+    c: &mut DbConn,
+    ctx: &AuditContext,
+    key: &ApiKey,
+    details: &keys::Details,
+) -> Result<ApiKey, KeyError> {
+    // The owner's email and name stay searchable under the new name.
+    let owner = match &key.owner_id {
+        Some(owner) => crate::db::users::get(c, &key.workspace_id, owner)?
+            .map(|u| format!("{} {}", u.email, u.name)),
+        None => None,
+    };
+    keys::update_details(c, ctx, key, owner.as_deref(), details)
+}
+
+/// Give a key a new secret, its expiry shortened to the workspace's
+/// maximum (never extended): the regenerate dialog and the management API.
+pub fn regenerate_within_limits(
+    c: &mut DbConn,
+    ctx: &AuditContext,
+    key: &ApiKey,
+    facts: &dk::SecretFacts,
+    grace: chrono::TimeDelta,
+    nonce: &str,
+) -> Result<ApiKey, KeyError> {
+    let ws = workspaces::get(c, &key.workspace_id)?;
+    let cap = ws
+        .max_expiry_days
+        .map(|d| crate::db::now() + chrono::TimeDelta::days(i64::from(d)));
+    keys::regenerate(c, ctx, key, facts, grace, nonce, cap)
+}
+
 // ---- edit -------------------------------------------------------------------
 
 #[derive(Template)]
@@ -215,16 +251,10 @@ pub async fn edit(target: KeyTarget, form: web::Form<EditBody>) -> Result<HttpRe
     let k = key.clone();
     let saved_name = name.clone();
     db(&call.state, move |c| {
-        let owner = match &k.owner_id {
-            Some(owner) => crate::db::users::get(c, &k.workspace_id, owner)?
-                .map(|u| format!("{} {}", u.email, u.name)),
-            None => None,
-        };
-        keys::update_details(
+        save_details(
             c,
             &ctx,
             &k,
-            owner.as_deref(),
             &keys::Details {
                 name,
                 description,
@@ -333,11 +363,7 @@ pub async fn regenerate(
     let k = key.clone();
     let nonce = form.nonce.clone();
     let fresh = db(&call.state, move |c| {
-        let ws = workspaces::get(c, &k.workspace_id)?;
-        let cap = ws
-            .max_expiry_days
-            .map(|d| crate::db::now() + chrono::TimeDelta::days(i64::from(d)));
-        match keys::regenerate(c, &ctx, &k, &facts, grace, &nonce, cap) {
+        match regenerate_within_limits(c, &ctx, &k, &facts, grace, &nonce) {
             Ok(k) => Ok(Some(k)),
             Err(KeyError::DuplicateRequest) => Ok(None),
             Err(e) => Err(key_error(e)),

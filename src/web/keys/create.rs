@@ -4,7 +4,10 @@ use super::{Call, ListKind, Message, SecretView, check_nonce, create_action, par
 use crate::db::keys::{self, KeyError, NewKey};
 use crate::db::{permissions, workspaces};
 use crate::domain::ids;
+use crate::domain::input::FieldError;
 use crate::domain::keys::{self as dk, Environment, Expiry};
+use crate::domain::policy::{self, management};
+use crate::domain::role::Role;
 use crate::error::AppError;
 use crate::web::session;
 use crate::web::{FormErrors, authorize, db};
@@ -40,6 +43,8 @@ pub struct NewKeyForm {
     pub errors: FormErrors,
     /// Personal keys: how many count against the limit, and the limit.
     pub quota: Option<Quota>,
+    /// The management permissions this user may give this kind of key.
+    pub management: &'static [&'static str],
 }
 
 /// "2 of 3 personal keys used".
@@ -79,6 +84,10 @@ impl NewKeyForm {
 
     fn limit(&self) -> i64 {
         self.quota.map_or(0, |q| q.limit)
+    }
+
+    fn management_text(&self, permission: &str) -> &'static str {
+        management_text(permission)
     }
 
     fn preset_selected(&self, days: &i64) -> bool {
@@ -143,12 +152,7 @@ async fn new_form(call: Call, kind: ListKind) -> Result<HttpResponse, AppError> 
         tags: String::new(),
         environment: Environment::Live.as_str().to_owned(),
         permissions: Vec::new(),
-        // 90 days, or the longest preset the workspace allows.
-        expiry: presets_within(max)
-            .into_iter()
-            .rfind(|d| *d <= 90)
-            .unwrap_or(7)
-            .to_string(),
+        expiry: default_expiry_days(max).to_string(),
         expiry_date: String::new(),
         rate_limit: workspace
             .default_rate_limit
@@ -157,6 +161,7 @@ async fn new_form(call: Call, kind: ListKind) -> Result<HttpResponse, AppError> 
         resources: String::new(),
         errors: FormErrors::default(),
         quota,
+        management: grantable(call.user.actor.role, kind),
     };
     call.fragment_or_page("Create API key", kind.nav(), &form, StatusCode::OK)
 }
@@ -210,17 +215,63 @@ pub struct CreateForm {
     resources: String,
 }
 
-async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResponse, AppError> {
-    authorize(&call.user, create_action(kind))?;
-    let form: CreateForm = parse_form(&body)?;
-    let (catalog, workspace) = catalog_and_workspace(&call).await?;
-    let max_days = workspace.max_expiry_days;
+/// What a management permission lets a key do, for the create dialog.
+pub fn management_text(permission: &str) -> &'static str {
+    match permission {
+        management::KEYS_READ => "List and read keys",
+        management::KEYS_WRITE => "Create, edit, regenerate, switch off, revoke and delete keys",
+        management::EVENTS_READ => "Read the audit trail",
+        _ => "",
+    }
+}
 
+/// The management permissions a user of `role` may give a key of `kind`.
+pub fn grantable(role: Role, kind: ListKind) -> &'static [&'static str] {
+    policy::grantable_management(role, kind != ListKind::Personal)
+}
+
+/// A new key's fields as sent (by the create form or the management API),
+/// before any check.
+pub struct KeyRequest<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub tags: &'a str,
+    pub environment: &'a str,
+    pub permissions: &'a [String],
+    /// The expiry as the sender chose it, already read from its own
+    /// format; the workspace maximum is applied by [`validate`].
+    pub expiry: Result<Expiry, FieldError>,
+    pub rate_limit: &'a str,
+    pub resources: &'a str,
+}
+
+/// A new key's fields, checked against the workspace's rules.
+pub struct ValidKey {
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub environment: Environment,
+    pub expiry: Expiry,
+    pub rate_limit: Option<i32>,
+    pub resources: Vec<String>,
+    pub permissions: Vec<String>,
+}
+
+/// Check a new key's fields: the one set of rules for the create dialog
+/// and the management API (names, tags, the workspace's maximum expiry,
+/// its permission catalog, who may grant management permissions).
+pub fn validate(
+    req: KeyRequest<'_>,
+    catalog: &[permissions::Permission],
+    workspace: &workspaces::Workspace,
+    role: Role,
+    kind: ListKind,
+) -> Result<ValidKey, FormErrors> {
     let mut errors = FormErrors::default();
-    let name = errors.check(dk::parse_name(&form.name));
-    let description = errors.check(dk::parse_description(&form.description));
-    let tags = errors.check(dk::parse_tags(&form.tags));
-    let environment = form.environment.parse::<Environment>().ok();
+    let name = errors.check(dk::parse_name(req.name));
+    let description = errors.check(dk::parse_description(req.description));
+    let tags = errors.check(dk::parse_tags(req.tags));
+    let environment = req.environment.parse::<Environment>().ok();
     if environment.is_none() {
         errors.add(
             "environment",
@@ -229,24 +280,38 @@ async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResp
     }
     let today = crate::db::now().date();
     let expiry = errors.check(
-        Expiry::parse(&form.expiry, &form.expiry_date, today)
-            .and_then(|e| dk::within_max(e, max_days, today)),
+        req.expiry
+            .and_then(|e| dk::within_max(e, workspace.max_expiry_days, today)),
     );
-    let rate_limit = errors.check(dk::parse_rate_limit(&form.rate_limit));
-    let resources = errors.check(dk::parse_resources(&form.resources));
+    let rate_limit = errors.check(dk::parse_rate_limit(req.rate_limit));
+    let resources = errors.check(dk::parse_resources(req.resources));
+    let management = grantable(role, kind);
     let mut chosen: Vec<String> = Vec::new();
-    for p in &form.permissions {
-        if !catalog.iter().any(|c| &c.name == p) {
+    for p in req.permissions {
+        if management::is_management(p) {
+            if !management.contains(&p.as_str()) {
+                errors.add(
+                    "permissions",
+                    if management::ALL.contains(&p.as_str()) {
+                        format!("Your role cannot give \"{p}\" to this kind of key.")
+                    } else {
+                        format!("\"{p}\" is not a permission of keyward.")
+                    },
+                );
+                continue;
+            }
+        } else if !catalog.iter().any(|c| &c.name == p) {
             errors.add(
                 "permissions",
                 format!("\"{p}\" is not a permission of this workspace."),
             );
-        } else if !chosen.contains(p) {
+            continue;
+        }
+        if !chosen.contains(p) {
             chosen.push(p.clone());
         }
     }
-    check_nonce(&form.nonce)?;
-    let parsed = match (
+    match (
         name,
         description,
         tags,
@@ -255,41 +320,136 @@ async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResp
         rate_limit,
         resources,
     ) {
-        (Some(a), Some(b), Some(c), Some(d), Some(e), Some(f), Some(g)) if errors.is_empty() => {
-            Some((a, b, c, d, e, f, g))
+        (
+            Some(name),
+            Some(description),
+            Some(tags),
+            Some(environment),
+            Some(expiry),
+            Some(rate_limit),
+            Some(resources),
+        ) if errors.is_empty() => Ok(ValidKey {
+            name,
+            description,
+            tags,
+            environment,
+            expiry,
+            rate_limit,
+            resources,
+            permissions: chosen,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// The default expiry offered for new keys: 90 days, or the longest preset
+/// the workspace allows.
+pub fn default_expiry_days(max: Option<i32>) -> i64 {
+    presets_within(max)
+        .into_iter()
+        .rfind(|d| *d <= 90)
+        .unwrap_or(7)
+}
+
+/// Who a new key is for, and who made it.
+pub struct Creator<'a> {
+    /// For a personal key: the owner's id and their search label.
+    pub owner: Option<(&'a str, &'a str)>,
+    /// The person the key is created by (its creator's role decides what a
+    /// workspace key with management permissions may do).
+    pub created_by: &'a str,
+}
+
+/// Store a validated new key (its digest only) with the workspace's limit
+/// on personal keys: the one way the dialog and the API create keys.
+pub fn insert(
+    c: &mut crate::db::DbConn,
+    ctx: &crate::db::events::AuditContext,
+    creator: Creator<'_>,
+    key: &ValidKey,
+    facts: &dk::SecretFacts,
+    workspace: &workspaces::Workspace,
+    nonce: &str,
+) -> Result<keys::ApiKey, KeyError> {
+    let personal = creator.owner.is_some();
+    keys::create(
+        c,
+        ctx,
+        NewKey {
+            owner: creator.owner,
+            created_by: Some(creator.created_by),
+            name: &key.name,
+            description: &key.description,
+            tags: &key.tags,
+            permissions: &key.permissions,
+            resources: &key.resources,
+            facts,
+            expires_at: key.expiry.expires_at(crate::db::now()),
+            rate_limit: key.rate_limit,
+            request_nonce: nonce,
+            max_personal: personal.then_some(i64::from(workspace.max_keys_per_user)),
+        },
+    )
+}
+
+async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResponse, AppError> {
+    authorize(&call.user, create_action(kind))?;
+    let form: CreateForm = parse_form(&body)?;
+    let (catalog, workspace) = catalog_and_workspace(&call).await?;
+    let today = crate::db::now().date();
+    let checked = validate(
+        KeyRequest {
+            name: &form.name,
+            description: &form.description,
+            tags: &form.tags,
+            environment: &form.environment,
+            permissions: &form.permissions,
+            expiry: Expiry::parse(&form.expiry, &form.expiry_date, today),
+            rate_limit: &form.rate_limit,
+            resources: &form.resources,
+        },
+        &catalog,
+        &workspace,
+        call.user.actor.role,
+        kind,
+    );
+    check_nonce(&form.nonce)?;
+    let valid = match checked {
+        Ok(valid) => valid,
+        Err(errors) => {
+            let max_days = workspace.max_expiry_days;
+            let view = NewKeyForm {
+                rate_hint: super::rate_limit_hint(&call.state),
+                csrf: session::csrf_token(&call.session)?,
+                kind,
+                catalog,
+                environments: Environment::ALL,
+                presets: presets_within(max_days),
+                max_expiry_days: max_days,
+                nonce: form.nonce,
+                name: form.name,
+                description: form.description,
+                tags: form.tags,
+                environment: form.environment,
+                permissions: form.permissions,
+                expiry: form.expiry,
+                expiry_date: form.expiry_date,
+                rate_limit: form.rate_limit,
+                resources: form.resources,
+                errors,
+                quota: quota(&call, kind, &workspace).await?,
+                management: grantable(call.user.actor.role, kind),
+            };
+            return call.fragment_or_page(
+                "Create API key",
+                kind.nav(),
+                &view,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
         }
-        _ => None,
-    };
-    let Some((name, description, tags, environment, expiry, rate_limit, resources)) = parsed else {
-        let view = NewKeyForm {
-            rate_hint: super::rate_limit_hint(&call.state),
-            csrf: session::csrf_token(&call.session)?,
-            kind,
-            catalog,
-            environments: Environment::ALL,
-            presets: presets_within(max_days),
-            max_expiry_days: max_days,
-            nonce: form.nonce,
-            name: form.name,
-            description: form.description,
-            tags: form.tags,
-            environment: form.environment,
-            permissions: form.permissions,
-            expiry: form.expiry,
-            expiry_date: form.expiry_date,
-            rate_limit: form.rate_limit,
-            resources: form.resources,
-            errors,
-            quota: quota(&call, kind, &workspace).await?,
-        };
-        return call.fragment_or_page(
-            "Create API key",
-            kind.nav(),
-            &view,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        );
     };
 
+    let environment = valid.environment;
     let (secret, facts) = dk::generate(environment);
     let ctx = call.user.audit();
     let owner = (kind == ListKind::Personal).then(|| {
@@ -298,27 +458,16 @@ async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResp
             format!("{} {}", call.user.user.email, call.user.user.name),
         )
     });
+    let me = call.user.user.id.clone();
     let nonce = form.nonce.clone();
-    let expires_at = expiry.expires_at(crate::db::now());
-    let max_personal =
-        (kind == ListKind::Personal).then_some(i64::from(workspace.max_keys_per_user));
     let created = db(&call.state, move |c| {
-        let new = NewKey {
+        let creator = Creator {
             owner: owner
                 .as_ref()
                 .map(|(id, label)| (id.as_str(), label.as_str())),
-            name: &name,
-            description: &description,
-            tags: &tags,
-            permissions: &chosen,
-            resources: &resources,
-            facts: &facts,
-            expires_at,
-            rate_limit,
-            request_nonce: &nonce,
-            max_personal,
+            created_by: &me,
         };
-        match keys::create(c, &ctx, new) {
+        match insert(c, &ctx, creator, &valid, &facts, &workspace, &nonce) {
             Ok(k) => Ok(Some(k)),
             Err(KeyError::DuplicateRequest) => Ok(None),
             Err(e @ KeyError::LimitReached(_)) => Err(AppError::Conflict(e.to_string())),

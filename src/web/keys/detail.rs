@@ -30,6 +30,8 @@ struct DetailPage {
     /// The busiest hour, in words.
     busiest: Option<String>,
     return_to: String,
+    /// "Use this key" examples, with the key's masked excerpt.
+    snippets: Vec<crate::web::docs::Snippet>,
 }
 
 /// One day of the usage chart.
@@ -112,6 +114,7 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
             ..row(&key_with_owner, &call.user, now)
         },
         return_to: format!("/keys/{}", key.id),
+        snippets: crate::web::docs::use_your_key(&call.public_base(), &key.excerpt()),
         valid_7d: bars.iter().map(|b| b.valid).sum(),
         rejected_7d: bars.iter().map(|b| b.rejected).sum(),
         chart: crate::domain::chart::stacked_bars_divided(&bars, 24, 840, 140),

@@ -7,8 +7,8 @@
 //! one key, and bulk revoke) and [`detail`]; this module holds what they
 //! share.
 
-mod actions;
-mod create;
+pub mod actions;
+pub mod create;
 // Public rather than re-exported: its handler shares the module's name.
 pub mod detail;
 mod export;
@@ -403,11 +403,7 @@ impl Call {
     /// URL, or else the scheme and host this request came in on (what the
     /// user typed, also behind a proxy that forwards it).
     fn public_base(&self) -> String {
-        if self.state.config.public_url.is_some() {
-            return self.state.base_url.clone();
-        }
-        let info = self.req.connection_info();
-        format!("{}://{}", info.scheme(), info.host())
+        crate::web::docs::public_base(&self.req, &self.state)
     }
 
     /// After a successful change: back to the list (a full navigation, also

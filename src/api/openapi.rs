@@ -1,0 +1,155 @@
+//! The OpenAPI 3.1 document of the whole JSON API, generated from the
+//! handlers' own types and annotations, served at `/api/v1/openapi.json`.
+
+use super::manage;
+use super::problem::Problem;
+use actix_web::{HttpResponse, get};
+use serde::Serialize;
+use std::sync::OnceLock;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "keyward API",
+        description = "Check API keys (`/me`, `/keys/verify`, `/forward-auth`) and manage them \
+(keys, events, usage). Send a key as `Authorization: Bearer sk_live_…`. Management endpoints need \
+a key with `keyward:keys:read`, `keyward:keys:write` or `keyward:events:read`; such a key acts with \
+the role of the person behind it. Errors of the management endpoints are RFC 9457 \
+`application/problem+json` bodies with a stable `code`."
+    ),
+    paths(
+        super::me,
+        super::verify,
+        super::forward_auth_doc,
+        manage::list_keys,
+        manage::create_key,
+        manage::get_key,
+        manage::update_key,
+        manage::delete_key,
+        manage::disable_key,
+        manage::enable_key,
+        manage::revoke_key,
+        manage::regenerate_key,
+        manage::key_usage,
+        manage::list_events,
+        openapi_json,
+    ),
+    components(schemas(Problem)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "integrations", description = "Checking keys: what integrations and gateways call"),
+        (name = "keys", description = "Managing keys (keyward:keys:read / keyward:keys:write)"),
+        (name = "events", description = "The audit trail (keyward:events:read)"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+        }
+    }
+}
+
+/// The document as JSON, built once.
+pub fn document() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| ApiDoc::openapi().to_json().unwrap_or_default())
+}
+
+/// The OpenAPI 3.1 document of this API.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "integrations",
+    responses((status = 200, description = "This document", content_type = "application/json", body = Object))
+)]
+#[get("/openapi.json")]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document())
+}
+
+/// A key's owner, as `/me` shows it.
+#[derive(Serialize, ToSchema)]
+pub struct KeyOwner {
+    pub id: String,
+    pub email: Option<String>,
+}
+
+/// What `/me` and `/keys/verify` tell about a key.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "key_01JD3X5M8Q2W7Y4N6P9R0T1V3B",
+    "name": "Grafana prod",
+    "kind": "personal",
+    "owner": {"id": "usr_01JD3X1Z8Q2W7Y4N6P9R0T1V3B", "email": "ada@example.com"},
+    "workspace_id": "wsp_01JD3X0Z8Q2W7Y4N6P9R0T1V3B",
+    "environment": "live",
+    "permissions": ["data:read"],
+    "resources": [],
+    "expires_at": "2027-02-21T10:00:00Z",
+    "rate_limit_per_minute": null,
+    "created_at": "2026-11-23T10:00:00Z"
+}))]
+pub struct KeyFacts {
+    pub id: String,
+    pub name: String,
+    pub kind: manage::KeyKind,
+    pub owner: Option<KeyOwner>,
+    pub workspace_id: String,
+    pub environment: manage::KeyEnvironment,
+    pub permissions: Vec<String>,
+    pub resources: Vec<String>,
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+    pub rate_limit_per_minute: Option<i32>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+/// A refusal of `/me` or `/forward-auth`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// Why a key was refused.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable code: `MISSING_KEY`, `MALFORMED`, `NOT_FOUND`, `REVOKED`,
+    /// `DISABLED`, `EXPIRED`, `ENVIRONMENT_MISMATCH`, `API_KEYS_DISABLED`,
+    /// `INSUFFICIENT_PERMISSION`, `RESOURCE_NOT_ALLOWED`, `RATE_LIMITED`,
+    /// `UNAVAILABLE`, `BAD_REQUEST`.
+    pub code: String,
+    pub message: String,
+}
+
+/// The answer of `/keys/verify`: always 200, `valid` says whether the key
+/// passed.
+#[derive(Serialize, ToSchema)]
+pub struct VerifyResponse {
+    pub valid: bool,
+    /// `VALID`, or why the key was refused (the codes of [`ErrorDetail`]).
+    pub code: String,
+    pub message: String,
+    /// The HTTP status `/me` would have answered (refusals only).
+    #[schema(nullable = false)]
+    pub status: Option<u16>,
+    /// Seconds until the rate limit lets the key through again.
+    #[schema(nullable = false)]
+    pub retry_after: Option<u64>,
+    /// The key's facts, whenever it was identified.
+    #[schema(nullable = false)]
+    pub key: Option<KeyFacts>,
+}

@@ -1,0 +1,1542 @@
+//! The management API (`/api/v1/keys…`, `/api/v1/events`): keys managed by
+//! keys, with the web pages' policy, limits and audit trail.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// A client of the management API authenticated by one key.
+struct Api {
+    base: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(base: &str, key: &str) -> Api {
+        Api {
+            base: base.to_owned(),
+            key: key.to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn send(
+        &self,
+        rb: reqwest::RequestBuilder,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let res = rb.bearer_auth(&self.key).send().await.expect("request");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+        };
+        (status, headers, json)
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let (s, _, j) = self
+            .send(self.http.get(format!("{}{path}", self.base)))
+            .await;
+        (s, j)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let (s, _, j) = self
+            .send(self.http.post(format!("{}{path}", self.base)).json(&body))
+            .await;
+        (s, j)
+    }
+
+    async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let (s, _, j) = self
+            .send(self.http.patch(format!("{}{path}", self.base)).json(&body))
+            .await;
+        (s, j)
+    }
+
+    async fn delete(&self, path: &str) -> StatusCode {
+        self.send(self.http.delete(format!("{}{path}", self.base)))
+            .await
+            .0
+    }
+
+    /// Create with an `Idempotency-Key`.
+    async fn create_idem(&self, idem: &str, body: Value) -> (StatusCode, Value) {
+        let (s, _, j) = self
+            .send(
+                self.http
+                    .post(format!("{}/api/v1/keys", self.base))
+                    .header("Idempotency-Key", idem)
+                    .json(&body),
+            )
+            .await;
+        (s, j)
+    }
+}
+
+const ALL_MANAGEMENT: [(&str, &str); 3] = [
+    ("permissions", "keyward:keys:read"),
+    ("permissions", "keyward:keys:write"),
+    ("permissions", "keyward:events:read"),
+];
+
+/// The admin's workspace key with every management permission.
+async fn admin_workspace_manager(admin: &Browser) -> CreatedKey {
+    let mut fields = vec![("name", "Provisioning")];
+    fields.extend_from_slice(&ALL_MANAGEMENT);
+    admin.create_key("/workspace/keys", &fields).await
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_create_dialog_offers_management_permissions_by_role() {
+    let (app, admin) = spawn_ready().await;
+    for list in ["/workspace/keys", "/account/keys"] {
+        let (_, form) = admin.page(&format!("{list}/new")).await;
+        assert!(form.contains("Manage keyward through the API"), "{list}");
+        for p in [
+            "keyward:keys:read",
+            "keyward:keys:write",
+            "keyward:events:read",
+        ] {
+            assert!(
+                form.contains(&format!("value=\"{p}\"")),
+                "{list} offers {p}"
+            );
+        }
+    }
+    let bob = app
+        .add_user(&admin, "bob@example.com", "normal", "bob's long password")
+        .await;
+    let (_, form) = bob.page("/account/keys/new").await;
+    assert!(form.contains("Manage keyward through the API"));
+    assert!(form.contains("value=\"keyward:keys:read\""));
+    assert!(form.contains("value=\"keyward:keys:write\""));
+    assert!(
+        !form.contains("value=\"keyward:events:read\""),
+        "a normal user cannot read events, so cannot grant it"
+    );
+    // Posted anyway: refused like any permission outside the catalog.
+    let res = bob
+        .submit_new_key(
+            "/account/keys",
+            &[("name", "sneaky"), ("permissions", "keyward:events:read")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.text().await.unwrap().contains("keyward:events:read"));
+    // The catalog cannot hold look-alikes of the management permissions.
+    let res = admin
+        .post_form(
+            "/workspace/settings/permissions",
+            &[("name", "keyward:keys:admin"), ("description", "x")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.text().await.unwrap().contains("reserved"));
+    // Granted within the role: the key carries it.
+    let k = bob
+        .create_key(
+            "/account/keys",
+            &[("name", "bob's tool"), ("permissions", "keyward:keys:read")],
+        )
+        .await;
+    let (_, _, me) = me(&app.base, &k.secret).await;
+    assert_eq!(me["permissions"], json!(["keyward:keys:read"]));
+}
+
+#[tokio::test]
+async fn an_admin_workspace_key_manages_keys_and_every_change_is_audited() {
+    let (app, admin) = spawn_ready().await;
+    let manager = admin_workspace_manager(&admin).await;
+    let api = Api::new(&app.base, &manager.secret);
+
+    let (status, headers, created) = api
+        .send(
+            reqwest::Client::new()
+                .post(format!("{}/api/v1/keys", app.base))
+                .json(&json!({
+                    "name": "ERP connector",
+                    "description": "Orders sync",
+                    "tags": ["erp", "prod"],
+                    "kind": "workspace",
+                    "environment": "test",
+                    "permissions": ["data:read"],
+                    "expires_in_days": 30,
+                    "rate_limit_per_minute": 600,
+                    "resources": ["line-1"]
+                })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    // The one answer with a secret is never kept by a cache.
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["location"], format!("/api/v1/keys/{id}").as_str());
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("sk_test_"));
+    assert_eq!(created["key"]["kind"], "workspace");
+    assert_eq!(created["key"]["owner_id"], Value::Null);
+    assert_eq!(created["key"]["tags"], json!(["erp", "prod"]));
+    assert_eq!(created["key"]["resources"], json!(["line-1"]));
+    assert_eq!(created["key"]["rate_limit_per_minute"], 600);
+    assert_eq!(created["key"]["status"], "active");
+    // The secret works at once.
+    let (s, _, me_json) = me(&app.base, &secret).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(me_json["id"], id);
+    // The web page shows it too, created by the admin behind the key.
+    let (s, page) = admin.page(&format!("/keys/{id}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("ERP connector"));
+    assert!(
+        page.contains(ADMIN_EMAIL),
+        "created by the admin behind the key"
+    );
+
+    let (s, one) = api.get(&format!("/api/v1/keys/{id}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(one["name"], "ERP connector");
+    assert_eq!(
+        one["masked"],
+        format!("sk_test_…{}", &secret[secret.len() - 4..])
+    );
+
+    let (s, edited) = api
+        .patch(
+            &format!("/api/v1/keys/{id}"),
+            json!({"name": "ERP connector v2", "rate_limit_per_minute": null}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{edited}");
+    assert_eq!(edited["name"], "ERP connector v2");
+    assert_eq!(edited["rate_limit_per_minute"], Value::Null);
+    assert_eq!(
+        edited["description"], "Orders sync",
+        "untouched fields stay"
+    );
+
+    let (s, off) = api
+        .post(&format!("/api/v1/keys/{id}/disable"), json!({}))
+        .await;
+    assert_eq!(
+        (s, off["status"].as_str()),
+        (StatusCode::OK, Some("inactive"))
+    );
+    assert_eq!(
+        me_code(&app.base, &secret).await,
+        (StatusCode::UNAUTHORIZED, "DISABLED".into())
+    );
+    let (s, on) = api
+        .post(&format!("/api/v1/keys/{id}/enable"), json!({}))
+        .await;
+    assert_eq!((s, on["status"].as_str()), (StatusCode::OK, Some("active")));
+    assert_eq!(me(&app.base, &secret).await.0, StatusCode::OK);
+
+    let (s, fresh) = api
+        .post(
+            &format!("/api/v1/keys/{id}/regenerate"),
+            json!({"grace": "0"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{fresh}");
+    let new_secret = fresh["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, secret);
+    assert_eq!(me(&app.base, &new_secret).await.0, StatusCode::OK);
+    assert_eq!(me(&app.base, &secret).await.0, StatusCode::UNAUTHORIZED);
+
+    let (s, revoked) = api
+        .post(&format!("/api/v1/keys/{id}/revoke"), json!({}))
+        .await;
+    assert_eq!(
+        (s, revoked["status"].as_str()),
+        (StatusCode::OK, Some("revoked"))
+    );
+    assert_eq!(
+        me_code(&app.base, &new_secret).await,
+        (StatusCode::UNAUTHORIZED, "REVOKED".into())
+    );
+    let (s, again) = api
+        .post(&format!("/api/v1/keys/{id}/revoke"), json!({}))
+        .await;
+    assert_eq!(
+        (s, again["code"].as_str()),
+        (StatusCode::CONFLICT, Some("KEY_NOT_REVOCABLE"))
+    );
+
+    assert_eq!(
+        api.delete(&format!("/api/v1/keys/{id}")).await,
+        StatusCode::NO_CONTENT
+    );
+    let (s, gone) = api.get(&format!("/api/v1/keys/{id}")).await;
+    assert_eq!(
+        (s, gone["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("NOT_FOUND"))
+    );
+
+    // The audit trail names the acting key (name and id) for each change.
+    let (s, events) = api.get(&format!("/api/v1/events?key={id}&limit=100")).await;
+    assert_eq!(s, StatusCode::OK, "{events}");
+    let list = events["events"].as_array().unwrap();
+    let actions: Vec<&str> = list.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            "key.deleted",
+            "key.revoked",
+            "key.regenerated",
+            "key.enabled",
+            "key.disabled",
+            "key.updated",
+            "key.created"
+        ]
+    );
+    for e in list {
+        assert_eq!(e["actor"]["id"], manager.id, "{e}");
+        let label = e["actor"]["label"].as_str().unwrap();
+        assert!(
+            label.contains("Provisioning") && label.contains(&manager.id),
+            "{label}"
+        );
+    }
+    assert!(
+        list.last().unwrap()["sentence"]
+            .as_str()
+            .unwrap()
+            .contains("created the workspace key “ERP connector”"),
+        "{}",
+        list.last().unwrap()
+    );
+    // The Events page shows the same actor.
+    let (_, page) = admin.page(&format!("/workspace/events?key={id}")).await;
+    assert!(
+        page.contains("Provisioning"),
+        "the events page names the acting key"
+    );
+}
+
+#[tokio::test]
+async fn a_normal_users_personal_key_acts_only_on_their_own_personal_keys() {
+    let (app, admin) = spawn_ready().await;
+    let admins_own = admin
+        .create_key("/account/keys", &[("name", "ada's")])
+        .await;
+    let workspace = admin
+        .create_key("/workspace/keys", &[("name", "shared")])
+        .await;
+    let bob = app
+        .add_user(&admin, "bob@example.com", "normal", "bob's long password")
+        .await;
+    let bobs_old = bob
+        .create_key("/account/keys", &[("name", "bob's old")])
+        .await;
+    let manager = bob
+        .create_key(
+            "/account/keys",
+            &[
+                ("name", "bob's manager"),
+                ("permissions", "keyward:keys:read"),
+                ("permissions", "keyward:keys:write"),
+            ],
+        )
+        .await;
+    let api = Api::new(&app.base, &manager.secret);
+
+    // Lists: only bob's own keys, whatever the filters ask.
+    let (s, page) = api.get("/api/v1/keys").await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let mut seen = ids(&page);
+    seen.sort();
+    let mut expected = vec![bobs_old.id.clone(), manager.id.clone()];
+    expected.sort();
+    assert_eq!(seen, expected);
+    let (_, page) = api.get("/api/v1/keys?kind=workspace").await;
+    assert!(ids(&page).is_empty());
+    let (_, page) = api.get(&format!("/api/v1/keys?q={}", admins_own.id)).await;
+    assert!(
+        ids(&page).is_empty(),
+        "another user's key is not found by id"
+    );
+
+    // Another user's key and workspace keys are invisible: 404 on every verb.
+    for other in [&admins_own.id, &workspace.id] {
+        let (s, p) = api.get(&format!("/api/v1/keys/{other}")).await;
+        assert_eq!(
+            (s, p["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("NOT_FOUND"))
+        );
+        for verb in ["disable", "revoke", "regenerate"] {
+            let (s, _) = api
+                .post(&format!("/api/v1/keys/{other}/{verb}"), json!({}))
+                .await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{verb} {other}");
+        }
+        let (s, _) = api
+            .patch(&format!("/api/v1/keys/{other}"), json!({"name": "x"}))
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_eq!(
+            api.delete(&format!("/api/v1/keys/{other}")).await,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            api.get(&format!("/api/v1/keys/{other}/usage")).await.0,
+            StatusCode::NOT_FOUND
+        );
+    }
+    assert_eq!(
+        me(&app.base, &admins_own.secret).await.0,
+        StatusCode::OK,
+        "untouched"
+    );
+    assert_eq!(
+        me(&app.base, &workspace.secret).await.0,
+        StatusCode::OK,
+        "untouched"
+    );
+
+    // No workspace keys, no events, no management permissions beyond the role.
+    let (s, p) = api
+        .post("/api/v1/keys", json!({"name": "ws", "kind": "workspace"}))
+        .await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("INSUFFICIENT_PERMISSION"))
+    );
+    let (s, p) = api.get("/api/v1/events").await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("INSUFFICIENT_PERMISSION"))
+    );
+    let (s, p) = api
+        .post(
+            "/api/v1/keys",
+            json!({"name": "escalate", "permissions": ["keyward:events:read"]}),
+        )
+        .await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("VALIDATION_FAILED"))
+    );
+    assert_eq!(p["errors"][0]["field"], "permissions");
+
+    // Their own keys: fully manageable; new keys are theirs.
+    let (s, created) = api.post("/api/v1/keys", json!({"name": "bob's new"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let bob_id = created["key"]["owner_id"].as_str().unwrap().to_owned();
+    assert_eq!(created["key"]["kind"], "personal");
+    assert_eq!(created["key"]["created_by"], bob_id);
+    let (s, _) = api
+        .post(&format!("/api/v1/keys/{}/revoke", bobs_old.id), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, page) = api.get("/api/v1/keys?owner=me&status=revoked").await;
+    assert_eq!(ids(&page), vec![bobs_old.id.clone()]);
+    let (s, page) = api.get("/api/v1/keys?owner=usr_someone_else").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(ids(&page).is_empty());
+
+    // An admin's management key, as on the pages: sees bob's keys and may
+    // switch them off or revoke them, but not edit, regenerate (which
+    // would hand it bob's new secret) or delete them.
+    let admin_api = Api::new(&app.base, &admin_workspace_manager(&admin).await.secret);
+    let (_, page) = admin_api.get(&format!("/api/v1/keys?owner={bob_id}")).await;
+    assert_eq!(
+        ids(&page).len(),
+        3,
+        "bob's old, manager and new keys: {page}"
+    );
+    let bobs = &manager.id;
+    assert_eq!(
+        admin_api.get(&format!("/api/v1/keys/{bobs}")).await.0,
+        StatusCode::OK
+    );
+    let (s, p) = admin_api
+        .post(&format!("/api/v1/keys/{bobs}/regenerate"), json!({}))
+        .await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("INSUFFICIENT_PERMISSION"))
+    );
+    let (s, _) = admin_api
+        .patch(&format!("/api/v1/keys/{bobs}"), json!({"name": "mine now"}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(
+        admin_api.delete(&format!("/api/v1/keys/{bobs}")).await,
+        StatusCode::FORBIDDEN
+    );
+    let (s, k) = admin_api
+        .post(&format!("/api/v1/keys/{bobs}/disable"), json!({}))
+        .await;
+    assert_eq!(
+        (s, k["status"].as_str()),
+        (StatusCode::OK, Some("inactive"))
+    );
+    // Bob's own management key is now switched off, by incident response.
+    let (s, p) = api.get("/api/v1/keys").await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("DISABLED"))
+    );
+}
+
+#[tokio::test]
+async fn operators_never_act_through_management_keys() {
+    let (app, admin) = spawn_ready().await;
+    let carol = app
+        .add_user(
+            &admin,
+            "carol@example.com",
+            "admin",
+            "carol's long password",
+        )
+        .await;
+    let mut fields = vec![("name", "carol's manager")];
+    fields.extend_from_slice(&ALL_MANAGEMENT);
+    let personal = carol.create_key("/account/keys", &fields).await;
+    let mut fields = vec![("name", "carol's workspace manager")];
+    fields.extend_from_slice(&ALL_MANAGEMENT);
+    let workspace = carol.create_key("/workspace/keys", &fields).await;
+    let api = Api::new(&app.base, &personal.secret);
+    assert_eq!(api.get("/api/v1/keys").await.0, StatusCode::OK);
+    assert_eq!(
+        Api::new(&app.base, &workspace.secret)
+            .get("/api/v1/events")
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    // Carol becomes an operator: neither key manages anything any more.
+    let carol_id = app
+        .with_db(|c| {
+            keyward::db::users::find_active_by_email(c, "carol@example.com")
+                .unwrap()
+                .unwrap()
+                .id
+        })
+        .await;
+    let res = admin
+        .post_form(
+            &format!("/workspace/users/{carol_id}/role"),
+            &[("role", "operator")],
+        )
+        .await;
+    assert!(
+        res.status().is_success() || res.status().is_redirection(),
+        "{}",
+        res.status()
+    );
+    for key in [&personal.secret, &workspace.secret] {
+        let api = Api::new(&app.base, key);
+        for path in ["/api/v1/keys", "/api/v1/events"] {
+            let (s, p) = api.get(path).await;
+            assert_eq!(
+                (s, p["code"].as_str()),
+                (StatusCode::FORBIDDEN, Some("INSUFFICIENT_PERMISSION")),
+                "{path}"
+            );
+        }
+        let (s, _) = api
+            .post("/api/v1/keys", json!({"name": "x", "kind": "workspace"}))
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+    // A normal user cannot use a workspace key an admin made before being
+    // demoted: it would reach their personal keys.
+    let res = admin
+        .post_form(
+            &format!("/workspace/users/{carol_id}/role"),
+            &[("role", "normal")],
+        )
+        .await;
+    assert!(res.status().is_success() || res.status().is_redirection());
+    let (s, _) = Api::new(&app.base, &workspace.secret)
+        .get("/api/v1/keys")
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = Api::new(&app.base, &personal.secret)
+        .get("/api/v1/keys")
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "her personal key acts as a normal user now"
+    );
+    let (s, _) = Api::new(&app.base, &personal.secret)
+        .get("/api/v1/events")
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "normal users do not read events");
+}
+
+#[tokio::test]
+async fn keys_without_management_permissions_and_other_workspaces_get_nothing() {
+    let (app, admin) = spawn_ready().await;
+    let plain = admin
+        .create_key(
+            "/workspace/keys",
+            &[("name", "plain"), ("permissions", "data:read")],
+        )
+        .await;
+    let (s, h, p) = Api::new(&app.base, &plain.secret)
+        .send(reqwest::Client::new().get(format!("{}/api/v1/keys", app.base)))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(h["content-type"], "application/problem+json");
+    assert_eq!(p["code"], "INSUFFICIENT_PERMISSION");
+    assert_eq!(p["status"], 403);
+    // Read only: no writes.
+    let reader = admin
+        .create_key(
+            "/workspace/keys",
+            &[("name", "reader"), ("permissions", "keyward:keys:read")],
+        )
+        .await;
+    let api = Api::new(&app.base, &reader.secret);
+    assert_eq!(api.get("/api/v1/keys").await.0, StatusCode::OK);
+    let (s, p) = api
+        .post(&format!("/api/v1/keys/{}/revoke", plain.id), json!({}))
+        .await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("INSUFFICIENT_PERMISSION"))
+    );
+    assert_eq!(me(&app.base, &plain.secret).await.0, StatusCode::OK);
+
+    // Another workspace's admin key sees none of ours.
+    let zed = app.other_workspace_admin().await;
+    let theirs = admin_workspace_manager(&zed).await;
+    let api = Api::new(&app.base, &theirs.secret);
+    let (_, page) = api.get("/api/v1/keys").await;
+    assert_eq!(ids(&page), vec![theirs.id.clone()]);
+    assert_eq!(
+        api.get(&format!("/api/v1/keys/{}", plain.id)).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.post(&format!("/api/v1/keys/{}/revoke", plain.id), json!({}))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, events) = api.get("/api/v1/events?limit=100").await;
+    assert!(
+        !events.to_string().contains(&plain.id),
+        "another workspace's events stay hidden"
+    );
+}
+
+#[tokio::test]
+async fn idempotency_keys_make_retries_safe() {
+    let (app, admin) = spawn_ready().await;
+    let manager = admin_workspace_manager(&admin).await;
+    let api = Api::new(&app.base, &manager.secret);
+    let body = json!({"name": "retried", "kind": "workspace"});
+    let (s1, first) = api.create_idem("req-1", body.clone()).await;
+    assert_eq!(s1, StatusCode::CREATED);
+    assert!(first["secret"].is_string());
+    let (s2, second) = api.create_idem("req-1", body.clone()).await;
+    assert_eq!(s2, StatusCode::OK, "{second}");
+    assert_eq!(second["id"], first["id"]);
+    assert!(
+        second.get("secret").is_none(),
+        "the secret is never sent twice"
+    );
+    assert_eq!(second["idempotent_replay"], true);
+    let (_, page) = api.get("/api/v1/keys?q=retried").await;
+    assert_eq!(ids(&page).len(), 1, "one key for two requests");
+    // The same header value for another request is refused.
+    let (s, p) = api
+        .create_idem("req-1", json!({"name": "different", "kind": "workspace"}))
+        .await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("IDEMPOTENCY_KEY_REUSED")
+        )
+    );
+    // Another value is another request.
+    let (s, other) = api.create_idem("req-2", body.clone()).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_ne!(other["id"], first["id"]);
+    // Without the header, every request creates.
+    assert_eq!(
+        api.post("/api/v1/keys", body.clone()).await.0,
+        StatusCode::CREATED
+    );
+    // Values are per acting key: another key's "req-1" is its own.
+    let other_manager = admin_workspace_manager(&admin).await;
+    let (s, _) = Api::new(&app.base, &other_manager.secret)
+        .create_idem("req-1", body.clone())
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+
+    // Regenerate: once per value; the retried answer has no secret and the
+    // first new secret keeps working.
+    let id = first["id"].as_str().unwrap();
+    let regen = |idem: &'static str| {
+        let http = reqwest::Client::new();
+        let url = format!("{}/api/v1/keys/{id}/regenerate", app.base);
+        let key = manager.secret.clone();
+        async move {
+            let res = http
+                .post(url)
+                .bearer_auth(key)
+                .header("Idempotency-Key", idem)
+                .json(&json!({"grace": "1h"}))
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, r1) = regen("rot-1").await;
+    assert_eq!(s, StatusCode::OK);
+    let new_secret = r1["secret"].as_str().unwrap().to_owned();
+    let (s, r2) = regen("rot-1").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(r2.get("secret").is_none());
+    assert_eq!(r2["idempotent_replay"], true);
+    assert_eq!(
+        me(&app.base, &new_secret).await.0,
+        StatusCode::OK,
+        "not regenerated twice"
+    );
+    let regenerations = app
+        .event_actions()
+        .await
+        .iter()
+        .filter(|a| *a == "key.regenerated")
+        .count();
+    assert_eq!(regenerations, 1);
+    let creations = app
+        .events()
+        .await
+        .iter()
+        .filter(|e| e.action == "key.created" && e.target_label.as_deref() == Some("retried"))
+        .count();
+    assert_eq!(
+        creations, 4,
+        "req-1, req-2, no header, the other key's req-1"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_retries_with_one_idempotency_key_create_one_key() {
+    let (app, admin) = spawn_ready().await;
+    let manager = admin_workspace_manager(&admin).await;
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let api = Api::new(&app.base, &manager.secret);
+        tasks.push(tokio::spawn(async move {
+            api.create_idem("same", json!({"name": "raced", "kind": "workspace"}))
+                .await
+        }));
+    }
+    let mut ids_seen = Vec::new();
+    let mut created = 0;
+    for t in tasks {
+        let (s, body) = t.await.unwrap();
+        assert!(
+            s == StatusCode::CREATED || s == StatusCode::OK,
+            "{s} {body}"
+        );
+        if s == StatusCode::CREATED {
+            created += 1;
+        }
+        ids_seen.push(body["id"].as_str().unwrap().to_owned());
+    }
+    ids_seen.sort();
+    ids_seen.dedup();
+    assert_eq!(created, 1);
+    assert_eq!(ids_seen.len(), 1, "every answer names the one key");
+}
+
+#[tokio::test]
+async fn workspace_limits_apply_as_in_the_dialog() {
+    let (app, admin) = spawn_ready().await;
+    // Made before the workspace had a maximum expiry.
+    let early = admin_workspace_manager(&admin).await;
+    let (s, forever) = Api::new(&app.base, &early.secret)
+        .post(
+            "/api/v1/keys",
+            json!({"name": "forever", "kind": "workspace", "never": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{forever}");
+    assert_eq!(forever["key"]["expires_at"], Value::Null);
+    let res = admin
+        .post_form(
+            "/workspace/settings/limits",
+            &[
+                ("max_expiry_days", "30"),
+                ("max_keys_per_user", "2"),
+                ("default_rate_limit", ""),
+            ],
+        )
+        .await;
+    assert!(res.status().is_redirection() || res.status().is_success());
+    let mut fields = vec![("name", "mine"), ("expiry", "30")];
+    fields.extend_from_slice(&ALL_MANAGEMENT);
+    let manager = admin.create_key("/account/keys", &fields).await;
+    let api = Api::new(&app.base, &manager.secret);
+
+    for body in [
+        json!({"name": "too long", "expires_in_days": 60}),
+        json!({"name": "forever", "never": true}),
+        json!({"name": "far", "expires_at": (chrono::Utc::now().date_naive() + chrono::TimeDelta::days(60)).to_string()}),
+    ] {
+        let (s, p) = api.post("/api/v1/keys", body.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(p["code"], "VALIDATION_FAILED");
+        assert!(
+            p["detail"].as_str().unwrap().contains("at most 30 days"),
+            "{p}"
+        );
+    }
+    // No expiry given: the dialog's default within the maximum.
+    let (s, k) = api.post("/api/v1/keys", json!({"name": "default"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{k}");
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(k["key"]["expires_at"].as_str().unwrap()).unwrap();
+    let days = (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_days();
+    assert!((29..=30).contains(&days), "{days}");
+    // Regenerating shortens an expiry beyond the maximum, as in the dialog.
+    let (s, fresh) = api
+        .post(
+            &format!(
+                "/api/v1/keys/{}/regenerate",
+                forever["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{fresh}");
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(fresh["key"]["expires_at"].as_str().unwrap()).unwrap();
+    let days = (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_days();
+    assert!((29..=30).contains(&days), "{days}");
+    // Two personal keys exist now (the manager and "default"): the limit.
+    let (s, p) = api.post("/api/v1/keys", json!({"name": "third"})).await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::CONFLICT, Some("KEY_LIMIT_REACHED"))
+    );
+    assert!(p["detail"].as_str().unwrap().contains("2 personal keys"));
+    // Workspace keys do not count against it.
+    let (s, _) = api
+        .post("/api/v1/keys", json!({"name": "ws", "kind": "workspace"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+
+    // API keys switched off: the management key itself stops working.
+    let res = admin
+        .post_form("/workspace/settings/api-keys", &[("enabled", "off")])
+        .await;
+    assert!(res.status().is_redirection() || res.status().is_success());
+    let (s, p) = api.get("/api/v1/keys").await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("API_KEYS_DISABLED"))
+    );
+}
+
+#[tokio::test]
+async fn errors_are_problem_details_never_server_errors() {
+    let (app, admin) = spawn_ready().await;
+    let manager = admin_workspace_manager(&admin).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/keys", app.base);
+    let problem = |res: reqwest::Response| async move {
+        let status = res.status();
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/problem+json",
+            "{status}"
+        );
+        let p: Value = res.json().await.unwrap();
+        assert_eq!(p["status"], status.as_u16());
+        assert_eq!(p["type"], "about:blank");
+        assert!(p["title"].is_string() && p["detail"].is_string());
+        (status, p)
+    };
+    // Malformed and mistyped JSON.
+    for body in [
+        "{",
+        "[]",
+        "null",
+        "{\"name\": 5}",
+        "\u{0}",
+        "{\"name\": \"x\", \"bogus\": 1}",
+    ] {
+        let res = http
+            .post(&url)
+            .bearer_auth(&manager.secret)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (s, p) = problem(res).await;
+        assert_eq!(
+            (s, p["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("BAD_REQUEST")),
+            "{body}"
+        );
+    }
+    // Invalid fields: one message each.
+    let res = http
+        .post(&url)
+        .bearer_auth(&manager.secret)
+        .json(&json!({"name": "", "environment": "live", "tags": ["no spaces"], "rate_limit_per_minute": 0, "permissions": ["nope"]}))
+        .send()
+        .await
+        .unwrap();
+    let (s, p) = problem(res).await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("VALIDATION_FAILED"))
+    );
+    let mut fields: Vec<&str> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["name", "permissions", "rate_limit_per_minute", "tags"]
+    );
+    // Bad parameters and cursors.
+    for query in [
+        "status=bogus",
+        "limit=0",
+        "limit=abc",
+        "cursor=nonsense",
+        "expiring=perhaps",
+    ] {
+        let res = http
+            .get(format!("{url}?{query}"))
+            .bearer_auth(&manager.secret)
+            .send()
+            .await
+            .unwrap();
+        let (s, _) = problem(res).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{query}");
+    }
+    // Control characters (PostgreSQL refuses a NUL in text) are refused
+    // before any query, in filters and ids alike.
+    for path in [
+        "/api/v1/keys?q=a%00b".to_owned(),
+        "/api/v1/keys?owner=%00".to_owned(),
+        "/api/v1/events?actor=%00".to_owned(),
+        "/api/v1/events?key=x%01".to_owned(),
+        "/api/v1/keys/key_%00/usage".to_owned(),
+    ] {
+        let res = http
+            .get(format!("{}{path}", app.base))
+            .bearer_auth(&manager.secret)
+            .send()
+            .await
+            .unwrap();
+        let (s, _) = problem(res).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}");
+    }
+    // A full key in a URL is refused, not searched.
+    let res = http
+        .get(format!("{url}?q={}", manager.secret))
+        .bearer_auth(&manager.secret)
+        .send()
+        .await
+        .unwrap();
+    let (s, p) = problem(res).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        !p.to_string().contains(&manager.secret[8..]),
+        "the secret is not echoed"
+    );
+    // No key, an unknown key.
+    let res = http.get(&url).send().await.unwrap();
+    assert!(
+        res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    let (s, p) = problem(res).await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("MISSING_KEY"))
+    );
+    let (unknown, _) = keyward::domain::keys::generate(keyward::domain::keys::Environment::Live);
+    let res = http
+        .get(&url)
+        .bearer_auth(unknown.expose())
+        .send()
+        .await
+        .unwrap();
+    let (s, p) = problem(res).await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("NOT_FOUND"))
+    );
+    // Unknown id; bad grace.
+    let res = http
+        .get(format!("{url}/key_doesnotexist"))
+        .bearer_auth(&manager.secret)
+        .send()
+        .await
+        .unwrap();
+    let (s, p) = problem(res).await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("NOT_FOUND"))
+    );
+    let res = http
+        .post(format!("{url}/{}/regenerate", manager.id))
+        .bearer_auth(&manager.secret)
+        .json(&json!({"grace": "forever"}))
+        .send()
+        .await
+        .unwrap();
+    let (s, p) = problem(res).await;
+    assert_eq!(
+        (s, p["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("grace"))
+    );
+    // A method or route the API does not have: a problem too.
+    for (method, path) in [
+        ("PUT", "/api/v1/keys"),
+        ("GET", "/api/v1/keys/key_x/nothing"),
+    ] {
+        let res = http
+            .request(method.parse().unwrap(), format!("{}{path}", app.base))
+            .bearer_auth(&manager.secret)
+            .send()
+            .await
+            .unwrap();
+        let (s, p) = problem(res).await;
+        assert_eq!(
+            (s, p["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("NOT_FOUND")),
+            "{method} {path}"
+        );
+    }
+    // Unknown event action.
+    let res = http
+        .get(format!("{}/api/v1/events?action=key.teleported", app.base))
+        .bearer_auth(&manager.secret)
+        .send()
+        .await
+        .unwrap();
+    let (s, _) = problem(res).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_acting_keys_rate_limit_applies() {
+    let (app, admin) = spawn_ready().await;
+    let mut fields = vec![("name", "slow"), ("rate_limit", "2")];
+    fields.extend_from_slice(&ALL_MANAGEMENT);
+    let manager = admin.create_key("/workspace/keys", &fields).await;
+    let api = Api::new(&app.base, &manager.secret);
+    assert_eq!(api.get("/api/v1/keys").await.0, StatusCode::OK);
+    assert_eq!(api.get("/api/v1/keys").await.0, StatusCode::OK);
+    let (s, h, p) = api
+        .send(reqwest::Client::new().get(format!("{}/api/v1/keys", app.base)))
+        .await;
+    assert_eq!(
+        (s, p["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("RATE_LIMITED"))
+    );
+    assert!(h.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn usage_and_paging_follow_the_keys() {
+    let (app, admin) = spawn_ready().await;
+    let manager = admin_workspace_manager(&admin).await;
+    let api = Api::new(&app.base, &manager.secret);
+    let mut made = Vec::new();
+    for i in 0..7 {
+        let (s, k) = api
+            .post("/api/v1/keys", json!({"name": format!("paged {i}"), "kind": "workspace", "environment": if i % 2 == 0 { "live" } else { "dev" }}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        made.push(k["id"].as_str().unwrap().to_owned());
+    }
+    // Pages of 2 of the dev keys (3 of them), through the cursor.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (s, page) = api
+            .get(&format!(
+                "/api/v1/keys?environment=dev&limit=2&q=paged&cursor={cursor}"
+            ))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        seen.extend(ids(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    let dev: Vec<String> = made
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, id)| id.clone())
+        .rev()
+        .collect();
+    assert_eq!(seen, dev, "newest first, each once");
+
+    // Usage: counted per hour and outcome.
+    let (_, k) = api.get(&format!("/api/v1/keys/{}", made[0])).await;
+    assert_eq!(k["name"], "paged 0");
+    let (s, usage) = api
+        .get(&format!("/api/v1/keys/{}/usage?hours=24", manager.id))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{usage}");
+    assert_eq!(usage["key_id"], manager.id);
+    // The usage buffer is flushed every few seconds: wait for our calls.
+    let mut valid = 0;
+    for _ in 0..100 {
+        let (_, usage) = api.get(&format!("/api/v1/keys/{}/usage", manager.id)).await;
+        valid = usage["valid"].as_i64().unwrap();
+        if valid > 0 {
+            assert_eq!(usage["buckets"][0]["outcome"], "VALID");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(valid > 0, "the management calls were counted");
+}
+
+#[tokio::test]
+async fn secrets_appear_only_in_the_create_and_regenerate_answers() {
+    let (app, admin) = spawn_ready().await;
+    let manager = admin_workspace_manager(&admin).await;
+    let api = Api::new(&app.base, &manager.secret);
+    let (_, created) = api
+        .post(
+            "/api/v1/keys",
+            json!({"name": "secretive", "kind": "workspace"}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let first = created["secret"].as_str().unwrap().to_owned();
+    let (_, regenerated) = api
+        .post(
+            &format!("/api/v1/keys/{id}/regenerate"),
+            json!({"grace": "24h"}),
+        )
+        .await;
+    let second = regenerated["secret"].as_str().unwrap().to_owned();
+    let mut everything = String::new();
+    for path in [
+        "/api/v1/keys".to_owned(),
+        format!("/api/v1/keys/{id}"),
+        format!("/api/v1/keys/{id}/usage"),
+        "/api/v1/events?limit=100".to_owned(),
+    ] {
+        let (s, body) = api.get(&path).await;
+        assert_eq!(s, StatusCode::OK);
+        everything.push_str(&body.to_string());
+    }
+    let rows = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            let keys = keyward::db::schema::api_keys::table
+                .select(keyward::db::keys::ApiKey::as_select())
+                .load(c)
+                .unwrap();
+            let idem: Vec<(String, String, String)> = diesel::sql_query(
+                "SELECT idempotency_key, fingerprint, key_id FROM idempotency_keys",
+            )
+            .load::<IdemRow>(c)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.idempotency_key, r.fingerprint, r.key_id))
+            .collect();
+            format!("{keys:?}{idem:?}")
+        })
+        .await;
+    everything.push_str(&rows);
+    everything.push_str(&format!("{:?}", app.events().await));
+    assert!(
+        everything.contains(&id),
+        "the test looked at the key's data"
+    );
+    for secret in [&first, &second, &manager.secret] {
+        let random = &secret[8..];
+        assert!(
+            !everything.contains(random),
+            "a secret was stored or shown again"
+        );
+        assert!(!everything.contains(&random[..20]));
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct IdemRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    idempotency_key: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    fingerprint: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    key_id: String,
+}
+
+/// The routes of `src/api/`, read from the source: `#[get("…")]` and the
+/// like inside the `/api/v1` scope, plus `web::resource` routes.
+fn api_routes() -> Vec<(String, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/api");
+    let mut routes = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines().map(str::trim) {
+            for method in ["get", "post", "patch", "delete", "put"] {
+                if let Some(rest) = line.strip_prefix(&format!("#[{method}(\"")) {
+                    let path = rest.split('"').next().unwrap();
+                    routes.push((method.to_owned(), format!("/api/v1{path}")));
+                }
+            }
+            if let Some(rest) = line.strip_prefix("web::resource([\"") {
+                let path = rest.split('"').next().unwrap();
+                // Any method: documented as GET.
+                routes.push(("get".to_owned(), format!("/api/v1{path}")));
+            }
+        }
+    }
+    routes
+}
+
+#[tokio::test]
+async fn every_api_route_is_in_the_openapi_document() {
+    let (app, _admin) = spawn_ready().await;
+    let res = reqwest::get(format!("{}/api/v1/openapi.json", app.base))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let doc: Value = res.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let routes = api_routes();
+    assert!(routes.len() >= 15, "the scan finds the routes: {routes:?}");
+    for (method, path) in &routes {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is not in openapi.json"
+        );
+    }
+    // And every documented operation answers (no 404 from the router):
+    // without a key the protected ones say so.
+    let http = reqwest::Client::new();
+    let mut operations = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            operations += 1;
+            let url = format!("{}{}", app.base, path.replace("{id}", "key_x"));
+            let res = http
+                .request(method.to_uppercase().parse().unwrap(), &url)
+                .json(&json!({"key": "x"}))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            if op.get("security").is_some() {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            } else {
+                assert_eq!(status, StatusCode::OK, "{method} {path}");
+            }
+            assert!(
+                op["responses"][status.as_str()].is_object(),
+                "{method} {path} documents its {status}"
+            );
+        }
+    }
+    assert_eq!(
+        operations,
+        routes.len(),
+        "nothing documented that is not routed"
+    );
+    // Management operations document problem details.
+    let problem = &doc["paths"]["/api/v1/keys"]["post"]["responses"]["422"]["content"];
+    assert!(problem["application/problem+json"].is_object(), "{problem}");
+}
+
+#[tokio::test]
+async fn docs_and_key_pages_show_how_to_use_a_key() {
+    let (app, admin) = spawn_ready().await;
+    // /docs: open to anyone, rendered from this server only.
+    let res = reqwest::get(format!("{}/docs", app.base)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = unescape(&res.text().await.unwrap());
+    assert!(page.contains("data-spec-url=\"/api/v1/openapi.json\""));
+    for asset in [
+        "/static/swagger-ui-bundle.js",
+        "/static/swagger-ui.css",
+        "/static/docs.js",
+    ] {
+        assert!(page.contains(asset), "{asset}");
+        let res = reqwest::get(format!("{}{asset}", app.base)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{asset}");
+    }
+    assert!(
+        !page.contains("https://"),
+        "nothing is loaded from elsewhere"
+    );
+    assert!(page.contains("curl -H \"Authorization: Bearer $KEYWARD_KEY\""));
+    for p in [
+        "keyward:keys:read",
+        "keyward:keys:write",
+        "keyward:events:read",
+    ] {
+        assert!(page.contains(p));
+    }
+    // The served renderer is the one SOURCE.md records.
+    let source = include_str!("../../static/vendor/swagger-ui-5.35.0/SOURCE.md");
+    let bundle = reqwest::get(format!("{}/static/swagger-ui-bundle.js", app.base))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(&bundle));
+    assert!(
+        source.contains(&format!("sha256 of swagger-ui-bundle.js: `{digest}`")),
+        "SOURCE.md records the served bundle"
+    );
+
+    // The key page: snippets with the key's masked excerpt, never the key.
+    let k = admin
+        .create_key("/account/keys", &[("name", "snippet")])
+        .await;
+    let (status, page) = admin.page(&format!("/keys/{}", k.id)).await;
+    assert_eq!(status, StatusCode::OK);
+    let page = unescape(&page);
+    let excerpt = format!("sk_live_…{}", &k.secret[k.secret.len() - 4..]);
+    assert!(page.contains("Use this key"));
+    assert!(
+        page.contains(&format!("export KEYWARD_KEY='{excerpt}'")),
+        "curl snippet with the excerpt"
+    );
+    assert!(page.contains("import requests") && page.contains("await fetch("));
+    assert!(page.contains(&format!("{}/api/v1/me", app.base)));
+    assert!(page.contains("href=\"/docs\""));
+    assert!(
+        !page.contains(&k.secret[8..]),
+        "the key itself is never on its page"
+    );
+    let (_, list) = admin.page("/account/keys").await;
+    assert!(
+        list.contains("href=\"/docs\""),
+        "the list links the reference"
+    );
+}
+
+/// The text of HTML as a reader sees it (the entities askama writes).
+fn unescape(html: &str) -> String {
+    html.replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+}
+
+/// The binary at trace level, driven through the management API: neither
+/// the acting key nor any key it creates or regenerates reaches the log.
+#[tokio::test]
+async fn management_secrets_never_reach_the_log() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let (db, _guard) = tokio::task::spawn_blocking(fresh_database).await.unwrap();
+    let url = match &db {
+        keyward::config::DatabaseUrl::Sqlite(path) => path.display().to_string(),
+        keyward::config::DatabaseUrl::Postgres(url) => url.clone(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, format!("{ADMIN_PASSWORD}\n")).unwrap();
+    let keyward = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyward"));
+        cmd.env_clear()
+            .env("DATABASE_URL", &url)
+            .env("KEYWARD_SECRET", "log-test-secret-log-test-secret-log-test")
+            .env("KEYWARD_BIND", "127.0.0.1:0")
+            .env("RUST_LOG", "trace");
+        cmd
+    };
+    let setup = keyward()
+        .args(["setup", "--workspace", "Acme", "--admin-email", ADMIN_EMAIL])
+        .arg("--admin-password-file")
+        .arg(&password_file)
+        .output()
+        .unwrap();
+    assert!(setup.status.success());
+    let log_path = dir.path().join("keyward.log");
+    let mut child = keyward()
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let login = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.split_whitespace()
+                    .find(|w| w.ends_with("/login"))
+                    .map(str::to_owned)
+            })
+    })
+    .await
+    .unwrap()
+    .expect("address printed");
+    let base = login.trim_end_matches("/login").to_owned();
+    let admin = Browser::new(&base);
+    assert_eq!(
+        admin.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let manager = admin_workspace_manager(&admin).await;
+    let api = Api::new(&base, &manager.secret);
+    let (s, created) = api
+        .create_idem("log-1", json!({"name": "logged?", "kind": "workspace"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (_, regenerated) = api
+        .post(&format!("/api/v1/keys/{id}/regenerate"), json!({}))
+        .await;
+    // Refusals that echo input, and a search for a full key, are logged too.
+    let (s, _) = api
+        .get(&format!(
+            "/api/v1/keys?q={}",
+            created["secret"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    api.post("/api/v1/keys", json!({"name": ""})).await;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("/api/v1/keys"), "the calls were logged");
+    for secret in [
+        manager.secret.as_str(),
+        created["secret"].as_str().unwrap(),
+        regenerated["secret"].as_str().unwrap(),
+    ] {
+        let random = &secret[8..];
+        assert!(!log.contains(&random[..20]), "a secret reached the log");
+    }
+}
+
+/// One person in two workspaces with two roles: each management key acts
+/// in its own workspace, with the role its owner has there.
+#[tokio::test]
+async fn a_persons_keys_act_in_their_own_workspace_with_the_role_there() {
+    let (app, ada) = spawn_ready().await;
+    let acme_manager = admin_workspace_manager(&ada).await;
+    let acme_key = ada
+        .create_key("/workspace/keys", &[("name", "acme erp")])
+        .await;
+
+    // Zed invites Ada into Other Corp as a normal user; she accepts in the app.
+    let zed = app.other_workspace_admin().await;
+    let res = zed
+        .post_form(
+            "/workspace/users",
+            &[("email", ADMIN_EMAIL), ("name", "Ada"), ("role", "normal")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let other_membership = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            use keyward::db::schema::{people, users, workspaces};
+            users::table
+                .inner_join(people::table)
+                .inner_join(workspaces::table)
+                .filter(people::email.eq(ADMIN_EMAIL))
+                .filter(workspaces::name.eq("Other Corp"))
+                .select(users::id)
+                .first::<String>(c)
+                .unwrap()
+        })
+        .await;
+    let res = ada
+        .post_form(
+            &format!("/workspaces/invitations/{other_membership}/accept"),
+            &[],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    // Working in Other Corp now, as a normal user.
+    let (_, form) = ada.page("/account/keys/new").await;
+    assert!(!form.contains("value=\"keyward:events:read\""));
+    let other_manager = ada
+        .create_key(
+            "/account/keys",
+            &[
+                ("name", "ada in other"),
+                ("permissions", "keyward:keys:read"),
+            ],
+        )
+        .await;
+    let zeds_key = zed
+        .create_key("/workspace/keys", &[("name", "other erp")])
+        .await;
+
+    let other = Api::new(&app.base, &other_manager.secret);
+    let (_, page) = other.get("/api/v1/keys").await;
+    assert_eq!(
+        ids(&page),
+        vec![other_manager.id.clone()],
+        "her Other Corp keys only"
+    );
+    for id in [&zeds_key.id, &acme_key.id, &acme_manager.id] {
+        assert_eq!(
+            other.get(&format!("/api/v1/keys/{id}")).await.0,
+            StatusCode::NOT_FOUND
+        );
+    }
+    assert_eq!(other.get("/api/v1/events").await.0, StatusCode::FORBIDDEN);
+
+    // Her Acme key still acts as an Acme admin, in Acme only.
+    let acme = Api::new(&app.base, &acme_manager.secret);
+    let (_, page) = acme.get("/api/v1/keys?limit=100").await;
+    let seen = ids(&page);
+    assert!(seen.contains(&acme_key.id));
+    assert!(!seen.contains(&zeds_key.id) && !seen.contains(&other_manager.id));
+    assert_eq!(
+        acme.get(&format!("/api/v1/keys/{}", zeds_key.id)).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(acme.get("/api/v1/events").await.0, StatusCode::OK);
+}
