@@ -281,6 +281,17 @@ pub enum KeyStatus {
     Revoked,
 }
 
+impl From<KeyStatus> for Status {
+    fn from(s: KeyStatus) -> Self {
+        match s {
+            KeyStatus::Active => Status::Active,
+            KeyStatus::Inactive => Status::Inactive,
+            KeyStatus::Expired => Status::Expired,
+            KeyStatus::Revoked => Status::Revoked,
+        }
+    }
+}
+
 impl From<Status> for KeyStatus {
     fn from(s: Status) -> Self {
         match s {
@@ -587,9 +598,6 @@ pub struct ListParams {
     cursor: Option<String>,
 }
 
-/// Rows read at most for one page when filters drop many of them.
-const SCAN_BUDGET: usize = 2_000;
-
 /// List keys: an admin's key sees every key of the workspace, a normal
 /// user's key only that user's personal keys. Newest first.
 #[utoipa::path(
@@ -655,40 +663,24 @@ pub async fn list_keys(
         .unwrap_or(false)
         .then(|| now + chrono::TimeDelta::days(crate::web::keys::EXPIRING_DAYS));
     let ws = m.actor.workspace_id.clone();
-    let (kind, status, environment) = (p.kind, p.status, p.environment);
+    // Every filter is part of the query, so a page is full whenever another
+    // follows.
+    let filter = keys::Filter {
+        expiring_until: expiring,
+        status: p.status.map(Status::from),
+        environment: p.environment.map(|e| match e {
+            KeyEnvironment::Live => dk::Environment::Live,
+            KeyEnvironment::Test => dk::Environment::Test,
+            KeyEnvironment::Dev => dk::Environment::Dev,
+        }),
+        personal: p.kind.map(|k| k == KeyKind::Personal),
+    };
     let (rows, next) = run(&m.state, move |c| {
-        let mut out: Vec<ApiKey> = Vec::new();
-        let mut cursor = after;
-        let mut scanned = 0;
-        loop {
-            let (page, more) = keys::list(c, &ws, &scope, &q, expiring, cursor.as_ref(), limit)?;
-            let count = page.len();
-            for (i, k) in page.into_iter().enumerate() {
-                scanned += 1;
-                cursor = Some(Cursor {
-                    created_at: k.key.created_at,
-                    id: k.key.id.clone(),
-                });
-                let key = k.key;
-                let keep = kind.is_none_or(|w| (w == KeyKind::Personal) == key.is_personal())
-                    && status.is_none_or(|s| s == KeyStatus::from(key.status(now)))
-                    && environment.is_none_or(|e| e.as_str() == key.environment);
-                if keep {
-                    out.push(key);
-                    if out.len() as i64 == limit {
-                        // Another page only if something follows this row.
-                        let follows = i + 1 < count || more.is_some();
-                        return Ok((out, if follows { cursor } else { None }));
-                    }
-                }
-            }
-            if more.is_none() {
-                return Ok((out, None));
-            }
-            if scanned >= SCAN_BUDGET {
-                return Ok((out, cursor));
-            }
-        }
+        let (page, next) = keys::list(c, &ws, &scope, &q, &filter, after.as_ref(), limit)?;
+        Ok((
+            page.into_iter().map(|k| k.key).collect::<Vec<ApiKey>>(),
+            next,
+        ))
     })
     .await?;
     Ok(HttpResponse::Ok().json(KeyPage {

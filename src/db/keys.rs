@@ -349,6 +349,18 @@ impl Cursor {
     }
 }
 
+/// What a key list is narrowed to, besides its scope and search text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter {
+    /// Keys expiring by then (not yet expired, not revoked).
+    pub expiring_until: Option<NaiveDateTime>,
+    /// Keys in this status now.
+    pub status: Option<Status>,
+    pub environment: Option<Environment>,
+    /// Only personal keys (`true`) or only workspace keys (`false`).
+    pub personal: Option<bool>,
+}
+
 /// One page of a key list: newest first, filtered by `query` (name, id,
 /// owner, tag, or key value), after `after`. Returns up to `limit` rows and
 /// the cursor of the next page, if any.
@@ -357,7 +369,7 @@ pub fn list(
     workspace_id: &str,
     scope: &Scope,
     query: &str,
-    expiring_until: Option<NaiveDateTime>,
+    filter: &Filter,
     after: Option<&Cursor>,
     limit: i64,
 ) -> QueryResult<(Vec<KeyWithOwner>, Option<Cursor>)> {
@@ -490,11 +502,43 @@ pub fn list(
             }
         };
     }
-    if let Some(until) = expiring_until {
+    let now = super::now();
+    if let Some(until) = filter.expiring_until {
         q = q
-            .filter(api_keys::expires_at.gt(super::now()))
+            .filter(api_keys::expires_at.gt(now))
             .filter(api_keys::expires_at.le(until))
             .filter(api_keys::revoked_at.is_null());
+    }
+    // As [`Status::derive`] decides, in SQL, so pages stay full.
+    q = match filter.status {
+        None => q,
+        Some(Status::Revoked) => q.filter(api_keys::revoked_at.is_not_null()),
+        Some(Status::Inactive) => q
+            .filter(api_keys::revoked_at.is_null())
+            .filter(api_keys::disabled_at.is_not_null()),
+        Some(Status::Expired) => q
+            .filter(api_keys::revoked_at.is_null())
+            .filter(api_keys::disabled_at.is_null())
+            .filter(api_keys::expires_at.le(now)),
+        Some(Status::Active) => q
+            .filter(api_keys::revoked_at.is_null())
+            .filter(api_keys::disabled_at.is_null())
+            .filter(
+                api_keys::expires_at
+                    .is_null()
+                    .or(api_keys::expires_at.gt(now)),
+            ),
+    };
+    if let Some(env) = filter.environment {
+        q = q.filter(api_keys::environment.eq(env.as_str()));
+    }
+    if let Some(personal) = filter.personal {
+        let kind = if personal {
+            KIND_PERSONAL
+        } else {
+            KIND_WORKSPACE
+        };
+        q = q.filter(api_keys::kind.eq(kind));
     }
     if let Some(c) = after {
         q = q.filter(

@@ -63,8 +63,16 @@ async fn found(app: &TestApp, q: &str) -> Vec<String> {
         let admin = keyward::db::users::find_active_by_email(c, ADMIN_EMAIL)
             .unwrap()
             .unwrap();
-        let (rows, next) =
-            keys::list(c, &admin.workspace_id, &Scope::All, &q, None, None, 100_000).unwrap();
+        let (rows, next) = keys::list(
+            c,
+            &admin.workspace_id,
+            &Scope::All,
+            &q,
+            &keys::Filter::default(),
+            None,
+            100_000,
+        )
+        .unwrap();
         assert!(next.is_none());
         rows.into_iter().map(|r| r.key.id).collect()
     })

@@ -63,7 +63,7 @@ pub async fn inventory(
                     &ws,
                     &Scope::All,
                     "",
-                    None,
+                    &keys::Filter::default(),
                     after.as_ref(),
                     export::CHUNK,
                 )?)

@@ -178,7 +178,10 @@ async fn list_page(
             &ws,
             &scope,
             &search,
-            expiring.then_some(soon),
+            &keys::Filter {
+                expiring_until: expiring.then_some(soon),
+                ..keys::Filter::default()
+            },
             after.as_ref(),
             PAGE_SIZE,
         )?;
@@ -186,11 +189,22 @@ async fn list_page(
         let ids: Vec<String> = rows.iter().map(|r| r.key.id.clone()).collect();
         let usage = crate::db::usage::since(c, &ws, Some(&ids), since)?;
         let expiring_soon = if personal {
-            keys::list(c, &ws, &scope, "", Some(soon), None, 20)?
-                .0
-                .into_iter()
-                .map(|k| k.key.name)
-                .collect()
+            keys::list(
+                c,
+                &ws,
+                &scope,
+                "",
+                &keys::Filter {
+                    expiring_until: Some(soon),
+                    ..keys::Filter::default()
+                },
+                None,
+                20,
+            )?
+            .0
+            .into_iter()
+            .map(|k| k.key.name)
+            .collect()
         } else {
             Vec::new()
         };
