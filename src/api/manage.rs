@@ -143,7 +143,8 @@ impl<N: Need + 'static> FromRequest for Manager<N> {
                 Ok(crate::db::users::get(c, &ws, &person_id)?)
             })
             .await?
-            .filter(User::is_active)
+            // An active member who has joined (not one still invited).
+            .filter(|u| u.is_active() && !u.invite_pending())
             .ok_or_else(|| {
                 ApiError::forbidden(
                     "The person this key acts for is no longer a member of the workspace, so the key cannot manage anything. An admin can create a new management key.",
