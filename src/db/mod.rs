@@ -209,6 +209,43 @@ pub fn ping(conn: &mut DbConn) -> QueryResult<()> {
 
 /// The current time in UTC, at microsecond precision so values round-trip
 /// identically through both backends.
+/// A transaction that will write, taking SQLite's write lock at its start
+/// (`BEGIN IMMEDIATE`). A deferred SQLite transaction that reads before
+/// its first write cannot wait for another writer: it fails at once with
+/// "database is locked" (a 503 to the user). Begun immediately, it waits its
+/// turn under the busy timeout like any writer. On PostgreSQL it is an
+/// ordinary transaction.
+pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let DbConn::Sqlite(lite) = conn else {
+        return conn.transaction(f);
+    };
+    AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE")?;
+    let result = f(conn);
+    let DbConn::Sqlite(lite) = conn else {
+        unreachable!("the connection's backend does not change");
+    };
+    match result {
+        Ok(value) => match AnsiTransactionManager::commit_transaction(lite) {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                // As Diesel does: a failed COMMIT leaves the transaction
+                // open; end it, then report the commit's error.
+                let _ = AnsiTransactionManager::rollback_transaction(lite);
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            AnsiTransactionManager::rollback_transaction(lite)?;
+            Err(e)
+        }
+    }
+}
+
 pub fn now() -> chrono::NaiveDateTime {
     let now = chrono::Utc::now().naive_utc();
     chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::microseconds(1)).unwrap_or(now)

@@ -374,11 +374,7 @@ pub fn add(
     role: Role,
     invite_digest: &str,
 ) -> Result<User, UserChangeError> {
-    conn.transaction(|conn| {
-        // Write-lock first: on SQLite a transaction that reads before its
-        // first write fails at once ("database is locked") when another
-        // writer got in between, instead of waiting its turn.
-        workspaces::lock(conn, &ctx.workspace_id)?;
+    super::write_transaction(conn, |conn| {
         let (person, _) = people::find_or_insert(conn, email, name, None)?;
         let user = insert_user(
             conn,
@@ -511,7 +507,7 @@ pub fn renew_invite(
     id: &str,
     invite_digest: &str,
 ) -> Result<User, UserChangeError> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let user = match get(conn, &ctx.workspace_id, id)? {
             Some(u) if u.invite_pending() => u,
             _ => return Err(UserChangeError::NotFound),
@@ -597,7 +593,7 @@ pub fn accept_invite(
     ip: Option<String>,
     user_agent: Option<String>,
 ) -> QueryResult<Option<User>> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let Some((user, _)) = find_by_invite(conn, digest)? else {
             return Ok(None);
         };
@@ -628,7 +624,7 @@ pub fn join_by_invite(
     ip: Option<String>,
     user_agent: Option<String>,
 ) -> QueryResult<Option<User>> {
-    conn.transaction(|conn| match find_by_invite(conn, digest)? {
+    super::write_transaction(conn, |conn| match find_by_invite(conn, digest)? {
         Some((user, _)) if user.person_id == person_id => {
             Ok(join(conn, &user, "user.joined", ip, user_agent)?.then_some(user))
         }
@@ -657,7 +653,7 @@ pub fn accept_pending(
     ip: Option<String>,
     user_agent: Option<String>,
 ) -> QueryResult<Option<User>> {
-    conn.transaction(|conn| match pending_of(conn, person_id, id)? {
+    super::write_transaction(conn, |conn| match pending_of(conn, person_id, id)? {
         Some(user) => Ok(join(conn, &user, "user.joined", ip, user_agent)?.then_some(user)),
         None => Ok(None),
     })
@@ -672,7 +668,7 @@ pub fn decline_pending(
     ip: Option<String>,
     user_agent: Option<String>,
 ) -> QueryResult<Option<User>> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let Some(user) = pending_of(conn, person_id, id)? else {
             return Ok(None);
         };

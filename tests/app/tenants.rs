@@ -573,3 +573,36 @@ async fn settings_catalog_and_switch_stay_in_their_workspace() {
     let (_, events) = zed.page("/workspace/events").await;
     assert!(!events.contains("acme:secret-plant") && !events.contains("Ada Admin switched"));
 }
+
+/// Answering an invitation while another write is under way waits its turn
+/// (on SQLite a transaction that read first could not, and answered 503).
+#[tokio::test]
+async fn accepting_an_invitation_waits_for_another_writer() {
+    let (app, ada) = spawn_ready().await;
+    let zed = app.other_workspace_admin().await;
+    invite(&zed, ADMIN_EMAIL, "Ada", "normal").await;
+    let id = membership(&app, ADMIN_EMAIL, OTHER).await;
+    // Another writer holds the database (SQLite) or a row (PostgreSQL) for
+    // a moment, and changes something, as a usage flush would.
+    let pool = app.pool.clone();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let blocker = std::thread::spawn(move || {
+        use diesel::prelude::*;
+        let mut conn = pool.get().unwrap();
+        conn.transaction::<_, diesel::result::Error, _>(|c| {
+            diesel::sql_query("UPDATE workspaces SET updated_at = updated_at").execute(c)?;
+            held_tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(600));
+            Ok(())
+        })
+        .unwrap();
+    });
+    held_rx.recv().unwrap();
+    let res = ada
+        .post_form(&format!("/workspaces/invitations/{id}/accept"), &[])
+        .await;
+    blocker.join().unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, page) = ada.page("/account").await;
+    assert!(page.contains("You joined Other Corp"));
+}
