@@ -219,7 +219,7 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
         Some((owner, label)) => (KIND_PERSONAL, Some(owner), Some(label)),
         None => (KIND_WORKSPACE, None, None),
     };
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         // Serialise creations in this workspace so concurrent requests
         // cannot both pass the count, and so that on SQLite the write lock
         // is taken (waiting its turn) by the transaction's first statement:
@@ -680,17 +680,21 @@ pub fn update_details(
     if key.revoked_at.is_some() {
         return Err(KeyError::Revoked);
     }
-    conn.transaction(|conn| {
-        diesel::update(api_keys::table.filter(api_keys::id.eq(&key.id)).filter(api_keys::workspace_id.eq(&ctx.workspace_id)))
-            .set((
-                api_keys::name.eq(name),
-                api_keys::description.eq(description),
-                api_keys::tags.eq(to_json(tags)),
-                api_keys::rate_limit.eq(rate_limit),
-                api_keys::search.eq(search_text(&key.id, name, owner_label, tags)),
-                api_keys::updated_at.eq(super::now()),
-            ))
-            .execute(conn)?;
+    super::write_transaction(conn, |conn| {
+        diesel::update(
+            api_keys::table
+                .filter(api_keys::id.eq(&key.id))
+                .filter(api_keys::workspace_id.eq(&ctx.workspace_id)),
+        )
+        .set((
+            api_keys::name.eq(name),
+            api_keys::description.eq(description),
+            api_keys::tags.eq(to_json(tags)),
+            api_keys::rate_limit.eq(rate_limit),
+            api_keys::search.eq(search_text(&key.id, name, owner_label, tags)),
+            api_keys::updated_at.eq(super::now()),
+        ))
+        .execute(conn)?;
         let updated = get(conn, &ctx.workspace_id, &key.id)?.ok_or(KeyError::NotFound)?;
         changes::record(Change::key(key));
         events::record(
@@ -717,7 +721,7 @@ pub fn set_disabled(
     if key.revoked_at.is_some() {
         return Err(KeyError::Revoked);
     }
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let now = super::now();
         diesel::update(
             api_keys::table
@@ -757,7 +761,7 @@ pub fn regenerate(
     if key.request_nonce == request_nonce {
         return Err(KeyError::DuplicateRequest);
     }
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let now = super::now();
         // The old digest is kept even without a grace period (ending now), so
         // the old secret is answered "replaced" (EXPIRED) instead of
@@ -854,7 +858,7 @@ fn revoke_in_tx(
 
 /// Revoke a key: irreversible; the row and its history stay.
 pub fn revoke(conn: &mut DbConn, ctx: &AuditContext, key: &ApiKey) -> Result<(), KeyError> {
-    conn.transaction(|conn| revoke_in_tx(conn, ctx, key, json!({})))
+    super::write_transaction(conn, |conn| revoke_in_tx(conn, ctx, key, json!({})))
 }
 
 /// Revoke several keys in one transaction (all or none). Keys that cannot
@@ -864,7 +868,7 @@ pub fn revoke_many(
     ctx: &AuditContext,
     keys: &[ApiKey],
 ) -> Result<(usize, Vec<String>), KeyError> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let now = super::now();
         let mut revoked = 0;
         let mut skipped = Vec::new();
@@ -887,7 +891,7 @@ pub fn revoke_many(
 
 /// Delete a key: it leaves every list and stops working; its events stay.
 pub fn delete(conn: &mut DbConn, ctx: &AuditContext, key: &ApiKey) -> Result<(), KeyError> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let now = super::now();
         diesel::update(
             api_keys::table
@@ -911,7 +915,7 @@ pub fn delete(conn: &mut DbConn, ctx: &AuditContext, key: &ApiKey) -> Result<(),
 
 /// Clear the "creator removed" flag after an admin reviewed the key.
 pub fn mark_reviewed(conn: &mut DbConn, ctx: &AuditContext, key: &ApiKey) -> Result<(), KeyError> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         diesel::update(
             api_keys::table
                 .filter(api_keys::id.eq(&key.id))
@@ -1005,7 +1009,7 @@ pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<Auth
 pub fn write_last_used(conn: &mut DbConn, used: &[(String, NaiveDateTime)]) -> QueryResult<()> {
     let mut sorted: Vec<&(String, NaiveDateTime)> = used.iter().collect();
     sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         for (id, at) in sorted {
             diesel::update(
                 api_keys::table.filter(api_keys::id.eq(id)).filter(

@@ -214,7 +214,7 @@ pub fn ping(conn: &mut DbConn) -> QueryResult<()> {
 /// its first write cannot wait for another writer: it fails at once with
 /// "database is locked" (a 503 to the user). Begun immediately, it waits its
 /// turn under the busy timeout like any writer. On PostgreSQL it is an
-/// ordinary transaction.
+/// ordinary transaction. Every transaction of keyward writes, so all use it.
 pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
@@ -224,6 +224,14 @@ where
     let DbConn::Sqlite(lite) = conn else {
         return conn.transaction(f);
     };
+    // Inside a transaction already (a savepoint then): it holds the lock
+    // or will take it as the outer transaction decided.
+    let nested = AnsiTransactionManager::transaction_manager_status_mut(lite)
+        .transaction_depth()?
+        .is_some();
+    if nested {
+        return conn.transaction(f);
+    }
     AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE")?;
     let result = f(conn);
     let DbConn::Sqlite(lite) = conn else {

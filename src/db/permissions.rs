@@ -103,7 +103,7 @@ pub fn add(
     name: &str,
     description: &str,
 ) -> Result<Permission, CatalogError> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let id = crate::domain::ids::new_id("prm");
         let inserted = diesel::insert_into(permissions::table)
             .values((
@@ -142,7 +142,7 @@ pub fn describe(
     id: &str,
     description: &str,
 ) -> Result<Permission, CatalogError> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let p = get(conn, &ctx.workspace_id, id)?;
         diesel::update(permissions::table.find(&p.id))
             .set(permissions::description.eq(description))
@@ -166,7 +166,7 @@ pub fn set_retired(
     id: &str,
     retired: bool,
 ) -> Result<Permission, CatalogError> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let p = get(conn, &ctx.workspace_id, id)?;
         if p.retired_at.is_some() == retired {
             return Ok(p);

@@ -16,7 +16,7 @@ pub fn set_api_keys_enabled(
     ctx: &AuditContext,
     enabled: bool,
 ) -> QueryResult<bool> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         ws::lock(conn, &ctx.workspace_id)?;
         let current = ws::get(conn, &ctx.workspace_id)?;
         if current.api_keys_disabled_at.is_none() == enabled {
@@ -66,7 +66,7 @@ impl Limits {
 
 /// Save the limits; one event per changed value. Returns how many changed.
 pub fn update_limits(conn: &mut DbConn, ctx: &AuditContext, new: Limits) -> QueryResult<usize> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         ws::lock(conn, &ctx.workspace_id)?;
         let current = ws::get(conn, &ctx.workspace_id)?;
         let old = Limits::of(&current);

@@ -20,7 +20,7 @@ pub fn add(conn: &mut DbConn, batch: &[Increment]) -> QueryResult<()> {
     // same rows lock them in the same order and never deadlock.
     let mut sorted: Vec<&Increment> = batch.iter().collect();
     sorted.sort_unstable_by(|a, b| (&a.0, a.2, &a.3).cmp(&(&b.0, b.2, &b.3)));
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         for (key_id, ws, hour, outcome, n) in sorted {
             match conn {
                 DbConn::Pg(pg) => diesel::sql_query(PG)

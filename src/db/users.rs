@@ -174,7 +174,7 @@ pub fn setup_first_workspace(
     ip: Option<String>,
     user_agent: Option<String>,
 ) -> Result<(Workspace, User), UserChangeError> {
-    let result = conn.transaction(|conn| {
+    let result = super::write_transaction(conn, |conn| {
         if workspaces::any_exists(conn)? {
             return Err(UserChangeError::AlreadySetUp);
         }
@@ -281,7 +281,7 @@ pub fn create_workspace(
     first_admin: FirstAdmin<'_>,
     actor: &str,
 ) -> Result<Provisioned, UserChangeError> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let ws = workspaces::insert(conn, workspace_name)?;
         let (person, new_person) = match people::find_by_email(conn, email)? {
             Some(person) => (person, false),
@@ -428,7 +428,7 @@ pub fn change_role(
     id: &str,
     role: Role,
 ) -> Result<User, UserChangeError> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let user = locked_active_user(conn, &ctx.workspace_id, id)?;
         let old = user.role();
         if old == role {
@@ -481,7 +481,7 @@ pub fn remove(
     id: &str,
     also: impl FnOnce(&mut DbConn, &User) -> Result<(), UserChangeError>,
 ) -> Result<User, UserChangeError> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let user = locked_active_user(conn, &ctx.workspace_id, id)?;
         if user.role() == Role::Admin && active_admins(conn, &ctx.workspace_id)? <= 1 {
             return Err(UserChangeError::LastAdmin);
@@ -694,7 +694,7 @@ pub fn change_password(
     password_hash: &str,
     keep_session: &str,
 ) -> QueryResult<usize> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         diesel::update(people_t::table.find(person_id))
             .set((
                 people_t::password_hash.eq(password_hash),
