@@ -60,12 +60,22 @@ pub struct Running {
     pub state: aweb::Data<AppState>,
 }
 
-/// Open the pool and apply migrations.
+/// Open the pool and apply migrations, for a command-line run: it waits
+/// up to [`db::COMMAND_LINE_WAIT`] for a connection.
 pub fn open_database(config: &Config) -> Result<db::Pool, StartError> {
-    open_database_counting(config, Arc::default())
+    let pool = db::pool_waiting(
+        &config.database,
+        config.pool_size,
+        config.sqlite_synchronous,
+        Arc::default(),
+        db::COMMAND_LINE_WAIT,
+    )?;
+    migrate_pool(&pool)?;
+    Ok(pool)
 }
 
-/// [`open_database`], counting pool events into `events` for metrics.
+/// Open the server's pool (quick to give up: see [`db::pool_counting`]),
+/// counting pool events into `events` for metrics, and apply migrations.
 pub fn open_database_counting(
     config: &Config,
     events: Arc<metrics::PoolEvents>,
@@ -76,12 +86,17 @@ pub fn open_database_counting(
         config.sqlite_synchronous,
         events,
     )?;
+    migrate_pool(&pool)?;
+    Ok(pool)
+}
+
+fn migrate_pool(pool: &db::Pool) -> Result<(), StartError> {
     let mut conn = pool.get().map_err(db::InitError::from)?;
     let applied = db::migrate(&mut conn)?;
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "applied database migrations");
     }
-    Ok(pool)
+    Ok(())
 }
 
 /// Build the application and bind its listener. Start-up work that blocks

@@ -148,13 +148,29 @@ pub fn pool_counting(
     sync: SqliteSync,
     events: std::sync::Arc<crate::metrics::PoolEvents>,
 ) -> Result<Pool, InitError> {
+    // Short, so that pages answer 503 within two seconds when the database
+    // is gone (and then at once: see `health`).
+    pool_waiting(url, max_size, sync, events, Duration::from_millis(1500))
+}
+
+/// How long a command-line run (`migrate`, `setup`, `workspace …`) waits
+/// for a connection: it has no user waiting on a page, and on a busy
+/// machine 1.5 s was seen to pass before one was open.
+pub const COMMAND_LINE_WAIT: Duration = Duration::from_secs(30);
+
+/// [`pool_counting`] waiting up to `wait` for a connection.
+pub fn pool_waiting(
+    url: &DatabaseUrl,
+    max_size: u32,
+    sync: SqliteSync,
+    events: std::sync::Arc<crate::metrics::PoolEvents>,
+    wait: Duration,
+) -> Result<Pool, InitError> {
     let pool = r2d2::Pool::builder()
         .event_handler(Box::new(crate::metrics::PoolEventCounter(events)))
         .max_size(max_size)
         .min_idle(Some(1))
-        // Short, so that pages answer 503 within two seconds when the
-        // database is gone (and then at once: see `health`).
-        .connection_timeout(Duration::from_millis(1500))
+        .connection_timeout(wait)
         .build(Manager {
             url: url.clone(),
             sync,

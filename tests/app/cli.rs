@@ -251,7 +251,12 @@ async fn secrets_never_reach_the_log_and_usage_survives_shutdown() {
 async fn concurrent_setup_commands_create_exactly_one_workspace() {
     let (db, _guard) = tokio::task::spawn_blocking(fresh_database).await.unwrap();
     let out = keyward(&db).arg("migrate").output().unwrap();
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dir = tempfile::tempdir().unwrap();
     let password_file = dir.path().join("password");
     std::fs::write(&password_file, "automation password\n").unwrap();
