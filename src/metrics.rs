@@ -253,6 +253,7 @@ impl Metrics {
             Box::new(metrics.feed_applied.0.clone()),
         ];
         collectors.extend(verifier.metrics.collectors());
+        collectors.push(Box::new(verifier.feed_status().lag.clone()));
         #[cfg(target_os = "linux")]
         collectors.push(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

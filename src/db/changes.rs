@@ -43,7 +43,10 @@ impl Change {
     /// Read a notification payload written by the triggers:
     /// `k <workspace> <digest> [<digest>…]` or `w <workspace>`.
     pub fn from_payload(payload: &str) -> Option<Change> {
-        let mut parts = payload.split(' ').filter(|p| !p.is_empty());
+        // `@…` is when it was written (see [`sent_at`]), not a digest.
+        let mut parts = payload
+            .split(' ')
+            .filter(|p| !p.is_empty() && !p.starts_with('@'));
         match (parts.next()?, parts.next()) {
             ("k", Some(ws)) => {
                 let mut digests: Vec<String> = parts.map(str::to_owned).collect();
@@ -58,6 +61,17 @@ impl Change {
             _ => None,
         }
     }
+}
+
+/// When a notified change was written: the `@<microseconds since the
+/// epoch>` the triggers append (PostgreSQL's `clock_timestamp()`).
+pub fn sent_at(payload: &str) -> Option<chrono::NaiveDateTime> {
+    let micros = payload
+        .split(' ')
+        .find_map(|p| p.strip_prefix('@'))?
+        .parse::<i64>()
+        .ok()?;
+    chrono::DateTime::from_timestamp_micros(micros).map(|t| t.naive_utc())
 }
 
 thread_local! {
@@ -110,9 +124,35 @@ mod tests {
             Change::from_payload("w wsp_1"),
             Some(Change::Workspace("wsp_1".into()))
         );
-        for junk in ["", "k", "k wsp_1", "x y", "w"] {
+        for junk in ["", "k", "k wsp_1", "x y", "w", "k wsp_1 @1763900000000000"] {
             assert_eq!(Change::from_payload(junk), None, "{junk:?}");
         }
+    }
+
+    #[test]
+    fn the_write_time_is_read_and_is_not_a_digest() {
+        let payload = "k wsp_1 aaa bbb @1763900000123456";
+        assert_eq!(
+            Change::from_payload(payload),
+            Some(Change::Key {
+                workspace_id: "wsp_1".into(),
+                digests: vec!["aaa".into(), "bbb".into()],
+            })
+        );
+        assert_eq!(
+            sent_at(payload).map(|t| t.and_utc().timestamp_micros()),
+            Some(1_763_900_000_123_456)
+        );
+        assert_eq!(
+            sent_at("w wsp_1 @1763900000000000").map(|t| t.and_utc().timestamp()),
+            Some(1_763_900_000)
+        );
+        assert_eq!(
+            sent_at("k wsp_1 aaa"),
+            None,
+            "from an older instance's trigger"
+        );
+        assert_eq!(sent_at("k wsp_1 aaa @soon"), None);
     }
 
     #[test]

@@ -24,12 +24,33 @@ const HEALTH_EVERY: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// What the listener reports, for `/readyz` and metrics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FeedStatus {
     /// Notifications applied.
     pub applied: AtomicU64,
     /// Times the listener (re)connected.
     pub connects: AtomicU64,
+    /// From the write (the trigger's clock) to the change applied here.
+    pub lag: prometheus::Histogram,
+}
+
+impl Default for FeedStatus {
+    fn default() -> Self {
+        FeedStatus {
+            applied: AtomicU64::new(0),
+            connects: AtomicU64::new(0),
+            lag: prometheus::Histogram::with_opts(
+                prometheus::HistogramOpts::new(
+                    "keyward_change_feed_lag_seconds",
+                    "From a change written (PostgreSQL's clock, in the writing transaction) to its notification applied on this instance (this host's clock).",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+            )
+            .expect("valid metric"),
+        }
+    }
 }
 
 /// Something that takes changes; the listener holds it weakly and stops
@@ -122,6 +143,13 @@ fn listen<T: ApplyChange>(conn: &mut PgConnection, target: &Weak<T>) -> Result<(
         };
         for n in conn.notifications_iter() {
             let n = n.map_err(|e| e.to_string())?;
+            if let Some(sent) = crate::db::changes::sent_at(&n.payload) {
+                let lag = chrono::Utc::now().naive_utc() - sent;
+                // A clock behind PostgreSQL's would give a negative lag.
+                if let Ok(lag) = lag.to_std() {
+                    t.feed_status().lag.observe(lag.as_secs_f64());
+                }
+            }
             match Change::from_payload(&n.payload) {
                 Some(change) => t.apply_change(&change),
                 // Unreadable: be safe rather than precise.

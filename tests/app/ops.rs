@@ -154,6 +154,24 @@ async fn metrics_move_with_real_requests_and_name_routes_not_paths() {
     assert!(sample(&after, "process_open_fds", &[]) >= 1.0);
     if matches!(app.database, keyward::config::DatabaseUrl::Postgres(_)) {
         assert!(sample(&after, "keyward_change_feed_connects_total", &[]) >= 1.0);
+        // The key created above came back through the feed with its write
+        // time: its lag was measured (delivery is asynchronous: wait).
+        let mut lagged = 0.0;
+        for _ in 0..50 {
+            lagged = sample(
+                &scrape(&app).await,
+                "keyward_change_feed_lag_seconds_count",
+                &[],
+            );
+            if lagged >= 1.0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(lagged >= 1.0, "no change feed lag observed");
+        let text = scrape(&app).await;
+        let sum = sample(&text, "keyward_change_feed_lag_seconds_sum", &[]);
+        assert!((0.0..5.0).contains(&sum), "lag sum {sum} s");
     }
 }
 
