@@ -8,6 +8,7 @@ use crate::db::users::{self, UserChangeError};
 use crate::db::{people, sessions, workspaces};
 use crate::domain::Role;
 use crate::domain::input::{Email, NewPassword, PersonName, WorkspaceName};
+use crate::domain::throttle::Reservation;
 use crate::domain::{ids, password};
 use crate::error::AppError;
 use actix_session::Session;
@@ -126,19 +127,7 @@ pub async fn login(
         };
         return render(&page, StatusCode::UNPROCESSABLE_ENTITY);
     }
-    // Count the attempt before the password is checked, so a burst of
-    // parallel guesses cannot all be evaluated before the first failure is
-    // recorded. A successful sign-in gives its slots back.
-    let ip_key = ip.clone().unwrap_or_default();
-    let now = Instant::now();
-    let by_ip = state.login_by_ip.reserve(&ip_key, now).map_err(throttled)?;
-    let by_account = match state.login_by_account.reserve(&email, now) {
-        Ok(r) => r,
-        Err(wait) => {
-            state.login_by_ip.refund(&ip_key, by_ip);
-            return Err(throttled(wait));
-        }
-    };
+    let attempt = Attempt::reserve(&state, ip.as_deref(), &email)?;
     let lookup_email = email.clone();
     let person = match db(&state, move |c| {
         Ok(people::find_by_email(c, &lookup_email)?)
@@ -149,8 +138,7 @@ pub async fn login(
         Err(e) => {
             // The password was never checked (the database could not be
             // asked): an outage must not count against the account.
-            state.login_by_account.refund(&email, by_account);
-            state.login_by_ip.refund(&ip_key, by_ip);
+            attempt.void(&state);
             return Err(e);
         }
     };
@@ -209,26 +197,23 @@ pub async fn login(
                     // A right password whose session could not be stored is
                     // not a failed attempt; a wrong one still counts.
                     if ok {
-                        state.login_by_account.refund(&email, by_account);
-                        state.login_by_ip.refund(&ip_key, by_ip);
+                        attempt.void(&state);
                     }
                     return Err(e);
                 }
             }
         }
     };
-    let error = match outcome {
+    let (status, error) = match outcome {
         SignIn::Session(secret) => {
-            state.login_by_account.clear(&email);
-            state.login_by_ip.refund(&ip_key, by_ip);
+            attempt.succeeded(&state);
             session::sign_in(&session, secret)?;
             return Ok(see_other(&next));
         }
         SignIn::NoWorkspace => {
             // The right password: not a failed attempt. Only the person
             // themselves learns this.
-            state.login_by_account.clear(&email);
-            state.login_by_ip.refund(&ip_key, by_ip);
+            attempt.succeeded(&state);
             (
                 StatusCode::FORBIDDEN,
                 "You are not a member of any workspace. If you were invited, open the invitation link your administrator gave you.",
@@ -236,7 +221,6 @@ pub async fn login(
         }
         SignIn::Refused => {
             // The reservations stay: they were the failures.
-            let _ = by_account;
             tracing::info!(ip = ?ip, "failed sign-in");
             (
                 StatusCode::UNAUTHORIZED,
@@ -248,10 +232,59 @@ pub async fn login(
         layout: Layout::anonymous(&session, "Sign in")?,
         email,
         next,
-        error: Some(error.1.into()),
+        error: Some(error.into()),
         notice: None,
     };
-    render(&page, error.0)
+    render(&page, status)
+}
+
+/// A sign-in attempt (the form, or an invitation for an existing account),
+/// counted against the client's address and the account before the
+/// password is checked, so a burst of parallel guesses cannot all be
+/// evaluated before the first failure is recorded. A wrong password keeps
+/// both slots: they are the failures.
+struct Attempt {
+    ip_key: String,
+    account: String,
+    by_ip: Reservation,
+    by_account: Reservation,
+}
+
+impl Attempt {
+    fn reserve(state: &AppState, ip: Option<&str>, account: &str) -> Result<Self, AppError> {
+        let ip_key = ip.unwrap_or_default().to_owned();
+        let now = Instant::now();
+        let by_ip = state.login_by_ip.reserve(&ip_key, now).map_err(throttled)?;
+        let by_account = match state.login_by_account.reserve(account, now) {
+            Ok(r) => r,
+            Err(wait) => {
+                state.login_by_ip.refund(&ip_key, by_ip);
+                return Err(throttled(wait));
+            }
+        };
+        Ok(Attempt {
+            ip_key,
+            account: account.to_owned(),
+            by_ip,
+            by_account,
+        })
+    }
+
+    /// The right password: the account's failures are forgotten and the
+    /// address's slot is given back.
+    fn succeeded(&self, state: &AppState) {
+        state.login_by_account.clear(&self.account);
+        state.login_by_ip.refund(&self.ip_key, self.by_ip);
+    }
+
+    /// The attempt does not count: the password could not be checked, or
+    /// was right but its session could not be stored.
+    fn void(&self, state: &AppState) {
+        state
+            .login_by_account
+            .refund(&self.account, self.by_account);
+        state.login_by_ip.refund(&self.ip_key, self.by_ip);
+    }
 }
 
 /// What a sign-in attempt came to.
@@ -555,28 +588,17 @@ async fn join_with_password(
 ) -> Result<HttpResponse, AppError> {
     let ip = client_ip(&req);
     let ua = user_agent(&req);
-    let ip_key = ip.clone().unwrap_or_default();
-    let now = Instant::now();
-    let by_ip = state.login_by_ip.reserve(&ip_key, now).map_err(throttled)?;
-    let by_account = match state.login_by_account.reserve(&user.email, now) {
-        Ok(r) => r,
-        Err(wait) => {
-            state.login_by_ip.refund(&ip_key, by_ip);
-            return Err(throttled(wait));
-        }
-    };
+    let attempt = Attempt::reserve(&state, ip.as_deref(), &user.email)?;
     let stored = user.password_hash.clone().unwrap_or_default();
     let ok = !password_input.is_empty()
         && web::block(move || password::verify(&password_input, &stored)).await?;
     if !ok {
-        let _ = by_account;
         let mut errors = FormErrors::default();
         errors.add("password", "The password is not correct.");
         let page = InvitePage::new(&session, token, &user, workspace, errors)?;
         return render(&page, StatusCode::UNPROCESSABLE_ENTITY);
     }
-    state.login_by_account.clear(&user.email);
-    state.login_by_ip.refund(&ip_key, by_ip);
+    attempt.succeeded(&state);
     let digest = ids::token_digest(&token);
     let person_id = user.person_id.clone();
     let lifetime = state.session_lifetime();
