@@ -223,8 +223,6 @@ pub fn ping(conn: &mut DbConn) -> QueryResult<()> {
     conn.batch_execute("SELECT 1")
 }
 
-/// The current time in UTC, at microsecond precision so values round-trip
-/// identically through both backends.
 /// A transaction that will write, taking SQLite's write lock at its start
 /// (`BEGIN IMMEDIATE`). A deferred SQLite transaction that reads before
 /// its first write cannot wait for another writer: it fails at once with
@@ -270,6 +268,8 @@ where
     }
 }
 
+/// The current time in UTC, at microsecond precision so values round-trip
+/// identically through both backends.
 pub fn now() -> chrono::NaiveDateTime {
     let now = chrono::Utc::now().naive_utc();
     chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::microseconds(1)).unwrap_or(now)

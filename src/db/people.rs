@@ -58,17 +58,11 @@ pub fn insert(
         .first(conn)
 }
 
-/// The person with this email, added (without a password) if new. Returns
-/// whether they were new.
-pub fn find_or_insert(
-    conn: &mut DbConn,
-    email: &str,
-    name: &str,
-    password_hash: Option<&str>,
-) -> QueryResult<(Person, bool)> {
+/// The person with this email, added (without a password) if new.
+pub fn find_or_insert(conn: &mut DbConn, email: &str, name: &str) -> QueryResult<Person> {
     match find_by_email(conn, email)? {
-        Some(person) => Ok((person, false)),
-        None => Ok((insert(conn, email, name, password_hash)?, true)),
+        Some(person) => Ok(person),
+        None => insert(conn, email, name, None),
     }
 }
 

@@ -375,7 +375,7 @@ pub fn add(
     invite_digest: &str,
 ) -> Result<User, UserChangeError> {
     super::write_transaction(conn, |conn| {
-        let (person, _) = people::find_or_insert(conn, email, name, None)?;
+        let person = people::find_or_insert(conn, email, name)?;
         let user = insert_user(
             conn,
             &ctx.workspace_id,
