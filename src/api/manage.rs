@@ -24,7 +24,6 @@ use crate::web::keys::create::{self as create_rules, Creator, KeyRequest};
 use actix_web::dev::Payload;
 use actix_web::http::{StatusCode, header};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, delete, get, patch, post, web};
-use diesel::Connection;
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -907,7 +906,7 @@ pub async fn create_key(
     let created = run(&m.state, move |c| {
         let owner_label = format!("{} {}", person.email, person.name);
         let nonce = crate::domain::ids::new_token();
-        let result = c.transaction::<_, KeyError, _>(|c| {
+        let result = crate::db::write_transaction::<_, KeyError, _>(c, |c| {
             let key = create_rules::insert(
                 c,
                 &ctx,
@@ -1251,7 +1250,7 @@ pub async fn regenerate_key(
     let idem_row = idem.clone();
     let fresh = run(&m.state, move |c| {
         let nonce = crate::domain::ids::new_token();
-        let result = c.transaction::<_, KeyError, _>(|c| {
+        let result = crate::db::write_transaction::<_, KeyError, _>(c, |c| {
             // The write lock first, as keys::create takes it (SQLite).
             workspaces::lock(c, &ctx.workspace_id)?;
             let fresh = actions::regenerate_within_limits(c, &ctx, &key, &facts, grace, &nonce)?;

@@ -220,17 +220,13 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
         None => (KIND_WORKSPACE, None, None),
     };
     super::write_transaction(conn, |conn| {
-        // Serialise creations in this workspace so concurrent requests
-        // cannot both pass the count, and so that on SQLite the write lock
-        // is taken (waiting its turn) by the transaction's first statement:
-        // since the trigram index's triggers, concurrent creations of
-        // workspace keys sometimes got an immediate "database is locked"
-        // from the insert instead of waiting (6 at once: 3 runs in 6).
-        super::workspaces::lock(conn, &ctx.workspace_id)?;
-        if let (Some(owner), Some(max)) = (owner_id, new.max_personal)
-            && count_live_personal(conn, &ctx.workspace_id, owner)? >= max
-        {
-            return Err(KeyError::LimitReached(max));
+        if let (Some(owner), Some(max)) = (owner_id, new.max_personal) {
+            // Serialise creations in this workspace so concurrent requests
+            // cannot both pass the count.
+            super::workspaces::lock(conn, &ctx.workspace_id)?;
+            if count_live_personal(conn, &ctx.workspace_id, owner)? >= max {
+                return Err(KeyError::LimitReached(max));
+            }
         }
         let inserted = diesel::insert_into(api_keys::table)
             .values((
@@ -377,9 +373,9 @@ pub fn list(
     use diesel::sql_types::{Bool, Text};
     let query = query.trim();
     let lowered = query.to_lowercase();
-    let plain_text = !query.is_empty()
-        && value_query(query).is_none()
-        && !crate::domain::ids::is_id("key", query);
+    let value = value_query(query);
+    let key_id = crate::domain::ids::is_id("key", query);
+    let plain_text = !query.is_empty() && value.is_none() && !key_id;
     let trigram = if plain_text {
         few_trigram_matches(conn, &lowered)?
     } else {
@@ -424,9 +420,8 @@ pub fn list(
             }
         }
     };
-    let query = query.trim();
     if !query.is_empty() {
-        q = match value_query(query) {
+        q = match value {
             Some(ValueQuery::Full(facts)) => q.filter(
                 api_keys::digest
                     .eq(facts.digest.clone())
@@ -455,13 +450,7 @@ pub fn list(
                         // newest-first index of every key than sort the few
                         // matches; a unary `+` takes the order out of index
                         // selection: 46 ms → ~1 ms at 100k keys.
-                        q = q.order((
-                            diesel::dsl::sql::<diesel::sql_types::Timestamp>(
-                                "+api_keys.created_at",
-                            )
-                            .desc(),
-                            api_keys::id.desc(),
-                        ));
+                        q = q.order(newest_first_unindexed());
                     }
                 } else if !tail.is_empty() {
                     q = q.filter(
@@ -472,7 +461,7 @@ pub fn list(
                 }
                 q
             }
-            None if crate::domain::ids::is_id("key", query) => {
+            None if key_id => {
                 // A whole key id (from an incident report or a log): the
                 // primary key, not a scan.
                 q.filter(api_keys::id.eq(query.to_owned()))
@@ -493,10 +482,7 @@ pub fn list(
                             .bind::<Text, _>(fts)
                             .sql(")"),
                         )
-                        .order((
-                            sql::<diesel::sql_types::Timestamp>("+api_keys.created_at").desc(),
-                            api_keys::id.desc(),
-                        ));
+                        .order(newest_first_unindexed());
                 }
                 q
             }
@@ -570,6 +556,27 @@ pub fn list(
     Ok((rows, next))
 }
 
+/// The newest-first order of the lists, kept out of SQLite's index
+/// selection with a unary `+`: for searches that find a few keys through
+/// another index, which SQLite (without statistics) would otherwise give
+/// up for walking every key in order.
+fn newest_first_unindexed() -> (
+    diesel::helper_types::Desc<diesel::expression::SqlLiteral<diesel::sql_types::Timestamp>>,
+    diesel::helper_types::Desc<api_keys::id>,
+) {
+    (
+        diesel::dsl::sql::<diesel::sql_types::Timestamp>("+api_keys.created_at").desc(),
+        api_keys::id.desc(),
+    )
+}
+
+/// One `count(*) AS n` row of a hand-written counting query.
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
 /// How many keys of the workspace the scope holds (deleted ones aside),
 /// counted up to `cap` + 1 so that a million keys cost no more than `cap`:
 /// lists show "10,000+" beyond.
@@ -579,11 +586,6 @@ pub fn count_capped(
     scope: &Scope,
     cap: i64,
 ) -> QueryResult<i64> {
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
     use diesel::sql_types::Text;
     let (filter, value) = match scope {
         Scope::Owner(owner) => (" AND owner_id = {}", Some(owner.as_str())),
@@ -636,11 +638,6 @@ fn few_trigram_matches(conn: &mut DbConn, lowered: &str) -> QueryResult<Option<S
     };
     if lowered.chars().count() < 3 {
         return Ok(None);
-    }
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
     }
     // A quoted FTS5 string: the trigram tokenizer matches it as a
     // substring, whatever characters it holds.
