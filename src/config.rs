@@ -276,6 +276,27 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+impl Config {
+    /// This machine's address of the server on `port` (the bind address,
+    /// with a wildcard one shown as 127.0.0.1).
+    pub fn local_url(&self, port: u16) -> String {
+        let host = match self.bind.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        format!("http://{host}:{port}")
+    }
+
+    /// Where people reach the server on `port`, for links it hands out:
+    /// `KEYWARD_PUBLIC_URL` if set, else [`Config::local_url`].
+    pub fn base_url(&self, port: u16) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| self.local_url(port))
+    }
+}
+
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")

@@ -133,15 +133,7 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
         .local_addr()
         .map_err(|e| StartError::Task(e.to_string()))?
         .port();
-    let host = match config.bind.ip() {
-        ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
-        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-        ip => ip.to_string(),
-    };
-    let base_url = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{host}:{port}"));
+    let base_url = config.base_url(port);
     let setup_url = setup_token.map(|t| format!("{base_url}/setup?token={t}"));
 
     let key = Key::derive_from(&config.secret);

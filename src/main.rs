@@ -86,6 +86,7 @@ fn main() -> ExitCode {
 
 async fn serve(config: Config) -> Result<(), String> {
     let bind = config.bind;
+    let links = config.clone();
     let running = keyward::build(config).await.map_err(|e| e.to_string())?;
     tracing::info!(address = %bind, port = running.port, "keyward is listening");
     match &running.setup_url {
@@ -93,14 +94,9 @@ async fn serve(config: Config) -> Result<(), String> {
             "\nkeyward is not set up yet. To create the first workspace and admin, open:\n\n    {url}\n\nThe link works once, until setup is done.\n"
         ),
         None => {
-            let host = match bind.ip() {
-                ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
-                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-                ip => ip.to_string(),
-            };
             println!(
-                "\nkeyward is running: http://{host}:{}/login\n",
-                running.port
+                "\nkeyward is running: {}/login\n",
+                links.local_url(running.port)
             );
         }
     }
@@ -186,23 +182,10 @@ fn create_workspace(
         println!(
             "{} is its admin. Send them this link to choose a password (it is shown only now and works once, for 7 days):\n\n    {}/invite/{token}\n",
             made.admin.email,
-            base_url(config)
+            config.base_url(config.bind.port())
         );
     }
     Ok(())
-}
-
-/// Where the app is reached, for links printed by the command line.
-fn base_url(config: &Config) -> String {
-    if let Some(url) = &config.public_url {
-        return url.clone();
-    }
-    let host = match config.bind.ip() {
-        ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
-        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-        ip => ip.to_string(),
-    };
-    format!("http://{host}:{}", config.bind.port())
 }
 
 /// `keyward workspace list`.
