@@ -3,7 +3,6 @@
 use crate::helpers::*;
 use keyward::config::DatabaseUrl;
 use reqwest::StatusCode;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 fn keyward(database: &DatabaseUrl) -> Command {
@@ -37,16 +36,7 @@ async fn serve_traced(
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let word = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| l.split_whitespace().find(|w| wanted(w)).map(str::to_owned))
-    })
-    .await
-    .unwrap()
-    .expect("the expected line was printed");
+    let word = printed_word(&mut child, wanted).await;
     (child, word)
 }
 
@@ -140,20 +130,7 @@ async fn serve_prints_a_working_setup_link() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let url = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| {
-                l.split_whitespace()
-                    .find(|w| w.contains("/setup?token="))
-                    .map(str::to_owned)
-            })
-    })
-    .await
-    .unwrap()
-    .expect("setup link printed");
+    let url = printed_word(&mut child, |w| w.contains("/setup?token=")).await;
     let res = reqwest::get(&url).await.unwrap();
     let status = res.status();
     let body = res.text().await.unwrap();
@@ -410,20 +387,7 @@ async fn json_logs_parse_and_carry_each_request_id() {
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let setup_url = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| {
-                l.split_whitespace()
-                    .find(|w| w.contains("/setup?token="))
-                    .map(str::to_owned)
-            })
-    })
-    .await
-    .unwrap()
-    .expect("setup link printed");
+    let setup_url = printed_word(&mut child, |w| w.contains("/setup?token=")).await;
     let (base, token) = setup_url.split_once("/setup?token=").unwrap();
     let client = reqwest::Client::new();
     let given = client

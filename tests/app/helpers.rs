@@ -458,6 +458,23 @@ impl TestApp {
     }
 }
 
+/// The first word a spawned `keyward` prints on its standard output that
+/// `wanted` picks (the address or setup link it prints); read on a blocking
+/// thread so the test's runtime goes on.
+pub async fn printed_word(child: &mut std::process::Child, wanted: fn(&str) -> bool) -> String {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().expect("stdout is piped");
+    tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.split_whitespace().find(|w| wanted(w)).map(str::to_owned))
+    })
+    .await
+    .unwrap()
+    .expect("the expected line was printed")
+}
+
 /// The invitation link shown after adding a user.
 pub fn invite_link(body: &str) -> Option<String> {
     let start = body.find("id=\"invite-link\"")?;

@@ -1391,7 +1391,6 @@ fn unescape(html: &str) -> String {
 /// the acting key nor any key it creates or regenerates reaches the log.
 #[tokio::test]
 async fn management_secrets_never_reach_the_log() {
-    use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let (db, _guard) = tokio::task::spawn_blocking(fresh_database).await.unwrap();
     let url = match &db {
@@ -1424,20 +1423,7 @@ async fn management_secrets_never_reach_the_log() {
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let login = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| {
-                l.split_whitespace()
-                    .find(|w| w.ends_with("/login"))
-                    .map(str::to_owned)
-            })
-    })
-    .await
-    .unwrap()
-    .expect("address printed");
+    let login = printed_word(&mut child, |w| w.ends_with("/login")).await;
     let base = login.trim_end_matches("/login").to_owned();
     let admin = Browser::new(&base);
     assert_eq!(
