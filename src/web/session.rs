@@ -39,10 +39,15 @@ pub struct CurrentUser {
 impl CurrentUser {
     /// The name of the workspace being worked in.
     pub fn workspace_name(&self) -> &str {
+        self.workspace_name_of(&self.user.id).unwrap_or_default()
+    }
+
+    /// The name of the workspace of one of the person's memberships.
+    pub fn workspace_name_of(&self, membership_id: &str) -> Option<&str> {
         self.memberships
             .iter()
-            .find(|m| m.user_id == self.user.id)
-            .map_or("", |m| m.workspace_name.as_str())
+            .find(|m| m.user_id == membership_id)
+            .map(|m| m.workspace_name.as_str())
     }
 
     /// Who and where, for events written on this user's behalf.

@@ -98,10 +98,9 @@ pub async fn switch(
 }
 
 fn workspace_name(user: &CurrentUser, membership_id: &str) -> String {
-    user.memberships
-        .iter()
-        .find(|m| m.user_id == membership_id)
-        .map_or_else(|| "the workspace".to_owned(), |m| m.workspace_name.clone())
+    user.workspace_name_of(membership_id)
+        .unwrap_or("the workspace")
+        .to_owned()
 }
 
 /// What answering an invitation does: [`users::accept_pending`] or
