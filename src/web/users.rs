@@ -36,8 +36,8 @@ pub struct Panel {
 }
 
 impl Panel {
-    /// Users who can sign in (invited users who have not chosen a
-    /// password yet are counted apart).
+    /// Users who have joined (invited people who have not joined yet are
+    /// counted apart).
     pub fn active_count(&self) -> usize {
         self.users
             .iter()
