@@ -534,6 +534,9 @@ async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
+    // Ada's link to join Other Corp: the existing-account invitation page.
+    let join = invite_link(&res.text().await.unwrap()).expect("invitation link shown");
+    let join = format!("/invite/{}", join.rsplit('/').next().unwrap());
     let chrome = Chrome::start().await;
     let base = app.base.clone();
     let mut totals = Totals::default();
@@ -567,7 +570,8 @@ async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
         ("bob-keys", "/account/keys".into()),
         ("forbidden", "/workspace/users".into()),
     ];
-    let signed_out: Vec<(&str, String)> = vec![("login", "/login".into())];
+    let signed_out: Vec<(&str, String)> =
+        vec![("login", "/login".into()), ("invite-existing", join)];
     let key_lists = ["workspace-keys", "all-keys", "personal-keys", "bob-keys"];
     let screenshots = [
         "workspace-keys",
@@ -580,6 +584,7 @@ async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
         "events",
         "bob-keys",
         "workspaces",
+        "invite-existing",
     ];
 
     sign_in(&chrome, &base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
