@@ -1,7 +1,7 @@
 //! Forward auth behind a real nginx (Debian `nginx-light`): the
-//! `auth_request` configuration of docs/gateways.md, run as an unprivileged-style
-//! foreground process in a temporary prefix, in front of a small upstream
-//! that echoes the headers it received. Opt-in (`cargo test --test app
+//! `auth_request` configuration of docs/gateways.md, run as an
+//! unprivileged-style foreground process in a temporary prefix, in front of
+//! a small upstream that echoes the headers it received. Opt-in (`cargo test --test app
 //! nginx:: -- --ignored`), since it needs nginx installed; `.ci/run` installs
 //! it and runs these.
 
