@@ -1387,9 +1387,8 @@ pub struct EventParams {
     /// Events per page, 1 to 100 (default 50).
     #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    #[param(minimum = 1)]
-    cursor: Option<i64>,
+    /// `next_cursor` of the previous page (an event id).
+    cursor: Option<String>,
 }
 
 /// Who did it.
@@ -1414,7 +1413,8 @@ pub struct EventTargetView {
 /// One entry of the audit trail.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventView {
-    pub id: i64,
+    /// `evt_…`: random, so ids say nothing about other workspaces.
+    pub id: String,
     #[schema(format = DateTime)]
     pub time: String,
     /// e.g. `key.created`, `key.revoked`.
@@ -1434,7 +1434,8 @@ pub struct EventView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventPage {
     pub events: Vec<EventView>,
-    pub next_cursor: Option<i64>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// The audit trail, newest first, with the Events page's filters (admins).
@@ -1457,11 +1458,6 @@ pub async fn list_events(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::bad_request("limit must be from 1 to 100."));
     }
-    if p.cursor.is_some_and(|c| c < 1) {
-        return Err(ApiError::bad_request(
-            "cursor is not valid: use next_cursor of the previous page.",
-        ));
-    }
     let query = crate::web::events::EventsQuery {
         action: p.action.unwrap_or_default(),
         actor: p.actor.unwrap_or_default(),
@@ -1470,12 +1466,18 @@ pub async fn list_events(
     };
     let filter = query.filter().map_err(ApiError::from)?;
     let ws = m.actor.workspace_id.clone();
-    let before = p.cursor;
+    let before = query.before;
     let (events, next) = run(&m.state, move |c| {
-        let mut found = crate::db::events::search(c, &ws, &filter, before, limit + 1)?;
+        let mut found =
+            crate::db::events::page_before(c, &ws, &filter, before.as_deref(), limit + 1)?
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "cursor is not valid: use next_cursor of the previous page.",
+                    )
+                })?;
         let next = if found.len() as i64 > limit {
             found.truncate(limit as usize);
-            found.last().map(|e| e.id)
+            found.last().map(|e| e.id.clone())
         } else {
             None
         };
@@ -1485,6 +1487,8 @@ pub async fn list_events(
             .into_iter()
             .zip(words)
             .map(|(e, v)| EventView {
+                // First: the fields after it move parts of `e`.
+                details: e.details_json(),
                 id: e.id,
                 time: time(e.created_at),
                 action: e.action,
@@ -1500,7 +1504,6 @@ pub async fn list_events(
                 sentence: v.sentence,
                 ip: e.ip,
                 user_agent: e.user_agent,
-                details: serde_json::from_str(&e.details).unwrap_or_else(|_| serde_json::json!({})),
             })
             .collect::<Vec<_>>();
         Ok((events, next))

@@ -31,7 +31,8 @@ pub struct EventsQuery {
     pub actor: String,
     #[serde(default)]
     pub key: String,
-    pub before: Option<i64>,
+    /// The page cursor: the id of the last event of the previous page.
+    pub before: Option<String>,
 }
 
 impl EventsQuery {
@@ -75,7 +76,7 @@ struct EventsPage {
     actor: String,
     key: String,
     params: String,
-    next_before: Option<i64>,
+    next_before: Option<String>,
     first_page: bool,
 }
 
@@ -96,12 +97,19 @@ pub async fn list(
     let query = query.into_inner();
     let filter = query.filter()?;
     let ws = user.actor.workspace_id.clone();
-    let before = query.before;
+    let before = query.before.clone();
+    let first_page = before.is_none();
     let (found, next_before) = db(&state, move |c| {
-        let mut found = events::search(c, &ws, &filter, before, PAGE + 1)?;
+        let mut found = events::page_before(c, &ws, &filter, before.as_deref(), PAGE + 1)?
+            .ok_or_else(|| {
+                AppError::BadRequest(
+                    "The page link has an invalid parameter: \"before\" is not an event of this workspace. Open Events again."
+                        .into(),
+                )
+            })?;
         let next_before = if found.len() as i64 > PAGE {
             found.truncate(PAGE as usize);
-            found.last().map(|e| e.id)
+            found.last().map(|e| e.id.clone())
         } else {
             None
         };
@@ -117,7 +125,7 @@ pub async fn list(
         actor: query.actor.trim().to_owned(),
         key: query.key.trim().to_owned(),
         next_before,
-        first_page: before.is_none(),
+        first_page,
     };
     render(&page, StatusCode::OK)
 }
@@ -178,8 +186,7 @@ fn view(
     now: chrono::NaiveDateTime,
     link_targets: bool,
 ) -> EventView {
-    let details: serde_json::Value =
-        serde_json::from_str(&e.details).unwrap_or(serde_json::Value::Null);
+    let details = e.details_json();
     let actor = e
         .actor_id
         .as_ref()
@@ -262,7 +269,7 @@ fn export_record(e: &Event) -> Vec<String> {
         cell(e.target_label.as_deref().unwrap_or("")),
         cell(e.ip.as_deref().unwrap_or("")),
         cell(e.user_agent.as_deref().unwrap_or("")),
-        cell(&e.details),
+        cell(&e.details_json().to_string()),
     ]
 }
 
@@ -284,7 +291,7 @@ pub async fn export(
                 Ok(events::search(c, &ws, &filter, before, csv_export::CHUNK)?)
             })
             .await?;
-            let more = (rows.len() as i64 == csv_export::CHUNK).then(|| rows.last().map(|e| e.id));
+            let more = (rows.len() as i64 == csv_export::CHUNK).then(|| rows.last().map(|e| e.seq));
             Ok((rows.iter().map(export_record).collect(), more))
         }
     };
