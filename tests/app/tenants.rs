@@ -239,12 +239,12 @@ async fn adding_someone_with_an_account_elsewhere_looks_like_adding_anyone() {
             .contains("already a user of this workspace")
     );
 
-    // Zed's link asks for his existing password, not a new one.
+    // Zed's link takes his existing password (the page does not say he
+    // has one: see the next test).
     let zed2 = app.browser();
     let (status, page) = zed2.page(&path).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("Join Acme") && page.contains("You already have a keyward account"));
-    assert!(!page.contains("password_confirm"));
+    assert!(page.contains("Join Acme"));
     let res = zed2
         .post_form(&path, &[("password", "not zed's password at all")])
         .await;
@@ -253,7 +253,7 @@ async fn adding_someone_with_an_account_elsewhere_looks_like_adding_anyone() {
         res.text()
             .await
             .unwrap()
-            .contains("The password is not correct.")
+            .contains("The password is not correct:")
     );
     let res = zed2
         .post_form(&path, &[("password", "zed's long password")])
@@ -269,6 +269,70 @@ async fn adding_someone_with_an_account_elsewhere_looks_like_adding_anyone() {
     assert!(!users.contains("Zed Typed"), "his own name once he joined");
     let actions = app.event_actions().await;
     assert!(actions.contains(&"user.joined".to_owned()));
+}
+
+/// The invitation page used to say "You already have a keyward account as
+/// …", so the admin who made the link learned which emails have accounts in
+/// other workspaces. Now the page for an existing account and for a new
+/// person is the same apart from the email and the link's token, and both
+/// still work from it.
+#[tokio::test]
+async fn an_invitation_page_does_not_tell_whether_the_email_has_an_account() {
+    let (app, ada) = spawn_ready().await;
+    let _zed = app.other_workspace_admin().await;
+    let new_email = "newcomer@example.com";
+    let (new_path, _) = invite(&ada, new_email, "New Comer", "normal").await;
+    let (known_path, _) = invite(&ada, "zed@other.example", "Zed Typed", "normal").await;
+
+    // Ada opens both links herself, as the admin who made them can.
+    let (status, new_page) = ada.page(&new_path).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, known_page) = ada.page(&known_path).await;
+    assert_eq!(status, StatusCode::OK);
+    let blank = |page: &str, path: &str, email: &str| {
+        let token = path.rsplit('/').next().unwrap();
+        let csrf = csrf_from(page).expect("a CSRF token");
+        page.replace(token, "TOKEN")
+            .replace(&csrf, "CSRF")
+            .replace(email, "EMAIL")
+    };
+    assert_eq!(
+        blank(&new_page, &new_path, new_email),
+        blank(&known_page, &known_path, "zed@other.example"),
+        "the two pages differ only in email, token and CSRF token"
+    );
+    assert!(!known_page.contains("already have"), "{known_page}");
+
+    // A new person who forgets to repeat the password is told why.
+    let newcomer = app.browser();
+    let password = "a newcomer's long password";
+    let res = newcomer
+        .post_form(&new_path, &[("password", password)])
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("Repeat the password you chose")
+    );
+    newcomer
+        .choose_password_and_sign_in(&new_path, new_email, password)
+        .await;
+    // Zed enters his own password, the second field empty, and joins.
+    let zed2 = app.browser();
+    let res = zed2
+        .post_form(
+            &known_path,
+            &[
+                ("password", "zed's long password"),
+                ("password_confirm", ""),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, page) = zed2.page("/account").await;
+    assert!(page.contains("You joined Acme."), "{page}");
 }
 
 #[tokio::test]
@@ -517,7 +581,7 @@ async fn existing_accounts_keys_and_invitations_survive_the_people_migration() {
     let path = format!("/invite/{invite_token}");
     let (status, page) = cat.page(&path).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("Choose your password"));
+    assert!(page.contains("Join Acme") && page.contains("New to keyward?"));
     let password = "cat's new long password";
     cat.choose_password_and_sign_in(&path, "cat@example.com", password)
         .await;
