@@ -41,23 +41,29 @@ pub struct Told {
     pub sentence: String,
 }
 
-/// One page of events, newest first, before the event `before`; and the
-/// cursor of the next page.
+/// One page of events, newest first, after the event `before` (the id of
+/// the last event of the previous page); and the cursor of the next page.
 pub async fn page(
     state: &AppState,
     ctx: &Ctx,
     query: &Query,
-    before: Option<i64>,
+    before: Option<String>,
     limit: i64,
-) -> Result<(Vec<Told>, Option<i64>)> {
+) -> Result<(Vec<Told>, Option<String>)> {
     ctx.authorize(Action::ViewEvents)?;
     let filter = query.filter()?;
     let ws = ctx.workspace_id().to_owned();
     run(state, move |c| {
-        let mut found = events::search(c, &ws, &filter, before, limit + 1)?;
+        let mut found = events::page_before(c, &ws, &filter, before.as_deref(), limit + 1)?
+            .ok_or_else(|| {
+                Error::BadRequest(
+                    "The page link has an invalid parameter: its cursor is not an event of this workspace. Use the link (or next_cursor) of the previous page."
+                        .into(),
+                )
+            })?;
         let next = if found.len() as i64 > limit {
             found.truncate(limit as usize);
-            found.last().map(|e| e.id)
+            found.last().map(|e| e.id.clone())
         } else {
             None
         };
@@ -95,8 +101,7 @@ pub fn tell(c: &mut crate::db::DbConn, workspace_id: &str, found: Vec<Event>) ->
 }
 
 fn sentence(e: &Event, names: &HashMap<String, String>, kinds: &HashMap<String, String>) -> String {
-    let details: serde_json::Value =
-        serde_json::from_str(&e.details).unwrap_or(serde_json::Value::Null);
+    let details = e.details_json();
     let actor = e
         .actor_id
         .as_ref()
@@ -117,4 +122,21 @@ fn sentence(e: &Event, names: &HashMap<String, String>, kinds: &HashMap<String, 
         details: &details,
     })
     .unwrap_or_else(|| format!("{actor}: {}", e.action))
+}
+
+/// One chunk of the filtered trail for an export, newest first, before the
+/// position `before` (the last chunk's last event's `seq`).
+pub async fn export_chunk(
+    state: &AppState,
+    ctx: &Ctx,
+    filter: Filter,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Event>> {
+    ctx.authorize(Action::ViewEvents)?;
+    let ws = ctx.workspace_id().to_owned();
+    run(state, move |c| {
+        Ok(events::search(c, &ws, &filter, before, limit)?)
+    })
+    .await
 }

@@ -47,7 +47,12 @@ impl<'a> EventTarget<'a> {
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = events)]
 pub struct Event {
-    pub id: i64,
+    /// The private order of all events, across workspaces: pages are cut by
+    /// it, but it is never shown, since its gaps would tell one workspace
+    /// how busy the others are.
+    pub seq: i64,
+    /// The public id, `evt_…`: random, reveals nothing.
+    pub id: String,
     pub workspace_id: String,
     pub actor_id: Option<String>,
     pub actor_label: String,
@@ -61,6 +66,17 @@ pub struct Event {
     pub created_at: NaiveDateTime,
 }
 
+impl Event {
+    /// The recorded details as JSON, times in the form of the event's own
+    /// (events written before that rule had zone-less times).
+    pub fn details_json(&self) -> serde_json::Value {
+        let mut details = serde_json::from_str(&self.details)
+            .unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
+        crate::domain::audit::utc_times(&mut details);
+        details
+    }
+}
+
 /// Append an event. `details` is a JSON object with action-specific facts;
 /// it must never contain a secret.
 pub fn record(
@@ -68,10 +84,12 @@ pub fn record(
     ctx: &AuditContext,
     action: &str,
     target: EventTarget<'_>,
-    details: serde_json::Value,
+    mut details: serde_json::Value,
 ) -> QueryResult<()> {
+    crate::domain::audit::utc_times(&mut details);
     diesel::insert_into(events::table)
         .values((
+            events::id.eq(crate::domain::ids::new_id("evt")),
             events::workspace_id.eq(&ctx.workspace_id),
             events::actor_id.eq(ctx.actor_id.as_deref()),
             events::actor_label.eq(&ctx.actor_label),
@@ -99,8 +117,21 @@ pub struct Filter {
     pub target: Option<String>,
 }
 
+/// Where the event with public id `id` stands in the order of events
+/// (its `seq`), if the workspace has it: the position a page cursor (an
+/// event id) stands for. Keyset paging by `seq` stays exact while events
+/// are added: new ones only ever come after.
+pub fn position(conn: &mut DbConn, workspace_id: &str, id: &str) -> QueryResult<Option<i64>> {
+    events::table
+        .filter(events::workspace_id.eq(workspace_id))
+        .filter(events::id.eq(id))
+        .select(events::seq)
+        .first(conn)
+        .optional()
+}
+
 /// Events of a workspace matching `filter`, newest first, before the
-/// cursor `before` (an event id) when given.
+/// position `before` (a [`position`], an event's `seq`) when given.
 pub fn search(
     conn: &mut DbConn,
     workspace_id: &str,
@@ -111,7 +142,7 @@ pub fn search(
     let mut query = events::table
         .filter(events::workspace_id.eq(workspace_id))
         .select(Event::as_select())
-        .order(events::id.desc())
+        .order(events::seq.desc())
         .limit(limit)
         .into_boxed();
     if let Some(action) = &filter.action {
@@ -125,9 +156,30 @@ pub fn search(
         query = query.filter(events::target_id.eq(target.clone()));
     }
     if let Some(before) = before {
-        query = query.filter(events::id.lt(before));
+        query = query.filter(events::seq.lt(before));
     }
     query.load(conn)
+}
+
+/// One page of [`search`], older than the event `before` (its public id:
+/// the page cursor) when given; `None` when the workspace has no such
+/// event, so a made-up or foreign cursor is refused rather than read as
+/// "from the start".
+pub fn page_before(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    filter: &Filter,
+    before: Option<&str>,
+    limit: i64,
+) -> QueryResult<Option<Vec<Event>>> {
+    let before = match before {
+        None => None,
+        Some(id) => match position(conn, workspace_id, id)? {
+            Some(seq) => Some(seq),
+            None => return Ok(None),
+        },
+    };
+    search(conn, workspace_id, filter, before, limit).map(Some)
 }
 
 /// The history of one target (a key), oldest first.
@@ -140,7 +192,7 @@ pub fn for_target(
         .filter(events::workspace_id.eq(workspace_id))
         .filter(events::target_id.eq(target_id))
         .select(Event::as_select())
-        .order(events::id.asc())
+        .order(events::seq.asc())
         .limit(500)
         .load(conn)
 }

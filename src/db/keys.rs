@@ -650,6 +650,24 @@ fn few_trigram_matches(conn: &mut DbConn, lowered: &str) -> QueryResult<Option<S
     Ok((found.n < TRIGRAM_CANDIDATES).then_some(phrase))
 }
 
+/// The key as it is inside a writing transaction, its row locked until the
+/// transaction ends, so a change is compared with what it really replaces:
+/// concurrent requests with the same change then write (and audit) it
+/// once. SQLite's write transactions already hold the database's write
+/// lock (`BEGIN IMMEDIATE`); PostgreSQL locks the row.
+fn get_locked(conn: &mut DbConn, workspace_id: &str, id: &str) -> QueryResult<Option<ApiKey>> {
+    if let DbConn::Pg(pg) = conn {
+        api_keys::table
+            .filter(api_keys::workspace_id.eq(workspace_id))
+            .filter(api_keys::id.eq(id))
+            .select(api_keys::id)
+            .for_update()
+            .first::<String>(pg)
+            .optional()?;
+    }
+    get(conn, workspace_id, id)
+}
+
 /// The editable details of a key.
 #[derive(Debug, Clone)]
 pub struct Details {
@@ -659,7 +677,8 @@ pub struct Details {
     pub rate_limit: Option<i32>,
 }
 
-/// Change a key's name, description, tags and rate limit.
+/// Change a key's name, description, tags and rate limit. Saving what is
+/// already there changes nothing and records no event.
 pub fn update_details(
     conn: &mut DbConn,
     ctx: &AuditContext,
@@ -678,6 +697,17 @@ pub fn update_details(
         return Err(KeyError::Revoked);
     }
     super::write_transaction(conn, |conn| {
+        let key = &get_locked(conn, &ctx.workspace_id, &key.id)?.ok_or(KeyError::NotFound)?;
+        if key.revoked_at.is_some() {
+            return Err(KeyError::Revoked);
+        }
+        let unchanged = key.name == *name
+            && key.description == *description
+            && key.tag_list() == *tags
+            && key.rate_limit == rate_limit;
+        if unchanged {
+            return Ok(key.clone());
+        }
         diesel::update(
             api_keys::table
                 .filter(api_keys::id.eq(&key.id))
@@ -708,7 +738,8 @@ pub fn update_details(
     })
 }
 
-/// Switch a key off (`disabled = true`) or on again.
+/// Switch a key off (`disabled = true`) or on again. Disabling a disabled
+/// key (or enabling an enabled one) changes nothing and records no event.
 pub fn set_disabled(
     conn: &mut DbConn,
     ctx: &AuditContext,
@@ -719,6 +750,13 @@ pub fn set_disabled(
         return Err(KeyError::Revoked);
     }
     super::write_transaction(conn, |conn| {
+        let key = &get_locked(conn, &ctx.workspace_id, &key.id)?.ok_or(KeyError::NotFound)?;
+        if key.revoked_at.is_some() {
+            return Err(KeyError::Revoked);
+        }
+        if key.disabled_at.is_some() == disabled {
+            return Ok(key.clone());
+        }
         let now = super::now();
         diesel::update(
             api_keys::table

@@ -59,8 +59,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    events (id) {
-        id -> BigInt,
+    events (seq) {
+        seq -> BigInt,
+        id -> Text,
         workspace_id -> Text,
         actor_id -> Nullable<Text>,
         actor_label -> Text,

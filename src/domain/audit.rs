@@ -95,6 +95,33 @@ fn setting_name(s: &str) -> String {
     }
 }
 
+/// Write every time among an event's details (fields named `…_at` or
+/// `…_until`, at any depth) as [`time::rfc3339`], the form of the event's
+/// own `time`: `NaiveDateTime` serialises without a zone, and details
+/// recorded before this rule are read through it too. Only those names are
+/// touched, so a key named like a date stays as it was typed.
+///
+/// [`time::rfc3339`]: crate::domain::time::rfc3339
+pub fn utc_times(details: &mut Value) {
+    match details {
+        Value::Object(map) => {
+            for (name, v) in map.iter_mut() {
+                let timed = name.ends_with("_at") || name.ends_with("_until");
+                match v {
+                    Value::String(s) if timed => {
+                        if let Some(t) = crate::domain::time::parse_utc(s) {
+                            *s = crate::domain::time::rfc3339(t);
+                        }
+                    }
+                    other => utc_times(other),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(utc_times),
+        _ => {}
+    }
+}
+
 /// A recorded value in words.
 pub fn value_text(v: &Value) -> String {
     match v {
@@ -175,7 +202,11 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
             Some(until) => format!(
                 "{actor} regenerated {}; the old secret worked until {} UTC",
                 key(),
-                value_text(until).replace('T', " ")
+                until
+                    .as_str()
+                    .and_then(crate::domain::time::parse_utc)
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                    .unwrap_or_else(|| value_text(until))
             ),
             None => format!("{actor} regenerated {}", key()),
         },
@@ -349,6 +380,36 @@ mod tests {
             )
             .unwrap(),
             "Ada Admin changed the maximum keys per user from 3 to 5"
+        );
+    }
+
+    #[test]
+    fn times_in_details_are_utc_like_the_events_own() {
+        let mut d = json!({
+            "expires_at": "2026-12-04T16:35:09.123456",
+            "old_secret_valid_until": "2026-12-04T17:35:09",
+            "name": "2026-12-04T16:35:09",
+            "new": {"expires_at": "2026-12-05T00:00:00Z", "created_at": null},
+            "list": [{"revoked_at": "2026-01-02T03:04:05"}],
+        });
+        utc_times(&mut d);
+        assert_eq!(
+            d,
+            json!({
+                "expires_at": "2026-12-04T16:35:09Z",
+                "old_secret_valid_until": "2026-12-04T17:35:09Z",
+                "name": "2026-12-04T16:35:09",
+                "new": {"expires_at": "2026-12-05T00:00:00Z", "created_at": null},
+                "list": [{"revoked_at": "2026-01-02T03:04:05Z"}],
+            })
+        );
+        assert_eq!(
+            say(
+                "key.regenerated",
+                json!({"old_secret_valid_until": "2026-12-04T17:35:09Z"})
+            )
+            .unwrap(),
+            "Ada Admin regenerated the workspace key “ERP connector”; the old secret worked until 2026-12-04 17:35:09 UTC"
         );
     }
 

@@ -498,6 +498,7 @@ pub fn parse_resources(raw: &str) -> Result<Vec<String>, FieldError> {
                 ),
             ));
         }
+        crate::domain::input::check_display_text("resources", "A resource", r, false)?;
         if !out.iter().any(|x| x == r) {
             out.push(r.to_owned());
         }

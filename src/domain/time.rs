@@ -39,6 +39,18 @@ pub fn rfc3339(t: NaiveDateTime) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// Read a UTC time written by [`rfc3339`], or in the zone-less form
+/// (`2026-11-23T09:42:00.123456`) that `NaiveDateTime`'s serialisation gave
+/// audit details before they were written with [`rfc3339`]: keyward's
+/// times are all UTC, so both mean the same instant.
+pub fn parse_utc(s: &str) -> Option<NaiveDateTime> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .filter(|t| t.offset().local_minus_utc() == 0)
+        .map(|t| t.naive_utc())
+        .or_else(|| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok())
+}
+
 /// The exact time with its zone: `2026-11-23 09:42 UTC`.
 pub fn exact(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()

@@ -467,9 +467,6 @@ struct InvitePage {
     email: String,
     workspace: String,
     role: Role,
-    /// The person already has a password (an account in another
-    /// workspace): they sign in to accept instead of choosing one.
-    existing: bool,
     errors: FormErrors,
 }
 
@@ -481,19 +478,15 @@ impl InvitePage {
         workspace: String,
         errors: FormErrors,
     ) -> Result<Self, AppError> {
-        let existing = user.password_hash.is_some();
-        let title = if existing {
-            "Join a workspace"
-        } else {
-            "Choose your password"
-        };
+        // Whether the email already has an account (a password) is not
+        // shown: whoever opens the link, the admin who made it included,
+        // sees the same page, which serves both cases (see `invite`).
         Ok(InvitePage {
-            layout: Layout::anonymous(session, title)?,
+            layout: Layout::anonymous(session, "Join a workspace")?,
             token,
             email: user.email.clone(),
             workspace,
             role: user.role(),
-            existing,
             errors,
         })
     }
@@ -534,8 +527,9 @@ pub struct InviteForm {
     password_confirm: String,
 }
 
-/// Use an invitation link: a new person chooses their password; a person
-/// who already has one proves it and joins, signed in to the workspace.
+/// Use an invitation link, from the one page both cases share: a new
+/// person chooses their password (and repeats it); a person who already
+/// has one enters it and joins, signed in to the workspace.
 #[post("/invite/{token}")]
 pub async fn invite(
     req: HttpRequest,
@@ -556,8 +550,19 @@ pub async fn invite(
             .await;
     }
     let mut errors = FormErrors::default();
-    let Some(password) = errors.check(NewPassword::parse(&form.password, &form.password_confirm))
-    else {
+    let chosen = NewPassword::parse(&form.password, &form.password_confirm).map_err(|e| {
+        if e.field == "password_confirm" && form.password_confirm.is_empty() {
+            // The page tells people with an account to leave it empty; a
+            // new person who did is told what it is for.
+            crate::domain::input::FieldError::new(
+                "password_confirm",
+                "Repeat the password you chose, to be sure it is the one you meant.",
+            )
+        } else {
+            e
+        }
+    });
+    let Some(password) = errors.check(chosen) else {
         let page = InvitePage::new(&session, token, &user, workspace, errors)?;
         return render(&page, StatusCode::UNPROCESSABLE_ENTITY);
     };
@@ -594,7 +599,10 @@ async fn join_with_password(
         && web::block(move || password::verify(&password_input, &stored)).await?;
     if !ok {
         let mut errors = FormErrors::default();
-        errors.add("password", "The password is not correct.");
+        errors.add(
+            "password",
+            "The password is not correct: enter the password you sign in to keyward with.",
+        );
         let page = InvitePage::new(&session, token, &user, workspace, errors)?;
         return render(&page, StatusCode::UNPROCESSABLE_ENTITY);
     }

@@ -3,9 +3,10 @@
 
 use super::export::{self as csv_export, cell};
 use super::layout::Layout;
-use super::{AppState, CurrentUser, authorize, db, render};
-use crate::db::events::{self, Event, Filter};
-use crate::domain::audit::{self, Facts};
+use super::{AppState, CurrentUser, render};
+use crate::app::events::{self as uc, Query, Told};
+use crate::db::events::Event;
+use crate::domain::audit;
 use crate::domain::policy::Action;
 use crate::domain::time::Moment;
 use crate::domain::useragent;
@@ -31,24 +32,18 @@ pub struct EventsQuery {
     pub actor: String,
     #[serde(default)]
     pub key: String,
-    pub before: Option<i64>,
+    /// The page cursor: the id of the last event of the previous page.
+    pub before: Option<String>,
 }
 
 impl EventsQuery {
-    /// The database filter, refusing an action keyward does not record.
-    pub fn filter(&self) -> Result<Filter, AppError> {
-        let action = self.action.trim();
-        if !action.is_empty() && !ACTIONS.contains(&action) {
-            return Err(AppError::BadRequest(format!(
-                "Unknown action \"{action}\"."
-            )));
+    /// The use case's query.
+    pub fn query(&self) -> Query {
+        Query {
+            action: self.action.clone(),
+            actor: self.actor.clone(),
+            key: self.key.clone(),
         }
-        let some = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
-        Ok(Filter {
-            action: some(action),
-            actor: some(&self.actor),
-            target: some(&self.key),
-        })
     }
 
     /// The filter as URL parameters (without the cursor).
@@ -75,7 +70,7 @@ struct EventsPage {
     actor: String,
     key: String,
     params: String,
-    next_before: Option<i64>,
+    next_before: Option<String>,
     first_page: bool,
 }
 
@@ -92,22 +87,18 @@ pub async fn list(
     user: CurrentUser,
     query: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, AppError> {
-    authorize(&user, Action::ViewEvents)?;
     let query = query.into_inner();
-    let filter = query.filter()?;
-    let ws = user.actor.workspace_id.clone();
-    let before = query.before;
-    let (found, next_before) = db(&state, move |c| {
-        let mut found = events::search(c, &ws, &filter, before, PAGE + 1)?;
-        let next_before = if found.len() as i64 > PAGE {
-            found.truncate(PAGE as usize);
-            found.last().map(|e| e.id)
-        } else {
-            None
-        };
-        Ok((views(c, &ws, found, true)?, next_before))
-    })
+    let first_page = query.before.is_none();
+    let (told, next_before) = uc::page(
+        &state,
+        &user.ctx(),
+        &query.query(),
+        query.before.clone(),
+        PAGE,
+    )
     .await?;
+    let now = crate::db::now();
+    let found = told.into_iter().map(|t| view(t, now, true)).collect();
     let page = EventsPage {
         layout: Layout::new(&session, &user, "Events", "events")?,
         events: found,
@@ -117,7 +108,7 @@ pub async fn list(
         actor: query.actor.trim().to_owned(),
         key: query.key.trim().to_owned(),
         next_before,
-        first_page: before.is_none(),
+        first_page,
     };
     render(&page, StatusCode::OK)
 }
@@ -138,68 +129,24 @@ pub struct EventView {
     pub target_link: Option<String>,
 }
 
-/// Turn events of a workspace into [`EventView`]s: looks up the actors'
-/// names and the keys' kinds (both scoped to the workspace) in two queries.
+/// Events of a workspace as people read them (a key's page shows its
+/// history so).
 pub fn views(
     c: &mut crate::db::DbConn,
     workspace_id: &str,
     found: Vec<Event>,
     link_targets: bool,
 ) -> Result<Vec<EventView>, AppError> {
-    let mut actor_ids: Vec<String> = found.iter().filter_map(|e| e.actor_id.clone()).collect();
-    actor_ids.sort();
-    actor_ids.dedup();
-    let mut key_ids: Vec<String> = found
-        .iter()
-        .filter(|e| e.target_type.as_deref() == Some("api_key"))
-        .filter_map(|e| e.target_id.clone())
-        .collect();
-    key_ids.sort();
-    key_ids.dedup();
-    let names: std::collections::HashMap<String, String> =
-        crate::db::users::names(c, workspace_id, &actor_ids)?
-            .into_iter()
-            .collect();
-    let kinds: std::collections::HashMap<String, String> =
-        crate::db::keys::kinds(c, workspace_id, &key_ids)?
-            .into_iter()
-            .collect();
     let now = crate::db::now();
-    Ok(found
+    Ok(uc::tell(c, workspace_id, found)?
         .into_iter()
-        .map(|e| view(e, &names, &kinds, now, link_targets))
+        .map(|t| view(t, now, link_targets))
         .collect())
 }
 
-fn view(
-    e: Event,
-    names: &std::collections::HashMap<String, String>,
-    kinds: &std::collections::HashMap<String, String>,
-    now: chrono::NaiveDateTime,
-    link_targets: bool,
-) -> EventView {
-    let details: serde_json::Value =
-        serde_json::from_str(&e.details).unwrap_or(serde_json::Value::Null);
-    let actor = e
-        .actor_id
-        .as_ref()
-        .and_then(|id| names.get(id))
-        .filter(|n| !n.trim().is_empty())
-        .map_or(e.actor_label.as_str(), String::as_str);
-    let key_kind = e
-        .target_id
-        .as_ref()
-        .filter(|_| e.target_type.as_deref() == Some("api_key"))
-        .and_then(|id| kinds.get(id))
-        .map(String::as_str);
-    let sentence = audit::sentence(&Facts {
-        action: &e.action,
-        actor,
-        target: e.target_label.as_deref(),
-        key_kind,
-        details: &details,
-    })
-    .unwrap_or_else(|| format!("{actor}: {}", e.action));
+fn view(told: Told, now: chrono::NaiveDateTime, link_targets: bool) -> EventView {
+    let Told { event: e, sentence } = told;
+    let details = e.details_json();
     let mut fields = vec![
         (
             "Time (UTC)".to_owned(),
@@ -262,7 +209,7 @@ fn export_record(e: &Event) -> Vec<String> {
         cell(e.target_label.as_deref().unwrap_or("")),
         cell(e.ip.as_deref().unwrap_or("")),
         cell(e.user_agent.as_deref().unwrap_or("")),
-        cell(&e.details),
+        cell(&e.details_json().to_string()),
     ]
 }
 
@@ -274,17 +221,14 @@ pub async fn export(
     user: CurrentUser,
     query: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, AppError> {
-    authorize(&user, Action::ViewEvents)?;
-    let filter = query.filter()?;
-    let ws = user.actor.workspace_id.clone();
+    let ctx = user.ctx();
+    ctx.authorize(Action::ViewEvents)?;
+    let filter = query.query().filter()?;
     let next = move |before: Option<i64>| {
-        let (state, ws, filter) = (state.clone(), ws.clone(), filter.clone());
+        let (state, ctx, filter) = (state.clone(), ctx.clone(), filter.clone());
         async move {
-            let rows = db(&state, move |c| {
-                Ok(events::search(c, &ws, &filter, before, csv_export::CHUNK)?)
-            })
-            .await?;
-            let more = (rows.len() as i64 == csv_export::CHUNK).then(|| rows.last().map(|e| e.id));
+            let rows = uc::export_chunk(&state, &ctx, filter, before, csv_export::CHUNK).await?;
+            let more = (rows.len() as i64 == csv_export::CHUNK).then(|| rows.last().map(|e| e.seq));
             Ok((rows.iter().map(export_record).collect(), more))
         }
     };

@@ -306,6 +306,57 @@ async fn invisible_or_direction_changing_names_are_refused() {
     assert_eq!(res.status(), StatusCode::OK);
 }
 
+/// Names of only invisible characters the old hand-kept list missed, on
+/// each surface that takes a name or an email: the create-key form, the
+/// management API and the admin's "add user" form.
+#[tokio::test]
+async fn blank_names_and_direction_changing_emails_are_refused_on_every_surface() {
+    let (app, admin) = spawn_ready().await;
+    for name in [
+        "\u{2800}",
+        "\u{0301}",
+        "\u{2800}\u{2028}\u{2800}",
+        "\u{E0041}",
+        "\u{FFFF}",
+    ] {
+        let res = admin
+            .submit_new_key("/workspace/keys", &[("name", name)])
+            .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{name:?}");
+        let body = res.text().await.unwrap();
+        assert!(body.contains("id=\"f-name-error\""), "{name:?}: {body}");
+    }
+    let mut fields = vec![("name", "Provisioning")];
+    fields.extend_from_slice(&[("permissions", "keyward:keys:write")]);
+    let manager = admin.create_key("/workspace/keys", &fields).await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/keys", app.base))
+        .bearer_auth(&manager.secret)
+        .json(&serde_json::json!({ "name": "\u{2800}" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(problem["code"], "VALIDATION_FAILED", "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "name", "{problem}");
+
+    let res = admin
+        .post_form(
+            "/workspace/users",
+            &[
+                ("email", "moc.elpmaxe\u{202E}@example.com"),
+                ("name", "Mallory"),
+                ("role", "normal"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("id=\"f-email-error\""), "{body}");
+    assert!(!app.event_actions().await.contains(&"user.added".to_owned()));
+}
+
 #[tokio::test]
 async fn a_non_ascii_authorization_header_is_a_malformed_key() {
     let (app, _admin) = spawn_ready().await;

@@ -365,7 +365,7 @@ impl TestApp {
             use keyward::db::schema::events;
             events::table
                 .select(keyward::db::events::Event::as_select())
-                .order(events::id.asc())
+                .order(events::seq.asc())
                 .load(c)
                 .expect("events")
         })

@@ -766,6 +766,71 @@ async fn concurrent_retries_with_one_idempotency_key_create_one_key() {
     assert_eq!(ids_seen.len(), 1, "every answer names the one key");
 }
 
+/// A write that changes nothing records nothing: `PATCH {}` and an
+/// unchanged name wrote `key.updated` events whose old value was the new,
+/// and ten concurrent disables wrote ten `key.disabled` events.
+#[tokio::test]
+async fn writes_that_change_nothing_are_not_audited() {
+    let (app, admin) = spawn_ready().await;
+    let manager = admin_workspace_manager(&admin).await;
+    let api = Api::new(&app.base, &manager.secret);
+    let (s, key) = api
+        .post(
+            "/api/v1/keys",
+            json!({"name": "Quiet", "kind": "workspace"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{key}");
+    let id = key["id"].as_str().unwrap().to_owned();
+    let count = |action: &'static str| {
+        let app = &app;
+        async move {
+            app.event_actions()
+                .await
+                .iter()
+                .filter(|a| a.as_str() == action)
+                .count()
+        }
+    };
+
+    for body in [json!({}), json!({"name": "Quiet", "tags": []})] {
+        let (s, same) = api.patch(&format!("/api/v1/keys/{id}"), body).await;
+        assert_eq!(s, StatusCode::OK, "{same}");
+        assert_eq!(same["name"], "Quiet");
+    }
+    assert_eq!(count("key.updated").await, 0, "nothing changed");
+    let (s, _) = api
+        .patch(&format!("/api/v1/keys/{id}"), json!({"name": "Louder"}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(count("key.updated").await, 1, "a real change is recorded");
+
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let api = Api::new(&app.base, &manager.secret);
+        let path = format!("/api/v1/keys/{id}/disable");
+        tasks.push(tokio::spawn(
+            async move { api.post(&path, json!({})).await },
+        ));
+    }
+    for t in tasks {
+        let (s, body) = t.await.unwrap();
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "inactive", "{body}");
+    }
+    assert_eq!(count("key.disabled").await, 1, "one change, one event");
+    // Enabling twice is one change too.
+    let (s, _) = api
+        .post(&format!("/api/v1/keys/{id}/enable"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = api
+        .post(&format!("/api/v1/keys/{id}/enable"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(count("key.enabled").await, 1);
+}
+
 #[tokio::test]
 async fn workspace_limits_apply_as_in_the_dialog() {
     let (app, admin) = spawn_ready().await;

@@ -239,12 +239,12 @@ async fn adding_someone_with_an_account_elsewhere_looks_like_adding_anyone() {
             .contains("already a user of this workspace")
     );
 
-    // Zed's link asks for his existing password, not a new one.
+    // Zed's link takes his existing password (the page does not say he
+    // has one: see the next test).
     let zed2 = app.browser();
     let (status, page) = zed2.page(&path).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("Join Acme") && page.contains("You already have a keyward account"));
-    assert!(!page.contains("password_confirm"));
+    assert!(page.contains("Join Acme"));
     let res = zed2
         .post_form(&path, &[("password", "not zed's password at all")])
         .await;
@@ -253,7 +253,7 @@ async fn adding_someone_with_an_account_elsewhere_looks_like_adding_anyone() {
         res.text()
             .await
             .unwrap()
-            .contains("The password is not correct.")
+            .contains("The password is not correct:")
     );
     let res = zed2
         .post_form(&path, &[("password", "zed's long password")])
@@ -269,6 +269,70 @@ async fn adding_someone_with_an_account_elsewhere_looks_like_adding_anyone() {
     assert!(!users.contains("Zed Typed"), "his own name once he joined");
     let actions = app.event_actions().await;
     assert!(actions.contains(&"user.joined".to_owned()));
+}
+
+/// The invitation page used to say "You already have a keyward account as
+/// …", so the admin who made the link learned which emails have accounts in
+/// other workspaces. Now the page for an existing account and for a new
+/// person is the same apart from the email and the link's token, and both
+/// still work from it.
+#[tokio::test]
+async fn an_invitation_page_does_not_tell_whether_the_email_has_an_account() {
+    let (app, ada) = spawn_ready().await;
+    let _zed = app.other_workspace_admin().await;
+    let new_email = "newcomer@example.com";
+    let (new_path, _) = invite(&ada, new_email, "New Comer", "normal").await;
+    let (known_path, _) = invite(&ada, "zed@other.example", "Zed Typed", "normal").await;
+
+    // Ada opens both links herself, as the admin who made them can.
+    let (status, new_page) = ada.page(&new_path).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, known_page) = ada.page(&known_path).await;
+    assert_eq!(status, StatusCode::OK);
+    let blank = |page: &str, path: &str, email: &str| {
+        let token = path.rsplit('/').next().unwrap();
+        let csrf = csrf_from(page).expect("a CSRF token");
+        page.replace(token, "TOKEN")
+            .replace(&csrf, "CSRF")
+            .replace(email, "EMAIL")
+    };
+    assert_eq!(
+        blank(&new_page, &new_path, new_email),
+        blank(&known_page, &known_path, "zed@other.example"),
+        "the two pages differ only in email, token and CSRF token"
+    );
+    assert!(!known_page.contains("already have"), "{known_page}");
+
+    // A new person who forgets to repeat the password is told why.
+    let newcomer = app.browser();
+    let password = "a newcomer's long password";
+    let res = newcomer
+        .post_form(&new_path, &[("password", password)])
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("Repeat the password you chose")
+    );
+    newcomer
+        .choose_password_and_sign_in(&new_path, new_email, password)
+        .await;
+    // Zed enters his own password, the second field empty, and joins.
+    let zed2 = app.browser();
+    let res = zed2
+        .post_form(
+            &known_path,
+            &[
+                ("password", "zed's long password"),
+                ("password_confirm", ""),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, page) = zed2.page("/account").await;
+    assert!(page.contains("You joined Acme."), "{page}");
 }
 
 #[tokio::test]
@@ -517,7 +581,7 @@ async fn existing_accounts_keys_and_invitations_survive_the_people_migration() {
     let path = format!("/invite/{invite_token}");
     let (status, page) = cat.page(&path).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("Choose your password"));
+    assert!(page.contains("Join Acme") && page.contains("New to keyward?"));
     let password = "cat's new long password";
     cat.choose_password_and_sign_in(&path, "cat@example.com", password)
         .await;
@@ -679,4 +743,237 @@ async fn a_form_of_the_workspace_left_behind_is_refused_after_switching() {
         .create_key("/account/keys", &[("name", "Tab two key")])
         .await;
     assert!(key.secret.starts_with("sk_live_"));
+}
+
+/// Every event id `key` sees through `GET /api/v1/events`, newest first,
+/// paged `limit` at a time; after the first page, `between` runs once (to
+/// add events while a client is paging).
+async fn api_event_ids(
+    base: &str,
+    key: &str,
+    limit: usize,
+    between: impl AsyncFnOnce(),
+) -> Vec<serde_json::Value> {
+    let http = reqwest::Client::new();
+    let (mut seen, mut cursor, mut between) = (Vec::new(), None::<String>, Some(between));
+    loop {
+        let mut url = format!("{base}/api/v1/events?limit={limit}");
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        let res = http.get(&url).bearer_auth(key).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{url}");
+        let page: serde_json::Value = res.json().await.unwrap();
+        seen.extend(page["events"].as_array().unwrap().iter().cloned());
+        if let Some(f) = between.take() {
+            f().await;
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return seen,
+        }
+    }
+}
+
+/// Event ids were one sequence across workspaces: Acme saw its ids jump by
+/// however many events Other Corp had meanwhile. Now they are random, the
+/// API cursor still pages exactly (also while events are added), and times
+/// among the details are UTC like the event's own.
+#[tokio::test]
+async fn event_ids_say_nothing_about_other_workspaces() {
+    let (app, ada) = spawn_ready().await;
+    let zed = app.other_workspace_admin().await;
+    let managers = [
+        ("name", "Audit reader"),
+        ("permissions", "keyward:events:read"),
+    ];
+    let ada_key = ada.create_key("/workspace/keys", &managers).await;
+    let zed_key = zed.create_key("/workspace/keys", &managers).await;
+    // Interleaved: each Acme event has Other Corp events between.
+    for i in 0..4 {
+        let name = format!("Acme {i}");
+        ada.create_key("/workspace/keys", &[("name", &name), ("expiry", "30")])
+            .await;
+        for j in 0..3 {
+            let name = format!("Other {i}.{j}");
+            zed.create_key("/workspace/keys", &[("name", &name)]).await;
+        }
+    }
+    // Acme's events as the database has them, newest first.
+    let acme_in_db = || async {
+        app.with_db(|c| {
+            use diesel::prelude::*;
+            use keyward::db::schema::{events, workspaces};
+            events::table
+                .inner_join(workspaces::table)
+                .filter(workspaces::name.eq("Acme"))
+                .order(events::seq.desc())
+                .select(events::id)
+                .load::<String>(c)
+                .unwrap()
+        })
+        .await
+    };
+    let before = acme_in_db().await;
+
+    // Paging two at a time while Acme and Other Corp add events after the
+    // first page: the pages hold exactly the events there were, once each.
+    let seen = api_event_ids(&app.base, &ada_key.secret, 2, async || {
+        ada.create_key("/workspace/keys", &[("name", "Meanwhile")])
+            .await;
+        zed.create_key("/workspace/keys", &[("name", "Meanwhile")])
+            .await;
+    })
+    .await;
+    let ids: Vec<String> = seen
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, before, "every event once, in order, none added");
+    for id in &ids {
+        assert!(keyward::domain::ids::is_id("evt", id), "{id}");
+    }
+    assert_eq!(acme_in_db().await.len(), before.len() + 1);
+
+    // Nothing in Acme's ids is shared with or counts Other Corp's.
+    let other = api_event_ids(&app.base, &zed_key.secret, 100, async || {}).await;
+    let other: Vec<&str> = other.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert!(other.iter().all(|id| !ids.iter().any(|a| a == id)));
+
+    // A cursor is only ever one of the workspace's own events.
+    let foreign = other[0];
+    let res = reqwest::Client::new()
+        .get(format!("{}/api/v1/events?cursor={foreign}", app.base))
+        .bearer_auth(&ada_key.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let (status, _) = ada
+        .page(&format!("/workspace/events?before={foreign}"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, page) = ada
+        .page(&format!("/workspace/events?before={}", ids[0]))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("Acme 2") && !page.contains("Acme 3"),
+        "the events older than the newest, Acme 3's creation"
+    );
+
+    // Times among the details carry the zone, as `time` does.
+    let created = seen
+        .iter()
+        .find(|e| e["action"] == "key.created" && e["target"]["label"] == "Acme 0")
+        .unwrap();
+    assert!(
+        created["time"].as_str().unwrap().ends_with('Z'),
+        "{created}"
+    );
+    let expires = created["details"]["expires_at"].as_str().unwrap();
+    assert!(expires.ends_with('Z'), "{created}");
+    assert!(chrono::DateTime::parse_from_rfc3339(expires).is_ok());
+}
+
+/// Events written before event ids were random come through the migration
+/// whole, in their order, with new `evt_…` ids; their zone-less detail times
+/// are shown in UTC form; the trail stays append-only.
+#[tokio::test]
+async fn existing_events_survive_the_event_id_migration() {
+    use diesel::connection::SimpleConnection;
+    let (url, _guard) = tokio::task::spawn_blocking(empty_database).await.unwrap();
+    let ada_hash = keyward::domain::password::hash(ADMIN_PASSWORD).unwrap();
+    let seed = format!(
+        r#"
+        INSERT INTO workspaces (id, name, created_at, updated_at) VALUES
+          ('wsp_acme', 'Acme', '2026-11-01 09:00:00', '2026-11-01 09:00:00'),
+          ('wsp_beta', 'Beta', '2026-11-02 09:00:00', '2026-11-02 09:00:00');
+        INSERT INTO instance_setup (id, workspace_id, completed_at)
+          VALUES (1, 'wsp_acme', '2026-11-01 09:00:00');
+        INSERT INTO people (id, email, name, password_hash, last_workspace_id, created_at, updated_at)
+          VALUES ('per_ada', 'ada@example.com', 'Ada Admin', '{ada_hash}', 'wsp_acme',
+                  '2026-11-01 09:00:00', '2026-11-01 09:00:00');
+        INSERT INTO users (id, workspace_id, person_id, role, status, accepted_at, created_at, updated_at)
+          VALUES ('usr_ada', 'wsp_acme', 'per_ada', 'admin', 'active', '2026-11-01 09:00:00',
+                  '2026-11-01 09:00:00', '2026-11-01 09:00:00');
+        INSERT INTO events (workspace_id, actor_id, actor_label, action, target_type, target_id,
+                            target_label, details, created_at) VALUES
+          ('wsp_acme', 'usr_ada', 'ada@example.com', 'key.created', 'api_key', 'key_one', 'One',
+           '{{"expires_at": "2026-12-31T00:00:00.5"}}', '2026-11-06 10:00:00'),
+          ('wsp_beta', NULL, 'system', 'key.created', 'api_key', 'key_beta', 'Beta', '{{}}',
+           '2026-11-06 10:30:00'),
+          ('wsp_acme', 'usr_ada', 'ada@example.com', 'key.regenerated', 'api_key', 'key_one', 'One',
+           '{{"old_secret_valid_until": "2026-11-07T11:00:00", "expires_at": null}}',
+           '2026-11-06 11:00:00');
+        "#
+    );
+    let migrate_url = url.clone();
+    tokio::task::spawn_blocking(move || {
+        let pool = keyward::db::pool(&migrate_url, 1).unwrap();
+        let mut conn = pool.get().unwrap();
+        migrate_before(&mut conn, "2026-12-04-163700");
+        conn.batch_execute(&seed).unwrap();
+    })
+    .await
+    .unwrap();
+
+    let app = spawn_app_on(url).await;
+    let rows: Vec<(i64, String, String)> = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            use keyward::db::schema::events;
+            events::table
+                .order(events::seq)
+                .select((events::seq, events::id, events::workspace_id))
+                .load(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(
+        rows.iter().map(|r| (r.0, r.2.as_str())).collect::<Vec<_>>(),
+        [(1, "wsp_acme"), (2, "wsp_beta"), (3, "wsp_acme")]
+    );
+    assert!(
+        rows.iter()
+            .all(|r| keyward::domain::ids::is_id("evt", &r.1)),
+        "{rows:?}"
+    );
+    let refused = app
+        .with_db(|c| {
+            c.batch_execute("UPDATE events SET action = 'forged'")
+                .is_err()
+        })
+        .await;
+    assert!(refused, "still append-only");
+
+    let ada = app.browser();
+    assert_eq!(
+        ada.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let reader = ada
+        .create_key(
+            "/workspace/keys",
+            &[
+                ("name", "Audit reader"),
+                ("permissions", "keyward:events:read"),
+            ],
+        )
+        .await;
+    let seen = api_event_ids(&app.base, &reader.secret, 1, async || {}).await;
+    let old: Vec<&serde_json::Value> = seen
+        .iter()
+        .filter(|e| e["target"]["id"] == "key_one")
+        .collect();
+    assert_eq!(old.len(), 2, "{seen:?}");
+    assert_eq!(old[0]["id"], rows[2].1.as_str());
+    assert_eq!(old[1]["id"], rows[0].1.as_str());
+    assert_eq!(
+        old[0]["details"]["old_secret_valid_until"],
+        "2026-11-07T11:00:00Z"
+    );
+    assert_eq!(old[0]["details"]["expires_at"], serde_json::Value::Null);
+    assert_eq!(old[1]["details"]["expires_at"], "2026-12-31T00:00:00Z");
+    assert_eq!(old[1]["time"], "2026-11-06T10:00:00Z");
 }

@@ -25,11 +25,6 @@ pub async fn list_events(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::bad_request("limit must be from 1 to 100."));
     }
-    if p.cursor.is_some_and(|c| c < 1) {
-        return Err(ApiError::bad_request(
-            "cursor is not valid: use next_cursor of the previous page.",
-        ));
-    }
     let query = Query {
         action: p.action.unwrap_or_default(),
         actor: p.actor.unwrap_or_default(),
@@ -41,6 +36,8 @@ pub async fn list_events(
         .map(|t| {
             let e = t.event;
             EventView {
+                // First: the fields after it move parts of `e`.
+                details: e.details_json(),
                 id: e.id,
                 time: time(e.created_at),
                 action: e.action,
@@ -56,7 +53,6 @@ pub async fn list_events(
                 sentence: t.sentence,
                 ip: e.ip,
                 user_agent: e.user_agent,
-                details: serde_json::from_str(&e.details).unwrap_or_else(|_| serde_json::json!({})),
             }
         })
         .collect();

@@ -394,9 +394,8 @@ pub struct EventParams {
     /// Events per page, 1 to 100 (default 50).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    #[param(minimum = 1)]
-    pub cursor: Option<i64>,
+    /// `next_cursor` of the previous page (an event id).
+    pub cursor: Option<String>,
 }
 
 /// Who did it.
@@ -421,7 +420,8 @@ pub struct EventTargetView {
 /// One entry of the audit trail.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventView {
-    pub id: i64,
+    /// `evt_…`: random, so ids say nothing about other workspaces.
+    pub id: String,
     #[schema(format = DateTime)]
     pub time: String,
     /// e.g. `key.created`, `key.revoked`.
@@ -441,5 +441,6 @@ pub struct EventView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventPage {
     pub events: Vec<EventView>,
-    pub next_cursor: Option<i64>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
 }

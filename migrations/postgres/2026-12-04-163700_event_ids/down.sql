@@ -1,0 +1,3 @@
+DROP INDEX events_id;
+ALTER TABLE events DROP COLUMN id;
+ALTER TABLE events RENAME COLUMN seq TO id;
