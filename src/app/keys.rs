@@ -5,6 +5,7 @@
 use super::{Ctx, Error, Result, run};
 use crate::db::keys::{self, ApiKey, Cursor, KeyWithOwner, NewKey, Scope};
 use crate::db::{idempotency, permissions, workspaces};
+use crate::domain::ceiling::{self, Grant};
 use crate::domain::input::FieldError;
 use crate::domain::keys::{self as dk, Environment, Expiry, Secret};
 use crate::domain::policy::{self, Action, management};
@@ -266,6 +267,44 @@ pub struct ValidKey {
     pub rate_limit: Option<i32>,
     pub resources: Vec<String>,
     pub permissions: Vec<String>,
+}
+
+/// The grant of an existing key, for the ceiling.
+fn grant_of<'a>(key: &ApiKey, permissions: &'a [String], resources: &'a [String]) -> Grant<'a> {
+    Grant {
+        permissions,
+        environment: dk_environment(key),
+        expires_at: key.expires_at,
+        resources,
+        rate_limit: key.rate_limit,
+    }
+}
+
+fn dk_environment(key: &ApiKey) -> &'static str {
+    key.environment().as_str()
+}
+
+/// Through the management API, the acting key is the ceiling of every key
+/// it creates, edits or regenerates: refused, naming each field that would
+/// be broader than the acting key (pages act for a person, not a key, and
+/// have no ceiling but the role).
+fn within_ceiling(ctx: &Ctx, wanted: &Grant<'_>) -> Result<()> {
+    let Some(acting) = &ctx.via_key else {
+        return Ok(());
+    };
+    let (permissions, resources) = (acting.permission_list(), acting.resource_list());
+    let exceeding = ceiling::exceeding(&grant_of(acting, &permissions, &resources), wanted);
+    if exceeding.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(exceeding))
+    }
+}
+
+/// [`within_ceiling`] for an existing key as it is.
+fn key_within_ceiling(ctx: &Ctx, key: &ApiKey) -> Result<()> {
+    let (permissions, resources) = (key.permission_list(), key.resource_list());
+    within_ceiling(ctx, &grant_of(key, &permissions, &resources))
 }
 
 /// Keep a value, or remember its field's error.
@@ -563,6 +602,25 @@ pub async fn create(
         kind,
     )
     .map_err(Error::Invalid)?;
+    let mut expires_at = valid.expiry.expires_at(crate::db::now());
+    // Without an expiry chosen, a key made by a management key gets the
+    // default or the acting key's own expiry, whichever comes first; an
+    // expiry chosen later than the acting key's is refused below.
+    if input.expiry.is_none()
+        && let Some(limit) = ctx.via_key.as_ref().and_then(|k| k.expires_at)
+    {
+        expires_at = Some(expires_at.map_or(limit, |at| at.min(limit)));
+    }
+    within_ceiling(
+        ctx,
+        &Grant {
+            permissions: &valid.permissions,
+            environment: valid.environment.as_str(),
+            expires_at,
+            resources: &valid.resources,
+            rate_limit: valid.rate_limit,
+        },
+    )?;
     let (secret, secret_facts) = dk::generate(valid.environment);
     let c_ctx = ctx.clone();
     let c_once = once.clone();
@@ -585,7 +643,7 @@ pub async fn create(
                     permissions: &valid.permissions,
                     resources: &valid.resources,
                     facts: &secret_facts,
-                    expires_at: valid.expiry.expires_at(crate::db::now()),
+                    expires_at,
                     rate_limit: valid.rate_limit,
                     request_nonce: &nonce,
                     max_personal: personal.then_some(i64::from(workspace.max_keys_per_user)),
@@ -655,6 +713,14 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result
     if !errors.is_empty() {
         return Err(Error::Invalid(errors));
     }
+    let (permissions, resources) = (key.permission_list(), key.resource_list());
+    within_ceiling(
+        ctx,
+        &Grant {
+            rate_limit,
+            ..grant_of(&key, &permissions, &resources)
+        },
+    )?;
     let audit = ctx.audit.clone();
     run(state, move |c| {
         // The owner's email and name stay searchable under the new name.
@@ -746,6 +812,8 @@ pub async fn regenerate(
 ) -> Result<Made> {
     let key = load(state, ctx, id, Act::Manage).await?;
     refuse_revoked(&key)?;
+    // A new secret of a broader key would hand the caller that key.
+    key_within_ceiling(ctx, &key)?;
     if let Some(key) = replay(state, ctx, &once, "regenerate").await? {
         return Ok(Made {
             key,

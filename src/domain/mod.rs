@@ -1,6 +1,7 @@
 //! Pure domain logic: no I/O, no HTTP, no database types.
 
 pub mod audit;
+pub mod ceiling;
 pub mod chart;
 pub mod ids;
 pub mod input;

@@ -84,9 +84,16 @@ const ALL_MANAGEMENT: [(&str, &str); 3] = [
     ("permissions", "keyward:events:read"),
 ];
 
-/// The admin's workspace key with every management permission.
+/// The admin's workspace key with every management permission, the
+/// catalog's data permissions and no expiry: broad enough to be the
+/// ceiling of the production keys the tests make with it.
 async fn admin_workspace_manager(admin: &Browser) -> CreatedKey {
-    let mut fields = vec![("name", "Provisioning")];
+    let mut fields = vec![
+        ("name", "Provisioning"),
+        ("expiry", "never"),
+        ("permissions", "data:read"),
+        ("permissions", "data:write"),
+    ];
     fields.extend_from_slice(&ALL_MANAGEMENT);
     admin.create_key("/workspace/keys", &fields).await
 }
@@ -172,7 +179,7 @@ async fn an_admin_workspace_key_manages_keys_and_every_change_is_audited() {
                     "description": "Orders sync",
                     "tags": ["erp", "prod"],
                     "kind": "workspace",
-                    "environment": "test",
+                    "environment": "live",
                     "permissions": ["data:read"],
                     "expires_in_days": 30,
                     "rate_limit_per_minute": 600,
@@ -186,7 +193,7 @@ async fn an_admin_workspace_key_manages_keys_and_every_change_is_audited() {
     assert_eq!(headers["cache-control"], "no-store");
     assert_eq!(headers["location"], format!("/api/v1/keys/{id}").as_str());
     let secret = created["secret"].as_str().unwrap().to_owned();
-    assert!(secret.starts_with("sk_test_"));
+    assert!(secret.starts_with("sk_live_"));
     assert_eq!(created["key"]["kind"], "workspace");
     assert_eq!(created["key"]["owner_id"], Value::Null);
     assert_eq!(created["key"]["tags"], json!(["erp", "prod"]));
@@ -211,7 +218,7 @@ async fn an_admin_workspace_key_manages_keys_and_every_change_is_audited() {
     assert_eq!(one["name"], "ERP connector");
     assert_eq!(
         one["masked"],
-        format!("sk_test_…{}", &secret[secret.len() - 4..])
+        format!("sk_live_…{}", &secret[secret.len() - 4..])
     );
 
     let (s, edited) = api
@@ -880,8 +887,10 @@ async fn workspace_limits_apply_as_in_the_dialog() {
         chrono::DateTime::parse_from_rfc3339(k["key"]["expires_at"].as_str().unwrap()).unwrap();
     let days = (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_days();
     assert!((29..=30).contains(&days), "{days}");
-    // Regenerating shortens an expiry beyond the maximum, as in the dialog.
-    let (s, fresh) = api
+    // Regenerating shortens an expiry beyond the maximum, as in the dialog
+    // (by the early manager: a never-expiring key is beyond the 30-day
+    // manager's own expiry, so that one may not regenerate it).
+    let (s, fresh) = Api::new(&app.base, &early.secret)
         .post(
             &format!(
                 "/api/v1/keys/{}/regenerate",
@@ -1139,11 +1148,27 @@ async fn usage_and_paging_follow_the_keys() {
     let api = Api::new(&app.base, &manager.secret);
     let mut made = Vec::new();
     for i in 0..7 {
-        let (s, k) = api
-            .post("/api/v1/keys", json!({"name": format!("paged {i}"), "kind": "workspace", "environment": if i % 2 == 0 { "live" } else { "dev" }}))
-            .await;
-        assert_eq!(s, StatusCode::CREATED);
-        made.push(k["id"].as_str().unwrap().to_owned());
+        let name = format!("paged {i}");
+        // A live manager makes live keys only; the dev ones come from the
+        // dialog.
+        if i % 2 == 0 {
+            let (s, k) = api
+                .post(
+                    "/api/v1/keys",
+                    json!({"name": name, "kind": "workspace", "environment": "live"}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED);
+            made.push(k["id"].as_str().unwrap().to_owned());
+        } else {
+            let k = admin
+                .create_key(
+                    "/workspace/keys",
+                    &[("name", name.as_str()), ("environment", "dev")],
+                )
+                .await;
+            made.push(k.id);
+        }
     }
     // Pages of 2 of the dev keys (3 of them), through the cursor.
     let mut seen = Vec::new();
@@ -1700,4 +1725,174 @@ async fn a_revoked_key_is_refused_alike_on_pages_and_api() {
         api.delete(&format!("/api/v1/keys/{}", target.id)).await,
         StatusCode::NO_CONTENT
     );
+}
+
+/// A management key is the ceiling of every key it makes, edits or
+/// regenerates (issue: a narrow key minted a broad one that then read the
+/// events it could not). Each way of being broader is refused, naming the
+/// field; anything within the ceiling works; pages (a person, not a key)
+/// have no such ceiling.
+#[tokio::test]
+async fn a_narrow_management_key_cannot_mint_or_make_a_broader_one() {
+    let (app, admin) = spawn_ready().await;
+    let narrow = admin
+        .create_key(
+            "/workspace/keys",
+            &[
+                ("name", "Narrow provisioning"),
+                ("environment", "test"),
+                ("expiry", "7"),
+                ("permissions", "keyward:keys:write"),
+                ("permissions", "data:read"),
+                ("resources", "plant-1\nplant-2"),
+                ("rate_limit", "1000"),
+            ],
+        )
+        .await;
+    let api = Api::new(&app.base, &narrow.secret);
+    let within = json!({
+        "name": "Line sensor",
+        "kind": "workspace",
+        "environment": "test",
+        "permissions": ["data:read"],
+        "expires_in_days": 3,
+        "resources": ["plant-1"],
+        "rate_limit_per_minute": 60
+    });
+    let with = |field: &str, value: Value| {
+        let mut body = within.clone();
+        match value {
+            Value::Null => {
+                body.as_object_mut().unwrap().remove(field);
+            }
+            v => body[field] = v,
+        }
+        body
+    };
+    for (body, field) in [
+        (
+            with("permissions", json!(["data:read", "data:write"])),
+            "permissions",
+        ),
+        (
+            with("permissions", json!(["keyward:events:read"])),
+            "permissions",
+        ),
+        (
+            with("permissions", json!(["keyward:keys:read"])),
+            "permissions",
+        ),
+        (with("environment", json!("live")), "environment"),
+        (with("expires_in_days", json!(30)), "expires_in_days"),
+        (
+            with("expires_in_days", Value::Null)
+                .as_object()
+                .cloned()
+                .map(|mut o| {
+                    o.insert("never".into(), json!(true));
+                    Value::Object(o)
+                })
+                .unwrap(),
+            "never",
+        ),
+        (with("resources", Value::Null), "resources"),
+        (with("resources", json!(["plant-3"])), "resources"),
+        (
+            with("rate_limit_per_minute", Value::Null),
+            "rate_limit_per_minute",
+        ),
+        (
+            with("rate_limit_per_minute", json!(5000)),
+            "rate_limit_per_minute",
+        ),
+    ] {
+        let (s, p) = api.post("/api/v1/keys", body.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body} → {p}");
+        let fields: Vec<&str> = p["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, vec![field], "{body} → {p}");
+    }
+    // The issue's case, all at once: every excess named.
+    let (s, p) = api
+        .post(
+            "/api/v1/keys",
+            json!({
+                "name": "Broad", "kind": "workspace", "environment": "live",
+                "never": true,
+                "permissions": ["keyward:keys:read", "keyward:keys:write", "keyward:events:read", "data:write"]
+            }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert_eq!(p["errors"].as_array().unwrap().len(), 5, "{p}");
+
+    // Within the ceiling: made; with no expiry given it expires with the
+    // acting key at the latest.
+    let (s, made) = api.post("/api/v1/keys", within.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    let id = made["id"].as_str().unwrap().to_owned();
+    let (s, defaulted) = api
+        .post("/api/v1/keys", with("expires_in_days", Value::Null))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{defaulted}");
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(defaulted["key"]["expires_at"].as_str().unwrap())
+            .unwrap();
+    let days = (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_hours();
+    assert!(
+        (6 * 24..=7 * 24).contains(&days),
+        "clamped to 7 days: {days} h"
+    );
+    // Edits stay within it too.
+    for body in [
+        json!({"rate_limit_per_minute": null}),
+        json!({"rate_limit_per_minute": 5000}),
+    ] {
+        let (s, p) = api.patch(&format!("/api/v1/keys/{id}"), body).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+        assert_eq!(p["errors"][0]["field"], "rate_limit_per_minute");
+    }
+    let (s, _) = api
+        .patch(
+            &format!("/api/v1/keys/{id}"),
+            json!({"name": "Line sensor 2", "rate_limit_per_minute": 30}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // A broader key made in the dialog: the narrow key may neither edit
+    // nor regenerate it (a new secret would hand it over), but may still
+    // switch it off for incident response.
+    let broad = admin
+        .create_key(
+            "/workspace/keys",
+            &[("name", "Broad ERP"), ("permissions", "data:write")],
+        )
+        .await;
+    let (s, _) = api
+        .patch(
+            &format!("/api/v1/keys/{}", broad.id),
+            json!({"name": "renamed"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, p) = api
+        .post(&format!("/api/v1/keys/{}/regenerate", broad.id), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert!(p.get("secret").is_none());
+    assert_eq!(me_code(&app.base, &broad.secret).await.0, StatusCode::OK);
+    let (s, _) = api
+        .post(&format!("/api/v1/keys/{}/disable", broad.id), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // Its own kind of key regenerates.
+    let (s, fresh) = api
+        .post(&format!("/api/v1/keys/{id}/regenerate"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{fresh}");
+    assert!(fresh["secret"].as_str().unwrap().starts_with("sk_test_"));
 }
