@@ -12,6 +12,7 @@ mod cli;
 mod content;
 mod engine;
 mod forward_auth;
+mod gateways;
 mod hardening;
 mod keys;
 mod management_api;
