@@ -8,6 +8,7 @@ mod admin;
 mod api;
 mod auth;
 mod browser;
+mod caddy;
 mod cli;
 mod content;
 mod engine;

@@ -24,7 +24,7 @@ fn readme_config() -> String {
     rest[start..start + end].to_owned()
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -126,7 +126,7 @@ impl Drop for Nginx {
 
 /// The service behind nginx: answers every request with the headers it
 /// received, as a JSON object (lower-case names).
-fn spawn_echo() -> u16 {
+pub(crate) fn spawn_echo() -> u16 {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
@@ -161,7 +161,7 @@ fn spawn_echo() -> u16 {
     rx.recv().expect("echo server started")
 }
 
-fn port_of(base: &str) -> u16 {
+pub(crate) fn port_of(base: &str) -> u16 {
     base.rsplit(':').next().unwrap().parse().unwrap()
 }
 
