@@ -497,3 +497,67 @@ async fn verify_and_me_refuse_a_requirement_given_twice() {
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{query}");
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_declares_the_pin_and_the_refusals() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = reqwest::get(format!("{}/api/v1/openapi.json", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let params = |path: &str, method: &str| -> Vec<(String, String)> {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{method} {path} has parameters"))
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap().to_owned(),
+                    p["in"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let forward = params("/api/v1/forward-auth", "get");
+    for name in REQUIREMENTS {
+        assert!(
+            forward.contains(&(name.to_owned(), "header".to_owned())),
+            "{name}: {forward:?}"
+        );
+    }
+    let me = params("/api/v1/me", "get");
+    assert!(
+        me.contains(&("workspace".to_owned(), "query".to_owned())),
+        "{me:?}"
+    );
+
+    let responses = &doc["paths"]["/api/v1/forward-auth"]["get"]["responses"];
+    for status in ["200", "400", "401", "403", "429", "503"] {
+        assert!(responses.get(status).is_some(), "forward-auth {status}");
+    }
+    let identity = responses["200"]["headers"]
+        .as_object()
+        .expect("200 headers");
+    for name in [
+        "X-Keyward-Key-Id",
+        "X-Keyward-Workspace-Id",
+        "X-Keyward-Permissions",
+        "X-Keyward-Owner",
+    ] {
+        assert!(identity.contains_key(name), "{name}: {identity:?}");
+    }
+    let me_responses = &doc["paths"]["/api/v1/me"]["get"]["responses"];
+    assert!(me_responses.get("403").is_some());
+
+    let verify_schema = &doc["components"]["schemas"]["VerifyRequest"];
+    assert!(
+        verify_schema["properties"].get("workspace").is_some(),
+        "{verify_schema}"
+    );
+    let codes = doc["components"]["schemas"]["ErrorDetail"].to_string();
+    for code in ["WRONG_WORKSPACE", "REPEATED_HEADER"] {
+        assert!(codes.contains(code), "{code} is documented: {codes}");
+    }
+}
