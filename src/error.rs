@@ -45,6 +45,10 @@ pub enum AppError {
     /// The request conflicts with the current state (a limit, a switch).
     #[error("{0}")]
     Conflict(String),
+    /// Input that breaks a rule (a form re-rendered with its field errors
+    /// handles the usual case; this is the answer where none is shown).
+    #[error("{0}")]
+    Unprocessable(String),
     /// A one-time link that is unknown, used or expired.
     #[error("{0}")]
     Gone(String),
@@ -80,12 +84,43 @@ impl From<crate::db::users::UserChangeError> for AppError {
     }
 }
 
-impl From<crate::db::keys::KeyError> for AppError {
-    fn from(e: crate::db::keys::KeyError) -> Self {
+/// The pages' one translation of a use case's failure.
+impl From<crate::app::Error> for AppError {
+    fn from(e: crate::app::Error) -> Self {
+        use crate::app::Error as E;
         match e {
-            crate::db::keys::KeyError::Db(e) => AppError::Db(e),
-            other => AppError::Internal(other.to_string()),
+            E::NotFound => AppError::NotFound,
+            E::RoleForbids => AppError::forbidden(),
+            E::Forbidden(m) => AppError::Forbidden(m),
+            E::Conflict { message, .. } => AppError::Conflict(message),
+            E::Invalid(errors) => AppError::Unprocessable(
+                errors
+                    .iter()
+                    .map(|e| e.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            E::Unprocessable { message, .. } => AppError::Unprocessable(message),
+            E::BadRequest(m) => AppError::BadRequest(m),
+            E::Unavailable => AppError::Unavailable,
+            E::Db(e) => AppError::Db(e),
+            E::Pool(e) => AppError::Pool(e),
+            E::Internal(m) => AppError::Internal(m),
         }
+    }
+}
+
+impl crate::app::DbFailure for AppError {
+    fn unavailable() -> Self {
+        AppError::Unavailable
+    }
+
+    fn blocking(e: tokio::task::JoinError) -> Self {
+        AppError::Internal(format!("blocking task failed: {e}"))
+    }
+
+    fn lost_connection(&self) -> bool {
+        matches!(self, AppError::Db(e) if crate::db::health::is_connection_error(e))
     }
 }
 
@@ -154,6 +189,7 @@ impl AppError {
                 "This page does not exist, or you do not have access to it.".to_owned(),
             ),
             AppError::BadRequest(m) => ("BAD_REQUEST", "Invalid request", m.clone()),
+            AppError::Unprocessable(m) => ("VALIDATION_FAILED", "Not saved", m.clone()),
             AppError::Gone(m) => ("LINK_INVALID", "Link not valid", m.clone()),
             AppError::Conflict(m) => ("CONFLICT", "Not possible right now", m.clone()),
             AppError::Csrf => (
@@ -189,6 +225,7 @@ impl ResponseError for AppError {
             AppError::Forbidden(_) | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Gone(_) => StatusCode::GONE,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -4,10 +4,12 @@
 //! and the integration tests both start it that way.
 
 pub mod api;
+pub mod app;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod http;
 pub mod memory;
 pub mod metrics;
 pub mod state;
@@ -16,10 +18,11 @@ pub mod web;
 
 use crate::config::Config;
 use crate::error::AppError;
-use crate::state::AppState;
-use crate::web::middleware::{
-    csrf_guard, error_layout, log_requests, reject_control_characters, render_errors, serve_metrics,
+use crate::http::middleware::{
+    ErrorScopes, csrf_guard, log_requests, reject_control_characters, render_errors, serve_metrics,
 };
+use crate::state::AppState;
+use crate::web::errors::error_layout;
 use actix_session::SessionMiddleware;
 use actix_session::config::BrowserSession;
 use actix_session::storage::CookieSessionStore;
@@ -185,6 +188,8 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
         // Each worker counts requests in its own map: no lock shared
         // between workers on the hot path.
         let http = std::rc::Rc::new(metrics::HttpCounters::new(metrics.http.clone()));
+        // Each surface says how the errors of its scopes look.
+        let scopes = ErrorScopes::new([web::error_scopes(), api::error_scopes()].concat());
         let session = SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
             .cookie_name("keyward_session".to_owned())
             .cookie_secure(secure)
@@ -217,7 +222,9 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
             .wrap(from_fn(reject_control_characters))
             .wrap(from_fn(error_layout))
             .wrap(session)
-            .wrap(from_fn(render_errors))
+            .wrap(from_fn(move |req, next| {
+                render_errors(req, next, scopes.clone())
+            }))
             .wrap(
                 DefaultHeaders::new()
                     .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
@@ -280,4 +287,68 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
         setup_url,
         state,
     })
+}
+
+#[cfg(test)]
+mod failures_answer_alike {
+    //! Each surface has one translation of the use cases' failure type;
+    //! this table shows they answer every failure with the same status.
+
+    use crate::app::Error;
+    use crate::domain::input::FieldError;
+    use actix_web::ResponseError;
+    use actix_web::http::StatusCode;
+
+    fn every_failure() -> Vec<(Error, StatusCode)> {
+        let closed = diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ClosedConnection,
+            Box::new("server closed the connection unexpectedly".to_owned()),
+        );
+        vec![
+            (Error::NotFound, StatusCode::NOT_FOUND),
+            (Error::RoleForbids, StatusCode::FORBIDDEN),
+            (Error::Forbidden("no".into()), StatusCode::FORBIDDEN),
+            (
+                Error::conflict("KEY_REVOKED", "revoked"),
+                StatusCode::CONFLICT,
+            ),
+            (
+                Error::Invalid(vec![FieldError::new("name", "Enter a name.")]),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                Error::Unprocessable {
+                    code: "IDEMPOTENCY_KEY_REUSED",
+                    message: "reused".into(),
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (Error::BadRequest("bad".into()), StatusCode::BAD_REQUEST),
+            (Error::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
+            (Error::Db(closed), StatusCode::SERVICE_UNAVAILABLE),
+            (
+                Error::Db(diesel::result::Error::NotFound),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+            (
+                Error::Internal("oops".into()),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+        ]
+    }
+
+    #[test]
+    fn pages_and_api_answer_every_failure_with_one_status() {
+        // Built twice: the failure type is not Clone (it holds database
+        // errors), and each surface consumes its own.
+        let pages = every_failure();
+        let api = every_failure();
+        for ((for_pages, expected), (for_api, _)) in pages.into_iter().zip(api) {
+            let label = for_pages.to_string();
+            let page = crate::error::AppError::from(for_pages).status_code();
+            let problem = crate::api::problem::ApiError::from(for_api).status;
+            assert_eq!(page, expected, "page answer to {label}");
+            assert_eq!(problem, expected, "API answer to {label}");
+        }
+    }
 }

@@ -5,6 +5,7 @@ pub mod manage;
 pub mod openapi;
 pub mod problem;
 
+use crate::http::middleware::{Failed, Render};
 use crate::state::AppState;
 use crate::verify::{Code, Outcome, Requirements, Verified, WorkspaceRequirement};
 use actix_web::http::header::HeaderName;
@@ -48,6 +49,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::resource(["/forward-auth", "/forward-auth/{tail:.*}"]).to(forward_auth),
             ),
     );
+}
+
+/// The API's scopes and how their errors look: the integration endpoints
+/// answer `{"error": …}`, the management API problems (RFC 9457), also for
+/// refusals made before a handler runs (an unknown route or method).
+pub fn error_scopes() -> Vec<(&'static str, Render)> {
+    vec![
+        ("/api", render_json),
+        (manage::KEYS_SCOPE, problem::render),
+        (manage::EVENTS_SCOPE, problem::render),
+        ("/api/v1/keys/verify", render_json),
+    ]
+}
+
+fn render_json(failed: &Failed<'_>) -> HttpResponse {
+    json_error(failed.status, failed.info.code, &failed.info.message)
 }
 
 /// An error body: `{"error": {"code", "message"}}`.

@@ -134,6 +134,29 @@ impl ApiError {
     }
 }
 
+/// The API's one translation of a use case's failure.
+impl From<crate::app::Error> for ApiError {
+    fn from(e: crate::app::Error) -> Self {
+        use crate::app::Error as E;
+        match e {
+            E::NotFound => ApiError::not_found(),
+            E::RoleForbids => {
+                ApiError::forbidden("The role of the person this key acts for does not allow this.")
+            }
+            E::Forbidden(m) => ApiError::forbidden(m),
+            E::Conflict { code, message } => ApiError::conflict(code, message),
+            E::Invalid(errors) => ApiError::validation(&errors),
+            E::Unprocessable { code, message } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
+            E::BadRequest(m) => ApiError::bad_request(m),
+            other @ (E::Unavailable | E::Db(_) | E::Pool(_) | E::Internal(_)) => {
+                AppError::from(other).into()
+            }
+        }
+    }
+}
+
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
         let status = e.status_code();
@@ -175,4 +198,10 @@ impl ResponseError for ApiError {
         res.insert_header((header::CONTENT_TYPE, PROBLEM_JSON))
             .body(serde_json::to_string(&body).unwrap_or_default())
     }
+}
+
+/// The management API's error answer (see
+/// [`crate::http::middleware::ErrorScopes`]).
+pub fn render(failed: &crate::http::middleware::Failed<'_>) -> HttpResponse {
+    ApiError::new(failed.status, failed.info.code, failed.info.message.clone()).error_response()
 }

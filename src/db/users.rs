@@ -473,14 +473,9 @@ fn end_membership(conn: &mut DbConn, user: &User) -> QueryResult<()> {
 }
 
 /// Remove a user from the workspace (see [`end_membership`]). The last
-/// active admin cannot be removed. `also` runs inside the same transaction,
-/// for what removal entails elsewhere (revoking their keys here).
-pub fn remove(
-    conn: &mut DbConn,
-    ctx: &AuditContext,
-    id: &str,
-    also: impl FnOnce(&mut DbConn, &User) -> Result<(), UserChangeError>,
-) -> Result<User, UserChangeError> {
+/// active admin cannot be removed. What removal entails for keys is the
+/// caller's to do in the same transaction (`app::users::remove`).
+pub fn remove(conn: &mut DbConn, ctx: &AuditContext, id: &str) -> Result<User, UserChangeError> {
     super::write_transaction(conn, |conn| {
         let user = locked_active_user(conn, &ctx.workspace_id, id)?;
         if user.role() == Role::Admin && active_admins(conn, &ctx.workspace_id)? <= 1 {
@@ -494,7 +489,6 @@ pub fn remove(
             EventTarget::user(&user.id, &user.email),
             json!({ "role": user.role }),
         )?;
-        also(conn, &user)?;
         get(conn, &ctx.workspace_id, id)?.ok_or(UserChangeError::NotFound)
     })
 }

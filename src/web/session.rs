@@ -6,7 +6,6 @@ use crate::db::events::AuditContext;
 use crate::db::people::{self, Membership};
 use crate::db::sessions;
 use crate::db::users::User;
-use crate::domain::ids::new_token;
 use crate::domain::policy::Actor;
 use crate::error::AppError;
 use actix_session::{Session, SessionExt};
@@ -16,7 +15,6 @@ use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 
 const SESSION_SECRET: &str = "sid";
-const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
 
 /// The user behind the current request's session. Extracting it fails with
@@ -113,7 +111,7 @@ impl FromRequest for CurrentUser {
 /// token.
 pub fn sign_in(session: &Session, secret: String) -> Result<(), AppError> {
     session.renew();
-    session.remove(CSRF);
+    crate::http::csrf::forget(session);
     session.insert(SESSION_SECRET, secret)?;
     Ok(())
 }
@@ -128,20 +126,7 @@ pub fn session_secret(session: &Session) -> Option<String> {
     session.get::<String>(SESSION_SECRET).ok().flatten()
 }
 
-/// The session's CSRF token, created on first use.
-pub fn csrf_token(session: &Session) -> Result<String, AppError> {
-    if let Some(token) = session.get::<String>(CSRF)? {
-        return Ok(token);
-    }
-    let token = new_token();
-    session.insert(CSRF, &token)?;
-    Ok(token)
-}
-
-/// The token a state-changing request must present, if the session has one.
-pub fn expected_csrf(session: &Session) -> Option<String> {
-    session.get::<String>(CSRF).ok().flatten()
-}
+pub use crate::http::csrf::{csrf_token, expected_csrf};
 
 /// A one-shot message shown on the next page.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -185,4 +170,16 @@ pub fn set_flash(session: &Session, flash: Flash) -> Result<(), AppError> {
 /// Take the pending message, if any.
 pub fn take_flash(session: &Session) -> Option<Flash> {
     session.remove_as::<Flash>(FLASH).and_then(Result::ok)
+}
+
+impl CurrentUser {
+    /// The use-case context of this signed-in membership.
+    pub fn ctx(&self) -> crate::app::Ctx {
+        crate::app::Ctx {
+            actor: self.actor.clone(),
+            user: self.user.clone(),
+            audit: self.audit(),
+            via_key: None,
+        }
+    }
 }

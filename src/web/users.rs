@@ -4,10 +4,11 @@
 use super::layout::Layout;
 use super::session::{self, Flash};
 use super::{AppState, CurrentUser, FormErrors, authorize, db, is_htmx, render, see_other};
-use crate::db::users::{self, User, UserChangeError};
-use crate::domain::input::{Email, PersonName};
-use crate::domain::policy::{Action, UserRef};
-use crate::domain::{Role, ids};
+use crate::app::Error;
+use crate::app::users as uc;
+use crate::db::users::{self, User};
+use crate::domain::Role;
+use crate::domain::policy::Action;
 use crate::error::AppError;
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -133,55 +134,22 @@ pub async fn add(
 ) -> Result<HttpResponse, AppError> {
     authorize(&user, Action::ManageUsers)?;
     let form = form.into_inner();
-    let mut errors = FormErrors::default();
-    let email = errors.check(Email::parse(&form.email));
-    let name = errors.check(PersonName::parse(&form.name));
-    let role = form.role.parse::<Role>().ok();
-    if role.is_none() {
-        errors.add("role", "Choose a role: admin, normal user or operator.");
-    }
-    let outcome = match (email, name, role) {
-        (Some(email), Some(name), Some(role)) => {
-            let token = ids::new_token();
-            let digest = ids::token_digest(&token);
-            let ctx = user.audit();
-            let added = db(&state, move |c| {
-                match users::add(c, &ctx, email.as_str(), &name.into_inner(), role, &digest) {
-                    Ok(u) => Ok(Some(u)),
-                    // Only a person who is already a member here: someone
-                    // with an account elsewhere is invited like anyone else,
-                    // so this page never confirms another workspace's users.
-                    Err(UserChangeError::EmailTaken) => Ok(None),
-                    Err(e) => Err(e.into()),
-                }
-            })
-            .await?;
-            match added {
-                Some(added) => Some((added, token)),
-                None => {
-                    errors.add("email", "This person is already a user of this workspace.");
-                    None
-                }
-            }
-        }
-        _ => None,
-    };
+    let invited = uc::invite(&state, &user.ctx(), &form.email, &form.name, &form.role).await;
     let mut panel = panel(&state, &session, &user).await?;
-    match outcome {
-        Some((added, token)) => {
-            let link = format!("{}/invite/{token}", state.base_url);
-            panel.notice = Some(Flash::success(format!("{} was added.", added.email)));
+    match invited {
+        Ok(invited) => {
+            panel.notice = Some(Flash::success(format!("{} was added.", invited.user.email)));
             panel.invite = Some(ShownInvite {
-                email: added.email,
-                link,
+                email: invited.user.email,
+                link: invited.link,
             });
             respond(&req, &session, &user, panel, StatusCode::OK)
         }
-        None => {
+        Err(Error::Invalid(errors)) => {
             panel.email = form.email;
             panel.name = form.name;
             panel.role = form.role;
-            panel.errors = errors;
+            panel.errors = FormErrors::from(errors);
             respond(
                 &req,
                 &session,
@@ -190,6 +158,7 @@ pub async fn add(
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
         }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -229,45 +198,36 @@ pub async fn change_role(
     form: web::Form<RoleForm>,
 ) -> Result<HttpResponse, AppError> {
     authorize(&user, Action::ManageUsers)?;
-    let Ok(role) = form.role.parse::<Role>() else {
-        let notice = Flash::error("Choose a role: admin, normal user or operator.");
-        return after_change(
-            &req,
-            &state,
-            &session,
-            &user,
-            notice,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
+    let (notice, status) = match uc::change_role(&state, &user.ctx(), &id, &form.role).await {
+        Ok(changed) => (
+            Flash::success(format!(
+                "{} is now: {}.",
+                changed.email,
+                changed.role().label()
+            )),
+            StatusCode::OK,
+        ),
+        Err(e) => refusal(e)?,
     };
-    let ctx = user.audit();
-    let id = id.into_inner();
-    let result = db(&state, move |c| {
-        match users::change_role(c, &ctx, &id, role) {
-            Ok(u) => Ok(Ok(u)),
-            Err(UserChangeError::NotFound) => Err(AppError::NotFound),
-            Err(UserChangeError::LastAdmin) => Ok(Err(UserChangeError::LastAdmin.to_string())),
-            Err(e) => Err(e.into()),
-        }
-    })
-    .await?;
-    match result {
-        Ok(changed) => {
-            let notice = Flash::success(format!("{} is now: {}.", changed.email, role.label()));
-            after_change(&req, &state, &session, &user, notice, StatusCode::OK).await
-        }
-        Err(message) => {
-            after_change(
-                &req,
-                &state,
-                &session,
-                &user,
-                Flash::error(message),
-                StatusCode::CONFLICT,
-            )
-            .await
-        }
+    after_change(&req, &state, &session, &user, notice, status).await
+}
+
+/// A refusal the users panel shows as its message (a missing role, the
+/// last admin); anything else is an error page.
+fn refusal(e: Error) -> Result<(Flash, StatusCode), AppError> {
+    match e {
+        Error::Invalid(errors) => Ok((
+            Flash::error(
+                errors
+                    .iter()
+                    .map(|e| e.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )),
+        Error::Conflict { message, .. } => Ok((Flash::error(message), StatusCode::CONFLICT)),
+        other => Err(other.into()),
     }
 }
 
@@ -282,48 +242,17 @@ pub async fn renew_invite(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     authorize(&user, Action::ManageUsers)?;
-    let token = ids::new_token();
-    let digest = ids::token_digest(&token);
-    let ctx = user.audit();
-    let id = id.into_inner();
-    let renewed = db(&state, move |c| {
-        match users::renew_invite(c, &ctx, &id, &digest) {
-            Ok(u) => Ok(u),
-            Err(UserChangeError::NotFound) => Err(AppError::NotFound),
-            Err(e) => Err(e.into()),
-        }
-    })
-    .await?;
+    let renewed = uc::renew_invite(&state, &user.ctx(), &id).await?;
     let mut panel = panel(&state, &session, &user).await?;
     panel.notice = Some(Flash::success(format!(
         "{} has a new invitation link; the previous one no longer works.",
-        renewed.email
+        renewed.user.email
     )));
     panel.invite = Some(ShownInvite {
-        link: format!("{}/invite/{token}", state.base_url),
-        email: renewed.email,
+        link: renewed.link,
+        email: renewed.user.email,
     });
     respond(&req, &session, &user, panel, StatusCode::OK)
-}
-
-/// The user `id` of the actor's own workspace, as the target of a removal
-/// (the lookup itself is scoped to the workspace too).
-fn removal<'a>(user: &'a CurrentUser, id: &'a str) -> UserRef<'a> {
-    UserRef {
-        workspace_id: &user.actor.workspace_id,
-        user_id: id,
-    }
-}
-
-/// The policy's answer on removing user `id`, saying why when it is the
-/// actor themselves.
-fn authorize_removal(user: &CurrentUser, id: &str) -> Result<(), AppError> {
-    match authorize(user, Action::RemoveUser(removal(user, id))) {
-        Err(AppError::Forbidden(_)) if id == user.user.id => Err(AppError::Forbidden(
-            "You cannot remove yourself from the workspace; another admin can.".into(),
-        )),
-        other => other,
-    }
 }
 
 #[derive(Template)]
@@ -341,13 +270,7 @@ pub async fn remove_confirm(
     user: CurrentUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    authorize(&user, Action::ManageUsers)?;
-    let ws = user.actor.workspace_id.clone();
-    let target = db(&state, move |c| Ok(users::get(c, &ws, &id)?))
-        .await?
-        .filter(User::is_active)
-        .ok_or(AppError::NotFound)?;
-    authorize_removal(&user, &target.id)?;
+    let target = uc::removable(&state, &user.ctx(), &id).await?;
     let page = RemovePage {
         layout: Layout::new(&session, &user, "Remove user", "users")?,
         target,
@@ -363,40 +286,12 @@ pub async fn remove(
     user: CurrentUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    authorize(&user, Action::ManageUsers)?;
-    let id = id.into_inner();
-    authorize_removal(&user, &id)?;
-    let ctx = user.audit();
-    let result = db(&state, move |c| {
-        // Revoke their personal keys and flag the workspace keys they
-        // created, in the same transaction as the removal.
-        let keys_too = |c: &mut crate::db::DbConn, removed: &User| {
-            crate::db::keys::on_user_removed(c, &ctx, &removed.id)?;
-            Ok(())
-        };
-        match users::remove(c, &ctx, &id, keys_too) {
-            Ok(u) => Ok(Ok(u)),
-            Err(UserChangeError::NotFound) => Err(AppError::NotFound),
-            Err(UserChangeError::LastAdmin) => Ok(Err(UserChangeError::LastAdmin.to_string())),
-            Err(e) => Err(e.into()),
-        }
-    })
-    .await?;
-    match result {
-        Ok(removed) => {
-            let notice = Flash::success(format!("{} was removed and signed out.", removed.email));
-            after_change(&req, &state, &session, &user, notice, StatusCode::OK).await
-        }
-        Err(message) => {
-            after_change(
-                &req,
-                &state,
-                &session,
-                &user,
-                Flash::error(message),
-                StatusCode::CONFLICT,
-            )
-            .await
-        }
-    }
+    let (notice, status) = match uc::remove(&state, &user.ctx(), &id).await {
+        Ok(removed) => (
+            Flash::success(format!("{} was removed and signed out.", removed.email)),
+            StatusCode::OK,
+        ),
+        Err(e) => refusal(e)?,
+    };
+    after_change(&req, &state, &session, &user, notice, status).await
 }

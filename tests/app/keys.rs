@@ -476,8 +476,8 @@ async fn revoke_one_revoke_many_and_delete() {
         .await;
     assert_eq!(
         res.status(),
-        StatusCode::BAD_REQUEST,
-        "a revoked key cannot be revoked again"
+        StatusCode::CONFLICT,
+        "a revoked key cannot be revoked again (409, as over the API)"
     );
     assert!(
         res.text()

@@ -1230,10 +1230,24 @@ struct IdemRow {
 /// The routes of `src/api/`, read from the source: `#[get("…")]` and the
 /// like inside the `/api/v1` scope, plus `web::resource` routes.
 fn api_routes() -> Vec<(String, String)> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/api");
+    let mut dirs = vec![std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/api"
+    ))];
+    let mut files = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
     let mut routes = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    for file in files {
+        let text = std::fs::read_to_string(file).unwrap();
         for line in text.lines().map(str::trim) {
             for method in ["get", "post", "patch", "delete", "put"] {
                 if let Some(rest) = line.strip_prefix(&format!("#[{method}(\"")) {
@@ -1550,4 +1564,75 @@ async fn a_persons_keys_act_in_their_own_workspace_with_the_role_there() {
         StatusCode::NOT_FOUND
     );
     assert_eq!(acme.get("/api/v1/events").await.0, StatusCode::OK);
+}
+
+/// A revoked key can no longer be changed, and both surfaces say so alike:
+/// 409 (`KEY_REVOKED` / `KEY_NOT_REVOCABLE` over the API, the same message
+/// on the pages), never a server error; the edit and regenerate forms of a
+/// revoked key do not open.
+#[tokio::test]
+async fn a_revoked_key_is_refused_alike_on_pages_and_api() {
+    let (app, admin) = spawn_ready().await;
+    let manager = admin_workspace_manager(&admin).await;
+    let api = Api::new(&app.base, &manager.secret);
+    let target = admin
+        .create_key("/workspace/keys", &[("name", "Old ERP")])
+        .await;
+    let (s, _) = api
+        .post(&format!("/api/v1/keys/{}/revoke", target.id), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    for (path, body, code) in [
+        ("disable", json!({}), "KEY_REVOKED"),
+        ("enable", json!({}), "KEY_REVOKED"),
+        ("regenerate", json!({}), "KEY_REVOKED"),
+        ("revoke", json!({}), "KEY_NOT_REVOCABLE"),
+    ] {
+        let (s, problem) = api
+            .post(&format!("/api/v1/keys/{}/{path}", target.id), body)
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "API {path}: {problem}");
+        assert_eq!(problem["code"], code, "API {path}");
+    }
+    let (s, problem) = api
+        .patch(
+            &format!("/api/v1/keys/{}", target.id),
+            json!({"name": "Renamed"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "API edit: {problem}");
+    assert_eq!(problem["code"], "KEY_REVOKED");
+
+    for (path, fields) in [
+        ("edit", vec![("name", "Renamed")]),
+        ("disable", vec![]),
+        ("enable", vec![]),
+        ("regenerate", vec![("grace", "0"), ("nonce", "abc123")]),
+        ("revoke", vec![]),
+    ] {
+        let res = admin
+            .post_form(&format!("/keys/{}/{path}", target.id), &fields)
+            .await;
+        assert_eq!(res.status(), StatusCode::CONFLICT, "page {path}");
+        let body = res.text().await.unwrap();
+        assert!(
+            body.contains("can no longer be changed")
+                || body.contains("Only active or inactive keys can be revoked."),
+            "page {path} says why: {body}"
+        );
+    }
+    for path in ["edit", "regenerate", "revoke"] {
+        let res = admin.get(&format!("/keys/{}/{path}", target.id)).await;
+        assert_eq!(res.status(), StatusCode::CONFLICT, "form {path}");
+    }
+    // Nothing changed: still revoked, same name; deleting it still works.
+    let (s, key) = api.get(&format!("/api/v1/keys/{}", target.id)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(key["status"], "revoked");
+    assert_eq!(key["name"], "Old ERP");
+    assert_eq!(
+        api.delete(&format!("/api/v1/keys/{}", target.id)).await,
+        StatusCode::NO_CONTENT
+    );
 }

@@ -2,19 +2,16 @@
 //! edit, regenerate, revoke, delete and their confirmation), and bulk revoke.
 
 use super::{
-    Call, KeyAct, KeyTarget, Message, ReturnForm, ReturnQuery, SecretView, check_nonce, key_error,
-    parse_form, safe_return, when,
+    Call, KeyTarget, Message, ReturnForm, ReturnQuery, SecretView, check_nonce, parse_form,
+    safe_return, when,
 };
-use crate::db::DbConn;
-use crate::db::events::AuditContext;
-use crate::db::keys::{self, ApiKey, KeyError};
-use crate::db::workspaces;
+use crate::app::Error;
+use crate::app::keys::{self as uc, Act, Edit, ListInput, Once, Switch};
+use crate::db::keys::ApiKey;
 use crate::domain::ids;
-use crate::domain::keys as dk;
-use crate::domain::policy::Action;
 use crate::error::AppError;
+use crate::web::FormErrors;
 use crate::web::session::{self, Flash};
-use crate::web::{FormErrors, authorize, db};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
@@ -22,71 +19,35 @@ use serde::Deserialize;
 
 // ---- row actions -------------------------------------------------------------
 
-/// The plain-form changes to one key: each writes, says what it did and
-/// goes back to where it was asked from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RowAction {
-    Disable,
-    Enable,
-    Review,
-    Revoke,
-    Delete,
-}
-
-impl RowAction {
-    /// What the policy is asked before the change.
-    fn act(self) -> KeyAct {
-        match self {
-            RowAction::Disable | RowAction::Enable | RowAction::Revoke => KeyAct::Revoke,
-            RowAction::Review => KeyAct::Review,
-            RowAction::Delete => KeyAct::Manage,
+/// What a row action says it did.
+fn message(action: Switch, name: &str) -> String {
+    match action {
+        Switch::Disable => format!(
+            "\"{name}\" is disabled: requests with it are refused until you enable it again."
+        ),
+        Switch::Enable => format!("\"{name}\" is enabled again."),
+        Switch::Review => format!("\"{name}\" was marked as reviewed."),
+        Switch::Revoke => {
+            format!("\"{name}\" was revoked. Requests with it are refused from now on.")
         }
-    }
-
-    fn apply(self, c: &mut DbConn, ctx: &AuditContext, key: &ApiKey) -> Result<(), KeyError> {
-        match self {
-            RowAction::Disable => keys::set_disabled(c, ctx, key, true).map(drop),
-            RowAction::Enable => keys::set_disabled(c, ctx, key, false).map(drop),
-            RowAction::Review => keys::mark_reviewed(c, ctx, key),
-            RowAction::Revoke => keys::revoke(c, ctx, key),
-            RowAction::Delete => keys::delete(c, ctx, key),
-        }
-    }
-
-    fn message(self, name: &str) -> String {
-        match self {
-            RowAction::Disable => format!(
-                "\"{name}\" is disabled: requests with it are refused until you enable it again."
-            ),
-            RowAction::Enable => format!("\"{name}\" is enabled again."),
-            RowAction::Review => format!("\"{name}\" was marked as reviewed."),
-            RowAction::Revoke => {
-                format!("\"{name}\" was revoked. Requests with it are refused from now on.")
-            }
-            RowAction::Delete => {
-                format!("\"{name}\" was deleted. Its events stay in the audit trail.")
-            }
+        Switch::Delete => {
+            format!("\"{name}\" was deleted. Its events stay in the audit trail.")
         }
     }
 }
 
-/// Authorize, apply, flash and go back: the whole of a row action.
+/// Apply, flash and go back: the whole of a row action.
 async fn key_action(
     target: KeyTarget,
-    action: RowAction,
+    action: Switch,
     form: web::Form<ReturnForm>,
 ) -> Result<HttpResponse, AppError> {
-    let (call, key) = target.load(action.act()).await?;
-    let ctx = call.user.audit();
-    let k = key.clone();
-    db(&call.state, move |c| {
-        action.apply(c, &ctx, &k).map_err(key_error)
-    })
-    .await?;
-    session::set_flash(&call.session, Flash::success(action.message(&key.name)))?;
+    let KeyTarget { call, id } = target;
+    let key = uc::switch(&call.state, &call.ctx(), &id, action).await?;
+    session::set_flash(&call.session, Flash::success(message(action, &key.name)))?;
     let back = safe_return(form.return_to.as_deref(), Some(&key));
     // A deleted key's own page is gone: go back to its list instead.
-    let back = if action == RowAction::Delete && back.starts_with("/keys/") {
+    let back = if action == Switch::Delete && back.starts_with("/keys/") {
         safe_return(None, Some(&key))
     } else {
         back
@@ -99,7 +60,7 @@ pub async fn disable(
     target: KeyTarget,
     form: web::Form<ReturnForm>,
 ) -> Result<HttpResponse, AppError> {
-    key_action(target, RowAction::Disable, form).await
+    key_action(target, Switch::Disable, form).await
 }
 
 #[post("/keys/{id}/enable")]
@@ -107,7 +68,7 @@ pub async fn enable(
     target: KeyTarget,
     form: web::Form<ReturnForm>,
 ) -> Result<HttpResponse, AppError> {
-    key_action(target, RowAction::Enable, form).await
+    key_action(target, Switch::Enable, form).await
 }
 
 /// Clear the "creator removed" flag (admins).
@@ -116,7 +77,7 @@ pub async fn review(
     target: KeyTarget,
     form: web::Form<ReturnForm>,
 ) -> Result<HttpResponse, AppError> {
-    key_action(target, RowAction::Review, form).await
+    key_action(target, Switch::Review, form).await
 }
 
 #[post("/keys/{id}/revoke")]
@@ -124,7 +85,7 @@ pub async fn revoke(
     target: KeyTarget,
     form: web::Form<ReturnForm>,
 ) -> Result<HttpResponse, AppError> {
-    key_action(target, RowAction::Revoke, form).await
+    key_action(target, Switch::Revoke, form).await
 }
 
 #[post("/keys/{id}/delete")]
@@ -132,43 +93,7 @@ pub async fn delete(
     target: KeyTarget,
     form: web::Form<ReturnForm>,
 ) -> Result<HttpResponse, AppError> {
-    key_action(target, RowAction::Delete, form).await
-}
-
-// ---- shared with the management API ---------------------------------------
-
-/// Save a key's editable details (name, description, tags, rate limit):
-/// the edit dialog and the management API.
-pub fn save_details(
-    c: &mut DbConn,
-    ctx: &AuditContext,
-    key: &ApiKey,
-    details: &keys::Details,
-) -> Result<ApiKey, KeyError> {
-    // The owner's email and name stay searchable under the new name.
-    let owner = match &key.owner_id {
-        Some(owner) => crate::db::users::get(c, &key.workspace_id, owner)?
-            .map(|u| format!("{} {}", u.email, u.name)),
-        None => None,
-    };
-    keys::update_details(c, ctx, key, owner.as_deref(), details)
-}
-
-/// Give a key a new secret, its expiry shortened to the workspace's
-/// maximum (never extended): the regenerate dialog and the management API.
-pub fn regenerate_within_limits(
-    c: &mut DbConn,
-    ctx: &AuditContext,
-    key: &ApiKey,
-    facts: &dk::SecretFacts,
-    grace: chrono::TimeDelta,
-    nonce: &str,
-) -> Result<ApiKey, KeyError> {
-    let ws = workspaces::get(c, &key.workspace_id)?;
-    let cap = ws
-        .max_expiry_days
-        .map(|d| crate::db::now() + chrono::TimeDelta::days(i64::from(d)));
-    keys::regenerate(c, ctx, key, facts, grace, nonce, cap)
+    key_action(target, Switch::Delete, form).await
 }
 
 // ---- edit -------------------------------------------------------------------
@@ -193,7 +118,8 @@ pub async fn edit_form(
     target: KeyTarget,
     query: web::Query<ReturnQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let (call, key) = target.load(KeyAct::Manage).await?;
+    let (call, key) = target.load(Act::Manage).await?;
+    uc::refuse_revoked(&key)?;
     let view = EditForm {
         rate_hint: super::rate_limit_hint(&call.state),
         csrf: session::csrf_token(&call.session)?,
@@ -223,51 +149,41 @@ pub struct EditBody {
 
 #[post("/keys/{id}/edit")]
 pub async fn edit(target: KeyTarget, form: web::Form<EditBody>) -> Result<HttpResponse, AppError> {
-    let (call, key) = target.load(KeyAct::Manage).await?;
+    let (call, key) = target.load(Act::Manage).await?;
     let form = form.into_inner();
     let return_to = safe_return(form.return_to.as_deref(), Some(&key));
-    let mut errors = FormErrors::default();
-    let name = errors.check(dk::parse_name(&form.name));
-    let description = errors.check(dk::parse_description(&form.description));
-    let tags = errors.check(dk::parse_tags(&form.tags));
-    let rate_limit = errors.check(dk::parse_rate_limit(&form.rate_limit));
-    let (Some(name), Some(description), Some(tags), Some(rate_limit)) =
-        (name, description, tags, rate_limit)
-    else {
-        let view = EditForm {
-            rate_hint: super::rate_limit_hint(&call.state),
-            csrf: session::csrf_token(&call.session)?,
-            key,
-            return_to,
-            name: form.name,
-            description: form.description,
-            tags: form.tags,
-            rate_limit: form.rate_limit,
-            errors,
-        };
-        return call.fragment_or_page("Edit API key", "", &view, StatusCode::UNPROCESSABLE_ENTITY);
+    let edit = Edit {
+        name: Some(form.name.clone()),
+        description: Some(form.description.clone()),
+        tags: Some(ListInput::Text(form.tags.clone())),
+        rate_limit: Some(form.rate_limit.clone()),
     };
-    let ctx = call.user.audit();
-    let k = key.clone();
-    let saved_name = name.clone();
-    db(&call.state, move |c| {
-        save_details(
-            c,
-            &ctx,
-            &k,
-            &keys::Details {
-                name,
-                description,
-                tags,
-                rate_limit,
-            },
-        )
-        .map_err(key_error)
-    })
-    .await?;
+    let saved = match uc::update(&call.state, &call.ctx(), &key.id, edit).await {
+        Ok(saved) => saved,
+        Err(Error::Invalid(errors)) => {
+            let view = EditForm {
+                rate_hint: super::rate_limit_hint(&call.state),
+                csrf: session::csrf_token(&call.session)?,
+                key,
+                return_to,
+                name: form.name,
+                description: form.description,
+                tags: form.tags,
+                rate_limit: form.rate_limit,
+                errors: FormErrors::from(errors),
+            };
+            return call.fragment_or_page(
+                "Edit API key",
+                "",
+                &view,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        }
+        Err(e) => return Err(e.into()),
+    };
     session::set_flash(
         &call.session,
-        Flash::success(format!("\"{saved_name}\" was saved.")),
+        Flash::success(format!("\"{}\" was saved.", saved.name)),
     )?;
     Ok(call.done(&return_to))
 }
@@ -300,22 +216,17 @@ pub async fn confirm_form(
     query: web::Query<ReturnQuery>,
 ) -> Result<HttpResponse, AppError> {
     let (act, what) = match path.1.as_str() {
-        "regenerate" => (KeyAct::Manage, "regenerate"),
-        "revoke" => (KeyAct::Revoke, "revoke"),
-        "delete" => (KeyAct::Manage, "delete"),
+        "regenerate" => (Act::Manage, "regenerate"),
+        "revoke" => (Act::Revoke, "revoke"),
+        "delete" => (Act::Manage, "delete"),
         _ => return Err(AppError::NotFound),
     };
     let (call, key) = target.load(act).await?;
-    let now = crate::db::now();
-    if what == "revoke" && !key.status(now).can_revoke() {
-        return Err(AppError::BadRequest(
-            "Only active or inactive keys can be revoked.".into(),
-        ));
-    }
-    if what == "regenerate" && key.revoked_at.is_some() {
-        return Err(AppError::BadRequest(
-            "A revoked key cannot be regenerated. Create a new key instead.".into(),
-        ));
+    // The same refusals as the change itself, before asking to confirm it.
+    match what {
+        "revoke" => uc::refuse_unrevocable(&key)?,
+        "regenerate" => uc::refuse_revoked(&key)?,
+        _ => {}
     }
     let view = Confirm {
         csrf: session::csrf_token(&call.session)?,
@@ -342,41 +253,37 @@ pub async fn regenerate(
     target: KeyTarget,
     form: web::Form<RegenerateBody>,
 ) -> Result<HttpResponse, AppError> {
-    let (call, key) = target.load(KeyAct::Manage).await?;
+    let (call, key) = target.load(Act::Manage).await?;
     let form = form.into_inner();
     let return_to = safe_return(form.return_to.as_deref(), Some(&key));
-    let mut errors = FormErrors::default();
-    let Some(grace) = errors.check(dk::parse_grace(&form.grace)) else {
-        let view = Confirm {
-            csrf: session::csrf_token(&call.session)?,
-            key,
-            what: "regenerate",
-            return_to,
-            nonce: form.nonce,
-            errors,
-        };
-        return call.fragment_or_page("Confirm", "", &view, StatusCode::UNPROCESSABLE_ENTITY);
-    };
     check_nonce(&form.nonce)?;
-    let (secret, facts) = dk::generate(key.environment());
-    let ctx = call.user.audit();
-    let k = key.clone();
-    let nonce = form.nonce.clone();
-    let fresh = db(&call.state, move |c| {
-        match regenerate_within_limits(c, &ctx, &k, &facts, grace, &nonce) {
-            Ok(k) => Ok(Some(k)),
-            Err(KeyError::DuplicateRequest) => Ok(None),
-            Err(e) => Err(key_error(e)),
+    let once = Once::Nonce(form.nonce.clone());
+    let made = match uc::regenerate(&call.state, &call.ctx(), &key.id, &form.grace, once).await {
+        Ok(made) => made,
+        Err(Error::Invalid(errors)) => {
+            let view = Confirm {
+                csrf: session::csrf_token(&call.session)?,
+                key,
+                what: "regenerate",
+                return_to,
+                nonce: form.nonce,
+                errors: FormErrors::from(errors),
+            };
+            return call.fragment_or_page("Confirm", "", &view, StatusCode::UNPROCESSABLE_ENTITY);
         }
-    })
-    .await?;
-    let Some(fresh) = fresh else {
-        let view = Message {
-            title: "Already regenerated",
-            text: "This form was already submitted and the key was regenerated then. The new secret was shown once and cannot be shown again; if you did not save it, regenerate the key again.",
-            back: &return_to,
-        };
-        return call.fragment_or_page("Already regenerated", "", &view, StatusCode::CONFLICT);
+        Err(e) if e.conflict_code() == Some("DUPLICATE_REQUEST") => {
+            let view = Message {
+                title: "Already regenerated",
+                text: "This form was already submitted and the key was regenerated then. The new secret was shown once and cannot be shown again; if you did not save it, regenerate the key again.",
+                back: &return_to,
+            };
+            return call.fragment_or_page("Already regenerated", "", &view, StatusCode::CONFLICT);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let fresh = made.key;
+    let Some(secret) = made.secret else {
+        return Err(AppError::Internal("a new secret went missing".into()));
     };
     let now = crate::db::now();
     let view = SecretView {
@@ -414,38 +321,10 @@ struct BulkConfirm {
     return_to: String,
 }
 
-/// Load the selected keys, all of which the actor must be allowed to
-/// revoke; any unknown or foreign id fails the whole request.
-async fn load_selected(call: &Call, ids: Vec<String>) -> Result<Vec<ApiKey>, AppError> {
-    if ids.is_empty() {
-        return Err(AppError::BadRequest(
-            "Select at least one key to revoke.".into(),
-        ));
-    }
-    if ids.len() > 500 {
-        return Err(AppError::BadRequest(
-            "Select at most 500 keys at a time.".into(),
-        ));
-    }
-    let ws = call.user.actor.workspace_id.clone();
-    let wanted = ids.clone();
-    let found = db(&call.state, move |c| Ok(keys::get_many(c, &ws, &wanted)?)).await?;
-    let mut unique = ids;
-    unique.sort();
-    unique.dedup();
-    if found.len() != unique.len() {
-        return Err(AppError::NotFound);
-    }
-    for key in &found {
-        authorize(&call.user, Action::RevokeKey(key.key_ref()))?;
-    }
-    Ok(found)
-}
-
 #[post("/keys/bulk-revoke")]
 pub async fn bulk_confirm(call: Call, body: web::Bytes) -> Result<HttpResponse, AppError> {
     let form: BulkBody = parse_form(&body)?;
-    let selected = load_selected(&call, form.ids).await?;
+    let selected = uc::selected(&call.state, &call.ctx(), form.ids).await?;
     let view = BulkConfirm {
         csrf: session::csrf_token(&call.session)?,
         return_to: safe_return(form.return_to.as_deref(), selected.first()),
@@ -457,13 +336,8 @@ pub async fn bulk_confirm(call: Call, body: web::Bytes) -> Result<HttpResponse, 
 #[post("/keys/bulk-revoke/confirm")]
 pub async fn bulk_revoke(call: Call, body: web::Bytes) -> Result<HttpResponse, AppError> {
     let form: BulkBody = parse_form(&body)?;
-    let selected = load_selected(&call, form.ids).await?;
+    let (selected, revoked, skipped) = uc::bulk_revoke(&call.state, &call.ctx(), form.ids).await?;
     let return_to = safe_return(form.return_to.as_deref(), selected.first());
-    let ctx = call.user.audit();
-    let (revoked, skipped) = db(&call.state, move |c| {
-        keys::revoke_many(c, &ctx, &selected).map_err(key_error)
-    })
-    .await?;
     let mut message = format!(
         "{revoked} key{} revoked.",
         if revoked == 1 { "" } else { "s" }

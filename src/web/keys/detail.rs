@@ -1,6 +1,7 @@
 //! One key's page: every field, its usage and its history.
 
-use super::{KeyAct, KeyTarget, Row, hourly, row};
+use super::{KeyTarget, Row, hourly, row};
+use crate::app::keys::Act;
 use crate::db::keys::{ApiKey, KeyWithOwner};
 use crate::domain::chart::{self, Bar};
 use crate::error::AppError;
@@ -46,7 +47,7 @@ pub struct DayUsage {
 
 impl DetailPage {
     fn ret(&self) -> String {
-        crate::web::middleware::urlencode(&self.return_to)
+        crate::http::middleware::urlencode(&self.return_to)
     }
 }
 
@@ -56,7 +57,7 @@ const CHART_HOURS: i64 = 7 * 24;
 /// A key's detail page: every field, its usage and its history.
 #[get("/keys/{id}")]
 pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
-    let (call, key) = target.load(KeyAct::View).await?;
+    let (call, key) = target.load(Act::View).await?;
     let now = crate::db::now();
     // Seven whole UTC days, today last, so the chart's time axis can name
     // each day under its own part of the chart.

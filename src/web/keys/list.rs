@@ -1,16 +1,17 @@
 //! The key lists: personal, workspace and "All keys", their POST searches
 //! and the most used keys.
 
-use super::{Call, EXPIRING_DAYS, ListKind, Row, create_action, hourly, row};
+use super::{Call, EXPIRING_DAYS, ListKind, Row, hourly, row};
+use crate::app::keys as uc;
 use crate::db::keys::{self, Cursor};
 use crate::db::workspaces;
 use crate::domain::chart::Bar;
 use crate::domain::keys::{self as dk, ValueQuery};
-use crate::domain::policy;
+
 use crate::error::AppError;
 use crate::web::layout::Layout;
 use crate::web::session;
-use crate::web::{authorize, db, is_htmx, render};
+use crate::web::{db, is_htmx, render};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
@@ -91,13 +92,13 @@ impl Results {
         if self.q.is_empty() {
             String::new()
         } else {
-            format!("&q={}", crate::web::middleware::urlencode(&self.q))
+            format!("&q={}", crate::http::middleware::urlencode(&self.q))
         }
     }
 
     /// `return_to` encoded for a query string.
     pub fn ret(&self) -> String {
-        crate::web::middleware::urlencode(&self.return_to)
+        crate::http::middleware::urlencode(&self.return_to)
     }
 
     pub fn any_revocable(&self) -> bool {
@@ -148,7 +149,8 @@ async fn list_page(
     query: ListQuery,
     posted: bool,
 ) -> Result<HttpResponse, AppError> {
-    authorize(&call.user, kind.action())?;
+    // Which keys this person may see here: the use cases' rule.
+    let scope = uc::scope_of(&call.ctx(), kind.listing())?;
     let q = query.q.trim().to_owned();
     let expiring = query.expiring.as_deref() == Some("1");
     let full_key = matches!(dk::value_query(&q), Some(ValueQuery::Full(_)));
@@ -165,7 +167,6 @@ async fn list_page(
         None => None,
     };
     let ws = call.user.actor.workspace_id.clone();
-    let scope = kind.scope(&call.user);
     let search = q.clone();
     let now = crate::db::now();
     let soon = now + chrono::TimeDelta::days(EXPIRING_DAYS);
@@ -281,7 +282,7 @@ async fn list_page(
             .content_type("text/html; charset=utf-8")
             .body(results.render()?));
     }
-    let can_create = policy::authorize(&call.user.actor, create_action(kind)).is_allowed();
+    let can_create = call.ctx().may(kind.key_kind().create_action());
     let page = ListPage {
         layout: Layout::new(&call.session, &call.user, kind.title(), kind.nav())?,
         kind,

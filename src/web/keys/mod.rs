@@ -23,8 +23,10 @@ pub use export::inventory;
 pub use list::{personal_list, personal_search, workspace_list, workspace_search};
 
 use super::layout::Layout;
-use super::{AppState, CurrentUser, authorize, db, is_htmx, render};
-use crate::db::keys::{self, ApiKey, KeyError, KeyWithOwner, Scope};
+use super::{AppState, CurrentUser, is_htmx, render};
+use crate::app::Ctx;
+use crate::app::keys::{self as uc, Act, Kind, Listing};
+use crate::db::keys::{ApiKey, KeyWithOwner};
 use crate::domain::chart::Bar;
 use crate::domain::keys::{Environment, Status};
 use crate::domain::policy::{self, Action};
@@ -77,19 +79,20 @@ impl ListKind {
         }
     }
 
-    fn action(self) -> Action<'static> {
+    /// The list of the use cases this page shows.
+    fn listing(self) -> Listing {
         match self {
-            ListKind::Personal => Action::ListOwnKeys,
-            ListKind::Workspace => Action::ListWorkspaceKeys,
-            ListKind::All => Action::ListAllKeys,
+            ListKind::Personal => Listing::Own,
+            ListKind::Workspace => Listing::Workspace,
+            ListKind::All => Listing::All,
         }
     }
 
-    fn scope(self, user: &CurrentUser) -> Scope {
+    /// The kind of key this page creates.
+    fn key_kind(self) -> Kind {
         match self {
-            ListKind::Personal => Scope::Owner(user.user.id.clone()),
-            ListKind::Workspace => Scope::Workspace,
-            ListKind::All => Scope::All,
+            ListKind::Personal => Kind::Personal,
+            ListKind::Workspace | ListKind::All => Kind::Workspace,
         }
     }
 
@@ -176,8 +179,7 @@ impl Row {
     }
 }
 
-/// Days within which an expiry counts as "soon".
-pub const EXPIRING_DAYS: i64 = 7;
+pub use crate::app::keys::EXPIRING_DAYS;
 
 fn expiring_label(
     expires_at: Option<NaiveDateTime>,
@@ -282,13 +284,6 @@ fn safe_return(raw: Option<&str>, key: Option<&ApiKey>) -> String {
     }
 }
 
-fn create_action(kind: ListKind) -> Action<'static> {
-    match kind {
-        ListKind::Personal => Action::CreatePersonalKey,
-        _ => Action::CreateWorkspaceKey,
-    }
-}
-
 /// The one-time form nonce (what makes a re-submitted create or regenerate
 /// form do nothing) must be present and look like one we issued.
 fn check_nonce(nonce: &str) -> Result<(), AppError> {
@@ -338,26 +333,6 @@ struct Message<'a> {
     back: &'a str,
 }
 
-/// What is about to be done to one key, for the policy check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeyAct {
-    View,
-    Manage,
-    Revoke,
-    Review,
-}
-
-impl KeyAct {
-    fn action(self, key: policy::KeyRef<'_>) -> Action<'_> {
-        match self {
-            KeyAct::View => Action::ViewKey(key),
-            KeyAct::Manage => Action::ManageKey(key),
-            KeyAct::Revoke => Action::RevokeKey(key),
-            KeyAct::Review => Action::ReviewKey(key),
-        }
-    }
-}
-
 /// What every key page handler extracts, in the order the handlers used to
 /// take them: the request, the app state, the session and the signed-in
 /// user (without a live session: the sign-in redirect).
@@ -380,6 +355,11 @@ pub struct Call {
 }
 
 impl Call {
+    /// The use-case context of the signed-in member.
+    fn ctx(&self) -> Ctx {
+        self.user.ctx()
+    }
+
     /// The fragment for htmx (into the dialog), or a full page around it.
     fn fragment_or_page<T: Template>(
         &self,
@@ -474,24 +454,10 @@ impl FromRequest for KeyTarget {
 impl KeyTarget {
     /// The key, from the actor's workspace only (any other id is not
     /// found), once the policy allows `act` on it.
-    async fn load(self, act: KeyAct) -> Result<(Call, ApiKey), AppError> {
+    async fn load(self, act: Act) -> Result<(Call, ApiKey), AppError> {
         let KeyTarget { call, id } = self;
-        let ws = call.user.actor.workspace_id.clone();
-        let key = db(&call.state, move |c| Ok(keys::get(c, &ws, &id)?))
-            .await?
-            .ok_or(AppError::NotFound)?;
-        authorize(&call.user, act.action(key.key_ref()))?;
+        let key = uc::load(&call.state, &call.ctx(), &id, act).await?;
         Ok((call, key))
-    }
-}
-
-fn key_error(e: KeyError) -> AppError {
-    match e {
-        KeyError::NotFound => AppError::NotFound,
-        KeyError::NotRevocable | KeyError::Revoked => AppError::BadRequest(e.to_string()),
-        KeyError::DuplicateRequest => AppError::BadRequest(e.to_string()),
-        KeyError::LimitReached(_) => AppError::Conflict(e.to_string()),
-        KeyError::Db(e) => AppError::Db(e),
     }
 }
 

@@ -1,16 +1,14 @@
 //! Request logging, CSRF checking and error rendering.
 
-use super::layout::Layout;
-use super::session::expected_csrf;
 use crate::error::{AppError, ErrorInfo};
+use crate::http::csrf::expected_csrf;
 use crate::metrics::HttpCounters;
 use actix_session::SessionExt;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
-use askama::Template;
+use actix_web::{Error, HttpMessage, HttpResponse, web};
 use std::rc::Rc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -287,135 +285,77 @@ pub async fn csrf_guard(
     }
 }
 
-/// A full error page.
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage<'a> {
-    layout: Layout,
-    status: u16,
-    info: &'a ErrorInfo,
+/// What an error renderer gets: the request, the status, what the user is
+/// told, and what the handler's own answer carried (such as a signed-in
+/// person's navigation).
+pub struct Failed<'a> {
+    pub req: &'a actix_web::HttpRequest,
+    pub status: StatusCode,
+    pub info: &'a ErrorInfo,
+    pub extensions: &'a actix_web::dev::Extensions,
 }
 
-/// The fragment htmx puts into the page's message area, or into the open
-/// dialog when the request came from one (the message area is behind it).
-#[derive(Template)]
-#[template(path = "error_partial.html")]
-struct ErrorPartial<'a> {
-    info: &'a ErrorInfo,
-    in_dialog: bool,
-}
+/// Renders the errors of one scope of routes.
+pub type Render = fn(&Failed<'_>) -> HttpResponse;
 
-/// For a signed-in person's 403 or 404 page, the layout with their
-/// navigation, so the error page keeps it and they are not stranded.
-///
-/// Runs inside the session middleware (which empties the session once the
-/// response leaves it), and attaches the [`Layout`] to the response for
-/// [`render_errors`]. Only full pages: JSON and htmx fragments have no
-/// navigation. Costs a session lookup only when a page errs.
-pub async fn error_layout(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let wants_page = !req.path().starts_with("/api/") && !req.headers().contains_key("hx-request");
-    let res = next.call(req).await?;
-    let page_error = wants_page
-        && matches!(res.status(), StatusCode::FORBIDDEN | StatusCode::NOT_FOUND)
-        && res.response().extensions().get::<ErrorInfo>().is_some();
-    if !page_error {
-        return Ok(res);
+/// Which renderer answers the errors of which scope: each surface declares
+/// the scopes its routes live under and how their errors look (a page, an
+/// htmx fragment, JSON, a problem); `lib.rs` puts them together. The scope
+/// of a path is the longest declared one it lies in (whole segments), so
+/// an error raised before any handler ran (an unknown route or method, a
+/// guard) is answered as its scope answers.
+#[derive(Clone, Default)]
+pub struct ErrorScopes(Rc<Vec<(&'static str, Render)>>);
+
+impl ErrorScopes {
+    pub fn new(scopes: Vec<(&'static str, Render)>) -> Self {
+        ErrorScopes(Rc::new(scopes))
     }
-    let (req, mut response) = res.into_parts();
-    if let Ok(user) = <super::session::CurrentUser as actix_web::FromRequest>::extract(&req).await
-        && let Ok(layout) = Layout::new(&req.get_session(), &user, "", "")
-    {
-        response.extensions_mut().insert(layout);
+
+    fn pick(&self, path: &str) -> Option<Render> {
+        self.0
+            .iter()
+            .filter(|(scope, _)| in_scope(path, scope))
+            .max_by_key(|(scope, _)| scope.len())
+            .map(|(_, render)| *render)
     }
-    Ok(ServiceResponse::new(req, response))
 }
 
-/// Render errors for their audience: JSON under `/api`, a fragment swapped
-/// into the message area for htmx, a full page otherwise. A missing session
-/// redirects to the sign-in page.
+/// Whether `path` lies in `scope`, segment by segment (`/api/v1/keys`
+/// holds `/api/v1/keys/key_1` but not `/api/v1/keysets`).
+fn in_scope(path: &str, scope: &str) -> bool {
+    match path.strip_prefix(scope) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/') || scope.ends_with('/'),
+        None => false,
+    }
+}
+
+/// Render every error for its audience, by the scope its route belongs to
+/// (see [`ErrorScopes`]); the handler's headers (Retry-After, cookies) stay.
 pub async fn render_errors(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
+    scopes: ErrorScopes,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let is_api = req.path().starts_with("/api/");
-    let is_htmx = req.headers().contains_key("hx-request");
-    let from_dialog = req
-        .headers()
-        .get("hx-target")
-        .is_some_and(|t| t.as_bytes() == b"dialog-body");
-    let path = req.path().to_owned();
     let res = next.call(req).await?;
     let info = res.response().extensions().get::<ErrorInfo>().cloned();
     let Some(info) = info else {
         return Ok(res.map_into_boxed_body());
     };
+    let Some(render) = scopes.pick(res.request().path()) else {
+        return Ok(res.map_into_boxed_body());
+    };
     let status = res.status();
     let (req, mut old) = res.into_parts();
-    let mut out = if crate::api::manage::is_management_path(&path) {
-        // The management API answers every refusal as a problem, also the
-        // ones made before its handlers run (an unknown route or method).
-        crate::api::problem::ApiError::new(status, info.code, info.message).error_response()
-    } else if is_api {
-        HttpResponse::build(status).json(serde_json::json!({
-            "error": { "code": info.code, "message": info.message }
-        }))
-    } else if status == StatusCode::UNAUTHORIZED {
-        let target = if path == "/" || path == "/logout" {
-            "/login".to_owned()
-        } else {
-            format!("/login?next={}", urlencode(&path))
-        };
-        if is_htmx {
-            HttpResponse::Unauthorized()
-                .insert_header(("HX-Redirect", target))
-                .finish()
-        } else {
-            HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, target))
-                .finish()
-        }
-    } else if is_htmx {
-        let body = ErrorPartial {
+    let mut out = {
+        let extensions = old.extensions();
+        render(&Failed {
+            req: &req,
+            status,
             info: &info,
-            in_dialog: from_dialog,
-        }
-        .render()
-        .unwrap_or_default();
-        HttpResponse::build(status)
-            .insert_header((
-                "HX-Retarget",
-                if from_dialog {
-                    "#dialog-body"
-                } else {
-                    "#flash"
-                },
-            ))
-            .insert_header(("HX-Reswap", "innerHTML"))
-            .content_type("text/html; charset=utf-8")
-            .body(body)
-    } else {
-        let layout = match old.extensions().get::<Layout>() {
-            Some(signed_in) => Layout {
-                title: info.title.to_owned(),
-                ..signed_in.clone()
-            },
-            None => Layout::bare(info.title),
-        };
-        let body = ErrorPage {
-            layout,
-            status: status.as_u16(),
-            info: &info,
-        }
-        .render()
-        .unwrap_or_else(|_| info.message.clone());
-        HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .body(body)
+            extensions: &extensions,
+        })
     };
-    // Keep headers the handler set (Retry-After, cookies).
     for (name, value) in old.headers_mut().drain() {
         if let Some(name) = name
             && name != header::CONTENT_TYPE

@@ -1,0 +1,415 @@
+//! The management API's key operations: each reads its JSON, calls the
+//! use case in `app::keys`, and answers JSON.
+
+use super::auth::{KeysRead, KeysWrite, Manager};
+use super::body::{once, parse_json};
+use super::shapes::*;
+use crate::api::problem::ApiError;
+use crate::app::keys::{self as uc, Edit, ListInput, ListQuery, Made, NewKeyInput, Switch};
+use crate::db::keys::{self, Cursor};
+use crate::domain::input::FieldError;
+use crate::domain::keys::{self as dk, Expiry, Status};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+
+/// List keys: an admin's key sees every key of the workspace, a normal
+/// user's key only that user's personal keys. Newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys",
+    tag = "keys",
+    params(ListParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page of keys, newest first", body = KeyPage),
+        Refusals,
+    )
+)]
+#[get("/keys")]
+pub async fn list_keys(
+    m: Manager<KeysRead>,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let p = params.into_inner();
+    let limit = p.limit.unwrap_or(25);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be from 1 to 100."));
+    }
+    let after = match p.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(raw) => Some(Cursor::decode(raw).ok_or_else(|| {
+            ApiError::bad_request("cursor is not valid: use next_cursor of the previous page.")
+        })?),
+        None => None,
+    };
+    let workspace_only = p.kind == Some(KeyKind::Workspace);
+    let Some(scope) = uc::scope_filtered(&m.ctx, p.owner.as_deref(), workspace_only)? else {
+        return Ok(HttpResponse::Ok().json(KeyPage {
+            keys: Vec::new(),
+            next_cursor: None,
+        }));
+    };
+    // Every filter is part of the query, so a page is full whenever another
+    // follows.
+    let filter = keys::Filter {
+        expiring_until: p.expiring.unwrap_or(false).then(uc::expiring_until),
+        status: p.status.map(Status::from),
+        environment: p.environment.map(KeyEnvironment::environment),
+        personal: p.kind.map(|k| k == KeyKind::Personal),
+    };
+    let query = ListQuery {
+        q: p.q.unwrap_or_default(),
+        filter,
+        after,
+        limit,
+    };
+    let page = uc::list(&m.state, &m.ctx, scope, query).await?;
+    Ok(HttpResponse::Ok().json(KeyPage {
+        keys: page.keys.iter().map(|k| KeyView::of(&k.key)).collect(),
+        next_cursor: page.next.map(|c| c.encode()),
+    }))
+}
+
+/// The create dialog's field names, as the API calls them.
+fn api_field(field: &'static str, expiry_field: &'static str) -> &'static str {
+    match field {
+        "expiry" => expiry_field,
+        "expiry_date" => "expires_at",
+        "rate_limit" => "rate_limit_per_minute",
+        other => other,
+    }
+}
+
+/// Field errors under the API's names.
+fn renamed(e: crate::app::Error, expiry_field: &'static str) -> ApiError {
+    match e {
+        crate::app::Error::Invalid(errors) => ApiError::validation(
+            &errors
+                .into_iter()
+                .map(|e| FieldError::new(api_field(e.field, expiry_field), e.message))
+                .collect::<Vec<_>>(),
+        ),
+        other => other.into(),
+    }
+}
+
+/// A key made or regenerated: 201 (create) or 200 with its secret, or 200
+/// without one for a repeat.
+fn made(made: Made, created: bool) -> HttpResponse {
+    let key = made.key;
+    let body = KeyWithSecret {
+        id: key.id.clone(),
+        idempotent_replay: made.secret.is_none(),
+        secret: made.secret.map(|s| s.expose().to_owned()),
+        key: KeyView::of(&key),
+    };
+    if created && !body.idempotent_replay {
+        HttpResponse::Created()
+            .insert_header((header::LOCATION, format!("/api/v1/keys/{}", key.id)))
+            .json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    }
+}
+
+/// Create a key. Answers 201 with its secret, the only time it is sent.
+/// With an `Idempotency-Key`, a repeat within 24 hours answers 200 with the
+/// same key and no secret.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys",
+    tag = "keys",
+    request_body = CreateKeyRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create return the first one's key (24 hours)"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created; `secret` is shown this once", body = KeyWithSecret),
+        (status = 200, description = "A repeat of an earlier request with this Idempotency-Key: the same key, no secret", body = KeyWithSecret),
+        Refusals,
+        KeyRefusals,
+    )
+)]
+#[post("/keys")]
+pub async fn create_key(
+    m: Manager<KeysWrite>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let input: CreateKeyRequest = parse_json(&body, false)?;
+    let kind = match input.kind.unwrap_or(KeyKind::Personal) {
+        KeyKind::Personal => uc::Kind::Personal,
+        KeyKind::Workspace => uc::Kind::Workspace,
+    };
+    let once = once(&req, &[b"create", &body])?;
+    let today = crate::db::now().date();
+    let never = input.never.unwrap_or(false);
+    let chosen = [
+        input.expires_in_days.is_some(),
+        input.expires_at.is_some(),
+        never,
+    ];
+    let expiry_field = match () {
+        _ if input.expires_at.is_some() => "expires_at",
+        _ if never => "never",
+        _ => "expires_in_days",
+    };
+    let expiry = match (input.expires_in_days, input.expires_at.as_deref(), never) {
+        _ if chosen.iter().filter(|c| **c).count() > 1 => Some(Err(FieldError::new(
+            "expiry",
+            "Give at most one of expires_in_days, expires_at and never.",
+        ))),
+        (Some(d), _, _) if (1..=3650).contains(&d) => Some(Ok(Expiry::Days(d))),
+        (Some(_), _, _) => Some(Err(FieldError::new(
+            "expiry",
+            "expires_in_days must be from 1 to 3650.",
+        ))),
+        (None, Some(date), _) => Some(Expiry::parse("custom", date, today)),
+        (None, None, true) => Some(Ok(Expiry::Never)),
+        (None, None, false) => None,
+    };
+    let input = NewKeyInput {
+        name: input.name,
+        description: input.description.unwrap_or_default(),
+        tags: ListInput::Items(input.tags.unwrap_or_default()),
+        environment: input
+            .environment
+            .unwrap_or(KeyEnvironment::Live)
+            .as_str()
+            .to_owned(),
+        permissions: input.permissions.unwrap_or_default(),
+        expiry,
+        rate_limit: input
+            .rate_limit_per_minute
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
+        resources: ListInput::Items(input.resources.unwrap_or_default()),
+    };
+    let key = uc::create(&m.state, &m.ctx, kind, input, once)
+        .await
+        .map_err(|e| renamed(e, expiry_field))?;
+    Ok(made(key, true))
+}
+
+// ---- one key ----------------------------------------------------------------
+
+/// Read one key (never its secret).
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys/{id}",
+    tag = "keys",
+    params(("id" = String, Path, description = "The key's id, e.g. key_…")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The key", body = KeyView),
+        Refusals,
+        KeyRefusals,
+    )
+)]
+#[get("/keys/{id}")]
+pub async fn get_key(
+    m: Manager<KeysRead>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let key = uc::load(&m.state, &m.ctx, &id, uc::Act::View).await?;
+    Ok(HttpResponse::Ok().json(KeyView::of(&key)))
+}
+
+/// Edit a key's name, description, tags or rate limit.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/keys/{id}",
+    tag = "keys",
+    params(("id" = String, Path, description = "The key's id")),
+    request_body = UpdateKeyRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The key as saved", body = KeyView),
+        Refusals,
+        KeyRefusals,
+    )
+)]
+#[patch("/keys/{id}")]
+pub async fn update_key(
+    m: Manager<KeysWrite>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    // The key first: an unknown id is a 404 whatever the body.
+    uc::load(&m.state, &m.ctx, &id, uc::Act::Manage).await?;
+    let input: UpdateKeyRequest = parse_json(&body, false)?;
+    let edit = Edit {
+        name: input.name,
+        description: input.description,
+        tags: input.tags.map(ListInput::Items),
+        rate_limit: input
+            .rate_limit_per_minute
+            .map(|r| r.map(|r| r.to_string()).unwrap_or_default()),
+    };
+    let saved = uc::update(&m.state, &m.ctx, &id, edit)
+        .await
+        .map_err(|e| renamed(e, "expires_in_days"))?;
+    Ok(HttpResponse::Ok().json(KeyView::of(&saved)))
+}
+
+/// Delete a key: it leaves every list and stops working; its events stay.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/keys/{id}",
+    tag = "keys",
+    params(("id" = String, Path, description = "The key's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        Refusals,
+        KeyRefusals,
+    )
+)]
+#[delete("/keys/{id}")]
+pub async fn delete_key(
+    m: Manager<KeysWrite>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    uc::switch(&m.state, &m.ctx, &id, Switch::Delete).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Switch a key off, on, or revoke it, then answer the key as it is now.
+async fn switch(m: Manager<KeysWrite>, id: &str, what: Switch) -> Result<HttpResponse, ApiError> {
+    uc::switch(&m.state, &m.ctx, id, what).await?;
+    let now = uc::reread(&m.state, &m.ctx, id).await?;
+    Ok(HttpResponse::Ok().json(KeyView::of(&now)))
+}
+
+/// Switch a key off: requests with it are refused until it is enabled.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/{id}/disable",
+    tag = "keys",
+    params(("id" = String, Path, description = "The key's id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The key, now inactive", body = KeyView), Refusals, KeyRefusals)
+)]
+#[post("/keys/{id}/disable")]
+pub async fn disable_key(
+    m: Manager<KeysWrite>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    switch(m, &id, Switch::Disable).await
+}
+
+/// Switch a key back on.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/{id}/enable",
+    tag = "keys",
+    params(("id" = String, Path, description = "The key's id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The key, enabled", body = KeyView), Refusals, KeyRefusals)
+)]
+#[post("/keys/{id}/enable")]
+pub async fn enable_key(
+    m: Manager<KeysWrite>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    switch(m, &id, Switch::Enable).await
+}
+
+/// Revoke a key, for good. Only active or inactive keys can be revoked.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/{id}/revoke",
+    tag = "keys",
+    params(("id" = String, Path, description = "The key's id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The key, revoked", body = KeyView), Refusals, KeyRefusals)
+)]
+#[post("/keys/{id}/revoke")]
+pub async fn revoke_key(
+    m: Manager<KeysWrite>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    switch(m, &id, Switch::Revoke).await
+}
+
+/// Give a key a new secret, shown once; same name, permissions and
+/// settings. The old secret stops working now or after the grace period.
+/// Honours `Idempotency-Key` like create (a repeat: the key, no secret).
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/{id}/regenerate",
+    tag = "keys",
+    params(
+        ("id" = String, Path, description = "The key's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried regenerate return the key without making another secret (24 hours)"),
+    ),
+    request_body(content = Option<RegenerateRequest>, description = "Optional; an empty body means grace 0"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The new secret (shown this once), or the key for a repeated request", body = KeyWithSecret),
+        Refusals,
+        KeyRefusals,
+    )
+)]
+#[post("/keys/{id}/regenerate")]
+pub async fn regenerate_key(
+    m: Manager<KeysWrite>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    uc::load(&m.state, &m.ctx, &id, uc::Act::Manage).await?;
+    let input: RegenerateRequest = parse_json(&body, true)?;
+    let once = once(&req, &[b"regenerate", id.as_bytes(), &body])?;
+    let grace = input.grace.as_deref().unwrap_or("0");
+    let fresh = uc::regenerate(&m.state, &m.ctx, &id, grace, once).await?;
+    Ok(made(fresh, false))
+}
+
+/// A key's usage: hourly counts of verifications by outcome.
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys/{id}/usage",
+    tag = "keys",
+    params(("id" = String, Path, description = "The key's id"), UsageParams),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Hourly counts", body = Usage), Refusals, KeyRefusals)
+)]
+#[get("/keys/{id}/usage")]
+pub async fn key_usage(
+    m: Manager<KeysRead>,
+    id: web::Path<String>,
+    params: web::Query<UsageParams>,
+) -> Result<HttpResponse, ApiError> {
+    let hours = params.hours.unwrap_or(168);
+    let (key, since, rows) = uc::usage(&m.state, &m.ctx, &id, hours).await?;
+    let mut bar = crate::domain::chart::Bar::default();
+    for r in &rows {
+        bar.add(&r.outcome, r.count);
+    }
+    Ok(HttpResponse::Ok().json(Usage {
+        key_id: key.id,
+        since: time(since),
+        valid: bar.valid,
+        rejected: bar.rejected,
+        buckets: rows
+            .into_iter()
+            .map(|r| UsageBucket {
+                hour: time(r.hour),
+                outcome: r.outcome,
+                count: r.count,
+            })
+            .collect(),
+    }))
+}
+
+impl KeyEnvironment {
+    /// The domain's environment.
+    pub fn environment(self) -> dk::Environment {
+        match self {
+            KeyEnvironment::Live => dk::Environment::Live,
+            KeyEnvironment::Test => dk::Environment::Test,
+            KeyEnvironment::Dev => dk::Environment::Dev,
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! The management API's shapes: what it reads and answers, as the OpenAPI
+//! document declares them.
+
+use super::super::problem::Problem;
+use crate::db::keys::ApiKey;
+use crate::domain::keys::{self as dk, Status};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, IntoResponses, ToSchema};
+
+/// Who owns a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    /// Belongs to one person; revoked when they leave the workspace.
+    Personal,
+    /// Belongs to the workspace (integrations that outlive staff changes).
+    Workspace,
+}
+
+/// A key's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    Active,
+    /// Switched off (reversible).
+    Inactive,
+    /// Past its expiry.
+    Expired,
+    /// Revoked for good.
+    Revoked,
+}
+
+impl From<KeyStatus> for Status {
+    fn from(s: KeyStatus) -> Self {
+        match s {
+            KeyStatus::Active => Status::Active,
+            KeyStatus::Inactive => Status::Inactive,
+            KeyStatus::Expired => Status::Expired,
+            KeyStatus::Revoked => Status::Revoked,
+        }
+    }
+}
+
+impl From<Status> for KeyStatus {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Active => KeyStatus::Active,
+            Status::Inactive => KeyStatus::Inactive,
+            Status::Expired => KeyStatus::Expired,
+            Status::Revoked => KeyStatus::Revoked,
+        }
+    }
+}
+
+/// A key's environment: `live` (production), `test` (staging), `dev`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyEnvironment {
+    Live,
+    Test,
+    Dev,
+}
+
+impl KeyEnvironment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyEnvironment::Live => "live",
+            KeyEnvironment::Test => "test",
+            KeyEnvironment::Dev => "dev",
+        }
+    }
+}
+
+pub fn environment_of(e: dk::Environment) -> KeyEnvironment {
+    match e {
+        dk::Environment::Live => KeyEnvironment::Live,
+        dk::Environment::Test => KeyEnvironment::Test,
+        dk::Environment::Dev => KeyEnvironment::Dev,
+    }
+}
+
+pub fn time(t: chrono::NaiveDateTime) -> String {
+    crate::domain::time::rfc3339(t)
+}
+
+/// A key as the API shows it: everything but its secret, which keyward
+/// does not have (only a digest and a masked excerpt).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "key_01JD3X5M8Q2W7Y4N6P9R0T1V3B",
+    "name": "CI deploy",
+    "description": "Deploys from the main branch",
+    "tags": ["ci"],
+    "kind": "workspace",
+    "owner_id": null,
+    "created_by": "usr_01JD3X1Z8Q2W7Y4N6P9R0T1V3B",
+    "environment": "live",
+    "permissions": ["data:read"],
+    "resources": [],
+    "status": "active",
+    "masked": "sk_live_…5G08",
+    "expires_at": "2027-02-21T10:00:00Z",
+    "rate_limit_per_minute": 600,
+    "created_at": "2026-11-23T10:00:00Z",
+    "updated_at": "2026-11-23T10:00:00Z",
+    "last_used_at": null,
+    "old_secret_valid_until": null,
+    "creator_removed": false
+}))]
+pub struct KeyView {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub kind: KeyKind,
+    /// The owner's user id (personal keys).
+    pub owner_id: Option<String>,
+    /// Who created the key (a user id).
+    pub created_by: String,
+    pub environment: KeyEnvironment,
+    pub permissions: Vec<String>,
+    /// Resources the key is limited to; empty: the whole workspace.
+    pub resources: Vec<String>,
+    pub status: KeyStatus,
+    /// The masked excerpt, e.g. `sk_live_…5G08`.
+    pub masked: String,
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub rate_limit_per_minute: Option<i32>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    #[schema(format = DateTime)]
+    pub last_used_at: Option<String>,
+    /// After a regeneration with a grace period: until when the previous
+    /// secret still works.
+    #[schema(format = DateTime)]
+    pub old_secret_valid_until: Option<String>,
+    /// A workspace key whose creator left the workspace (for review).
+    pub creator_removed: bool,
+}
+
+impl KeyView {
+    pub fn of(key: &ApiKey) -> KeyView {
+        let now = crate::db::now();
+        KeyView {
+            id: key.id.clone(),
+            name: key.name.clone(),
+            description: key.description.clone(),
+            tags: key.tag_list(),
+            kind: if key.is_personal() {
+                KeyKind::Personal
+            } else {
+                KeyKind::Workspace
+            },
+            owner_id: key.owner_id.clone(),
+            created_by: key.created_by.clone(),
+            environment: environment_of(key.environment()),
+            permissions: key.permission_list(),
+            resources: key.resource_list(),
+            status: key.status(now).into(),
+            masked: key.excerpt(),
+            expires_at: key.expires_at.map(time),
+            rate_limit_per_minute: key.rate_limit,
+            created_at: time(key.created_at),
+            updated_at: time(key.updated_at),
+            last_used_at: key.last_used_at.map(time),
+            old_secret_valid_until: key.grace_until(now).map(time),
+            creator_removed: key.creator_removed_at.is_some(),
+        }
+    }
+}
+
+/// One page of keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyPage {
+    pub keys: Vec<KeyView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A key with its secret: the only time the secret is ever sent.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "key_01JD3X5M8Q2W7Y4N6P9R0T1V3B",
+    "secret": "sk_live_…(49 characters, shown once)",
+    "idempotent_replay": false,
+    "key": {"id": "key_01JD3X5M8Q2W7Y4N6P9R0T1V3B", "name": "CI deploy"}
+}))]
+pub struct KeyWithSecret {
+    pub id: String,
+    /// The full key. Sent once; absent when an `Idempotency-Key` repeat is
+    /// answered with the key made the first time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub secret: Option<String>,
+    /// Whether this answer repeats an earlier request with the same
+    /// `Idempotency-Key` (no secret then).
+    pub idempotent_replay: bool,
+    pub key: KeyView,
+}
+
+/// Refusals every management endpoint may answer.
+#[derive(IntoResponses)]
+pub enum Refusals {
+    /// Malformed JSON, an invalid parameter or cursor.
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(Problem),
+    /// No key, or a key that is unknown, revoked, inactive or expired.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The key lacks the management permission, or its person's role does
+    /// not allow the action.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// The key's rate limit is exceeded; see `Retry-After`.
+    #[response(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Problem),
+    /// The database is unreachable.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
+/// Refusals about one key.
+#[derive(IntoResponses)]
+pub enum KeyRefusals {
+    /// No such key in the workspace, or not visible to this key.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// The key's state does not allow this (revoked, already expired), or a
+    /// limit of the workspace.
+    #[response(status = 409, content_type = "application/problem+json")]
+    Conflict(Problem),
+    /// Invalid fields, one message each.
+    #[response(status = 422, content_type = "application/problem+json")]
+    Invalid(Problem),
+}
+
+/// Filters and page of `GET /api/v1/keys`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Search by name, key id, owner, tag, or a masked excerpt / prefix
+    /// (`sk_live_…5G08`). Never a full key: check one with
+    /// `POST /api/v1/keys/verify`.
+    pub q: Option<String>,
+    pub status: Option<KeyStatus>,
+    pub kind: Option<KeyKind>,
+    /// An owner's user id, or `me` (the person the calling key acts for).
+    pub owner: Option<String>,
+    pub environment: Option<KeyEnvironment>,
+    /// Only active keys that expire within 7 days.
+    pub expiring: Option<bool>,
+    /// Keys per page, 1 to 100 (default 25).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A new key. Expiry: at most one of `expires_in_days`, `expires_at` and
+/// `never`; none gives the create dialog's default (90 days, or the
+/// longest the workspace allows).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "name": "CI deploy",
+    "kind": "workspace",
+    "environment": "live",
+    "permissions": ["data:read"],
+    "expires_in_days": 90,
+    "rate_limit_per_minute": 600
+}))]
+pub struct CreateKeyRequest {
+    /// 1 to 100 characters.
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Up to 10 tags of `a-z 0-9 - _ : .`.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// `personal` (default: a key of the person the calling key acts for)
+    /// or `workspace` (admins).
+    #[serde(default)]
+    pub kind: Option<KeyKind>,
+    /// Default `live`.
+    #[serde(default)]
+    pub environment: Option<KeyEnvironment>,
+    /// From the workspace's catalog, plus the management permissions the
+    /// person's role may grant.
+    #[serde(default)]
+    pub permissions: Option<Vec<String>>,
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
+    pub expires_in_days: Option<i64>,
+    /// A date (`YYYY-MM-DD`): the key works until the end of that day, UTC.
+    #[serde(default)]
+    #[schema(format = Date)]
+    pub expires_at: Option<String>,
+    /// `true`: the key never expires (if the workspace allows it).
+    #[serde(default)]
+    pub never: Option<bool>,
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub rate_limit_per_minute: Option<i32>,
+    /// Resource identifiers the key is limited to (up to 50).
+    #[serde(default)]
+    pub resources: Option<Vec<String>>,
+}
+
+/// Fields to change; absent ones stay as they are. Permissions, environment
+/// and expiry are fixed at creation.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "CI deploy (main)", "rate_limit_per_minute": null}))]
+pub struct UpdateKeyRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// `null` removes the limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub rate_limit_per_minute: Option<Option<i32>>,
+}
+
+/// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// When the old secret stops working after a regeneration.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"grace": "24h"}))]
+pub struct RegenerateRequest {
+    /// `0` (now, the default), `1h`, `24h` or `7d`.
+    #[serde(default)]
+    #[schema(pattern = "^(0|1h|24h|7d)$")]
+    pub grace: Option<String>,
+}
+
+/// How far back `GET /api/v1/keys/{id}/usage` reads.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsageParams {
+    /// Hours back from now, 1 to 720 (default 168: seven days).
+    #[param(minimum = 1, maximum = 720)]
+    pub hours: Option<i64>,
+}
+
+/// Verifications of a key in one hour with one outcome.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageBucket {
+    /// The hour's start, UTC.
+    #[schema(format = DateTime)]
+    pub hour: String,
+    /// `VALID`, or the refusal code (`REVOKED`, `RATE_LIMITED`, …).
+    pub outcome: String,
+    pub count: i64,
+}
+
+/// A key's verifications per hour and outcome.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Usage {
+    pub key_id: String,
+    #[schema(format = DateTime)]
+    pub since: String,
+    /// Only hours and outcomes with at least one verification, oldest first.
+    pub buckets: Vec<UsageBucket>,
+    pub valid: i64,
+    pub rejected: i64,
+}
+
+/// A key's usage: hourly counts of verifications by outcome.
+/// Filters and page of `GET /api/v1/events`: the Events page's own.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventParams {
+    /// An exact action, e.g. `key.revoked`.
+    pub action: Option<String>,
+    /// Part of the actor's label (an email, or an API key's name).
+    pub actor: Option<String>,
+    /// A target's id: a key id or user id.
+    pub key: Option<String>,
+    /// Events per page, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(minimum = 1)]
+    pub cursor: Option<i64>,
+}
+
+/// Who did it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventActor {
+    /// A user id, an API key id (changes made through this API), or null.
+    pub id: Option<String>,
+    /// The actor's email or the key's name, as it was then.
+    pub label: String,
+}
+
+/// What it was done to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventTargetView {
+    /// `api_key`, `user`, `workspace` or `permission`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub id: Option<String>,
+    pub label: Option<String>,
+}
+
+/// One entry of the audit trail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    pub id: i64,
+    #[schema(format = DateTime)]
+    pub time: String,
+    /// e.g. `key.created`, `key.revoked`.
+    pub action: String,
+    pub actor: EventActor,
+    pub target: EventTargetView,
+    /// The event in words, as on the Events page.
+    pub sentence: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The action's recorded facts (never a secret).
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+/// One page of events.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    pub events: Vec<EventView>,
+    pub next_cursor: Option<i64>,
+}

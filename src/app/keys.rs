@@ -1,0 +1,857 @@
+//! Keys: list, read, create, edit, switch off and on, regenerate, revoke,
+//! delete, review and bulk revoke — the one set of rules for the pages and
+//! the management API.
+
+use super::{Ctx, Error, Result, run};
+use crate::db::keys::{self, ApiKey, Cursor, KeyWithOwner, NewKey, Scope};
+use crate::db::{idempotency, permissions, workspaces};
+use crate::domain::input::FieldError;
+use crate::domain::keys::{self as dk, Environment, Expiry, Secret};
+use crate::domain::policy::{self, Action, management};
+use crate::domain::role::Role;
+use crate::state::AppState;
+
+/// Days within which an expiry counts as "soon".
+pub const EXPIRING_DAYS: i64 = 7;
+
+/// The most keys one bulk revoke takes.
+pub const BULK_MAX: usize = 500;
+
+/// A personal key (owned by the acting member) or a workspace key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Personal,
+    Workspace,
+}
+
+impl Kind {
+    /// The policy action that creates this kind of key.
+    pub fn create_action(self) -> Action<'static> {
+        match self {
+            Kind::Personal => Action::CreatePersonalKey,
+            Kind::Workspace => Action::CreateWorkspaceKey,
+        }
+    }
+}
+
+/// What is about to be done to one key, for the policy check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    View,
+    /// Edit, regenerate, delete.
+    Manage,
+    /// Disable, enable, revoke.
+    Revoke,
+    /// Clear the "creator removed" flag.
+    Review,
+}
+
+impl Act {
+    fn action(self, key: policy::KeyRef<'_>) -> Action<'_> {
+        match self {
+            Act::View => Action::ViewKey(key),
+            Act::Manage => Action::ManageKey(key),
+            Act::Revoke => Action::RevokeKey(key),
+            Act::Review => Action::ReviewKey(key),
+        }
+    }
+}
+
+/// The key with this id in the actor's workspace, once the policy allows
+/// `act` on it; any other id is not found. The only way use cases reach a
+/// key by id, so none can touch a key it forgot to authorize.
+pub async fn load(state: &AppState, ctx: &Ctx, id: &str, act: Act) -> Result<ApiKey> {
+    let ws = ctx.workspace_id().to_owned();
+    let id = id.to_owned();
+    let key = run(state, move |c| Ok(keys::get(c, &ws, &id)?))
+        .await?
+        .ok_or(Error::NotFound)?;
+    ctx.authorize(act.action(key.key_ref()))?;
+    Ok(key)
+}
+
+/// A revoked key can no longer be changed: the one refusal for editing,
+/// regenerating, switching or revoking it (also before showing a form).
+pub fn refuse_revoked(key: &ApiKey) -> Result<()> {
+    if key.revoked_at.is_some() {
+        Err(keys::KeyError::Revoked.into())
+    } else {
+        Ok(())
+    }
+}
+
+/// A key that cannot be revoked (already revoked, or expired).
+pub fn refuse_unrevocable(key: &ApiKey) -> Result<()> {
+    if key.status(crate::db::now()).can_revoke() {
+        Ok(())
+    } else {
+        Err(keys::KeyError::NotRevocable.into())
+    }
+}
+
+// ---- lists ------------------------------------------------------------------
+
+/// The list a page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// The actor's personal keys.
+    Own,
+    /// Workspace-owned keys.
+    Workspace,
+    /// Every key of the workspace with its owner.
+    All,
+}
+
+impl Listing {
+    fn action(self) -> Action<'static> {
+        match self {
+            Listing::Own => Action::ListOwnKeys,
+            Listing::Workspace => Action::ListWorkspaceKeys,
+            Listing::All => Action::ListAllKeys,
+        }
+    }
+}
+
+/// Which keys the actor may see in `listing`.
+pub fn scope_of(ctx: &Ctx, listing: Listing) -> Result<Scope> {
+    ctx.authorize(listing.action())?;
+    Ok(match listing {
+        Listing::Own => Scope::Owner(ctx.actor.user_id.clone()),
+        Listing::Workspace => Scope::Workspace,
+        Listing::All => Scope::All,
+    })
+}
+
+/// Which keys the actor may see when asking by owner and kind (the
+/// management API's filters): an admin any of the workspace's, anyone else
+/// only their own personal keys. `None`: the filters ask for nothing the
+/// actor may see (an empty list, not a refusal).
+pub fn scope_filtered(
+    ctx: &Ctx,
+    owner: Option<&str>,
+    workspace_only: bool,
+) -> Result<Option<Scope>> {
+    let me = ctx.actor.user_id.as_str();
+    let owner = owner.map(|o| if o == "me" { me } else { o });
+    if ctx.may(Action::ListAllKeys) {
+        return Ok(Some(match (owner, workspace_only) {
+            (Some(o), _) => Scope::Owner(o.to_owned()),
+            (None, true) => Scope::Workspace,
+            (None, false) => Scope::All,
+        }));
+    }
+    ctx.authorize(Action::ListOwnKeys)?;
+    let others = owner.is_some_and(|o| o != me);
+    Ok((!workspace_only && !others).then(|| Scope::Owner(me.to_owned())))
+}
+
+/// One page of a key list and the cursor of the next.
+pub struct Page {
+    pub keys: Vec<KeyWithOwner>,
+    pub next: Option<Cursor>,
+}
+
+/// A list query as a person or script sends it.
+pub struct ListQuery {
+    pub q: String,
+    pub filter: keys::Filter,
+    pub after: Option<Cursor>,
+    pub limit: i64,
+}
+
+/// Refuse a full key in a search: a secret must never travel in a URL.
+pub fn refuse_full_key(q: &str) -> Result<()> {
+    if matches!(dk::value_query(q), Some(dk::ValueQuery::Full(_))) {
+        return Err(Error::BadRequest(
+            "The search holds a full key: a secret must never be put in a URL. Check a key with POST /api/v1/keys/verify instead.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// One page of the keys in `scope` (from [`scope_of`] or
+/// [`scope_filtered`]), newest first.
+pub async fn list(state: &AppState, ctx: &Ctx, scope: Scope, query: ListQuery) -> Result<Page> {
+    let ws = ctx.workspace_id().to_owned();
+    let ListQuery {
+        q,
+        filter,
+        after,
+        limit,
+    } = query;
+    let q = q.trim().to_owned();
+    refuse_full_key(&q)?;
+    let (keys, next) = run(state, move |c| {
+        Ok(keys::list(
+            c,
+            &ws,
+            &scope,
+            &q,
+            &filter,
+            after.as_ref(),
+            limit,
+        )?)
+    })
+    .await?;
+    Ok(Page { keys, next })
+}
+
+/// "Expiring soon" as a filter bound: now plus [`EXPIRING_DAYS`].
+pub fn expiring_until() -> chrono::NaiveDateTime {
+    crate::db::now() + chrono::TimeDelta::days(EXPIRING_DAYS)
+}
+
+// ---- create -------------------------------------------------------------------
+
+/// A list field as sent: one text split on commas and line breaks (a
+/// form), or separate items (JSON).
+#[derive(Debug, Clone)]
+pub enum ListInput {
+    Text(String),
+    Items(Vec<String>),
+}
+
+impl Default for ListInput {
+    fn default() -> Self {
+        ListInput::Text(String::new())
+    }
+}
+
+impl ListInput {
+    /// The text the parsers split; an item holding a comma or line break
+    /// would silently become two, so it is refused for `field`.
+    fn text(&self, field: &'static str, errors: &mut Vec<FieldError>) -> String {
+        match self {
+            ListInput::Text(t) => t.clone(),
+            ListInput::Items(items) => {
+                if items.iter().any(|i| i.contains([',', '\n', '\r'])) {
+                    errors.push(FieldError::new(
+                        field,
+                        format!("Items of {field} cannot contain commas or line breaks."),
+                    ));
+                }
+                items.join("\n")
+            }
+        }
+    }
+}
+
+/// A new key's fields as sent (by the create form or the management API),
+/// before any check.
+#[derive(Debug, Clone, Default)]
+pub struct NewKeyInput {
+    pub name: String,
+    pub description: String,
+    pub tags: ListInput,
+    /// `live`, `test` or `dev`.
+    pub environment: String,
+    pub permissions: Vec<String>,
+    /// The expiry as the sender chose it, already read from its own
+    /// format; `None`: the default (90 days, or the longest the workspace
+    /// allows). The workspace maximum is applied by [`validate`].
+    pub expiry: Option<std::result::Result<Expiry, FieldError>>,
+    /// Requests per minute; empty for none.
+    pub rate_limit: String,
+    pub resources: ListInput,
+}
+
+/// A new key's fields, checked against the workspace's rules.
+#[derive(Debug, Clone)]
+pub struct ValidKey {
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub environment: Environment,
+    pub expiry: Expiry,
+    pub rate_limit: Option<i32>,
+    pub resources: Vec<String>,
+    pub permissions: Vec<String>,
+}
+
+/// Keep a value, or remember its field's error.
+fn keep<T>(r: std::result::Result<T, FieldError>, errors: &mut Vec<FieldError>) -> Option<T> {
+    r.map_err(|e| errors.push(e)).ok()
+}
+
+/// The management permissions a member of `role` may give a key of `kind`.
+pub fn grantable(role: Role, kind: Kind) -> &'static [&'static str] {
+    policy::grantable_management(role, kind == Kind::Workspace)
+}
+
+/// Expiry presets no longer than the workspace maximum.
+pub fn presets_within(max: Option<i32>) -> Vec<i64> {
+    dk::EXPIRY_PRESETS
+        .into_iter()
+        .filter(|d| max.is_none_or(|m| *d <= i64::from(m)))
+        .collect()
+}
+
+/// The default expiry offered for new keys: 90 days, or the longest preset
+/// the workspace allows.
+pub fn default_expiry_days(max: Option<i32>) -> i64 {
+    presets_within(max)
+        .into_iter()
+        .rfind(|d| *d <= 90)
+        .unwrap_or(7)
+}
+
+/// Check a new key's fields: names, tags, the workspace's maximum expiry,
+/// its permission catalog, who may grant management permissions.
+pub fn validate(
+    input: &NewKeyInput,
+    catalog: &[permissions::Permission],
+    workspace: &workspaces::Workspace,
+    role: Role,
+    kind: Kind,
+) -> std::result::Result<ValidKey, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let name = keep(dk::parse_name(&input.name), &mut errors);
+    let description = keep(dk::parse_description(&input.description), &mut errors);
+    let tags_text = input.tags.text("tags", &mut errors);
+    let tags = keep(dk::parse_tags(&tags_text), &mut errors);
+    let environment = input.environment.parse::<Environment>().ok();
+    if environment.is_none() {
+        errors.push(FieldError::new(
+            "environment",
+            "Choose an environment: production, staging or development.",
+        ));
+    }
+    let today = crate::db::now().date();
+    let expiry = input
+        .expiry
+        .clone()
+        .unwrap_or(Ok(Expiry::Days(default_expiry_days(
+            workspace.max_expiry_days,
+        ))))
+        .and_then(|e| dk::within_max(e, workspace.max_expiry_days, today));
+    let expiry = keep(expiry, &mut errors);
+    let rate_limit = keep(dk::parse_rate_limit(&input.rate_limit), &mut errors);
+    let resources_text = input.resources.text("resources", &mut errors);
+    let resources = keep(dk::parse_resources(&resources_text), &mut errors);
+    let management = grantable(role, kind);
+    let mut chosen: Vec<String> = Vec::new();
+    for p in &input.permissions {
+        if management::is_management(p) {
+            if !management.contains(&p.as_str()) {
+                errors.push(FieldError::new(
+                    "permissions",
+                    if management::ALL.contains(&p.as_str()) {
+                        format!("Your role cannot give \"{p}\" to this kind of key.")
+                    } else {
+                        format!("\"{p}\" is not a permission of keyward.")
+                    },
+                ));
+                continue;
+            }
+        } else if !catalog.iter().any(|c| &c.name == p) {
+            errors.push(FieldError::new(
+                "permissions",
+                format!("\"{p}\" is not a permission of this workspace."),
+            ));
+            continue;
+        }
+        if !chosen.contains(p) {
+            chosen.push(p.clone());
+        }
+    }
+    match (
+        name,
+        description,
+        tags,
+        environment,
+        expiry,
+        rate_limit,
+        resources,
+    ) {
+        (
+            Some(name),
+            Some(description),
+            Some(tags),
+            Some(environment),
+            Some(expiry),
+            Some(rate_limit),
+            Some(resources),
+        ) if errors.is_empty() => Ok(ValidKey {
+            name,
+            description,
+            tags,
+            environment,
+            expiry,
+            rate_limit,
+            resources,
+            permissions: chosen,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// What the create dialog needs to offer: the workspace's permissions and
+/// limits, and for personal keys how many count against the limit.
+pub struct CreateFacts {
+    pub catalog: Vec<permissions::Permission>,
+    pub workspace: workspaces::Workspace,
+    /// Personal keys: (used, limit).
+    pub personal: Option<(i64, i64)>,
+}
+
+/// The facts a new key is checked against; refused while API keys are
+/// switched off for the workspace.
+pub async fn create_facts(state: &AppState, ctx: &Ctx, kind: Kind) -> Result<CreateFacts> {
+    ctx.authorize(kind.create_action())?;
+    let ws = ctx.workspace_id().to_owned();
+    let me = ctx.actor.user_id.clone();
+    let facts = run(state, move |c| {
+        let workspace = workspaces::get(c, &ws)?;
+        let personal = if kind == Kind::Personal {
+            let used = keys::count_live_personal(c, &ws, &me)?;
+            Some((used, i64::from(workspace.max_keys_per_user)))
+        } else {
+            None
+        };
+        Ok(CreateFacts {
+            catalog: permissions::active(c, &ws)?,
+            workspace,
+            personal,
+        })
+    })
+    .await?;
+    if facts.workspace.api_keys_disabled_at.is_some() {
+        return Err(Error::conflict(
+            "API_KEYS_DISABLED",
+            "API keys are switched off for this workspace, so no key can be created. An admin can turn them back on in Settings.",
+        ));
+    }
+    Ok(facts)
+}
+
+/// What makes a repeated request do nothing the second time.
+#[derive(Debug, Clone)]
+pub enum Once {
+    /// The form's one-time nonce: a repeat is refused (`DUPLICATE_REQUEST`).
+    Nonce(String),
+    /// The API's `Idempotency-Key` with a fingerprint of the request: a
+    /// repeat answers the key made the first time, without its secret.
+    Idempotency { key: String, fingerprint: String },
+    /// Nothing: every request acts.
+    Never,
+}
+
+impl Once {
+    fn nonce(&self) -> String {
+        match self {
+            Once::Nonce(n) => n.clone(),
+            _ => crate::domain::ids::new_token(),
+        }
+    }
+}
+
+/// A key made (with its secret, shown this once) or, for a repeated
+/// request with the same `Idempotency-Key`, the key made the first time.
+pub struct Made {
+    pub key: ApiKey,
+    /// `None` for a repeat: a secret is never shown twice.
+    pub secret: Option<Secret>,
+    /// For a regeneration: the key before it.
+    pub before: Option<ApiKey>,
+}
+
+/// The key an earlier request with this `Idempotency-Key` made, or a
+/// refusal when the value was used for a different request.
+async fn replay(
+    state: &AppState,
+    ctx: &Ctx,
+    once: &Once,
+    operation: &'static str,
+) -> Result<Option<ApiKey>> {
+    let (Once::Idempotency { key, fingerprint }, Some(actor_key)) = (once, &ctx.via_key) else {
+        return Ok(None);
+    };
+    let ws = ctx.workspace_id().to_owned();
+    let actor_key = actor_key.id.clone();
+    let idem = key.clone();
+    let Some(found) = run(state, move |c| {
+        Ok(idempotency::find(c, &ws, &actor_key, &idem)?)
+    })
+    .await?
+    else {
+        return Ok(None);
+    };
+    if found.operation != operation || &found.fingerprint != fingerprint {
+        return Err(Error::Unprocessable {
+            code: "IDEMPOTENCY_KEY_REUSED",
+            message: "This Idempotency-Key was already used for a different request in the last 24 hours. Use a new key for a new request.".into(),
+        });
+    }
+    let ws = ctx.workspace_id().to_owned();
+    let key = run(state, move |c| Ok(keys::get(c, &ws, &found.key_id)?))
+        .await?
+        .ok_or_else(|| {
+            Error::conflict(
+                "IDEMPOTENT_KEY_GONE",
+                "The key this Idempotency-Key made has since been deleted.",
+            )
+        })?;
+    Ok(Some(key))
+}
+
+/// Record an `Idempotency-Key` in the transaction that acted on `key_id`.
+fn remember(
+    c: &mut crate::db::DbConn,
+    ctx: &Ctx,
+    once: &Once,
+    operation: &str,
+    key_id: &str,
+) -> std::result::Result<(), keys::KeyError> {
+    if let (Once::Idempotency { key, fingerprint }, Some(actor_key)) = (once, &ctx.via_key) {
+        idempotency::record(
+            c,
+            ctx.workspace_id(),
+            &actor_key.id,
+            key,
+            operation,
+            fingerprint,
+            key_id,
+        )?;
+    }
+    Ok(())
+}
+
+/// Whether a failed write lost the race to a concurrent twin with the same
+/// `Idempotency-Key` (its record's primary key was taken).
+fn lost_idempotency_race(once: &Once, e: &keys::KeyError) -> bool {
+    matches!(
+        (once, e),
+        (Once::Idempotency { .. }, keys::KeyError::Db(e)) if idempotency::is_duplicate(e)
+    )
+}
+
+/// The answer to a repeat that lost the race to its twin: the twin's key.
+async fn twin(state: &AppState, ctx: &Ctx, once: &Once, operation: &'static str) -> Result<Made> {
+    let key = replay(state, ctx, once, operation)
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok(Made {
+        key,
+        secret: None,
+        before: None,
+    })
+}
+
+/// Create a key of `kind`: checked against the workspace's rules, stored
+/// as a digest only, audited; its secret is returned this once.
+pub async fn create(
+    state: &AppState,
+    ctx: &Ctx,
+    kind: Kind,
+    input: NewKeyInput,
+    once: Once,
+) -> Result<Made> {
+    ctx.authorize(kind.create_action())?;
+    if let Some(key) = replay(state, ctx, &once, "create").await? {
+        return Ok(Made {
+            key,
+            secret: None,
+            before: None,
+        });
+    }
+    let facts = create_facts(state, ctx, kind).await?;
+    let valid = validate(
+        &input,
+        &facts.catalog,
+        &facts.workspace,
+        ctx.actor.role,
+        kind,
+    )
+    .map_err(Error::Invalid)?;
+    let (secret, secret_facts) = dk::generate(valid.environment);
+    let c_ctx = ctx.clone();
+    let c_once = once.clone();
+    let workspace = facts.workspace;
+    let created = run(state, move |c| {
+        let user = &c_ctx.user;
+        let owner_label = format!("{} {}", user.email, user.name);
+        let nonce = c_once.nonce();
+        let personal = kind == Kind::Personal;
+        let result = crate::db::write_transaction::<_, keys::KeyError, _>(c, |c| {
+            let key = keys::create(
+                c,
+                &c_ctx.audit,
+                NewKey {
+                    owner: personal.then_some((user.id.as_str(), owner_label.as_str())),
+                    created_by: Some(&user.id),
+                    name: &valid.name,
+                    description: &valid.description,
+                    tags: &valid.tags,
+                    permissions: &valid.permissions,
+                    resources: &valid.resources,
+                    facts: &secret_facts,
+                    expires_at: valid.expiry.expires_at(crate::db::now()),
+                    rate_limit: valid.rate_limit,
+                    request_nonce: &nonce,
+                    max_personal: personal.then_some(i64::from(workspace.max_keys_per_user)),
+                },
+            )?;
+            remember(c, &c_ctx, &c_once, "create", &key.id)?;
+            Ok(key)
+        });
+        match result {
+            Ok(key) => Ok(Some(key)),
+            Err(e) if lost_idempotency_race(&c_once, &e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await?;
+    match created {
+        Some(key) => Ok(Made {
+            key,
+            secret: Some(secret),
+            before: None,
+        }),
+        None => twin(state, ctx, &once, "create").await,
+    }
+}
+
+// ---- one key ------------------------------------------------------------------
+
+/// Changes to a key's editable details; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Edit {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub tags: Option<ListInput>,
+    /// Requests per minute; empty removes the limit.
+    pub rate_limit: Option<String>,
+}
+
+/// Edit a key's name, description, tags or rate limit.
+pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result<ApiKey> {
+    let key = load(state, ctx, id, Act::Manage).await?;
+    refuse_revoked(&key)?;
+    let mut errors = Vec::new();
+    let name = match &edit.name {
+        Some(n) => keep(dk::parse_name(n), &mut errors),
+        None => Some(key.name.clone()),
+    };
+    let description = match &edit.description {
+        Some(d) => keep(dk::parse_description(d), &mut errors),
+        None => Some(key.description.clone()),
+    };
+    let tags = match &edit.tags {
+        Some(t) => {
+            let text = t.text("tags", &mut errors);
+            keep(dk::parse_tags(&text), &mut errors)
+        }
+        None => Some(key.tag_list()),
+    };
+    let rate_limit = match &edit.rate_limit {
+        Some(r) => keep(dk::parse_rate_limit(r), &mut errors),
+        None => Some(key.rate_limit),
+    };
+    let (Some(name), Some(description), Some(tags), Some(rate_limit)) =
+        (name, description, tags, rate_limit)
+    else {
+        return Err(Error::Invalid(errors));
+    };
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    let audit = ctx.audit.clone();
+    run(state, move |c| {
+        // The owner's email and name stay searchable under the new name.
+        let owner = match &key.owner_id {
+            Some(owner) => crate::db::users::get(c, &key.workspace_id, owner)?
+                .map(|u| format!("{} {}", u.email, u.name)),
+            None => None,
+        };
+        let details = keys::Details {
+            name,
+            description,
+            tags,
+            rate_limit,
+        };
+        Ok(keys::update_details(
+            c,
+            &audit,
+            &key,
+            owner.as_deref(),
+            &details,
+        )?)
+    })
+    .await
+}
+
+/// A change of one key's state, from its row, its page or the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    Disable,
+    Enable,
+    Revoke,
+    Delete,
+    Review,
+}
+
+impl Switch {
+    fn act(self) -> Act {
+        match self {
+            Switch::Disable | Switch::Enable | Switch::Revoke => Act::Revoke,
+            Switch::Review => Act::Review,
+            Switch::Delete => Act::Manage,
+        }
+    }
+}
+
+/// Switch a key off or on, revoke, delete or review it. Returns the key as
+/// it was before (a deleted key has no "after").
+pub async fn switch(state: &AppState, ctx: &Ctx, id: &str, what: Switch) -> Result<ApiKey> {
+    let key = load(state, ctx, id, what.act()).await?;
+    match what {
+        Switch::Disable | Switch::Enable => refuse_revoked(&key)?,
+        Switch::Revoke => refuse_unrevocable(&key)?,
+        Switch::Delete | Switch::Review => {}
+    }
+    let audit = ctx.audit.clone();
+    let k = key.clone();
+    run(state, move |c| {
+        match what {
+            Switch::Disable => keys::set_disabled(c, &audit, &k, true).map(drop),
+            Switch::Enable => keys::set_disabled(c, &audit, &k, false).map(drop),
+            Switch::Revoke => keys::revoke(c, &audit, &k),
+            Switch::Delete => keys::delete(c, &audit, &k),
+            Switch::Review => keys::mark_reviewed(c, &audit, &k),
+        }
+        .map_err(Error::from)
+    })
+    .await?;
+    Ok(key)
+}
+
+/// Read a key as it is now (after a change).
+pub async fn reread(state: &AppState, ctx: &Ctx, id: &str) -> Result<ApiKey> {
+    let ws = ctx.workspace_id().to_owned();
+    let id = id.to_owned();
+    run(state, move |c| Ok(keys::get(c, &ws, &id)?))
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+/// Give a key a new secret, shown once; the old one stops working now or
+/// when `grace` ends. Its expiry is shortened to the workspace's maximum,
+/// never extended.
+pub async fn regenerate(
+    state: &AppState,
+    ctx: &Ctx,
+    id: &str,
+    grace: &str,
+    once: Once,
+) -> Result<Made> {
+    let key = load(state, ctx, id, Act::Manage).await?;
+    refuse_revoked(&key)?;
+    if let Some(key) = replay(state, ctx, &once, "regenerate").await? {
+        return Ok(Made {
+            key,
+            secret: None,
+            before: None,
+        });
+    }
+    let grace = dk::parse_grace(grace).map_err(|e| Error::Invalid(vec![e]))?;
+    let (secret, facts) = dk::generate(key.environment());
+    let c_ctx = ctx.clone();
+    let c_once = once.clone();
+    let before = key.clone();
+    let fresh = run(state, move |c| {
+        let nonce = c_once.nonce();
+        let result = crate::db::write_transaction::<_, keys::KeyError, _>(c, |c| {
+            // The write lock first, as keys::create takes it (SQLite).
+            workspaces::lock(c, c_ctx.workspace_id())?;
+            let ws = workspaces::get(c, c_ctx.workspace_id())?;
+            let cap = ws
+                .max_expiry_days
+                .map(|d| crate::db::now() + chrono::TimeDelta::days(i64::from(d)));
+            let fresh = keys::regenerate(c, &c_ctx.audit, &key, &facts, grace, &nonce, cap)?;
+            remember(c, &c_ctx, &c_once, "regenerate", &key.id)?;
+            Ok(fresh)
+        });
+        match result {
+            Ok(fresh) => Ok(Some(fresh)),
+            Err(e) if lost_idempotency_race(&c_once, &e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await?;
+    match fresh {
+        Some(fresh) => Ok(Made {
+            key: fresh,
+            secret: Some(secret),
+            before: Some(before),
+        }),
+        None => twin(state, ctx, &once, "regenerate").await,
+    }
+}
+
+/// The keys selected for a bulk revoke, all of which the actor must be
+/// allowed to revoke; any unknown or foreign id fails the whole request.
+pub async fn selected(state: &AppState, ctx: &Ctx, ids: Vec<String>) -> Result<Vec<ApiKey>> {
+    if ids.is_empty() {
+        return Err(Error::BadRequest(
+            "Select at least one key to revoke.".into(),
+        ));
+    }
+    if ids.len() > BULK_MAX {
+        return Err(Error::BadRequest(format!(
+            "Select at most {BULK_MAX} keys at a time."
+        )));
+    }
+    let ws = ctx.workspace_id().to_owned();
+    let wanted = ids.clone();
+    let found = run(state, move |c| Ok(keys::get_many(c, &ws, &wanted)?)).await?;
+    let mut unique = ids;
+    unique.sort();
+    unique.dedup();
+    if found.len() != unique.len() {
+        return Err(Error::NotFound);
+    }
+    for key in &found {
+        ctx.authorize(Action::RevokeKey(key.key_ref()))?;
+    }
+    Ok(found)
+}
+
+/// Revoke the selected keys in one transaction. Returns the keys selected,
+/// how many were revoked and the names of those skipped (already revoked
+/// or expired).
+pub async fn bulk_revoke(
+    state: &AppState,
+    ctx: &Ctx,
+    ids: Vec<String>,
+) -> Result<(Vec<ApiKey>, usize, Vec<String>)> {
+    let found = selected(state, ctx, ids).await?;
+    let audit = ctx.audit.clone();
+    let all = found.clone();
+    let (revoked, skipped) = run(state, move |c| Ok(keys::revoke_many(c, &audit, &all)?)).await?;
+    Ok((found, revoked, skipped))
+}
+
+/// Hourly verification counts of one key over the last `hours` hours.
+pub async fn usage(
+    state: &AppState,
+    ctx: &Ctx,
+    id: &str,
+    hours: i64,
+) -> Result<(
+    ApiKey,
+    chrono::NaiveDateTime,
+    Vec<crate::db::usage::UsageRow>,
+)> {
+    if !(1..=720).contains(&hours) {
+        return Err(Error::BadRequest("hours must be from 1 to 720.".into()));
+    }
+    let key = load(state, ctx, id, Act::View).await?;
+    let since = crate::verify::hour_of(crate::db::now()) - chrono::TimeDelta::hours(hours - 1);
+    let ws = key.workspace_id.clone();
+    let ids = vec![key.id.clone()];
+    let rows = run(state, move |c| {
+        Ok(crate::db::usage::since(c, &ws, Some(&ids), since)?)
+    })
+    .await?;
+    Ok((key, since, rows))
+}

@@ -1,0 +1,152 @@
+//! Members of a workspace: invite, change a role, renew an invitation,
+//! remove (with the key cascade inside the same transaction).
+
+use super::{Ctx, Error, Result, run};
+use crate::db::users::{self, User, UserChangeError};
+use crate::domain::ids;
+use crate::domain::input::{Email, FieldError, PersonName};
+use crate::domain::policy::{Action, UserRef};
+use crate::domain::role::Role;
+use crate::state::AppState;
+
+impl Error {
+    fn from_user_change(e: UserChangeError) -> Self {
+        match e {
+            UserChangeError::NotFound => Error::NotFound,
+            UserChangeError::LastAdmin => Error::conflict("LAST_ADMIN", e.to_string()),
+            UserChangeError::EmailTaken => Error::invalid("email", e.to_string()),
+            other => other.into(),
+        }
+    }
+}
+
+fn parse_role(raw: &str) -> std::result::Result<Role, FieldError> {
+    raw.parse::<Role>()
+        .map_err(|_| FieldError::new("role", "Choose a role: admin, normal user or operator."))
+}
+
+/// A membership and the one-time link that lets its person join (shown
+/// once to the admin; only its digest is stored).
+pub struct Invited {
+    pub user: User,
+    pub link: String,
+}
+
+/// A new invitation token and its digest (what is stored).
+fn invitation() -> (String, String) {
+    let token = ids::new_token();
+    let digest = ids::token_digest(&token);
+    (token, digest)
+}
+
+/// Where an invitation token is opened: the configured public address,
+/// never a request's Host header, which a client can forge.
+fn link(state: &AppState, token: &str) -> String {
+    format!("{}/invite/{token}", state.base_url)
+}
+
+/// Add someone to the workspace by email: a new person or one with an
+/// account elsewhere is invited alike, so nothing reveals other workspaces.
+pub async fn invite(
+    state: &AppState,
+    ctx: &Ctx,
+    email: &str,
+    name: &str,
+    role: &str,
+) -> Result<Invited> {
+    ctx.authorize(Action::ManageUsers)?;
+    let mut errors = Vec::new();
+    let email = Email::parse(email).map_err(|e| errors.push(e)).ok();
+    let name = PersonName::parse(name).map_err(|e| errors.push(e)).ok();
+    let role = parse_role(role).map_err(|e| errors.push(e)).ok();
+    let (Some(email), Some(name), Some(role)) = (email, name, role) else {
+        return Err(Error::Invalid(errors));
+    };
+    let (token, digest) = invitation();
+    let audit = ctx.audit.clone();
+    let user = run(state, move |c| {
+        users::add(c, &audit, email.as_str(), &name.into_inner(), role, &digest)
+            .map_err(Error::from_user_change)
+    })
+    .await?;
+    Ok(Invited {
+        user,
+        link: link(state, &token),
+    })
+}
+
+/// Change a member's role; the last admin keeps theirs.
+pub async fn change_role(state: &AppState, ctx: &Ctx, id: &str, role: &str) -> Result<User> {
+    ctx.authorize(Action::ManageUsers)?;
+    let role = parse_role(role).map_err(|e| Error::Invalid(vec![e]))?;
+    let audit = ctx.audit.clone();
+    let id = id.to_owned();
+    run(state, move |c| {
+        users::change_role(c, &audit, &id, role).map_err(Error::from_user_change)
+    })
+    .await
+}
+
+/// A new invitation link for a member who has not joined yet; the old one
+/// stops working.
+pub async fn renew_invite(state: &AppState, ctx: &Ctx, id: &str) -> Result<Invited> {
+    ctx.authorize(Action::ManageUsers)?;
+    let (token, digest) = invitation();
+    let audit = ctx.audit.clone();
+    let id = id.to_owned();
+    let user = run(state, move |c| {
+        users::renew_invite(c, &audit, &id, &digest).map_err(Error::from_user_change)
+    })
+    .await?;
+    Ok(Invited {
+        user,
+        link: link(state, &token),
+    })
+}
+
+/// The policy's answer on removing member `id`, saying why when it is the
+/// actor themselves.
+fn authorize_removal(ctx: &Ctx, id: &str) -> Result<()> {
+    ctx.authorize(Action::ManageUsers)?;
+    let target = UserRef {
+        workspace_id: ctx.workspace_id(),
+        user_id: id,
+    };
+    match ctx.authorize(Action::RemoveUser(target)) {
+        Err(Error::RoleForbids) if id == ctx.actor.user_id => Err(Error::Forbidden(
+            "You cannot remove yourself from the workspace; another admin can.".into(),
+        )),
+        other => other,
+    }
+}
+
+/// The active member `id`, to confirm their removal.
+pub async fn removable(state: &AppState, ctx: &Ctx, id: &str) -> Result<User> {
+    ctx.authorize(Action::ManageUsers)?;
+    let ws = ctx.workspace_id().to_owned();
+    let wanted = id.to_owned();
+    let target = run(state, move |c| Ok(users::get(c, &ws, &wanted)?))
+        .await?
+        .filter(User::is_active)
+        .ok_or(Error::NotFound)?;
+    authorize_removal(ctx, &target.id)?;
+    Ok(target)
+}
+
+/// Remove a member: their sessions here end, their personal keys here are
+/// revoked and the workspace keys they created flagged for review — all in
+/// one transaction, so no key outlives its owner's membership.
+pub async fn remove(state: &AppState, ctx: &Ctx, id: &str) -> Result<User> {
+    authorize_removal(ctx, id)?;
+    let audit = ctx.audit.clone();
+    let id = id.to_owned();
+    run(state, move |c| {
+        crate::db::write_transaction::<_, UserChangeError, _>(c, |c| {
+            let removed = users::remove(c, &audit, &id)?;
+            crate::db::keys::on_user_removed(c, &audit, &removed.id)?;
+            Ok(removed)
+        })
+        .map_err(Error::from_user_change)
+    })
+    .await
+}
