@@ -561,3 +561,21 @@ async fn the_openapi_document_declares_the_pin_and_the_refusals() {
         assert!(codes.contains(code), "{code} is documented: {codes}");
     }
 }
+
+#[tokio::test]
+async fn an_admin_finds_the_workspace_id_for_gateways_in_settings() {
+    let t = two_workspaces().await;
+    for (admin, own, other) in [
+        (&t.acme_admin, &t.acme_id, &t.other_id),
+        (&t.zed, &t.other_id, &t.acme_id),
+    ] {
+        let (status, page) = admin.page("/workspace/settings").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains(&format!("<code>{own}</code>")), "{page}");
+        assert!(page.contains("X-Keyward-Workspace"));
+        assert!(
+            !page.contains(other.as_str()),
+            "never another workspace's id"
+        );
+    }
+}
