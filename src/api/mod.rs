@@ -418,11 +418,12 @@ fn gateway_requirements(req: &HttpRequest) -> Result<Requirements, Outcome> {
     })
 }
 
-/// Forward authentication for gateways (nginx `auth_request`, Traefik
-/// `ForwardAuth`, Envoy `ext_authz`): the gateway sends the client's
-/// `Authorization` header and what it requires in `X-Keyward-Permission`,
-/// `X-Keyward-Environment` and `X-Keyward-Resource`. A valid key is 200
-/// with the key's identity in response headers for the gateway to pass
+/// Forward authentication for gateways (nginx `auth_request`, Caddy
+/// `forward_auth`, Traefik `ForwardAuth`, Envoy `ext_authz`): the gateway
+/// sends the client's `Authorization` header and what it requires in
+/// `X-Keyward-Workspace`, `X-Keyward-Permission`, `X-Keyward-Environment`
+/// and `X-Keyward-Resource` (each at most once, else 400). A valid key is
+/// 200 with the key's identity in response headers for the gateway to pass
 /// upstream; a refusal is `/me`'s 401 / 403 / 429 / 503, plus the JSON
 /// body repeated in `X-Keyward-Error` for gateways (nginx) that drop the
 /// body of the auth answer.
