@@ -263,13 +263,13 @@ pub struct Config {
     /// Database connections per instance.
     pub pool_size: u32,
     /// Tuning of the key verifier (cache sizes and lifetimes).
-    pub verifier: crate::verify::Settings,
+    pub verifier: VerifierSettings,
     /// Proxies whose forwarded client address is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Base of links sent to people, without a trailing slash.
     pub public_url: Option<String>,
     /// How SQLite commits reach the disk.
-    pub sqlite_synchronous: crate::db::SqliteSync,
+    pub sqlite_synchronous: SqliteSync,
     /// Where Prometheus metrics are served; `None`: nowhere.
     pub metrics_bind: Option<SocketAddr>,
     /// How log lines are written.
@@ -426,8 +426,8 @@ impl Options {
         let shared_database = matches!(database, DatabaseUrl::Postgres(_));
         let sqlite_synchronous = match self.sqlite_synchronous.trim().to_ascii_lowercase().as_str()
         {
-            "full" => crate::db::SqliteSync::Full,
-            "normal" => crate::db::SqliteSync::Normal,
+            "full" => SqliteSync::Full,
+            "normal" => SqliteSync::Normal,
             _ => {
                 return Err(ConfigError::new(
                     "KEYWARD_SQLITE_SYNCHRONOUS",
@@ -471,11 +471,11 @@ impl Options {
             usage_flush_interval: Duration::from_secs(flush),
             redis_url,
             pool_size,
-            verifier: crate::verify::Settings {
+            verifier: VerifierSettings {
                 db_slots: pool_size as usize,
                 stale_if_error,
                 shared_database,
-                ..crate::verify::Settings::default()
+                ..VerifierSettings::default()
             },
             trusted_proxies,
             public_url: public_url.flatten(),
@@ -594,6 +594,53 @@ fn secret_beside(db: &Path) -> Result<Vec<u8>, ConfigError> {
         "KEYWARD_SECRET is not set: generated a session secret and saved it beside the database; set KEYWARD_SECRET in production"
     );
     Ok(secret.into_bytes())
+}
+
+/// Tuning of the verifier.
+#[derive(Debug, Clone)]
+pub struct VerifierSettings {
+    /// Most keys cached.
+    pub cache_capacity: u64,
+    /// How long a found key stays cached without a change: only a safety
+    /// net, since changes remove entries at once.
+    pub cache_ttl: Duration,
+    /// How long "no key has this digest" is cached.
+    pub missing_ttl: Duration,
+    /// Threads reading keys from the database for the hot path (the
+    /// pool's size): more would only park threads waiting for a connection.
+    pub db_slots: usize,
+    /// Whether other instances share the database (PostgreSQL), so keys
+    /// may appear that this one has not heard of yet.
+    pub shared_database: bool,
+    /// How long after its last database read a key that was valid keeps
+    /// being answered from memory while the database cannot be reached
+    /// (`KEYWARD_STALE_IF_ERROR`; zero: never).
+    pub stale_if_error: Duration,
+}
+
+impl Default for VerifierSettings {
+    fn default() -> Self {
+        VerifierSettings {
+            cache_capacity: 200_000,
+            cache_ttl: Duration::from_secs(600),
+            missing_ttl: Duration::from_secs(5),
+            db_slots: 8,
+            stale_if_error: Duration::from_secs(15 * 60),
+            shared_database: false,
+        }
+    }
+}
+
+/// How SQLite commits reach the disk (`KEYWARD_SQLITE_SYNCHRONOUS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqliteSync {
+    /// Every commit is on disk before it is acknowledged: a revoke that
+    /// was answered survives a power cut. The default.
+    #[default]
+    Full,
+    /// Faster commits; with WAL the last commits before a power cut (not
+    /// a crash of keyward) may be lost, a revoked key among them.
+    Normal,
 }
 
 #[cfg(test)]

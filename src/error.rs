@@ -54,6 +54,9 @@ pub enum AppError {
     Gone(String),
     #[error("missing or invalid CSRF token")]
     Csrf,
+    /// A form loaded in another workspace than the session works in now.
+    #[error("a form of another workspace")]
+    OtherWorkspace,
     #[error("{message}")]
     TooManyRequests {
         message: String,
@@ -192,6 +195,11 @@ impl AppError {
             AppError::Unprocessable(m) => ("VALIDATION_FAILED", "Not saved", m.clone()),
             AppError::Gone(m) => ("LINK_INVALID", "Link not valid", m.clone()),
             AppError::Conflict(m) => ("CONFLICT", "Not possible right now", m.clone()),
+            AppError::OtherWorkspace => (
+                "OTHER_WORKSPACE",
+                "Form of another workspace",
+                "This form was loaded while you worked in another workspace, and you have switched workspaces since (perhaps in another tab). Nothing was changed. Reload the page to work in the workspace you are in now.".to_owned(),
+            ),
             AppError::Csrf => (
                 "CSRF",
                 "Form expired",
@@ -227,7 +235,7 @@ impl ResponseError for AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Gone(_) => StatusCode::GONE,
-            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Conflict(_) | AppError::OtherWorkspace => StatusCode::CONFLICT,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }

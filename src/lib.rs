@@ -352,3 +352,90 @@ mod failures_answer_alike {
         }
     }
 }
+
+#[cfg(test)]
+mod module_graph {
+    //! The shape of the code (docs/architecture.md): data flows one way
+    //! between the top-level modules, and the two surfaces never import
+    //! each other. Read from the source, so a new import that breaks the
+    //! shape fails here.
+
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::Path;
+
+    const MODULES: [&str; 12] = [
+        "api", "app", "config", "db", "domain", "error", "http", "memory", "metrics", "state",
+        "verify", "web",
+    ];
+
+    fn sources(path: &Path, out: &mut String) {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path).unwrap() {
+                sources(&entry.unwrap().path(), out);
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push_str(&std::fs::read_to_string(path).unwrap());
+        }
+    }
+
+    fn graph() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut graph = BTreeMap::new();
+        for module in MODULES {
+            let mut text = String::new();
+            let dir = src.join(module);
+            if dir.is_dir() {
+                sources(&dir, &mut text);
+            } else {
+                sources(&src.join(format!("{module}.rs")), &mut text);
+            }
+            let uses = MODULES
+                .into_iter()
+                .filter(|other| *other != module)
+                .filter(|other| {
+                    let needle = format!("crate::{other}");
+                    text.match_indices(&needle).any(|(i, _)| {
+                        !text[i + needle.len()..]
+                            .starts_with(|c: char| c == '_' || c.is_alphanumeric())
+                    })
+                })
+                .collect();
+            graph.insert(module, uses);
+        }
+        graph
+    }
+
+    #[test]
+    fn the_surfaces_never_import_each_other() {
+        let g = graph();
+        assert!(!g["web"].contains("api"), "web imports api");
+        assert!(!g["api"].contains("web"), "api imports web");
+        for inner in ["app", "db", "domain", "verify", "config"] {
+            for surface in ["web", "api", "http"] {
+                assert!(!g[inner].contains(surface), "{inner} imports {surface}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_cycle_among_top_level_modules() {
+        let g = graph();
+        // Depth-first search for a path from a module back to itself.
+        fn reaches(
+            g: &BTreeMap<&'static str, BTreeSet<&'static str>>,
+            from: &'static str,
+            to: &'static str,
+            seen: &mut BTreeSet<&'static str>,
+        ) -> bool {
+            g[from]
+                .iter()
+                .any(|next| *next == to || (seen.insert(next) && reaches(g, next, to, seen)))
+        }
+        for module in MODULES {
+            assert!(
+                !reaches(&g, module, module, &mut BTreeSet::new()),
+                "{module} reaches itself: {g:?}"
+            );
+        }
+    }
+}

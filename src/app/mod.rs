@@ -14,7 +14,9 @@
 
 pub mod events;
 pub mod keys;
+pub mod settings;
 pub mod users;
+pub mod workspaces;
 
 use crate::db::DbConn;
 use crate::db::events::AuditContext;

@@ -9,6 +9,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod people;
 pub mod permissions;
+pub mod pool_events;
 pub mod schema;
 pub mod sessions;
 pub mod settings;
@@ -54,24 +55,13 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; \
 /// lift it for their own connection.
 const PG_SESSION: &str = "SET statement_timeout = '5s'";
 
-/// How SQLite commits reach the disk (`KEYWARD_SQLITE_SYNCHRONOUS`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SqliteSync {
-    /// Every commit is on disk before it is acknowledged: a revoke that
-    /// was answered survives a power cut. The default.
-    #[default]
-    Full,
-    /// Faster commits; with WAL the last commits before a power cut (not
-    /// a crash of keyward) may be lost, a revoked key among them.
-    Normal,
-}
+pub use crate::config::SqliteSync;
 
-impl SqliteSync {
-    fn pragma(self) -> &'static str {
-        match self {
-            SqliteSync::Full => "PRAGMA synchronous = FULL;",
-            SqliteSync::Normal => "PRAGMA synchronous = NORMAL;",
-        }
+/// The pragma that applies `sync` to a new SQLite connection.
+fn sync_pragma(sync: SqliteSync) -> &'static str {
+    match sync {
+        SqliteSync::Full => "PRAGMA synchronous = FULL;",
+        SqliteSync::Normal => "PRAGMA synchronous = NORMAL;",
     }
 }
 
@@ -101,7 +91,7 @@ impl ManageConnection for Manager {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())
                     .map_err(r2d2::Error::ConnectionError)?;
                 conn.batch_execute(SQLITE_PRAGMAS)
-                    .and_then(|()| conn.batch_execute(self.sync.pragma()))
+                    .and_then(|()| conn.batch_execute(sync_pragma(self.sync)))
                     .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConn::Sqlite(conn))
             }
@@ -146,7 +136,7 @@ pub fn pool_counting(
     url: &DatabaseUrl,
     max_size: u32,
     sync: SqliteSync,
-    events: std::sync::Arc<crate::metrics::PoolEvents>,
+    events: std::sync::Arc<pool_events::PoolEvents>,
 ) -> Result<Pool, InitError> {
     // Short, so that pages answer 503 within two seconds when the database
     // is gone (and then at once: see `health`).
@@ -163,11 +153,11 @@ pub fn pool_waiting(
     url: &DatabaseUrl,
     max_size: u32,
     sync: SqliteSync,
-    events: std::sync::Arc<crate::metrics::PoolEvents>,
+    events: std::sync::Arc<pool_events::PoolEvents>,
     wait: Duration,
 ) -> Result<Pool, InitError> {
     let pool = r2d2::Pool::builder()
-        .event_handler(Box::new(crate::metrics::PoolEventCounter(events)))
+        .event_handler(Box::new(pool_events::PoolEventCounter(events)))
         .max_size(max_size)
         .min_idle(Some(1))
         .connection_timeout(wait)

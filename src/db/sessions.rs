@@ -91,19 +91,25 @@ pub fn load(
 }
 
 /// Move a session to another of its person's memberships (the workspace
-/// switcher). The caller has checked that `user` is theirs and joined.
-pub fn switch(conn: &mut DbConn, secret: &str, user: &User) -> QueryResult<()> {
+/// switcher) under a new secret, returned: the old one stops working, so a
+/// copy of the cookie from before the switch acts nowhere. The session
+/// keeps its start (the absolute limit). The caller has checked that
+/// `user` is theirs and joined.
+pub fn switch(conn: &mut DbConn, secret: &str, user: &User) -> QueryResult<String> {
+    let fresh = new_token();
     diesel::update(
         sessions::table
             .filter(sessions::id.eq(token_digest(secret)))
             .filter(sessions::person_id.eq(&user.person_id)),
     )
     .set((
+        sessions::id.eq(token_digest(&fresh)),
         sessions::user_id.eq(&user.id),
         sessions::workspace_id.eq(&user.workspace_id),
     ))
     .execute(conn)?;
-    super::people::set_last_workspace(conn, &user.person_id, &user.workspace_id)
+    super::people::set_last_workspace(conn, &user.person_id, &user.workspace_id)?;
+    Ok(fresh)
 }
 
 /// End one session (logout).

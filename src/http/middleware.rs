@@ -276,11 +276,22 @@ pub async fn csrf_guard(
         (Some(expected), Some(provided)) if same(&expected, &provided) => {
             Ok(next.call(req).await?.map_into_boxed_body())
         }
-        _ => {
+        (_, provided) => {
             // No path here: it can hold a token; the request line logged
             // by `log_requests` names the route.
             tracing::info!(method = %req.method(), "rejected request without a valid CSRF token");
-            Ok(req.error_response(AppError::Csrf))
+            // A form of another workspace than the session works in now
+            // (switched in another tab) is told apart from a stale one.
+            let now_in = crate::http::csrf::bound_workspace(&req.get_session());
+            let form_of = provided
+                .as_deref()
+                .and_then(crate::http::csrf::token_workspace);
+            match (form_of, now_in) {
+                (Some(form), Some(now)) if form != now => {
+                    Ok(req.error_response(AppError::OtherWorkspace))
+                }
+                _ => Ok(req.error_response(AppError::Csrf)),
+            }
         }
     }
 }

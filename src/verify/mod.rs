@@ -8,6 +8,7 @@
 //! checked on every request against the clock.
 
 pub mod cache;
+pub mod counters;
 pub mod feed;
 pub mod index;
 pub mod limiter;
@@ -29,40 +30,7 @@ use std::time::Duration;
 use usage::UsageBuffers;
 pub use usage::hour_of;
 
-/// Tuning of the verifier.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Most keys cached.
-    pub cache_capacity: u64,
-    /// How long a found key stays cached without a change: only a safety
-    /// net, since changes remove entries at once.
-    pub cache_ttl: Duration,
-    /// How long "no key has this digest" is cached.
-    pub missing_ttl: Duration,
-    /// Threads reading keys from the database for the hot path (the
-    /// pool's size): more would only park threads waiting for a connection.
-    pub db_slots: usize,
-    /// Whether other instances share the database (PostgreSQL), so keys
-    /// may appear that this one has not heard of yet.
-    pub shared_database: bool,
-    /// How long after its last database read a key that was valid keeps
-    /// being answered from memory while the database cannot be reached
-    /// (`KEYWARD_STALE_IF_ERROR`; zero: never).
-    pub stale_if_error: Duration,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            cache_capacity: 200_000,
-            cache_ttl: Duration::from_secs(600),
-            missing_ttl: Duration::from_secs(5),
-            db_slots: 8,
-            stale_if_error: Duration::from_secs(15 * 60),
-            shared_database: false,
-        }
-    }
-}
+pub use crate::config::VerifierSettings as Settings;
 
 /// Key checking with its cache, rate limiter and usage buffers.
 pub struct Verifier {
@@ -81,7 +49,7 @@ pub struct Verifier {
     /// Database lookups made (for tests and metrics).
     db_lookups: std::sync::atomic::AtomicU64,
     /// Outcome counters, duration histogram, cache hits and misses.
-    pub metrics: crate::metrics::VerifyMetrics,
+    pub metrics: counters::VerifyMetrics,
     /// When answering from stale state was last logged, and how often since.
     stale_log: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
 }
@@ -121,7 +89,7 @@ impl Verifier {
                 .shared_database
                 .then(limiter::LocalLimiter::default),
             db_lookups: std::sync::atomic::AtomicU64::new(0),
-            metrics: crate::metrics::VerifyMetrics::default(),
+            metrics: counters::VerifyMetrics::default(),
             cache: KeyCache::with_stale(
                 settings.cache_capacity,
                 settings.cache_ttl,

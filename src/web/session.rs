@@ -89,6 +89,8 @@ impl FromRequest for CurrentUser {
                 session.remove(SESSION_SECRET);
                 return Err(AppError::Unauthenticated);
             };
+            // Forms issued from now on name this workspace.
+            crate::http::csrf::bind_once(&session, &user.id)?;
             Ok(CurrentUser {
                 actor: Actor {
                     user_id: user.id.clone(),
@@ -111,9 +113,19 @@ impl FromRequest for CurrentUser {
 /// token.
 pub fn sign_in(session: &Session, secret: String) -> Result<(), AppError> {
     session.renew();
-    crate::http::csrf::forget(session);
+    crate::http::csrf::reset(session);
     session.insert(SESSION_SECRET, secret)?;
     Ok(())
+}
+
+/// The session moved to another of the person's memberships (the
+/// switcher, an accepted invitation): a new session id and secret, against
+/// fixation, and a new CSRF token naming the workspace, so forms loaded in
+/// the workspace left behind are refused.
+pub fn entered(session: &Session, secret: String, membership_id: &str) -> Result<(), AppError> {
+    session.renew();
+    session.insert(SESSION_SECRET, secret)?;
+    crate::http::csrf::rebind(session, membership_id)
 }
 
 /// Forget everything the cookie holds.

@@ -4,14 +4,13 @@
 
 use super::layout::Layout;
 use super::session::{self, Flash};
-use super::{AppState, CurrentUser, authorize, client_ip, db, render, see_other, user_agent};
+use super::{AppState, CurrentUser, render, see_other};
+use crate::app::workspaces as uc;
 use crate::db::people::Membership;
-use crate::db::{sessions, users};
-use crate::domain::policy::{Action, MembershipRef};
 use crate::error::AppError;
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use askama::Template;
 use serde::Deserialize;
 
@@ -40,35 +39,6 @@ pub async fn list(session: Session, user: CurrentUser) -> Result<HttpResponse, A
     render(&page, StatusCode::OK)
 }
 
-/// Load one of the person's own memberships: another person's, or one that
-/// does not exist or has ended, is a 404 (through the policy).
-async fn own_membership(
-    state: &web::Data<AppState>,
-    user: &CurrentUser,
-    id: String,
-) -> Result<users::User, AppError> {
-    let found = db(state, move |c| Ok(users::membership(c, &id)?))
-        .await?
-        .ok_or(AppError::NotFound)?;
-    authorize(
-        user,
-        Action::UseMembership(MembershipRef {
-            person_id: &found.person_id,
-        }),
-    )?;
-    Ok(found)
-}
-
-/// Move the session to the membership, remembered for the next sign-in.
-async fn switch_to(
-    state: &web::Data<AppState>,
-    user: &CurrentUser,
-    to: users::User,
-) -> Result<(), AppError> {
-    let secret = user.session_secret.clone();
-    db(state, move |c| Ok(sessions::switch(c, &secret, &to)?)).await
-}
-
 #[derive(Deserialize)]
 pub struct SwitchForm {
     #[serde(default)]
@@ -76,7 +46,8 @@ pub struct SwitchForm {
 }
 
 /// The switcher: work in another of one's workspaces. Pages of the one left
-/// behind answer 404 from now on, as any other workspace's do.
+/// behind answer 404 from now on, as any other workspace's do, and forms
+/// loaded there are refused.
 #[post("/workspaces/switch")]
 pub async fn switch(
     state: web::Data<AppState>,
@@ -84,15 +55,15 @@ pub async fn switch(
     user: CurrentUser,
     form: web::Form<SwitchForm>,
 ) -> Result<HttpResponse, AppError> {
-    let to = own_membership(&state, &user, form.into_inner().workspace).await?;
-    if to.invite_pending() {
-        return Err(AppError::NotFound);
-    }
-    let name = workspace_name(&user, &to.id);
-    switch_to(&state, &user, to).await?;
+    let (to, secret) =
+        uc::switch(&state, &user.ctx(), &user.session_secret, &form.workspace).await?;
+    session::entered(&session, secret, &to.id)?;
     session::set_flash(
         &session,
-        Flash::success(format!("You are now working in {name}.")),
+        Flash::success(format!(
+            "You are now working in {}.",
+            workspace_name(&user, &to.id)
+        )),
     )?;
     Ok(see_other("/"))
 }
@@ -103,53 +74,22 @@ fn workspace_name(user: &CurrentUser, membership_id: &str) -> String {
         .to_owned()
 }
 
-/// What answering an invitation does: [`users::accept_pending`] or
-/// [`users::decline_pending`].
-type Answer = fn(
-    &mut crate::db::DbConn,
-    &str,
-    &str,
-    Option<String>,
-    Option<String>,
-) -> diesel::QueryResult<Option<users::User>>;
-
-/// Answer one of the person's own pending invitations; returns the
-/// membership and its workspace's name.
-async fn answer(
-    req: &HttpRequest,
-    state: &web::Data<AppState>,
-    user: &CurrentUser,
-    id: String,
-    how: Answer,
-) -> Result<(users::User, String), AppError> {
-    let pending = own_membership(state, user, id).await?;
-    let name = workspace_name(user, &pending.id);
-    let (person_id, ip, ua) = (
-        user.actor.person_id.clone(),
-        client_ip(req),
-        user_agent(req),
-    );
-    let done = db(state, move |c| Ok(how(c, &person_id, &pending.id, ip, ua)?))
-        .await?
-        .ok_or(AppError::NotFound)?;
-    Ok((done, name))
-}
-
 /// Accept an invitation to another workspace, and go there.
 #[post("/workspaces/invitations/{id}/accept")]
 pub async fn accept(
-    req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
     user: CurrentUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let (joined, name) =
-        answer(&req, &state, &user, id.into_inner(), users::accept_pending).await?;
-    switch_to(&state, &user, joined).await?;
+    let (joined, secret) = uc::accept(&state, &user.ctx(), &user.session_secret, &id).await?;
+    session::entered(&session, secret, &joined.id)?;
     session::set_flash(
         &session,
-        Flash::success(format!("You joined {name} and are now working in it.")),
+        Flash::success(format!(
+            "You joined {} and are now working in it.",
+            workspace_name(&user, &joined.id)
+        )),
     )?;
     Ok(see_other("/"))
 }
@@ -157,16 +97,18 @@ pub async fn accept(
 /// Decline an invitation: it ends, and the workspace's admins see that.
 #[post("/workspaces/invitations/{id}/decline")]
 pub async fn decline(
-    req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
     user: CurrentUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let (_, name) = answer(&req, &state, &user, id.into_inner(), users::decline_pending).await?;
+    let declined = uc::decline(&state, &user.ctx(), &id).await?;
     session::set_flash(
         &session,
-        Flash::success(format!("You declined the invitation to {name}.")),
+        Flash::success(format!(
+            "You declined the invitation to {}.",
+            workspace_name(&user, &declined.id)
+        )),
     )?;
     Ok(see_other("/workspaces"))
 }

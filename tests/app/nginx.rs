@@ -1,7 +1,7 @@
 //! Forward auth behind a real nginx (Debian `nginx-light`): the
-//! `auth_request` configuration of the README, run as an unprivileged-style
-//! foreground process in a temporary prefix, in front of a small upstream
-//! that echoes the headers it received. Opt-in (`cargo test --test app
+//! `auth_request` configuration of docs/gateways.md, run as an
+//! unprivileged-style foreground process in a temporary prefix, in front of
+//! a small upstream that echoes the headers it received. Opt-in (`cargo test --test app
 //! nginx:: -- --ignored`), since it needs nginx installed; `.ci/run` installs
 //! it and runs these.
 
@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 /// The placeholder the documented block holds for the workspace id.
 const WORKSPACE_PLACEHOLDER: &str = "wsp_REPLACE_WITH_YOUR_WORKSPACE_ID";
 
-/// The nginx block of the README, exactly as documented.
-fn readme_config() -> String {
-    let readme = include_str!("../../README.md");
-    let marker = readme
+/// The nginx block of docs/gateways.md, exactly as documented.
+fn documented_config() -> String {
+    let doc = include_str!("../../docs/gateways.md");
+    let marker = doc
         .find("<!-- nginx-forward-auth")
-        .expect("the README's nginx block marker");
-    let rest = &readme[marker..];
+        .expect("the nginx block marker in docs/gateways.md");
+    let rest = &doc[marker..];
     let start = rest.find("```nginx\n").expect("an nginx code block") + 9;
     let end = rest[start..].find("```").expect("the block ends");
     rest[start..start + end].to_owned()
@@ -44,10 +44,10 @@ struct Nginx {
 }
 
 impl Nginx {
-    /// Start nginx with the README's configuration, pointed at keyward on
+    /// Start nginx with the documented configuration, pointed at keyward on
     /// `keyward_port` and the service on `app_port`, pinned to `workspace`.
     fn start(keyward_port: u16, app_port: u16, workspace: &str) -> Nginx {
-        let documented = readme_config();
+        let documented = documented_config();
         for placeholder in [
             "127.0.0.1:8080;",
             "127.0.0.1:3000;",
@@ -56,7 +56,7 @@ impl Nginx {
         ] {
             assert!(
                 documented.contains(placeholder),
-                "the README block has {placeholder}"
+                "the documented block has {placeholder}"
             );
         }
         let port = free_port();

@@ -606,3 +606,77 @@ async fn accepting_an_invitation_waits_for_another_writer() {
     let (_, page) = ada.page("/account").await;
     assert!(page.contains("You joined Other Corp"));
 }
+
+/// All session ids, to see one change.
+async fn session_ids(app: &TestApp) -> std::collections::BTreeSet<String> {
+    use diesel::prelude::*;
+    use keyward::db::schema::sessions;
+    app.with_db(|c| {
+        sessions::table
+            .select(sessions::id)
+            .load::<String>(c)
+            .unwrap()
+            .into_iter()
+            .collect()
+    })
+    .await
+}
+
+/// A form loaded in one workspace and posted after switching to another
+/// (in another tab) acts nowhere and says why; switching gives the session
+/// a new id, so a copy of the old cookie acts nowhere either.
+#[tokio::test]
+async fn a_form_of_the_workspace_left_behind_is_refused_after_switching() {
+    let (app, ada) = spawn_ready().await;
+    ada_joins_other(&app, &ada, "normal").await;
+    // Tab 1: the create dialog, loaded while working in Other Corp.
+    let (status, form) = ada.page("/account/keys/new").await;
+    assert_eq!(status, StatusCode::OK);
+    let token = csrf_from(&form).unwrap();
+    let nonce = hidden(&form, "nonce").unwrap();
+    // Tab 2: switch back to Acme.
+    let before = session_ids(&app).await;
+    switch(&ada, &app, "Acme").await;
+    let after = session_ids(&app).await;
+    assert_eq!(
+        before.difference(&after).count(),
+        1,
+        "switching replaced the session's id"
+    );
+    // Tab 1 posts its form.
+    let res = ada
+        .post_raw(
+            "/account/keys",
+            &[
+                ("csrf_token", &token),
+                ("nonce", &nonce),
+                ("name", "Tab one key"),
+                ("environment", "live"),
+                ("expiry", "30"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains("loaded while you worked in another workspace"),
+        "{page}"
+    );
+    let made = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            use keyward::db::schema::api_keys;
+            api_keys::table
+                .filter(api_keys::name.eq("Tab one key"))
+                .count()
+                .get_result::<i64>(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(made, 0, "no key in either workspace");
+    // A form loaded after the switch works.
+    let key = ada
+        .create_key("/account/keys", &[("name", "Tab two key")])
+        .await;
+    assert!(key.secret.starts_with("sk_live_"));
+}
