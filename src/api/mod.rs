@@ -7,7 +7,8 @@ pub mod problem;
 
 use crate::http::middleware::{Failed, Render};
 use crate::state::AppState;
-use crate::verify::{Code, Outcome, Requirements, Verified};
+use crate::verify::{Code, Outcome, Requirements, Verified, WorkspaceRequirement};
+use actix_web::http::header::HeaderName;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde::Deserialize;
@@ -73,9 +74,10 @@ pub fn json_error(status: StatusCode, code: &str, message: &str) -> HttpResponse
 
 /// The bearer token of the request. No `Authorization: Bearer` header is
 /// [`Outcome::missing`]; a header that is not visible ASCII (no key ever
-/// is) is a malformed key, not a missing one.
+/// is) is a malformed key, not a missing one; two or more are refused
+/// ([`single`]).
 fn bearer(req: &HttpRequest) -> Result<&str, Outcome> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+    let Some(value) = single(req, &header::AUTHORIZATION)? else {
         return Err(Outcome::missing());
     };
     let value = value.to_str().map_err(|_| Outcome::malformed_header())?;
@@ -144,6 +146,7 @@ async fn check_bearer(
 #[derive(Deserialize)]
 pub struct MeQuery {
     environment: Option<String>,
+    workspace: Option<String>,
 }
 
 /// Describe the key the request is authenticated with: the simple request a
@@ -152,12 +155,16 @@ pub struct MeQuery {
     get,
     path = "/api/v1/me",
     tag = "integrations",
-    params(("environment" = Option<String>, Query, description = "Refuse the key unless it is for this environment (live, test, dev)")),
+    params(
+        ("environment" = Option<String>, Query, description = "Refuse the key unless it is for this environment (live, test, dev)"),
+        ("workspace" = Option<String>, Query, description = "Refuse the key unless it belongs to the workspace with this id (wsp_…); absent: any workspace"),
+    ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The key is valid", body = openapi::KeyFacts),
-        (status = 400, description = "An invalid parameter", body = openapi::ErrorBody),
+        (status = 400, description = "An invalid parameter, or more than one Authorization header (REPEATED_HEADER)", body = openapi::ErrorBody),
         (status = 401, description = "Missing, malformed, unknown, revoked, inactive or expired key, or another environment", body = openapi::ErrorBody),
+        (status = 403, description = "The key belongs to another workspace than `workspace` (WRONG_WORKSPACE)", body = openapi::ErrorBody),
         (status = 429, description = "Rate limit exceeded; see Retry-After", body = openapi::ErrorBody),
         (status = 503, description = "The database is unreachable", body = openapi::ErrorBody),
     )
@@ -172,6 +179,11 @@ pub async fn me(
         environment: query.environment.clone(),
         permission: None,
         resource: None,
+        // A holder describing their own key: any workspace unless asked.
+        workspace: match query.workspace.as_deref().map(str::trim) {
+            Some(id) if !id.is_empty() => WorkspaceRequirement::Id(id.to_owned()),
+            _ => WorkspaceRequirement::Any,
+        },
     };
     match check_bearer(&req, &state, &requirements).await {
         Ok(v) => {
@@ -238,15 +250,24 @@ fn failure_builder(outcome: &Outcome) -> actix_web::HttpResponseBuilder {
     res
 }
 
-/// A key to check, and what it must allow.
+/// A key to check, and what it must allow. A member given twice is
+/// refused (400), like a repeated requirement header.
 #[derive(Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"key": "sk_live_…", "permission": "data:read"}))]
+#[schema(example = json!({"key": "sk_live_…", "workspace": "wsp_01JD3X0Z8Q2W7Y4N6P9R0T1V3B", "permission": "data:read"}))]
 pub struct VerifyRequest {
     /// The full key as the caller received it.
     key: String,
+    /// The environment the key must be for (live, test, dev).
     environment: Option<String>,
+    /// A permission the key must have.
     permission: Option<String>,
+    /// A resource the key must be allowed.
     resource: Option<String>,
+    /// The id of the workspace whose keys the calling service accepts
+    /// (wsp_…); a key of any other workspace is `WRONG_WORKSPACE`. Absent
+    /// or blank: only the installation's first workspace (the one made at
+    /// setup). Required for the services of every other workspace.
+    workspace: Option<String>,
 }
 
 /// Let the platform's services check a key they received. Always answers
@@ -270,6 +291,7 @@ pub async fn verify(state: web::Data<AppState>, body: web::Json<VerifyRequest>) 
         environment: body.environment,
         permission: body.permission,
         resource: body.resource,
+        workspace: WorkspaceRequirement::named(body.workspace.as_deref()),
     };
     match state
         .verifier
@@ -333,84 +355,158 @@ fn ascii_json(value: &serde_json::Value) -> String {
     out
 }
 
-/// What a gateway requires of the key, from an `X-Keyward-…` request
-/// header: absent or blank means no requirement. Resource identifiers may
-/// be non-ASCII, so the raw bytes are read as UTF-8.
-fn required(req: &HttpRequest, name: &str) -> Option<String> {
-    let value = req.headers().get(name)?;
-    let text = String::from_utf8_lossy(value.as_bytes());
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_owned())
+// Header names as statics: looking a custom name up by `&str` parses and
+// allocates it on every request.
+static PERMISSION: HeaderName = HeaderName::from_static("x-keyward-permission");
+static ENVIRONMENT: HeaderName = HeaderName::from_static("x-keyward-environment");
+static RESOURCE: HeaderName = HeaderName::from_static("x-keyward-resource");
+static WORKSPACE: HeaderName = HeaderName::from_static("x-keyward-workspace");
+static KEY_ID: HeaderName = HeaderName::from_static("x-keyward-key-id");
+static WORKSPACE_ID: HeaderName = HeaderName::from_static("x-keyward-workspace-id");
+static PERMISSIONS: HeaderName = HeaderName::from_static("x-keyward-permissions");
+static OWNER: HeaderName = HeaderName::from_static("x-keyward-owner");
+
+/// The one value of a header that must come at most once. Sent twice (any
+/// values, an empty first one included) it is refused: proxies differ on
+/// which of two values counts (nginx and actix read the first, gateways
+/// that append a requirement add a second), so a client could void a
+/// requirement or choose the key. Counts without allocating.
+fn single<'a>(
+    req: &'a HttpRequest,
+    name: &HeaderName,
+) -> Result<Option<&'a header::HeaderValue>, Outcome> {
+    let mut values = req.headers().get_all(name);
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(Outcome::repeated_header(header_label(name)));
+    }
+    Ok(first)
 }
 
-/// Forward authentication for gateways (nginx `auth_request`, Traefik
-/// `ForwardAuth`, Envoy `ext_authz`): the gateway sends the client's
-/// `Authorization` header and what it requires in `X-Keyward-Permission`,
-/// `X-Keyward-Environment` and `X-Keyward-Resource`. A valid key is 200
-/// with the key's identity in response headers for the gateway to pass
+/// How a header is named in messages and the docs.
+fn header_label(name: &HeaderName) -> &'static str {
+    match name.as_str() {
+        "authorization" => "Authorization",
+        "x-keyward-permission" => "X-Keyward-Permission",
+        "x-keyward-environment" => "X-Keyward-Environment",
+        "x-keyward-resource" => "X-Keyward-Resource",
+        "x-keyward-workspace" => "X-Keyward-Workspace",
+        _ => "such a",
+    }
+}
+
+/// What a gateway requires of the key, from an `X-Keyward-…` request
+/// header: absent or blank means no requirement; repeated is refused.
+/// Resource identifiers may be non-ASCII, so the raw bytes are read as
+/// UTF-8.
+fn required(req: &HttpRequest, name: &HeaderName) -> Result<Option<String>, Outcome> {
+    let Some(value) = single(req, name)? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let text = text.trim();
+    Ok((!text.is_empty()).then(|| text.to_owned()))
+}
+
+/// The requirements a gateway states in `X-Keyward-…` headers.
+fn gateway_requirements(req: &HttpRequest) -> Result<Requirements, Outcome> {
+    Ok(Requirements {
+        environment: required(req, &ENVIRONMENT)?,
+        permission: required(req, &PERMISSION)?,
+        resource: required(req, &RESOURCE)?,
+        workspace: WorkspaceRequirement::named(required(req, &WORKSPACE)?.as_deref()),
+    })
+}
+
+/// Forward authentication for gateways (nginx `auth_request`, Caddy
+/// `forward_auth`, Traefik `ForwardAuth`, Envoy `ext_authz`): the gateway
+/// sends the client's `Authorization` header and what it requires in
+/// `X-Keyward-Workspace`, `X-Keyward-Permission`, `X-Keyward-Environment`
+/// and `X-Keyward-Resource` (each at most once, else 400). A valid key is
+/// 200 with the key's identity in response headers for the gateway to pass
 /// upstream; a refusal is `/me`'s 401 / 403 / 429 / 503, plus the JSON
 /// body repeated in `X-Keyward-Error` for gateways (nginx) that drop the
 /// body of the auth answer.
 pub async fn forward_auth(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let requirements = Requirements {
-        environment: required(&req, "X-Keyward-Environment"),
-        permission: required(&req, "X-Keyward-Permission"),
-        resource: required(&req, "X-Keyward-Resource"),
+    let requirements = match gateway_requirements(&req) {
+        Ok(requirements) => requirements,
+        Err(outcome) => {
+            state.verifier.metrics.count_refusal(outcome.code);
+            return forward_auth_refusal(&outcome);
+        }
     };
     match check_bearer(&req, &state, &requirements).await {
         Ok(v) => {
             let key = &v.record.key;
             let mut res = HttpResponse::Ok();
+            // Every identity header on every 200, empty when it does not
+            // apply (no owner for a workspace key): gateways that copy
+            // headers copy only those present, so a missing one would let
+            // the client's own value through (or, in Caddy, a literal
+            // placeholder).
+            let owner = match (&key.owner_id, &v.record.owner_email) {
+                (Some(_), Some(email)) => header_safe(email),
+                _ => String::new(),
+            };
             // A gateway caches nothing of a key check.
             res.insert_header((header::CACHE_CONTROL, "no-store"))
-                .insert_header(("X-Keyward-Key-Id", header_safe(&key.id)))
-                .insert_header(("X-Keyward-Workspace-Id", header_safe(&key.workspace_id)))
+                .insert_header((KEY_ID.clone(), header_safe(&key.id)))
+                .insert_header((WORKSPACE_ID.clone(), header_safe(&key.workspace_id)))
                 .insert_header((
-                    "X-Keyward-Permissions",
+                    PERMISSIONS.clone(),
                     key.permission_list()
                         .iter()
                         .map(|p| header_safe(p))
                         .collect::<Vec<_>>()
                         .join(","),
-                ));
-            if key.owner_id.is_some()
-                && let Some(email) = &v.record.owner_email
-            {
-                res.insert_header(("X-Keyward-Owner", header_safe(email)));
-            }
+                ))
+                .insert_header((OWNER.clone(), owner));
             rate_headers(&mut res, &v);
             res.finish()
         }
-        Err(outcome) => {
-            let body = error_body(&outcome);
-            failure_builder(&outcome)
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .insert_header(("X-Keyward-Error", ascii_json(&body)))
-                .json(body)
-        }
+        Err(outcome) => forward_auth_refusal(&outcome),
     }
 }
 
-/// Forward authentication for gateways (nginx `auth_request`, Traefik
-/// `ForwardAuth`, Envoy `ext_authz`). Any method and any path below it are
-/// accepted; requirements come in `X-Keyward-Permission`,
-/// `X-Keyward-Environment` and `X-Keyward-Resource`. A valid key answers 200
-/// with `X-Keyward-Key-Id`, `X-Keyward-Workspace-Id`, `X-Keyward-Permissions`
-/// and `X-Keyward-Owner`.
+/// A refusal of forward-auth: `/me`'s status, headers and body, with the
+/// body repeated in `X-Keyward-Error`.
+fn forward_auth_refusal(outcome: &Outcome) -> HttpResponse {
+    let body = error_body(outcome);
+    failure_builder(outcome)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header(("X-Keyward-Error", ascii_json(&body)))
+        .json(body)
+}
+
+/// Forward authentication for gateways (nginx `auth_request`, Caddy
+/// `forward_auth`, Traefik `ForwardAuth`, Envoy `ext_authz`). Any method and
+/// any path below it are accepted; requirements come in
+/// `X-Keyward-Workspace`, `X-Keyward-Permission`, `X-Keyward-Environment`
+/// and `X-Keyward-Resource`, each at most once. A valid key answers 200 with
+/// `X-Keyward-Key-Id`, `X-Keyward-Workspace-Id`, `X-Keyward-Permissions` and
+/// `X-Keyward-Owner`, always all four (empty when one does not apply).
 #[utoipa::path(
     get,
     path = "/api/v1/forward-auth",
     tag = "integrations",
     params(
+        ("X-Keyward-Workspace" = Option<String>, Header, description = "The id of the workspace whose keys this gateway accepts (wsp_…). Absent or empty: only the installation's first workspace (the one made at setup); required for every other workspace's services"),
         ("X-Keyward-Permission" = Option<String>, Header, description = "A permission the key must have"),
         ("X-Keyward-Environment" = Option<String>, Header, description = "The environment the key must be for"),
         ("X-Keyward-Resource" = Option<String>, Header, description = "A resource the key must be allowed"),
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The key is valid; its identity is in the response headers"),
+        (status = 200, description = "The key is valid; its identity is in the response headers",
+            headers(
+                ("X-Keyward-Key-Id" = String, description = "The key's id"),
+                ("X-Keyward-Workspace-Id" = String, description = "The key's workspace"),
+                ("X-Keyward-Permissions" = String, description = "The key's permissions, comma-separated (empty: none)"),
+                ("X-Keyward-Owner" = String, description = "The owner's email, percent-encoded; empty for a workspace key"),
+            )),
+        (status = 400, description = "A requirement header or Authorization sent more than once (REPEATED_HEADER)", body = openapi::ErrorBody),
         (status = 401, description = "No valid key", body = openapi::ErrorBody),
-        (status = 403, description = "The key lacks the permission or resource", body = openapi::ErrorBody),
+        (status = 403, description = "The key lacks the permission or resource, or belongs to another workspace (WRONG_WORKSPACE)", body = openapi::ErrorBody),
         (status = 429, description = "Rate limit exceeded", body = openapi::ErrorBody),
         (status = 503, description = "The database is unreachable", body = openapi::ErrorBody),
     )

@@ -129,8 +129,8 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable code: `MISSING_KEY`, `MALFORMED`, `NOT_FOUND`, `REVOKED`,
     /// `DISABLED`, `EXPIRED`, `ENVIRONMENT_MISMATCH`, `API_KEYS_DISABLED`,
-    /// `INSUFFICIENT_PERMISSION`, `RESOURCE_NOT_ALLOWED`, `RATE_LIMITED`,
-    /// `UNAVAILABLE`, `BAD_REQUEST`.
+    /// `INSUFFICIENT_PERMISSION`, `RESOURCE_NOT_ALLOWED`, `WRONG_WORKSPACE`,
+    /// `RATE_LIMITED`, `UNAVAILABLE`, `REPEATED_HEADER`, `BAD_REQUEST`.
     pub code: String,
     pub message: String,
 }

@@ -1002,6 +1002,11 @@ pub struct AuthRecord {
     pub key: ApiKey,
     pub owner_email: Option<String>,
     pub api_keys_disabled_at: Option<NaiveDateTime>,
+    /// Whether the key's workspace is the installation's first (the one
+    /// made at setup; else the oldest): gateways that name no workspace
+    /// accept only its keys. Fixed for a key once it exists, so it is
+    /// cached with the record.
+    pub in_first_workspace: bool,
     /// The key's facts as the API shows them, rendered once on first use:
     /// they are the same for every check answered from this record.
     pub facts_json: std::sync::OnceLock<Box<str>>,
@@ -1009,7 +1014,7 @@ pub struct AuthRecord {
 
 /// Find the key whose current or grace-period secret has this digest.
 pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<AuthRecord>> {
-    let row: Option<(ApiKey, Option<String>, Option<NaiveDateTime>)> = api_keys::table
+    let row: Option<(ApiKey, Option<String>, Option<NaiveDateTime>, InFirst)> = api_keys::table
         .inner_join(workspaces::table)
         .left_join(users::table.on(users::id.nullable().eq(api_keys::owner_id)))
         .left_join(people::table.on(people::id.nullable().eq(users::person_id.nullable())))
@@ -1022,16 +1027,35 @@ pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<Auth
             ApiKey::as_select(),
             people::email.nullable(),
             workspaces::api_keys_disabled_at,
+            in_first_workspace(),
         ))
         .first(conn)
         .optional()?;
-    Ok(
-        row.map(|(key, owner_email, api_keys_disabled_at)| AuthRecord {
+    Ok(row.map(
+        |(key, owner_email, api_keys_disabled_at, first)| AuthRecord {
             key,
             owner_email,
             api_keys_disabled_at,
+            in_first_workspace: first == Some(true),
             facts_json: std::sync::OnceLock::new(),
-        }),
+        },
+    ))
+}
+
+/// Whether the key's workspace is the installation's first: read in the
+/// same statement as the key, so a gateway naming no workspace costs no
+/// query of its own. Installations provisioned from the command line
+/// before any setup have no `instance_setup` row: their oldest workspace
+/// is the first.
+type InFirst = Option<bool>;
+
+/// See [`InFirst`].
+fn in_first_workspace()
+-> diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Bool>> {
+    diesel::dsl::sql(
+        "api_keys.workspace_id = COALESCE(\
+         (SELECT s.workspace_id FROM instance_setup s WHERE s.id = 1), \
+         (SELECT w.id FROM workspaces w ORDER BY w.created_at, w.id LIMIT 1))",
     )
 }
 

@@ -325,6 +325,7 @@ mod tests {
             },
             owner_email: None,
             api_keys_disabled_at: None,
+            in_first_workspace: true,
             facts_json: Default::default(),
         }
     }

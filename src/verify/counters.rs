@@ -8,7 +8,7 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts};
 use std::time::Duration;
 
 /// Every refusal code, in a fixed order (their counters are indexed by it).
-const CODES: [Code; 12] = [
+const CODES: [Code; 14] = [
     Code::MissingKey,
     Code::Malformed,
     Code::NotFound,
@@ -21,6 +21,8 @@ const CODES: [Code; 12] = [
     Code::ResourceNotAllowed,
     Code::RateLimited,
     Code::Unavailable,
+    Code::RepeatedHeader,
+    Code::WrongWorkspace,
 ];
 
 fn counter(name: &str, help: &str) -> IntCounter {

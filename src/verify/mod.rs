@@ -24,7 +24,7 @@ use cache::{Found, KeyCache, LookupFailed};
 use chrono::NaiveDateTime;
 use feed::FeedStatus;
 use limiter::{Limiter, RetryAfter};
-pub use outcome::{Code, Outcome, RateInfo, Requirements, Verified};
+pub use outcome::{Code, Outcome, RateInfo, Requirements, Verified, WorkspaceRequirement};
 use std::sync::Arc;
 use std::time::Duration;
 use usage::UsageBuffers;
@@ -250,7 +250,7 @@ impl Verifier {
     }
 
     /// Run every check, in the documented order: format and checksum, lookup,
-    /// workspace switch, revoked or deleted, disabled, expired (and old secrets
+    /// the caller's workspace, workspace switch, revoked or deleted, disabled, expired (and old secrets
     /// past their grace), environment, permission and resource, rate limit.
     async fn check(&self, pool: &Pool, raw: &str, req: &Requirements) -> Result<Verified, Outcome> {
         let facts = parse(raw).map_err(|e| Outcome::new(Code::Malformed, e.to_string()))?;
@@ -261,6 +261,9 @@ impl Verifier {
                 "No key matches. Check that you copied the whole key; if it was regenerated, use the new secret.",
             )
         })?;
+        if let Some(refusal) = req.workspace_refusal(&record) {
+            return Err(refusal);
+        }
         let key = &record.key;
         let now = db::now();
         if record.api_keys_disabled_at.is_some() {

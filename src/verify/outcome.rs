@@ -21,6 +21,10 @@ pub enum Code {
     ResourceNotAllowed,
     RateLimited,
     Unavailable,
+    /// A single-valued header (`Authorization`, a requirement) sent twice.
+    RepeatedHeader,
+    /// The key belongs to a workspace the caller does not accept.
+    WrongWorkspace,
 }
 
 impl Code {
@@ -38,13 +42,18 @@ impl Code {
             Code::ResourceNotAllowed => "RESOURCE_NOT_ALLOWED",
             Code::RateLimited => "RATE_LIMITED",
             Code::Unavailable => "UNAVAILABLE",
+            Code::RepeatedHeader => "REPEATED_HEADER",
+            Code::WrongWorkspace => "WRONG_WORKSPACE",
         }
     }
 
     /// The HTTP status on `/api/v1/me`.
     pub fn status(self) -> StatusCode {
         match self {
-            Code::InsufficientPermission | Code::ResourceNotAllowed => StatusCode::FORBIDDEN,
+            Code::InsufficientPermission | Code::ResourceNotAllowed | Code::WrongWorkspace => {
+                StatusCode::FORBIDDEN
+            }
+            Code::RepeatedHeader => StatusCode::BAD_REQUEST,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
@@ -58,6 +67,58 @@ pub struct Requirements {
     pub environment: Option<String>,
     pub permission: Option<String>,
     pub resource: Option<String>,
+    pub workspace: WorkspaceRequirement,
+}
+
+/// Which workspaces' keys the caller accepts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum WorkspaceRequirement {
+    /// Any workspace's: `/me` (a holder describing their own key) and the
+    /// management API (a key acts in its own workspace).
+    #[default]
+    Any,
+    /// A gateway or service that names no workspace: only the
+    /// installation's first workspace. Every configuration written before
+    /// workspaces could be pinned protects that workspace's services, so
+    /// it keeps working, while keys of any workspace added later never
+    /// pass it.
+    First,
+    /// Only the workspace with this id.
+    Id(String),
+}
+
+impl WorkspaceRequirement {
+    /// From what a gateway or service sent: a workspace id, or nothing
+    /// (absent or blank) for the first workspace.
+    pub fn named(id: Option<&str>) -> Self {
+        match id.map(str::trim).filter(|id| !id.is_empty()) {
+            Some(id) => WorkspaceRequirement::Id(id.to_owned()),
+            None => WorkspaceRequirement::First,
+        }
+    }
+}
+
+impl Requirements {
+    /// The refusal of a key of a workspace the caller does not accept,
+    /// checked right after the lookup: before anything about the key (its
+    /// state, its facts, its rate limit) is used or told, since the key is
+    /// none of this caller's business. The answer never names the key's
+    /// workspace, and is not counted in the key's usage.
+    pub(crate) fn workspace_refusal(&self, record: &AuthRecord) -> Option<Outcome> {
+        match &self.workspace {
+            WorkspaceRequirement::Any => None,
+            WorkspaceRequirement::First if record.in_first_workspace => None,
+            WorkspaceRequirement::First => Some(Outcome::new(
+                Code::WrongWorkspace,
+                "This key belongs to a workspace that this service does not accept. (A gateway or service for another workspace of this keyward names it: X-Keyward-Workspace, or \"workspace\" on /api/v1/keys/verify.)",
+            )),
+            WorkspaceRequirement::Id(id) if *id == record.key.workspace_id => None,
+            WorkspaceRequirement::Id(_) => Some(Outcome::new(
+                Code::WrongWorkspace,
+                "This key belongs to a workspace that this service does not accept. Use a key of the service's workspace.",
+            )),
+        }
+    }
 }
 
 /// A key that passed every check.
@@ -107,6 +168,16 @@ impl Outcome {
         Outcome::new(
             Code::Malformed,
             "The Authorization header holds characters that no keyward key has. Send \"Authorization: Bearer sk_live_…\" with the key exactly as it was shown.",
+        )
+    }
+
+    /// A header that must come once came more than once: which one counts
+    /// is up to each proxy on the way (an appended requirement, an empty
+    /// first value), so none does.
+    pub fn repeated_header(name: &str) -> Self {
+        Outcome::new(
+            Code::RepeatedHeader,
+            format!("The request has more than one {name} header. Send it once."),
         )
     }
 

@@ -122,15 +122,30 @@ async fn a_valid_key_passes_with_any_method_and_its_identity_in_headers() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["x-keyward-key-id"], k.id.as_str());
 
-    // A workspace key has no owner.
+    // A workspace key has no owner: the header is there, empty, so a
+    // gateway that copies headers overwrites whatever the client sent
+    // (Caddy would otherwise pass its literal placeholder; others the
+    // client's own value). Every identity header, on every 200.
     let w = admin
         .create_key("/workspace/keys", &[("name", "integration")])
         .await;
     let res = forward(&app.base, Method::GET, Some(&w.secret), &[]).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["x-keyward-key-id"], w.id.as_str());
-    assert!(res.headers().get("x-keyward-owner").is_none());
+    assert_eq!(
+        res.headers()["x-keyward-workspace-id"],
+        workspace.as_str().unwrap()
+    );
+    assert_eq!(res.headers()["x-keyward-owner"], "");
     assert_eq!(res.headers()["x-keyward-permissions"], "");
+    for name in [
+        "x-keyward-key-id",
+        "x-keyward-workspace-id",
+        "x-keyward-owner",
+        "x-keyward-permissions",
+    ] {
+        assert_eq!(res.headers().get_all(name).iter().count(), 1, "{name} once");
+    }
 }
 
 #[tokio::test]

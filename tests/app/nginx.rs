@@ -12,6 +12,9 @@ use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The placeholder the documented block holds for the workspace id.
+const WORKSPACE_PLACEHOLDER: &str = "wsp_REPLACE_WITH_YOUR_WORKSPACE_ID";
+
 /// The nginx block of docs/gateways.md, exactly as documented.
 fn documented_config() -> String {
     let doc = include_str!("../../docs/gateways.md");
@@ -24,7 +27,7 @@ fn documented_config() -> String {
     rest[start..start + end].to_owned()
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -42,10 +45,15 @@ struct Nginx {
 
 impl Nginx {
     /// Start nginx with the documented configuration, pointed at keyward on
-    /// `keyward_port` and the service on `app_port`.
-    fn start(keyward_port: u16, app_port: u16) -> Nginx {
+    /// `keyward_port` and the service on `app_port`, pinned to `workspace`.
+    fn start(keyward_port: u16, app_port: u16, workspace: &str) -> Nginx {
         let documented = documented_config();
-        for placeholder in ["127.0.0.1:8080;", "127.0.0.1:3000;", "listen 80;"] {
+        for placeholder in [
+            "127.0.0.1:8080;",
+            "127.0.0.1:3000;",
+            "listen 80;",
+            WORKSPACE_PLACEHOLDER,
+        ] {
             assert!(
                 documented.contains(placeholder),
                 "the documented block has {placeholder}"
@@ -55,7 +63,8 @@ impl Nginx {
         let server = documented
             .replace("127.0.0.1:8080;", &format!("127.0.0.1:{keyward_port};"))
             .replace("127.0.0.1:3000;", &format!("127.0.0.1:{app_port};"))
-            .replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
+            .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
+            .replace(WORKSPACE_PLACEHOLDER, workspace);
         let prefix = tempfile::tempdir().unwrap();
         let p = prefix.path().display().to_string();
         // Everything nginx writes stays in the prefix: no /etc/nginx, no
@@ -126,7 +135,7 @@ impl Drop for Nginx {
 
 /// The service behind nginx: answers every request with the headers it
 /// received, as a JSON object (lower-case names).
-fn spawn_echo() -> u16 {
+pub(crate) fn spawn_echo() -> u16 {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
@@ -161,7 +170,7 @@ fn spawn_echo() -> u16 {
     rx.recv().expect("echo server started")
 }
 
-fn port_of(base: &str) -> u16 {
+pub(crate) fn port_of(base: &str) -> u16 {
     base.rsplit(':').next().unwrap().parse().unwrap()
 }
 
@@ -187,15 +196,18 @@ fn json(body: &str) -> serde_json::Value {
 #[ignore = "needs nginx (Debian nginx-light); run with --ignored"]
 async fn nginx_auth_request_passes_valid_keys_and_refuses_others_like_me() {
     let (app, admin) = spawn_ready().await;
-    let echo = spawn_echo();
-    let nginx = Nginx::start(port_of(&app.base), echo);
-
     let reader = admin
         .create_key(
             "/account/keys",
             &[("name", "reader"), ("permissions", "data:read")],
         )
         .await;
+    let workspace = me(&app.base, &reader.secret).await.2["workspace_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let echo = spawn_echo();
+    let nginx = Nginx::start(port_of(&app.base), echo, &workspace);
 
     // A valid key reaches the service, which learns who called from the
     // headers set by auth_request_set, never the key itself.
@@ -208,8 +220,7 @@ async fn nginx_auth_request_passes_valid_keys_and_refuses_others_like_me() {
     assert_eq!(headers["x-keyward-key-id"], reader.id, "{seen}");
     assert_eq!(headers["x-keyward-owner"], ADMIN_EMAIL);
     assert_eq!(headers["x-keyward-permissions"], "data:read");
-    let described = me(&app.base, &reader.secret).await.2;
-    assert_eq!(headers["x-keyward-workspace-id"], described["workspace_id"]);
+    assert_eq!(headers["x-keyward-workspace-id"], workspace.as_str());
     assert!(headers.get("authorization").is_none(), "{seen}");
     assert!(
         !body.contains(&reader.secret),
@@ -283,6 +294,66 @@ async fn nginx_auth_request_passes_valid_keys_and_refuses_others_like_me() {
     let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "one token a minute, got {retry}");
 
+    // A workspace key has no owner: the client's forged X-Keyward-Owner
+    // never reaches the service (nginx drops a header set to "").
+    let integration = admin
+        .create_key("/workspace/keys", &[("name", "integration")])
+        .await;
+    let res = reqwest::Client::new()
+        .get(nginx.url("/data/3"))
+        .header("X-Keyward-Owner", "boss@example.com")
+        .bearer_auth(&integration.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let seen = json(&res.text().await.unwrap());
+    assert_eq!(seen["headers"]["x-keyward-key-id"], integration.id);
+    assert!(
+        seen["headers"]
+            .get("x-keyward-owner")
+            .is_none_or(|v| v == ""),
+        "{seen}"
+    );
+
+    // Two Authorization headers: refused (nginx itself refuses the
+    // duplicate header line), the service not reached.
+    let res = reqwest::Client::new()
+        .get(nginx.url("/data/4"))
+        // Not a real key: nginx logs the refused header line at `info`.
+        .header("authorization", "")
+        .header("authorization", "Bearer sk_live_not_a_real_key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(!res.text().await.unwrap().contains("\"echo\""));
+
+    // A key of another workspace of this keyward, with the permission, and
+    // the client naming that workspace itself: refused.
+    let zed = app.other_workspace_admin().await;
+    let foreign = zed
+        .create_key(
+            "/workspace/keys",
+            &[("name", "foreign"), ("permissions", "data:read")],
+        )
+        .await;
+    let other = me(&app.base, &foreign.secret).await.2["workspace_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = reqwest::Client::new()
+        .get(nginx.url("/data/5"))
+        .header("X-Keyward-Workspace", &other)
+        .bearer_auth(&foreign.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let body = res.text().await.unwrap();
+    assert_eq!(json(&body)["error"]["code"], "WRONG_WORKSPACE", "{body}");
+    assert!(!body.contains(&other));
+
     // The key never reaches nginx's log either, and the documented
     // configuration runs without warnings about unset variables.
     let log = nginx.error_log();
@@ -295,7 +366,7 @@ async fn nginx_auth_request_passes_valid_keys_and_refuses_others_like_me() {
 async fn nginx_answers_503_when_keyward_cannot_be_reached() {
     let echo = spawn_echo();
     // Nothing listens on this port: nginx cannot ask keyward.
-    let nginx = Nginx::start(free_port(), echo);
+    let nginx = Nginx::start(free_port(), echo, "wsp_any");
     let (status, _, body) = get(&nginx.url("/data/1"), Some("sk_live_whatever")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(json(&body)["error"]["code"], "UNAVAILABLE");

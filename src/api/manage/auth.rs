@@ -72,6 +72,8 @@ impl<N: Need + 'static> FromRequest for Manager<N> {
                 environment: None,
                 permission: Some(N::PERMISSION.to_owned()),
                 resource: None,
+                // A management key acts in its own workspace.
+                workspace: crate::verify::WorkspaceRequirement::Any,
             };
             let verified = state
                 .verifier
