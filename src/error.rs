@@ -105,6 +105,14 @@ impl From<crate::app::Error> for AppError {
             ),
             E::Unprocessable { message, .. } => AppError::Unprocessable(message),
             E::BadRequest(m) => AppError::BadRequest(m),
+            E::TooManyRequests {
+                message,
+                retry_after_secs,
+            } => AppError::TooManyRequests {
+                message,
+                retry_after_secs,
+            },
+            E::Gone(m) => AppError::Gone(m),
             E::Unavailable => AppError::Unavailable,
             E::Db(e) => AppError::Db(e),
             E::Pool(e) => AppError::Pool(e),

@@ -324,6 +324,14 @@ mod failures_answer_alike {
                 StatusCode::UNPROCESSABLE_ENTITY,
             ),
             (Error::BadRequest("bad".into()), StatusCode::BAD_REQUEST),
+            (
+                Error::TooManyRequests {
+                    message: "wait".into(),
+                    retry_after_secs: 60,
+                },
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
+            (Error::Gone("used".into()), StatusCode::GONE),
             (Error::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
             (Error::Db(closed), StatusCode::SERVICE_UNAVAILABLE),
             (

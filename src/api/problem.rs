@@ -150,9 +150,12 @@ impl From<crate::app::Error> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
             E::BadRequest(m) => ApiError::bad_request(m),
-            other @ (E::Unavailable | E::Db(_) | E::Pool(_) | E::Internal(_)) => {
-                AppError::from(other).into()
-            }
+            other @ (E::TooManyRequests { .. }
+            | E::Gone(_)
+            | E::Unavailable
+            | E::Db(_)
+            | E::Pool(_)
+            | E::Internal(_)) => AppError::from(other).into(),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! an [`Error`] into their own answer, and `lib.rs` tests that they answer
 //! every failure with the same status.
 
+pub mod auth;
 pub mod events;
 pub mod keys;
 pub mod settings;
@@ -55,6 +56,15 @@ pub enum Error {
     /// cursor that is not one of ours).
     #[error("{0}")]
     BadRequest(String),
+    /// Too many attempts (sign-in, password checks): wait and try again.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// A one-time link that is unknown, used or expired.
+    #[error("{0}")]
+    Gone(String),
     /// The database is known to be unreachable (failing fast).
     #[error("the database is unreachable")]
     Unavailable,

@@ -2,10 +2,10 @@
 
 use super::layout::Layout;
 use super::session::{self, Flash};
-use super::{AppState, CurrentUser, FormErrors, authorize, db, render, see_other};
+use super::{AppState, CurrentUser, FormErrors, authorize, render, see_other};
+use crate::app::Error;
+use crate::app::auth as uc;
 use crate::db::users;
-use crate::domain::input::NewPassword;
-use crate::domain::password;
 use crate::domain::policy::Action;
 use crate::error::AppError;
 use actix_session::Session;
@@ -69,48 +69,27 @@ pub async fn change_password(
     user: CurrentUser,
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, AppError> {
-    authorize(&user, Action::ChangeOwnPassword)?;
     let form = form.into_inner();
-    let mut errors = FormErrors::default();
-    let new = errors.check(NewPassword::parse(&form.password, &form.password_confirm));
-    // Like sign-in: the attempt counts before the slow check, so parallel
-    // guesses of the current password cannot outrun the limit.
-    let attempt = state
-        .password_change
-        .reserve(&user.user.person_id, std::time::Instant::now())
-        .map_err(|wait| {
-            let minutes = wait.as_secs().div_ceil(60).max(1);
-            AppError::TooManyRequests {
-                message: format!(
-                    "Too many wrong current passwords. Wait {minutes} minute{} and try again; nothing was changed.",
-                    if minutes == 1 { "" } else { "s" }
-                ),
-                retry_after_secs: wait.as_secs().max(1),
-            }
-        })?;
-    let stored = user.user.password_hash.clone().unwrap_or_default();
-    let current = form.current_password;
-    let current_ok = web::block(move || password::verify(&current, &stored)).await?;
-    if current_ok {
-        state.password_change.refund(&user.user.person_id, attempt);
-    } else {
-        errors.add("current_password", "Your current password is not correct.");
-    }
-    let Some(new) = new.filter(|_| errors.is_empty()) else {
-        let page = PasswordPage {
-            layout: Layout::new(&session, &user, "Change password", "account")?,
-            errors,
-        };
-        return render(&page, StatusCode::UNPROCESSABLE_ENTITY);
+    let changed = uc::change_password(
+        &state,
+        &user.ctx(),
+        &user.session_secret,
+        form.current_password,
+        &form.password,
+        &form.password_confirm,
+    )
+    .await;
+    let ended = match changed {
+        Ok(ended) => ended,
+        Err(Error::Invalid(errors)) => {
+            let page = PasswordPage {
+                layout: Layout::new(&session, &user, "Change password", "account")?,
+                errors: FormErrors::from(errors),
+            };
+            return render(&page, StatusCode::UNPROCESSABLE_ENTITY);
+        }
+        Err(e) => return Err(e.into()),
     };
-    let ctx = user.audit();
-    let person_id = user.user.person_id.clone();
-    let keep = crate::domain::ids::token_digest(&user.session_secret);
-    let hash = web::block(move || password::hash(new.as_str())).await??;
-    let ended = db(&state, move |c| {
-        Ok(users::change_password(c, &ctx, &person_id, &hash, &keep)?)
-    })
-    .await?;
     let message = match ended {
         0 => "Your password was changed.".to_owned(),
         1 => "Your password was changed and your other session was signed out.".to_owned(),
