@@ -2,12 +2,12 @@
 //! inventory or an audit. Never a secret: the masked excerpt is what the
 //! pages show too.
 
-use crate::db::keys::{self, Cursor, KeyWithOwner, Scope};
-use crate::domain::policy::Action;
+use crate::app::keys::{self as uc, ListQuery, Listing};
+use crate::db::keys::{self, Cursor, KeyWithOwner};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::CurrentUser;
 use crate::web::export::{self, cell};
-use crate::web::{CurrentUser, authorize, db};
 use actix_web::{HttpResponse, get, web};
 
 const HEADER: &[&str] = &[
@@ -52,27 +52,22 @@ pub async fn inventory(
     state: web::Data<AppState>,
     user: CurrentUser,
 ) -> Result<HttpResponse, AppError> {
-    authorize(&user, Action::ListAllKeys)?;
-    let ws = user.actor.workspace_id.clone();
+    let ctx = user.ctx();
+    let scope = uc::scope_of(&ctx, Listing::All)?;
     let next = move |after: Option<Cursor>| {
-        let (state, ws) = (state.clone(), ws.clone());
+        let (state, ctx, scope) = (state.clone(), ctx.clone(), scope.clone());
         async move {
-            let (rows, next) = db(&state, move |c| {
-                Ok(keys::list(
-                    c,
-                    &ws,
-                    &Scope::All,
-                    "",
-                    &keys::Filter::default(),
-                    after.as_ref(),
-                    export::CHUNK,
-                )?)
-            })
-            .await?;
+            let query = ListQuery {
+                q: String::new(),
+                filter: keys::Filter::default(),
+                after,
+                limit: export::CHUNK,
+            };
+            let page = uc::list(&state, &ctx, scope, query).await?;
             let now = crate::db::now();
             Ok((
-                rows.iter().map(|k| record(k, now)).collect(),
-                next.map(Some),
+                page.keys.iter().map(|k| record(k, now)).collect(),
+                page.next.map(Some),
             ))
         }
     };
