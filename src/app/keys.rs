@@ -622,34 +622,63 @@ pub async fn create(
         },
     )?;
     let (secret, secret_facts) = dk::generate(valid.environment);
-    let c_ctx = ctx.clone();
-    let c_once = once.clone();
-    let workspace = facts.workspace;
-    let created = run(state, move |c| {
-        let user = &c_ctx.user;
+    let max_personal = i64::from(facts.workspace.max_keys_per_user);
+    let personal = kind == Kind::Personal;
+    let write = move |c: &mut crate::db::DbConn, ctx: &Ctx, nonce: &str| {
+        let user = &ctx.user;
+        if personal {
+            // The workspace's limit on personal keys: creations in this
+            // workspace are serialised so concurrent requests cannot
+            // both pass the count.
+            workspaces::lock(c, ctx.workspace_id())?;
+            if keys::count_live_personal(c, ctx.workspace_id(), &user.id)? >= max_personal {
+                return Err(keys::KeyError::LimitReached(max_personal));
+            }
+        }
         let owner_label = format!("{} {}", user.email, user.name);
+        keys::create(
+            c,
+            &ctx.audit,
+            NewKey {
+                owner: personal.then_some((user.id.as_str(), owner_label.as_str())),
+                created_by: Some(&user.id),
+                name: &valid.name,
+                description: &valid.description,
+                tags: &valid.tags,
+                permissions: &valid.permissions,
+                resources: &valid.resources,
+                facts: &secret_facts,
+                expires_at,
+                rate_limit: valid.rate_limit,
+                request_nonce: nonce,
+            },
+        )
+    };
+    act_once(state, ctx, &once, "create", (secret, None), write).await
+}
+
+/// Run `write` in one write transaction with the record of the request's
+/// `Idempotency-Key`: the key it made is answered with `secret` (shown this
+/// once); a concurrent twin that won the race answers for both, without it.
+async fn act_once<W>(
+    state: &AppState,
+    ctx: &Ctx,
+    once: &Once,
+    operation: &'static str,
+    (secret, before): (Secret, Option<ApiKey>),
+    write: W,
+) -> Result<Made>
+where
+    W: FnOnce(&mut crate::db::DbConn, &Ctx, &str) -> std::result::Result<ApiKey, keys::KeyError>
+        + Send
+        + 'static,
+{
+    let (c_ctx, c_once) = (ctx.clone(), once.clone());
+    let done = run(state, move |c| {
         let nonce = c_once.nonce();
-        let personal = kind == Kind::Personal;
         let result = crate::db::write_transaction::<_, keys::KeyError, _>(c, |c| {
-            let key = keys::create(
-                c,
-                &c_ctx.audit,
-                NewKey {
-                    owner: personal.then_some((user.id.as_str(), owner_label.as_str())),
-                    created_by: Some(&user.id),
-                    name: &valid.name,
-                    description: &valid.description,
-                    tags: &valid.tags,
-                    permissions: &valid.permissions,
-                    resources: &valid.resources,
-                    facts: &secret_facts,
-                    expires_at,
-                    rate_limit: valid.rate_limit,
-                    request_nonce: &nonce,
-                    max_personal: personal.then_some(i64::from(workspace.max_keys_per_user)),
-                },
-            )?;
-            remember(c, &c_ctx, &c_once, "create", &key.id)?;
+            let key = write(c, &c_ctx, &nonce)?;
+            remember(c, &c_ctx, &c_once, operation, &key.id)?;
             Ok(key)
         });
         match result {
@@ -659,13 +688,13 @@ pub async fn create(
         }
     })
     .await?;
-    match created {
+    match done {
         Some(key) => Ok(Made {
             key,
             secret: Some(secret),
-            before: None,
+            before,
         }),
-        None => twin(state, ctx, &once, "create").await,
+        None => twin(state, ctx, once, operation).await,
     }
 }
 
@@ -823,37 +852,25 @@ pub async fn regenerate(
     }
     let grace = dk::parse_grace(grace).map_err(|e| Error::Invalid(vec![e]))?;
     let (secret, facts) = dk::generate(key.environment());
-    let c_ctx = ctx.clone();
-    let c_once = once.clone();
     let before = key.clone();
-    let fresh = run(state, move |c| {
-        let nonce = c_once.nonce();
-        let result = crate::db::write_transaction::<_, keys::KeyError, _>(c, |c| {
-            // The write lock first, as keys::create takes it (SQLite).
-            workspaces::lock(c, c_ctx.workspace_id())?;
-            let ws = workspaces::get(c, c_ctx.workspace_id())?;
-            let cap = ws
-                .max_expiry_days
-                .map(|d| crate::db::now() + chrono::TimeDelta::days(i64::from(d)));
-            let fresh = keys::regenerate(c, &c_ctx.audit, &key, &facts, grace, &nonce, cap)?;
-            remember(c, &c_ctx, &c_once, "regenerate", &key.id)?;
-            Ok(fresh)
-        });
-        match result {
-            Ok(fresh) => Ok(Some(fresh)),
-            Err(e) if lost_idempotency_race(&c_once, &e) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    })
-    .await?;
-    match fresh {
-        Some(fresh) => Ok(Made {
-            key: fresh,
-            secret: Some(secret),
-            before: Some(before),
-        }),
-        None => twin(state, ctx, &once, "regenerate").await,
-    }
+    let write = move |c: &mut crate::db::DbConn, ctx: &Ctx, nonce: &str| {
+        // The write lock first, as creating a personal key takes it.
+        workspaces::lock(c, ctx.workspace_id())?;
+        let ws = workspaces::get(c, ctx.workspace_id())?;
+        let cap = ws
+            .max_expiry_days
+            .map(|d| crate::db::now() + chrono::TimeDelta::days(i64::from(d)));
+        keys::regenerate(c, &ctx.audit, &key, &facts, grace, nonce, cap)
+    };
+    act_once(
+        state,
+        ctx,
+        &once,
+        "regenerate",
+        (secret, Some(before)),
+        write,
+    )
+    .await
 }
 
 /// The keys selected for a bulk revoke, all of which the actor must be

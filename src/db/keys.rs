@@ -167,8 +167,6 @@ pub struct NewKey<'a> {
     pub expires_at: Option<NaiveDateTime>,
     pub rate_limit: Option<i32>,
     pub request_nonce: &'a str,
-    /// For personal keys: the most active and inactive keys the owner may have.
-    pub max_personal: Option<i64>,
 }
 
 impl<'a> NewKey<'a> {
@@ -191,7 +189,6 @@ impl<'a> NewKey<'a> {
             expires_at: None,
             rate_limit: None,
             request_nonce,
-            max_personal: None,
         }
     }
 }
@@ -210,8 +207,9 @@ fn key_target(key: &ApiKey) -> EventTarget<'_> {
     }
 }
 
-/// Create a key and record the event, in one transaction. A form submitted
-/// twice (same nonce) creates nothing the second time.
+/// Create a key and record the event, in one transaction (a savepoint
+/// inside the caller's). A form submitted twice (same nonce) creates
+/// nothing the second time.
 pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<ApiKey, KeyError> {
     let id = crate::domain::ids::new_id("key");
     let now = super::now();
@@ -219,15 +217,9 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
         Some((owner, label)) => (KIND_PERSONAL, Some(owner), Some(label)),
         None => (KIND_WORKSPACE, None, None),
     };
+    // The workspace's limit on personal keys is the caller's to check in
+    // the same transaction (`app::keys::create`).
     super::write_transaction(conn, |conn| {
-        if let (Some(owner), Some(max)) = (owner_id, new.max_personal) {
-            // Serialise creations in this workspace so concurrent requests
-            // cannot both pass the count.
-            super::workspaces::lock(conn, &ctx.workspace_id)?;
-            if count_live_personal(conn, &ctx.workspace_id, owner)? >= max {
-                return Err(KeyError::LimitReached(max));
-            }
-        }
         let inserted = diesel::insert_into(api_keys::table)
             .values((
                 api_keys::id.eq(&id),
