@@ -1,0 +1,122 @@
+//! What key checks read and write: the key by digest (with what a check
+//! needs about its owner and workspace), coalesced last-used times, and
+//! the digests the in-memory index starts from.
+
+use super::ApiKey;
+use crate::db::DbConn;
+use crate::db::schema::{api_keys, people, users, workspaces};
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+/// What authentication needs about a key, read in one indexed query.
+#[derive(Debug, Clone)]
+pub struct AuthRecord {
+    pub key: ApiKey,
+    pub owner_email: Option<String>,
+    pub api_keys_disabled_at: Option<NaiveDateTime>,
+    /// Whether the key's workspace is the installation's first (the one
+    /// made at setup; else the oldest): gateways that name no workspace
+    /// accept only its keys. Fixed for a key once it exists, so it is
+    /// cached with the record.
+    pub in_first_workspace: bool,
+    /// The key's facts as the API shows them, rendered once on first use:
+    /// they are the same for every check answered from this record.
+    pub facts_json: std::sync::OnceLock<Box<str>>,
+}
+
+/// Find the key whose current or grace-period secret has this digest.
+pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<AuthRecord>> {
+    let row: Option<(ApiKey, Option<String>, Option<NaiveDateTime>, InFirst)> = api_keys::table
+        .inner_join(workspaces::table)
+        .left_join(users::table.on(users::id.nullable().eq(api_keys::owner_id)))
+        .left_join(people::table.on(people::id.nullable().eq(users::person_id.nullable())))
+        .filter(
+            api_keys::digest
+                .eq(digest)
+                .or(api_keys::previous_digest.eq(digest)),
+        )
+        .select((
+            ApiKey::as_select(),
+            people::email.nullable(),
+            workspaces::api_keys_disabled_at,
+            in_first_workspace(),
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(
+        |(key, owner_email, api_keys_disabled_at, first)| AuthRecord {
+            key,
+            owner_email,
+            api_keys_disabled_at,
+            in_first_workspace: first == Some(true),
+            facts_json: std::sync::OnceLock::new(),
+        },
+    ))
+}
+
+/// Whether the key's workspace is the installation's first: read in the
+/// same statement as the key, so a gateway naming no workspace costs no
+/// query of its own. Installations provisioned from the command line
+/// before any setup have no `instance_setup` row: their oldest workspace
+/// is the first.
+type InFirst = Option<bool>;
+
+/// See [`InFirst`].
+fn in_first_workspace()
+-> diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Bool>> {
+    diesel::dsl::sql(
+        "api_keys.workspace_id = COALESCE(\
+         (SELECT s.workspace_id FROM instance_setup s WHERE s.id = 1), \
+         (SELECT w.id FROM workspaces w ORDER BY w.created_at, w.id LIMIT 1))",
+    )
+}
+
+/// Write coalesced "last used" times; never moves a time backwards.
+///
+/// Rows are updated in key-id order: two instances flushing the same keys
+/// then lock them in the same order and wait for each other instead of
+/// deadlocking (in hash-map order PostgreSQL aborted one of them on every
+/// flush, and its batch grew until a crash would have lost it).
+pub fn write_last_used(conn: &mut DbConn, used: &[(String, NaiveDateTime)]) -> QueryResult<()> {
+    let mut sorted: Vec<&(String, NaiveDateTime)> = used.iter().collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    crate::db::write_transaction(conn, |conn| {
+        for (id, at) in sorted {
+            diesel::update(
+                api_keys::table.filter(api_keys::id.eq(id)).filter(
+                    api_keys::last_used_at
+                        .is_null()
+                        .or(api_keys::last_used_at.lt(*at)),
+                ),
+            )
+            .set(api_keys::last_used_at.eq(*at))
+            .execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
+/// The start of every current and grace-period digest (for the in-memory
+/// index of keys that exist; deleted and revoked keys included, since they still answer
+/// REVOKED rather than NOT_FOUND).
+///
+/// Only each digest's first 16 hex digits (what the index keeps) are read,
+/// row by row: a full load of 100k digests as strings cost ~20 MB at start
+/// that the allocator then kept.
+pub fn all_digests(conn: &mut DbConn) -> QueryResult<Vec<String>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Nullable, Text};
+    let rows = api_keys::table
+        .select((
+            sql::<Text>("substr(digest, 1, 16)"),
+            sql::<Nullable<Text>>("substr(previous_digest, 1, 16)"),
+        ))
+        .load_iter::<(String, Option<String>), diesel::connection::DefaultLoadingMode>(conn)?;
+    let mut prefixes = Vec::new();
+    for row in rows {
+        let (d, p) = row?;
+        prefixes.push(d);
+        prefixes.extend(p);
+    }
+    Ok(prefixes)
+}
