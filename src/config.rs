@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// Command line of the `keyward` binary.
 #[derive(Debug, Parser)]
-#[command(name = "keyward", version, about = "Self-hosted API key management")]
+#[command(name = "keyward", version = crate::VERSION, about = "Self-hosted API key management")]
 pub struct Cli {
     #[command(flatten)]
     pub options: Options,
@@ -39,6 +39,13 @@ pub enum Command {
         /// File holding the admin's password (first line), e.g. a mounted secret.
         #[arg(long)]
         admin_password_file: PathBuf,
+    },
+    /// Copy the SQLite database, consistent, while keyward serves it, with
+    /// its session secret beside the copy (`<file>.secret`). On PostgreSQL,
+    /// use pg_dump (docs/operations.md).
+    Backup {
+        /// Where to write the copy; must not exist.
+        file: PathBuf,
     },
     /// Create and list workspaces (tenants): the operator's provisioning.
     Workspace {

@@ -33,6 +33,9 @@ use actix_web::{App, HttpServer, web as aweb};
 use std::net::TcpListener;
 use std::sync::Arc;
 
+/// This build: the package version and the commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KEYWARD_COMMIT"), ")");
+
 /// The Content Security Policy: no inline script or style, nothing from
 /// other origins, no framing.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \

@@ -20,8 +20,13 @@ fn main() -> ExitCode {
         }
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only on a terminal: a file, a pipe or the journal gets plain
+    // text (and NO_COLOR turns it off everywhere).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     match format {
         LogFormat::Text => tracing_subscriber::fmt()
+            .with_ansi(colour)
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
             .init(),
@@ -29,6 +34,7 @@ fn main() -> ExitCode {
         // every line written while a request is handled.
         LogFormat::Json => tracing_subscriber::fmt()
             .json()
+            .with_ansi(false)
             .with_current_span(true)
             .with_span_list(false)
             .with_env_filter(filter)
@@ -59,6 +65,7 @@ fn main() -> ExitCode {
             admin_name.as_deref(),
             &admin_password_file,
         ),
+        Command::Backup { file } => backup(&config, &file),
         Command::Workspace { command } => match command {
             WorkspaceCommand::Create {
                 name,
@@ -84,9 +91,39 @@ fn main() -> ExitCode {
     }
 }
 
+/// `keyward backup <file>`.
+fn backup(config: &Config, file: &std::path::Path) -> Result<(), String> {
+    match &config.database {
+        keyward::config::DatabaseUrl::Sqlite(db) => {
+            let written = keyward::db::backup::sqlite(db, file)?;
+            println!(
+                "Backup written to {} ({} keys, {} events; integrity ok).",
+                written.file.display(),
+                written.keys,
+                written.events
+            );
+            match written.secret {
+                Some(secret) => println!(
+                    "The session secret was copied to {}: keep it with the backup.",
+                    secret.display()
+                ),
+                None => println!(
+                    "KEYWARD_SECRET is set for this database: keep it with the backup."
+                ),
+            }
+            Ok(())
+        }
+        keyward::config::DatabaseUrl::Postgres(_) => Err(
+            "keyward backup copies a SQLite database. On PostgreSQL use pg_dump (see docs/operations.md, Backups), and keep KEYWARD_SECRET with the dump."
+                .into(),
+        ),
+    }
+}
+
 async fn serve(config: Config) -> Result<(), String> {
     let bind = config.bind;
     let links = config.clone();
+    tracing::info!(version = keyward::VERSION, "keyward starting");
     let running = keyward::build(config).await.map_err(|e| e.to_string())?;
     tracing::info!(address = %bind, port = running.port, "keyward is listening");
     match &running.setup_url {

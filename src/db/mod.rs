@@ -2,6 +2,7 @@
 //! migrations, and one module of plain functions per table. Every function
 //! that reads workspace data takes the workspace id.
 
+pub mod backup;
 pub mod changes;
 pub mod events;
 pub mod health;

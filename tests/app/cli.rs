@@ -603,3 +603,187 @@ async fn workspace_commands_provision_tenants() {
     }
     assert!(!out.contains("Eps"));
 }
+
+/// Logs written to a file or a pipe carry no terminal colour codes (the
+/// text format included), and `--version` names the commit.
+#[tokio::test]
+async fn logs_off_a_terminal_are_plain_and_the_version_names_its_commit() {
+    let (db, _guard) = tokio::task::spawn_blocking(fresh_database).await.unwrap();
+    let out = keyward(&db)
+        .arg("migrate")
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("INFO"), "info lines were written: {log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "an escape code reached a pipe: {log:?}"
+    );
+
+    let out = keyward(&db).arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&out.stdout);
+    let words: Vec<&str> = version.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"keyward"), "{version}");
+    assert_eq!(words.get(1), Some(&env!("CARGO_PKG_VERSION")), "{version}");
+    let commit = words.get(2).unwrap_or(&"").trim_matches(['(', ')']);
+    let head = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    match head {
+        // Built from a git checkout: the commit it was built from.
+        Some(head) => assert!(
+            commit.len() >= 7 && head.starts_with(commit),
+            "{version} names {commit}, HEAD is {head}"
+        ),
+        None => assert_eq!(commit, "unknown"),
+    }
+}
+
+/// `keyward backup` while four clients create keys through the form: the
+/// copy passes its integrity check, holds every key acknowledged before the
+/// backup began, and a keyward restored from it (with the secret copied
+/// beside it) verifies them and signs the admin in.
+#[tokio::test]
+async fn a_backup_under_write_load_restores_every_acknowledged_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = DatabaseUrl::Sqlite(dir.path().join("live.db"));
+    // No KEYWARD_SECRET: the secret is generated beside the database, and
+    // the backup must carry it.
+    let plain = |database: &DatabaseUrl| {
+        let mut cmd = keyward(database);
+        cmd.env_remove("KEYWARD_SECRET");
+        cmd
+    };
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, format!("{ADMIN_PASSWORD}\n")).unwrap();
+    let out = plain(&db)
+        .args(["setup", "--workspace", "Acme", "--admin-email", ADMIN_EMAIL])
+        .arg("--admin-password-file")
+        .arg(&password_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let serve = |database: &DatabaseUrl| {
+        plain(database)
+            .env("KEYWARD_BIND", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut live = serve(&db);
+    let base = printed_word(&mut live, |w| w.ends_with("/login"))
+        .await
+        .trim_end_matches("/login")
+        .to_owned();
+
+    // Four clients, each signed in, creating keys until told to stop; each
+    // key is recorded with the moment its creation was acknowledged.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let (base, stop) = (base.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let admin = Browser::new(&base);
+            assert_eq!(
+                admin.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status(),
+                StatusCode::SEE_OTHER
+            );
+            let mut made = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let name = format!("client {c} key {i}");
+                let key = admin
+                    .create_key("/workspace/keys", &[("name", name.as_str())])
+                    .await;
+                made.push((std::time::Instant::now(), key.secret));
+                i += 1;
+            }
+            made
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let backup_file = dir.path().join("backup.db");
+    let began = std::time::Instant::now();
+    let out = {
+        let mut cmd = plain(&db);
+        cmd.arg("backup").arg(&backup_file);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap()
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acknowledged = Vec::new();
+    for client in clients {
+        acknowledged.extend(client.await.unwrap());
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("integrity ok"), "{stdout}");
+    let before: Vec<&String> = acknowledged
+        .iter()
+        .filter(|(at, _)| *at < began)
+        .map(|(_, secret)| secret)
+        .collect();
+    assert!(
+        before.len() >= 4,
+        "keys were made before the backup: {}",
+        before.len()
+    );
+    assert!(
+        acknowledged.len() > before.len(),
+        "writes went on while the backup ran"
+    );
+    // The backup refuses to overwrite.
+    let again = plain(&db).arg("backup").arg(&backup_file).output().unwrap();
+    assert_eq!(again.status.code(), Some(1));
+
+    Command::new("kill")
+        .args(["-TERM", &live.id().to_string()])
+        .status()
+        .unwrap();
+    tokio::task::spawn_blocking(move || live.wait().unwrap())
+        .await
+        .unwrap();
+
+    // Restore: the backup and its secret, as the documented procedure says.
+    let restored_dir = tempfile::tempdir().unwrap();
+    let restored = restored_dir.path().join("keyward.db");
+    std::fs::copy(&backup_file, &restored).unwrap();
+    std::fs::copy(
+        dir.path().join("backup.db.secret"),
+        restored_dir.path().join("keyward.db.secret"),
+    )
+    .unwrap();
+    let restored = DatabaseUrl::Sqlite(restored);
+    let mut child = serve(&restored);
+    let base = printed_word(&mut child, |w| w.ends_with("/login"))
+        .await
+        .trim_end_matches("/login")
+        .to_owned();
+    for secret in &before {
+        assert_eq!(me(&base, secret).await.0, StatusCode::OK, "restored key");
+    }
+    let admin = Browser::new(&base);
+    assert_eq!(
+        admin.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
