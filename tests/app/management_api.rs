@@ -1415,6 +1415,36 @@ async fn every_api_route_is_in_the_openapi_document() {
         routes.len(),
         "nothing documented that is not routed"
     );
+    // And every method a path is not documented with is 405, with the
+    // documented ones in `Allow`.
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let url = format!("{}{}", app.base, path.replace("{id}", "key_x"));
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"] {
+            if ops.get(method.to_lowercase()).is_some() {
+                continue;
+            }
+            let res = http
+                .request(method.parse().unwrap(), &url)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            let allow = res.headers()["allow"].to_str().unwrap().to_owned();
+            let mut allowed: Vec<String> = allow
+                .split(", ")
+                .filter(|m| *m != "HEAD")
+                .map(str::to_lowercase)
+                .collect();
+            allowed.sort();
+            let mut documented: Vec<String> = ops.as_object().unwrap().keys().cloned().collect();
+            documented.sort();
+            assert_eq!(allowed, documented, "Allow of {path}");
+        }
+    }
     // Management operations document problem details.
     let problem = &doc["paths"]["/api/v1/keys"]["post"]["responses"]["422"]["content"];
     assert!(problem["application/problem+json"].is_object(), "{problem}");
