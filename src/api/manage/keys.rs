@@ -356,7 +356,7 @@ pub async fn revoke_key(
         ("id" = String, Path, description = "The key's id"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried regenerate return the key without making another secret (24 hours): 1 to 255 visible ASCII characters, sent once", min_length = 1, max_length = 255, pattern = "^[!-~]+$", nullable = false),
     ),
-    request_body(content = Option<RegenerateRequest>, description = "Optional; an empty body means grace 0"),
+    request_body(content = Option<RegenerateRequest>, description = "Optional: no body (no content type needed) is grace 0, like `{}`"),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The new secret (shown this once), or the key for a repeated request", body = KeyWithSecret),
