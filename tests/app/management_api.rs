@@ -2273,6 +2273,29 @@ async fn the_document_declares_what_the_server_enforces() {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED);
+    // Key ids in paths: `key_` and letters or digits; anything else is
+    // not found (or, with a control character, a bad request).
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        if !path.contains("{id}") {
+            continue;
+        }
+        for (method, op) in ops.as_object().unwrap() {
+            let id = op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "id")
+                .unwrap();
+            assert_eq!(
+                id["schema"]["pattern"], "^key_[0-9A-Za-z]+$",
+                "{method} {path}"
+            );
+        }
+    }
+    assert_eq!(
+        api.get("/api/v1/keys/not-a-key").await.0,
+        StatusCode::NOT_FOUND
+    );
     // forward-auth answers every method, and is declared so.
     let forward = doc["paths"]["/api/v1/forward-auth"].as_object().unwrap();
     let mut methods: Vec<&str> = forward.keys().map(String::as_str).collect();

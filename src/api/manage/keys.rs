@@ -215,7 +215,7 @@ pub async fn create_key(
     get,
     path = "/api/v1/keys/{id}",
     tag = "keys",
-    params(("id" = String, Path, description = "The key's id, e.g. key_…")),
+    params(("id" = String, Path, description = "The key's id, e.g. key_…", pattern = "^key_[0-9A-Za-z]+$")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The key", body = KeyView),
@@ -236,7 +236,7 @@ pub async fn get_key(
     patch,
     path = "/api/v1/keys/{id}",
     tag = "keys",
-    params(("id" = String, Path, description = "The key's id")),
+    params(("id" = String, Path, description = "The key's id", pattern = "^key_[0-9A-Za-z]+$")),
     request_body = UpdateKeyRequest,
     security(("bearer" = [])),
     responses(
@@ -274,7 +274,7 @@ pub async fn update_key(
     delete,
     path = "/api/v1/keys/{id}",
     tag = "keys",
-    params(("id" = String, Path, description = "The key's id")),
+    params(("id" = String, Path, description = "The key's id", pattern = "^key_[0-9A-Za-z]+$")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
@@ -302,7 +302,7 @@ async fn switch(m: Manager<KeysWrite>, id: &str, what: Switch) -> Result<HttpRes
     post,
     path = "/api/v1/keys/{id}/disable",
     tag = "keys",
-    params(("id" = String, Path, description = "The key's id")),
+    params(("id" = String, Path, description = "The key's id", pattern = "^key_[0-9A-Za-z]+$")),
     security(("bearer" = [])),
     responses((status = 200, description = "The key, now inactive", body = KeyView), Refusals, KeyRefusals)
 )]
@@ -318,7 +318,7 @@ pub async fn disable_key(
     post,
     path = "/api/v1/keys/{id}/enable",
     tag = "keys",
-    params(("id" = String, Path, description = "The key's id")),
+    params(("id" = String, Path, description = "The key's id", pattern = "^key_[0-9A-Za-z]+$")),
     security(("bearer" = [])),
     responses((status = 200, description = "The key, enabled", body = KeyView), Refusals, KeyRefusals)
 )]
@@ -334,7 +334,7 @@ pub async fn enable_key(
     post,
     path = "/api/v1/keys/{id}/revoke",
     tag = "keys",
-    params(("id" = String, Path, description = "The key's id")),
+    params(("id" = String, Path, description = "The key's id", pattern = "^key_[0-9A-Za-z]+$")),
     security(("bearer" = [])),
     responses((status = 200, description = "The key, revoked", body = KeyView), Refusals, KeyRefusals)
 )]
@@ -353,7 +353,7 @@ pub async fn revoke_key(
     path = "/api/v1/keys/{id}/regenerate",
     tag = "keys",
     params(
-        ("id" = String, Path, description = "The key's id"),
+        ("id" = String, Path, description = "The key's id", pattern = "^key_[0-9A-Za-z]+$"),
         ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried regenerate return the key without making another secret (24 hours): 1 to 255 visible ASCII characters, sent once", min_length = 1, max_length = 255, pattern = "^[!-~]+$", nullable = false),
     ),
     request_body(content = Option<RegenerateRequest>, description = "Optional: no body (no content type needed) is grace 0, like `{}`"),
@@ -400,7 +400,7 @@ pub async fn regenerate_key(
     get,
     path = "/api/v1/keys/{id}/usage",
     tag = "keys",
-    params(("id" = String, Path, description = "The key's id"), UsageParams),
+    params(("id" = String, Path, description = "The key's id", pattern = "^key_[0-9A-Za-z]+$"), UsageParams),
     security(("bearer" = [])),
     responses((status = 200, description = "Hourly counts", body = Usage), Refusals, KeyRefusals)
 )]
