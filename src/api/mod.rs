@@ -2,6 +2,7 @@
 //! `/api/v1/keys/verify` and `/api/v1/forward-auth` for gateways.
 
 pub mod manage;
+pub mod methods;
 pub mod openapi;
 pub mod problem;
 
@@ -41,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(me)
             .service(verify)
             .service(openapi::openapi_json)
+            .configure(methods::configure)
             .configure(manage::configure)
             // Any method: gateways forward the original request's method.
             // Any path below it too: Envoy's ext_authz appends the original

@@ -38,7 +38,7 @@ the role of the person behind it. Errors of the management endpoints are RFC 945
         openapi_json,
     ),
     components(schemas(Problem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &OptionalBodies, &EveryMethod),
     tags(
         (name = "integrations", description = "Checking keys: what integrations and gateways call"),
         (name = "keys", description = "Managing keys (keyward:keys:read / keyward:keys:write)"),
@@ -57,6 +57,85 @@ impl Modify for BearerAuth {
                 SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
             );
         }
+    }
+}
+
+/// An optional request body (`Option<T>` in `request_body`) is one that
+/// may be left out, not one that may be the JSON `null`: utoipa declares it
+/// as `oneOf: [null, T]`, which tells clients a `null` body is valid, and
+/// the server refuses one (a body is a JSON object or nothing). Keep `T`
+/// alone, in a body that is not required.
+struct OptionalBodies;
+
+impl Modify for OptionalBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{Schema, SchemaType, Type};
+        use utoipa::openapi::{RefOr, Required};
+        let is_null = |s: &RefOr<Schema>| matches!(s, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null));
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let Some(body) = operation.request_body.as_mut() else {
+                    continue;
+                };
+                if body.required == Some(Required::True) {
+                    continue;
+                }
+                body.required = Some(Required::False);
+                for content in body.content.values_mut() {
+                    if let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema
+                        && let [a, b] = one_of.items.as_slice()
+                        && (is_null(a) || is_null(b))
+                    {
+                        content.schema = Some(if is_null(a) { b.clone() } else { a.clone() });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `/api/v1/forward-auth` answers every method (a gateway forwards the
+/// original request's), so the document says so: the GET operation, as
+/// `forward_auth_doc` declares it, under every method OpenAPI has, each
+/// with an operation id of its own; HEAD's answers have no body.
+struct EveryMethod;
+
+impl Modify for EveryMethod {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(item) = openapi.paths.paths.get_mut("/api/v1/forward-auth") else {
+            return;
+        };
+        let Some(get) = item.get.clone() else {
+            return;
+        };
+        let like_get = |method: &str| {
+            let mut op = get.clone();
+            op.operation_id = get.operation_id.as_ref().map(|id| format!("{id}_{method}"));
+            op
+        };
+        let mut head = like_get("head");
+        for response in head.responses.responses.values_mut() {
+            if let utoipa::openapi::RefOr::T(r) = response {
+                r.content.clear();
+            }
+        }
+        item.head = Some(head);
+        item.post = Some(like_get("post"));
+        item.put = Some(like_get("put"));
+        item.patch = Some(like_get("patch"));
+        item.delete = Some(like_get("delete"));
+        item.options = Some(like_get("options"));
+        item.trace = Some(like_get("trace"));
     }
 }
 

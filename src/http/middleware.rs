@@ -349,7 +349,12 @@ pub async fn render_errors(
     scopes: ErrorScopes,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let res = next.call(req).await?;
-    let info = res.response().extensions().get::<ErrorInfo>().cloned();
+    let info = res
+        .response()
+        .extensions()
+        .get::<ErrorInfo>()
+        .cloned()
+        .or_else(|| method_not_allowed(&res));
     let Some(info) = info else {
         return Ok(res.map_into_boxed_body());
     };
@@ -376,6 +381,33 @@ pub async fn render_errors(
         }
     }
     Ok(ServiceResponse::new(req, out))
+}
+
+/// The 405 that actix answers itself when a resource has no route for the
+/// method: it sets `Allow` but has no body and no [`ErrorInfo`], so it
+/// would leave the scope's renderer out. Only that bare answer is taken
+/// (a handler's own 405 carries its own body).
+fn method_not_allowed<B: MessageBody>(res: &ServiceResponse<B>) -> Option<ErrorInfo> {
+    let bare = matches!(
+        res.response().body().size(),
+        actix_web::body::BodySize::None | actix_web::body::BodySize::Sized(0)
+    );
+    if res.status() != StatusCode::METHOD_NOT_ALLOWED || !bare {
+        return None;
+    }
+    let allow = res
+        .headers()
+        .get(header::ALLOW)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    Some(ErrorInfo {
+        code: "METHOD_NOT_ALLOWED",
+        title: "Method not allowed",
+        message: format!(
+            "This address does not answer {}; it answers {allow}.",
+            res.request().method()
+        ),
+    })
 }
 
 /// Percent-encode a path for use in a query string.

@@ -37,6 +37,10 @@ pub struct UsageBuffers {
     last_used: Mutex<HashMap<String, NaiveDateTime>>,
     /// Verifications per (key, workspace, hour, outcome) not yet written.
     counts: Mutex<HashMap<UsageKey, i64>>,
+    /// Held for a whole flush: a flush that returns has written what was
+    /// buffered when it began, also what another flush (the interval's)
+    /// had taken and was still writing. Never taken on the hot path.
+    flushing: Mutex<()>,
 }
 
 impl UsageBuffers {
@@ -89,6 +93,7 @@ impl UsageBuffers {
     /// Write buffered "last used" times and usage counts. On failure they
     /// are kept for the next attempt, so none is lost.
     pub fn flush(&self, pool: &Pool) {
+        let _one_at_a_time = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
         drain_and_write(
             &self.last_used,
             |batch| {

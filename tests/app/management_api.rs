@@ -1094,9 +1094,19 @@ async fn errors_are_problem_details_never_server_errors() {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("grace"))
     );
     // A method or route the API does not have: a problem too.
-    for (method, path) in [
-        ("PUT", "/api/v1/keys"),
-        ("GET", "/api/v1/keys/key_x/nothing"),
+    for (method, path, status, code) in [
+        (
+            "PUT",
+            "/api/v1/keys",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+        ),
+        (
+            "GET",
+            "/api/v1/keys/key_x/nothing",
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+        ),
     ] {
         let res = http
             .request(method.parse().unwrap(), format!("{}{path}", app.base))
@@ -1107,7 +1117,7 @@ async fn errors_are_problem_details_never_server_errors() {
         let (s, p) = problem(res).await;
         assert_eq!(
             (s, p["code"].as_str()),
-            (StatusCode::NOT_FOUND, Some("NOT_FOUND")),
+            (status, Some(code)),
             "{method} {path}"
         );
     }
@@ -1318,7 +1328,9 @@ struct IdemRow {
 }
 
 /// The routes of `src/api/`, read from the source: `#[get("…")]` and the
-/// like inside the `/api/v1` scope, plus `web::resource` routes.
+/// like inside the `/api/v1` scope, `web::resource("…")` followed by one
+/// `.get(…)`-like line per method (HEAD, implied by GET, aside), and
+/// `web::resource([…]).to(…)`, which answers every method.
 fn api_routes() -> Vec<(String, String)> {
     let mut dirs = vec![std::path::PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -1335,9 +1347,13 @@ fn api_routes() -> Vec<(String, String)> {
             }
         }
     }
+    const EVERY: [&str; 8] = [
+        "get", "put", "post", "delete", "options", "head", "patch", "trace",
+    ];
     let mut routes = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(file).unwrap();
+        let mut resource: Option<String> = None;
         for line in text.lines().map(str::trim) {
             for method in ["get", "post", "patch", "delete", "put"] {
                 if let Some(rest) = line.strip_prefix(&format!("#[{method}(\"")) {
@@ -1347,8 +1363,29 @@ fn api_routes() -> Vec<(String, String)> {
             }
             if let Some(rest) = line.strip_prefix("web::resource([\"") {
                 let path = rest.split('"').next().unwrap();
-                // Any method: documented as GET.
-                routes.push(("get".to_owned(), format!("/api/v1{path}")));
+                // Any method.
+                for method in EVERY {
+                    routes.push((method.to_owned(), format!("/api/v1{path}")));
+                }
+                continue;
+            }
+            let methods = match line.split_once("web::resource(\"") {
+                Some((_, rest)) => {
+                    let (path, rest) = rest.split_once('"').unwrap();
+                    resource = Some(format!("/api/v1{path}"));
+                    rest
+                }
+                None if line.starts_with('.') => line,
+                None => {
+                    resource = None;
+                    continue;
+                }
+            };
+            let Some(path) = &resource else { continue };
+            for method in ["get", "post", "patch", "delete", "put"] {
+                if methods.contains(&format!(".{method}(")) {
+                    routes.push((method.to_owned(), path.clone()));
+                }
             }
         }
     }
@@ -1403,6 +1440,36 @@ async fn every_api_route_is_in_the_openapi_document() {
         routes.len(),
         "nothing documented that is not routed"
     );
+    // And every method a path is not documented with is 405, with the
+    // documented ones in `Allow`.
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let url = format!("{}{}", app.base, path.replace("{id}", "key_x"));
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"] {
+            if ops.get(method.to_lowercase()).is_some() {
+                continue;
+            }
+            let res = http
+                .request(method.parse().unwrap(), &url)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            let allow = res.headers()["allow"].to_str().unwrap().to_owned();
+            let mut allowed: Vec<String> = allow
+                .split(", ")
+                .filter(|m| *m != "HEAD")
+                .map(str::to_lowercase)
+                .collect();
+            allowed.sort();
+            let mut documented: Vec<String> = ops.as_object().unwrap().keys().cloned().collect();
+            documented.sort();
+            assert_eq!(allowed, documented, "Allow of {path}");
+        }
+    }
     // Management operations document problem details.
     let problem = &doc["paths"]["/api/v1/keys"]["post"]["responses"]["422"]["content"];
     assert!(problem["application/problem+json"].is_object(), "{problem}");
@@ -1895,4 +1962,548 @@ async fn a_narrow_management_key_cannot_mint_or_make_a_broader_one() {
         .await;
     assert_eq!(s, StatusCode::OK, "{fresh}");
     assert!(fresh["secret"].as_str().unwrap().starts_with("sk_test_"));
+}
+
+/// Send raw HTTP/1.1 (what reqwest will not send as it is: an empty or a
+/// repeated header, a chunked body) and read the whole answer. The request
+/// asks the server to close the connection, so the answer ends at EOF.
+async fn raw_http(base: &str, request: String) -> (u16, String, String) {
+    let addr = base.trim_start_matches("http://").to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        // The server may close before reading all of an oversized body:
+        // whatever it answered before that is kept.
+        let _ = stream.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status line: {answer:?}"));
+        (status, head.to_ascii_lowercase(), body.to_owned())
+    })
+    .await
+    .unwrap()
+}
+
+/// A raw POST of `body` to `path` with the given extra header lines.
+fn raw_post(key: &str, path: &str, headers: &str, body: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// A retry is the same request when its JSON is the same, however it is
+/// spelled (member order, white space), and an `Idempotency-Key` that is
+/// empty or repeated is refused rather than ignored (which would create a
+/// key on every retry of a caller who believes itself safe).
+#[tokio::test]
+async fn idempotency_compares_json_values_and_refuses_empty_keys() {
+    let (app, admin) = spawn_ready().await;
+    let manager = admin_workspace_manager(&admin).await;
+    let api = Api::new(&app.base, &manager.secret);
+    let key = &manager.secret;
+    let (s, _, first) = raw_http(
+        &app.base,
+        raw_post(
+            key,
+            "/api/v1/keys",
+            "Idempotency-Key: spelled-1\r\n",
+            r#"{"name":"spelled","kind":"workspace","tags":["a","b"]}"#,
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{first}");
+    let first: Value = serde_json::from_str(&first).unwrap();
+    let (s, _, again) = raw_http(
+        &app.base,
+        raw_post(
+            key,
+            "/api/v1/keys",
+            "Idempotency-Key: spelled-1\r\n",
+            "{\n  \"tags\" : [ \"a\", \"b\" ],\n  \"kind\": \"workspace\",\t\"name\" : \"spelled\"\n}\n",
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "the same request, spelled otherwise: {again}");
+    let again: Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(again["idempotent_replay"], true);
+    // The order of an array is part of the value: another request.
+    let (s, _, other) = raw_http(
+        &app.base,
+        raw_post(
+            key,
+            "/api/v1/keys",
+            "Idempotency-Key: spelled-1\r\n",
+            r#"{"name":"spelled","kind":"workspace","tags":["b","a"]}"#,
+        ),
+    )
+    .await;
+    assert_eq!(s, 422, "{other}");
+    assert!(other.contains("IDEMPOTENCY_KEY_REUSED"), "{other}");
+
+    // Regenerate: no body and `{}` ask the same; so do both spellings.
+    let id = first["id"].as_str().unwrap();
+    let path = format!("/api/v1/keys/{id}/regenerate");
+    let (s, _, r1) = raw_http(
+        &app.base,
+        raw_post(key, &path, "Idempotency-Key: rot-1\r\n", ""),
+    )
+    .await;
+    assert_eq!(s, 200, "{r1}");
+    assert!(r1.contains("\"secret\""), "{r1}");
+    let (s, _, r2) = raw_http(
+        &app.base,
+        raw_post(key, &path, "Idempotency-Key: rot-1\r\n", " { } "),
+    )
+    .await;
+    assert_eq!(s, 200, "{r2}");
+    assert!(r2.contains("\"idempotent_replay\":true"), "{r2}");
+
+    // An empty header, one of only spaces, and two headers are refused,
+    // and nothing is created.
+    let before = ids(&api.get("/api/v1/keys?q=refused-idem").await.1).len();
+    for headers in [
+        "Idempotency-Key:\r\n",
+        "Idempotency-Key:    \r\n",
+        "Idempotency-Key: a\r\nIdempotency-Key: b\r\n",
+    ] {
+        let (s, _, problem) = raw_http(
+            &app.base,
+            raw_post(
+                key,
+                "/api/v1/keys",
+                headers,
+                r#"{"name":"refused-idem","kind":"workspace"}"#,
+            ),
+        )
+        .await;
+        assert_eq!(s, 400, "{headers:?}: {problem}");
+        assert!(problem.contains("Idempotency-Key"), "{problem}");
+        let (s, _, problem) = raw_http(
+            &app.base,
+            raw_post(key, &path, headers, r#"{"grace":"1h"}"#),
+        )
+        .await;
+        assert_eq!(s, 400, "regenerate {headers:?}: {problem}");
+    }
+    assert_eq!(
+        ids(&api.get("/api/v1/keys?q=refused-idem").await.1).len(),
+        before
+    );
+}
+
+/// Every management path answers the methods it has, HEAD like GET, and
+/// any other method 405 with `Allow`, as a problem; the document lists the
+/// same methods (HEAD implied).
+#[tokio::test]
+async fn management_paths_answer_405_with_allow_and_head_like_get() {
+    let (app, admin) = spawn_ready().await;
+    let manager = admin_workspace_manager(&admin).await;
+    let http = reqwest::Client::new();
+    let id = &manager.id;
+    let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (path, allow) in [
+        ("/api/v1/keys".to_owned(), "GET, HEAD, POST"),
+        (format!("/api/v1/keys/{id}"), "GET, HEAD, PATCH, DELETE"),
+        (format!("/api/v1/keys/{id}/disable"), "POST"),
+        (format!("/api/v1/keys/{id}/enable"), "POST"),
+        (format!("/api/v1/keys/{id}/revoke"), "POST"),
+        (format!("/api/v1/keys/{id}/regenerate"), "POST"),
+        (format!("/api/v1/keys/{id}/usage"), "GET, HEAD"),
+        ("/api/v1/events".to_owned(), "GET, HEAD"),
+    ] {
+        let allowed: Vec<&str> = allow.split(", ").collect();
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"] {
+            if allowed.contains(&method) {
+                continue;
+            }
+            let res = http
+                .request(method.parse().unwrap(), format!("{}{path}", app.base))
+                .bearer_auth(&manager.secret)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+            assert_eq!(res.headers()["allow"], allow, "{method} {path}");
+            assert_eq!(res.headers()["content-type"], "application/problem+json");
+            let p: Value = res.json().await.unwrap();
+            assert_eq!(p["status"], 405);
+            assert_eq!(p["code"], "METHOD_NOT_ALLOWED", "{method} {path}");
+            assert!(p["detail"].as_str().unwrap().contains(allow), "{p}");
+        }
+        // The document declares exactly the methods answered, HEAD aside.
+        let documented = doc["paths"][path.replace(id.as_str(), "{id}")]
+            .as_object()
+            .unwrap_or_else(|| panic!("{path} documented"))
+            .keys()
+            .map(|m| m.to_uppercase())
+            .collect::<Vec<_>>();
+        let mut answered: Vec<String> = allowed
+            .iter()
+            .filter(|m| **m != "HEAD")
+            .map(|m| m.to_string())
+            .collect();
+        answered.sort();
+        let mut documented = documented;
+        documented.sort();
+        assert_eq!(documented, answered, "{path}");
+        // HEAD answers like GET, without a body.
+        if allowed.contains(&"HEAD") {
+            let get = http
+                .get(format!("{}{path}", app.base))
+                .bearer_auth(&manager.secret)
+                .send()
+                .await
+                .unwrap();
+            let head = http
+                .head(format!("{}{path}", app.base))
+                .bearer_auth(&manager.secret)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(head.status(), get.status(), "HEAD {path}");
+            assert_eq!(head.status(), StatusCode::OK, "HEAD {path}");
+            assert_eq!(head.headers()["content-type"], "application/json");
+            assert!(head.text().await.unwrap().is_empty(), "HEAD {path}");
+        }
+    }
+    // HEAD of an unknown key: GET's 404, no body.
+    let res = http
+        .head(format!("{}/api/v1/keys/key_nothing", app.base))
+        .bearer_auth(&manager.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(res.text().await.unwrap().is_empty());
+    // The method is checked before the key: a 405 says nothing of keys.
+    let res = http
+        .put(format!("{}/api/v1/keys", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+/// Request bodies: JSON by content type (415 otherwise; regenerate's body
+/// may be left out), one value per member (400 on a repeat), at most
+/// 64 KiB (413, as a problem, declared length or not).
+#[tokio::test]
+async fn bodies_are_json_objects_of_bounded_size() {
+    let (app, admin) = spawn_ready().await;
+    let manager = admin_workspace_manager(&admin).await;
+    let api = Api::new(&app.base, &manager.secret);
+    let http = reqwest::Client::new();
+    let target = admin
+        .create_key("/workspace/keys", &[("name", "Body target")])
+        .await;
+    let url = |path: &str| format!("{}{path}", app.base);
+    let problem = |res: reqwest::Response| async move {
+        let status = res.status();
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/problem+json",
+            "{status}"
+        );
+        let p: Value = res.json().await.unwrap();
+        assert_eq!(p["status"], status.as_u16());
+        (status, p["code"].as_str().unwrap_or_default().to_owned())
+    };
+    let key_path = format!("/api/v1/keys/{}", target.id);
+    let regen_path = format!("/api/v1/keys/{}/regenerate", target.id);
+
+    // Without a JSON content type: 415, whatever the body.
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+    ] {
+        for (method, path, body) in [
+            ("POST", "/api/v1/keys", r#"{"name":"untyped"}"#),
+            ("PATCH", key_path.as_str(), r#"{"name":"untyped"}"#),
+            ("POST", regen_path.as_str(), r#"{"grace":"1h"}"#),
+        ] {
+            let mut rb = http
+                .request(method.parse().unwrap(), url(path))
+                .bearer_auth(&manager.secret)
+                .body(body);
+            if let Some(ct) = content_type {
+                rb = rb.header("content-type", ct);
+            }
+            let (s, code) = problem(rb.send().await.unwrap()).await;
+            assert_eq!(
+                (s, code.as_str()),
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE"),
+                "{method} {path} as {content_type:?}"
+            );
+        }
+    }
+    let (_, page) = api.get("/api/v1/keys?q=untyped").await;
+    assert!(ids(&page).is_empty(), "nothing made from an untyped body");
+    // JSON with parameters is JSON.
+    let res = http
+        .post(url("/api/v1/keys"))
+        .bearer_auth(&manager.secret)
+        .header("content-type", "application/json; charset=utf-8")
+        .body(r#"{"name":"typed","kind":"workspace"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    // Regenerate without a body needs no content type (documented
+    // optional).
+    let res = http
+        .post(url(&regen_path))
+        .bearer_auth(&manager.secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // A member named twice: refused, nothing changed.
+    for (method, path, body) in [
+        (
+            "POST",
+            "/api/v1/keys",
+            r#"{"name":"twice","kind":"workspace","name":"other"}"#,
+        ),
+        (
+            "POST",
+            "/api/v1/keys",
+            r#"{"name":"twice","kind":"workspace","tags":["a"],"tags":["b"]}"#,
+        ),
+        (
+            "PATCH",
+            key_path.as_str(),
+            r#"{"name":"twice","name":"other"}"#,
+        ),
+        ("POST", regen_path.as_str(), r#"{"grace":"7d","grace":"0"}"#),
+    ] {
+        let res = http
+            .request(method.parse().unwrap(), url(path))
+            .bearer_auth(&manager.secret)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (s, code) = problem(res).await;
+        assert_eq!(
+            (s, code.as_str()),
+            (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
+            "{method} {path} {body}"
+        );
+    }
+    let (_, page) = api.get("/api/v1/keys?q=twice").await;
+    assert!(ids(&page).is_empty());
+    let (_, page) = api.get("/api/v1/keys?q=other").await;
+    assert!(ids(&page).is_empty());
+    let (_, key) = api.get(&key_path).await;
+    assert_eq!(key["name"], "Body target");
+
+    // Too large, with a declared length: 413 as a problem.
+    let big = format!(
+        r#"{{"name":"big","kind":"workspace","description":"{}"}}"#,
+        "x".repeat(70 * 1024)
+    );
+    let res = http
+        .post(url("/api/v1/keys"))
+        .bearer_auth(&manager.secret)
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    let (s, code) = problem(res).await;
+    assert_eq!(
+        (s, code.as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE")
+    );
+    // And chunked, with no length declared.
+    let (s, head, body) = raw_http(
+        &app.base,
+        format!(
+            "POST /api/v1/keys HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{big}\r\n0\r\n\r\n",
+            manager.secret,
+            big.len()
+        ),
+    )
+    .await;
+    assert_eq!(s, 413, "{head}{body}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    assert!(body.contains("PAYLOAD_TOO_LARGE"), "{body}");
+    let (_, page) = api.get("/api/v1/keys?q=big").await;
+    assert!(ids(&page).is_empty());
+}
+
+/// What the OpenAPI document declares is what the server does: the
+/// optional regenerate body is an object or nothing (not `null`), grace is
+/// one of its four values (an empty one is refused and ends nothing), and
+/// the limits of names and of `Idempotency-Key` are declared as enforced.
+#[tokio::test]
+async fn the_document_declares_what_the_server_enforces() {
+    let (app, admin) = spawn_ready().await;
+    let manager = admin_workspace_manager(&admin).await;
+    let api = Api::new(&app.base, &manager.secret);
+    let http = reqwest::Client::new();
+    let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let regenerate = &doc["paths"]["/api/v1/keys/{id}/regenerate"]["post"];
+    let body = &regenerate["requestBody"];
+    assert_eq!(body["required"], false, "{body}");
+    assert!(!body.to_string().contains("null"), "no null body: {body}");
+    // The server agrees: null is refused, no body is fine.
+    let target = admin
+        .create_key("/workspace/keys", &[("name", "Rotated")])
+        .await;
+    let regen_url = format!("{}/api/v1/keys/{}/regenerate", app.base, target.id);
+    let res = http
+        .post(&regen_url)
+        .bearer_auth(&manager.secret)
+        .header("content-type", "application/json")
+        .body("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // grace "" breaks the declared pattern: 422, and the secret still works.
+    let grace = &doc["components"]["schemas"]["RegenerateRequest"]["properties"]["grace"];
+    assert_eq!(grace["pattern"], "^(0|1h|24h|7d)$");
+    for bad in ["", " 1h", "now", "1H"] {
+        let (s, p) = api
+            .post(
+                &format!("/api/v1/keys/{}/regenerate", target.id),
+                json!({ "grace": bad }),
+            )
+            .await;
+        assert_eq!(
+            (s, p["code"].as_str(), p["errors"][0]["field"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("VALIDATION_FAILED"),
+                Some("grace")
+            ),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        me(&app.base, &target.secret).await.0,
+        StatusCode::OK,
+        "the old secret was not ended"
+    );
+    // Idempotency-Key: 1 to 255 visible ASCII characters, on both.
+    for path in ["/api/v1/keys", "/api/v1/keys/{id}/regenerate"] {
+        let params = doc["paths"][path]["post"]["parameters"].as_array().unwrap();
+        let idem = params
+            .iter()
+            .find(|p| p["name"] == "Idempotency-Key")
+            .unwrap_or_else(|| panic!("{path} declares Idempotency-Key"));
+        assert_eq!(idem["in"], "header");
+        assert_eq!(idem["required"], false);
+        assert_eq!(
+            idem["schema"],
+            json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"}),
+            "{path}"
+        );
+    }
+    let res = http
+        .post(format!("{}/api/v1/keys", app.base))
+        .bearer_auth(&manager.secret)
+        .header("Idempotency-Key", "x".repeat(256))
+        .json(&json!({"name": "long idem", "kind": "workspace"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // Names: 1 to 100 characters as sent, with a visible one.
+    for schema in ["CreateKeyRequest", "UpdateKeyRequest"] {
+        let name = &doc["components"]["schemas"][schema]["properties"]["name"];
+        assert_eq!(name["minLength"], 1, "{schema}");
+        assert_eq!(name["maxLength"], 100, "{schema}");
+        assert!(name["pattern"].is_string(), "{schema}");
+    }
+    let padded = format!(" {}", "a".repeat(100));
+    let (s, p) = api
+        .post("/api/v1/keys", json!({"name": padded, "kind": "workspace"}))
+        .await;
+    assert_eq!(
+        (s, p["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("name")),
+        "101 characters as sent: {p}"
+    );
+    let (s, p) = api
+        .patch(
+            &format!("/api/v1/keys/{}", target.id),
+            json!({ "name": padded }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    let (s, _) = api
+        .post(
+            "/api/v1/keys",
+            json!({"name": "a".repeat(100), "kind": "workspace"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    // Key ids in paths: `key_` and letters or digits; anything else is
+    // not found (or, with a control character, a bad request).
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        if !path.contains("{id}") {
+            continue;
+        }
+        for (method, op) in ops.as_object().unwrap() {
+            let id = op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "id")
+                .unwrap();
+            assert_eq!(
+                id["schema"]["pattern"], "^key_[0-9A-Za-z]+$",
+                "{method} {path}"
+            );
+        }
+    }
+    assert_eq!(
+        api.get("/api/v1/keys/not-a-key").await.0,
+        StatusCode::NOT_FOUND
+    );
+    // forward-auth answers every method, and is declared so.
+    let forward = doc["paths"]["/api/v1/forward-auth"].as_object().unwrap();
+    let mut methods: Vec<&str> = forward.keys().map(String::as_str).collect();
+    methods.sort();
+    assert_eq!(
+        methods,
+        [
+            "delete", "get", "head", "options", "patch", "post", "put", "trace"
+        ]
+    );
+    let ids: std::collections::BTreeSet<&str> = forward
+        .values()
+        .map(|op| op["operationId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 8, "one operation id each: {ids:?}");
 }

@@ -4,7 +4,7 @@ use super::auth::{EventsRead, Manager};
 use super::shapes::*;
 use crate::api::problem::ApiError;
 use crate::app::events::{self as uc, Query};
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, web};
 
 /// The audit trail, newest first, with the Events page's filters (admins).
 #[utoipa::path(
@@ -15,7 +15,6 @@ use actix_web::{HttpResponse, get, web};
     security(("bearer" = [])),
     responses((status = 200, description = "One page of events", body = EventPage), Refusals)
 )]
-#[get("/events")]
 pub async fn list_events(
     m: Manager<EventsRead>,
     params: web::Query<EventParams>,

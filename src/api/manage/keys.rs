@@ -2,7 +2,7 @@
 //! use case in `app::keys`, and answers JSON.
 
 use super::auth::{KeysRead, KeysWrite, Manager};
-use super::body::{once, parse_json};
+use super::body::{Body, Parsed, once};
 use super::shapes::*;
 use crate::api::problem::ApiError;
 use crate::app::keys::{self as uc, Edit, ListInput, ListQuery, Made, NewKeyInput, Switch};
@@ -10,7 +10,7 @@ use crate::db::keys::{self, Cursor};
 use crate::domain::input::FieldError;
 use crate::domain::keys::{self as dk, Expiry, Status};
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 /// List keys: an admin's key sees every key of the workspace, a normal
 /// user's key only that user's personal keys. Newest first.
@@ -25,7 +25,6 @@ use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
         Refusals,
     )
 )]
-#[get("/keys")]
 pub async fn list_keys(
     m: Manager<KeysRead>,
     params: web::Query<ListParams>,
@@ -92,6 +91,20 @@ fn renamed(e: crate::app::Error, expiry_field: &'static str) -> ApiError {
     }
 }
 
+/// A name as sent is at most 100 characters, as the document declares:
+/// the use case trims it first, which a JSON Schema cannot say, so a
+/// longer name padded with spaces is refused here rather than accepted
+/// against the document.
+fn name_as_sent(name: Option<&str>) -> Result<(), ApiError> {
+    match name {
+        Some(name) if name.chars().count() > 100 => Err(ApiError::validation(&[FieldError::new(
+            "name",
+            "Name must be at most 100 characters.",
+        )])),
+        _ => Ok(()),
+    }
+}
+
 /// A key made or regenerated: 201 (create) or 200 with its secret, or 200
 /// without one for a repeat.
 fn made(made: Made, created: bool) -> HttpResponse {
@@ -120,7 +133,7 @@ fn made(made: Made, created: bool) -> HttpResponse {
     tag = "keys",
     request_body = CreateKeyRequest,
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create return the first one's key (24 hours)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create return the first one's key (24 hours): 1 to 255 visible ASCII characters, sent once; the same JSON (members in any order) is the same request", min_length = 1, max_length = 255, pattern = "^[!-~]+$", nullable = false),
     ),
     security(("bearer" = [])),
     responses(
@@ -128,20 +141,24 @@ fn made(made: Made, created: bool) -> HttpResponse {
         (status = 200, description = "A repeat of an earlier request with this Idempotency-Key: the same key, no secret", body = KeyWithSecret),
         Refusals,
         KeyRefusals,
+        BodyRefusals,
     )
 )]
-#[post("/keys")]
 pub async fn create_key(
     m: Manager<KeysWrite>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let input: CreateKeyRequest = parse_json(&body, false)?;
+    let Parsed {
+        value: input,
+        canonical,
+    } = body.json::<CreateKeyRequest>(false)?;
+    name_as_sent(Some(&input.name))?;
     let kind = match input.kind.unwrap_or(KeyKind::Personal) {
         KeyKind::Personal => uc::Kind::Personal,
         KeyKind::Workspace => uc::Kind::Workspace,
     };
-    let once = once(&req, &[b"create", &body])?;
+    let once = once(&req, &[b"create", canonical.as_bytes()])?;
     let today = crate::db::now().date();
     let never = input.never.unwrap_or(false);
     let chosen = [
@@ -198,7 +215,7 @@ pub async fn create_key(
     get,
     path = "/api/v1/keys/{id}",
     tag = "keys",
-    params(("id" = String, Path, description = "The key's id, e.g. key_…")),
+    params(("id" = String, Path, description = "The key's id, e.g. key_…", pattern = "^key_[0-9A-Za-z]+$")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The key", body = KeyView),
@@ -206,7 +223,6 @@ pub async fn create_key(
         KeyRefusals,
     )
 )]
-#[get("/keys/{id}")]
 pub async fn get_key(
     m: Manager<KeysRead>,
     id: web::Path<String>,
@@ -220,24 +236,25 @@ pub async fn get_key(
     patch,
     path = "/api/v1/keys/{id}",
     tag = "keys",
-    params(("id" = String, Path, description = "The key's id")),
+    params(("id" = String, Path, description = "The key's id", pattern = "^key_[0-9A-Za-z]+$")),
     request_body = UpdateKeyRequest,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The key as saved", body = KeyView),
         Refusals,
         KeyRefusals,
+        BodyRefusals,
     )
 )]
-#[patch("/keys/{id}")]
 pub async fn update_key(
     m: Manager<KeysWrite>,
     id: web::Path<String>,
-    body: web::Bytes,
+    body: Body,
 ) -> Result<HttpResponse, ApiError> {
     // The key first: an unknown id is a 404 whatever the body.
     uc::load(&m.state, &m.ctx, &id, uc::Act::Manage).await?;
-    let input: UpdateKeyRequest = parse_json(&body, false)?;
+    let input = body.json::<UpdateKeyRequest>(false)?.value;
+    name_as_sent(input.name.as_deref())?;
     let edit = Edit {
         name: input.name,
         description: input.description,
@@ -257,7 +274,7 @@ pub async fn update_key(
     delete,
     path = "/api/v1/keys/{id}",
     tag = "keys",
-    params(("id" = String, Path, description = "The key's id")),
+    params(("id" = String, Path, description = "The key's id", pattern = "^key_[0-9A-Za-z]+$")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
@@ -265,7 +282,6 @@ pub async fn update_key(
         KeyRefusals,
     )
 )]
-#[delete("/keys/{id}")]
 pub async fn delete_key(
     m: Manager<KeysWrite>,
     id: web::Path<String>,
@@ -286,11 +302,10 @@ async fn switch(m: Manager<KeysWrite>, id: &str, what: Switch) -> Result<HttpRes
     post,
     path = "/api/v1/keys/{id}/disable",
     tag = "keys",
-    params(("id" = String, Path, description = "The key's id")),
+    params(("id" = String, Path, description = "The key's id", pattern = "^key_[0-9A-Za-z]+$")),
     security(("bearer" = [])),
     responses((status = 200, description = "The key, now inactive", body = KeyView), Refusals, KeyRefusals)
 )]
-#[post("/keys/{id}/disable")]
 pub async fn disable_key(
     m: Manager<KeysWrite>,
     id: web::Path<String>,
@@ -303,11 +318,10 @@ pub async fn disable_key(
     post,
     path = "/api/v1/keys/{id}/enable",
     tag = "keys",
-    params(("id" = String, Path, description = "The key's id")),
+    params(("id" = String, Path, description = "The key's id", pattern = "^key_[0-9A-Za-z]+$")),
     security(("bearer" = [])),
     responses((status = 200, description = "The key, enabled", body = KeyView), Refusals, KeyRefusals)
 )]
-#[post("/keys/{id}/enable")]
 pub async fn enable_key(
     m: Manager<KeysWrite>,
     id: web::Path<String>,
@@ -320,11 +334,10 @@ pub async fn enable_key(
     post,
     path = "/api/v1/keys/{id}/revoke",
     tag = "keys",
-    params(("id" = String, Path, description = "The key's id")),
+    params(("id" = String, Path, description = "The key's id", pattern = "^key_[0-9A-Za-z]+$")),
     security(("bearer" = [])),
     responses((status = 200, description = "The key, revoked", body = KeyView), Refusals, KeyRefusals)
 )]
-#[post("/keys/{id}/revoke")]
 pub async fn revoke_key(
     m: Manager<KeysWrite>,
     id: web::Path<String>,
@@ -340,28 +353,44 @@ pub async fn revoke_key(
     path = "/api/v1/keys/{id}/regenerate",
     tag = "keys",
     params(
-        ("id" = String, Path, description = "The key's id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried regenerate return the key without making another secret (24 hours)"),
+        ("id" = String, Path, description = "The key's id", pattern = "^key_[0-9A-Za-z]+$"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried regenerate return the key without making another secret (24 hours): 1 to 255 visible ASCII characters, sent once", min_length = 1, max_length = 255, pattern = "^[!-~]+$", nullable = false),
     ),
-    request_body(content = Option<RegenerateRequest>, description = "Optional; an empty body means grace 0"),
+    request_body(content = Option<RegenerateRequest>, description = "Optional: no body (no content type needed) is grace 0, like `{}`"),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The new secret (shown this once), or the key for a repeated request", body = KeyWithSecret),
         Refusals,
         KeyRefusals,
+        BodyRefusals,
     )
 )]
-#[post("/keys/{id}/regenerate")]
 pub async fn regenerate_key(
     m: Manager<KeysWrite>,
     req: HttpRequest,
     id: web::Path<String>,
-    body: web::Bytes,
+    body: Body,
 ) -> Result<HttpResponse, ApiError> {
     uc::load(&m.state, &m.ctx, &id, uc::Act::Manage).await?;
-    let input: RegenerateRequest = parse_json(&body, true)?;
-    let once = once(&req, &[b"regenerate", id.as_bytes(), &body])?;
-    let grace = input.grace.as_deref().unwrap_or("0");
+    let Parsed {
+        value: input,
+        canonical,
+    } = body.json::<RegenerateRequest>(true)?;
+    // Exactly the values the document declares: the pages' parser is
+    // forgiving (an empty choice, "now", spaces), and an API caller who
+    // sends `""` has made a mistake that must not end the old secret at
+    // once.
+    let grace = match input.grace.as_deref() {
+        None => "0",
+        Some(g @ ("0" | "1h" | "24h" | "7d")) => g,
+        Some(_) => {
+            return Err(ApiError::validation(&[FieldError::new(
+                "grace",
+                "grace must be \"0\" (now), \"1h\", \"24h\" or \"7d\".",
+            )]));
+        }
+    };
+    let once = once(&req, &[b"regenerate", id.as_bytes(), canonical.as_bytes()])?;
     let fresh = uc::regenerate(&m.state, &m.ctx, &id, grace, once).await?;
     Ok(made(fresh, false))
 }
@@ -371,11 +400,10 @@ pub async fn regenerate_key(
     get,
     path = "/api/v1/keys/{id}/usage",
     tag = "keys",
-    params(("id" = String, Path, description = "The key's id"), UsageParams),
+    params(("id" = String, Path, description = "The key's id", pattern = "^key_[0-9A-Za-z]+$"), UsageParams),
     security(("bearer" = [])),
     responses((status = 200, description = "Hourly counts", body = Usage), Refusals, KeyRefusals)
 )]
-#[get("/keys/{id}/usage")]
 pub async fn key_usage(
     m: Manager<KeysRead>,
     id: web::Path<String>,

@@ -34,16 +34,34 @@ pub const KEYS_SCOPE: &str = "/api/v1/keys";
 pub const EVENTS_SCOPE: &str = "/api/v1/events";
 
 /// Register the management routes (inside the `/api/v1` scope).
+///
+/// One resource per path, with a route per method: a method the path does
+/// not answer is then 405 with an `Allow` header listing those it does
+/// (rendered as a problem by the error scopes), not the 404 of a path
+/// that does not exist. Every GET answers HEAD too, the same without a
+/// body (RFC 9110); the document leaves HEAD implied, as is usual.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(list_keys)
-        .service(create_key)
-        .service(get_key)
-        .service(update_key)
-        .service(delete_key)
-        .service(disable_key)
-        .service(enable_key)
-        .service(revoke_key)
-        .service(regenerate_key)
-        .service(key_usage)
-        .service(list_events);
+    cfg.service(
+        web::resource("/keys")
+            .get(list_keys)
+            .head(list_keys)
+            .post(create_key),
+    )
+    .service(
+        web::resource("/keys/{id}")
+            .get(get_key)
+            .head(get_key)
+            .patch(update_key)
+            .delete(delete_key),
+    )
+    .service(web::resource("/keys/{id}/disable").post(disable_key))
+    .service(web::resource("/keys/{id}/enable").post(enable_key))
+    .service(web::resource("/keys/{id}/revoke").post(revoke_key))
+    .service(web::resource("/keys/{id}/regenerate").post(regenerate_key))
+    .service(
+        web::resource("/keys/{id}/usage")
+            .get(key_usage)
+            .head(key_usage),
+    )
+    .service(web::resource("/events").get(list_events).head(list_events));
 }

@@ -238,6 +238,17 @@ pub enum KeyRefusals {
     Invalid(Problem),
 }
 
+/// Refusals of a request body.
+#[derive(IntoResponses)]
+pub enum BodyRefusals {
+    /// The body is larger than 64 KiB.
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// A body sent without `Content-Type: application/json`.
+    #[response(status = 415, content_type = "application/problem+json")]
+    NotJson(Problem),
+}
+
 /// Filters and page of `GET /api/v1/keys`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -274,7 +285,15 @@ pub struct ListParams {
     "rate_limit_per_minute": 600
 }))]
 pub struct CreateKeyRequest {
-    /// 1 to 100 characters.
+    /// 1 to 100 characters, at least one of them visible; no control
+    /// characters, nor invisible, private-use, unassigned or
+    /// direction-changing ones (which the pattern cannot list all of).
+    /// Spaces around it are dropped.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
@@ -316,7 +335,13 @@ pub struct CreateKeyRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "CI deploy (main)", "rate_limit_per_minute": null}))]
 pub struct UpdateKeyRequest {
+    /// As in [`CreateKeyRequest`]; `null` keeps the name.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub name: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
