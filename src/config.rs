@@ -47,6 +47,10 @@ pub enum Command {
         /// Where to write the copy; must not exist.
         file: PathBuf,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff), e.g. `keyward manpage | man -l -`.
+    Manpage,
     /// Create and list workspaces (tenants): the operator's provisioning.
     Workspace {
         #[command(subcommand)]

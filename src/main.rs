@@ -10,6 +10,29 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     keyward::memory::limit_malloc_arenas();
     let cli = Cli::parse();
+    // What ships in the package, generated from this very command line
+    // (no configuration needed, nothing logged).
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            // Into memory first: the generator panics on a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut command, "keyward", &mut script);
+            return print_bytes(&script);
+        }
+        Some(Command::Manpage) => {
+            let command = <Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
+            return match clap_mangen::Man::new(command).render(&mut page) {
+                Ok(()) => print_bytes(&page),
+                Err(e) => {
+                    eprintln!("keyward: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        _ => {}
+    }
     // The log format is read first, so that everything after it (warnings
     // about the configuration included) is written in it.
     let format = match LogFormat::parse(&cli.options.log_format) {
@@ -66,6 +89,7 @@ fn main() -> ExitCode {
             &admin_password_file,
         ),
         Command::Backup { file } => backup(&config, &file),
+        Command::Completions { .. } | Command::Manpage => Ok(()),
         Command::Workspace { command } => match command {
             WorkspaceCommand::Create {
                 name,
@@ -86,6 +110,20 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("keyward: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Write generated output to stdout; a reader that went away (`| head`)
+/// is not an error worth a message.
+fn print_bytes(bytes: &[u8]) -> ExitCode {
+    use std::io::Write;
+    match std::io::stdout().write_all(bytes) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keyward: {e}");
             ExitCode::from(1)
         }
     }

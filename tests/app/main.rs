@@ -20,6 +20,7 @@ mod management_api;
 mod nginx;
 mod ops;
 mod outage;
+mod package;
 mod resilience;
 mod search;
 mod security;
