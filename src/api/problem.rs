@@ -150,9 +150,19 @@ impl From<crate::app::Error> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
             E::BadRequest(m) => ApiError::bad_request(m),
+            E::OutcomeUnknown(cause) => {
+                let mut out = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "OUTCOME_UNKNOWN",
+                    "The connection to the database broke while the change was being saved, so it may or may not have been made. Read the resource again to see whether it was; to create or regenerate a key, retry with the same Idempotency-Key, which answers the key made (without its secret) or makes it.",
+                );
+                out.cause = Some(cause.to_string());
+                out
+            }
             other @ (E::TooManyRequests { .. }
             | E::Gone(_)
             | E::Unavailable
+            | E::NotSaved(_)
             | E::Db(_)
             | E::Pool(_)
             | E::Internal(_)) => AppError::from(other).into(),
