@@ -34,7 +34,8 @@ pub struct Problem {
     /// What happened and what to do about it.
     pub detail: String,
     /// Stable machine-readable code, e.g. `NOT_FOUND`,
-    /// `INSUFFICIENT_PERMISSION`, `VALIDATION_FAILED`, `RATE_LIMITED`.
+    /// `INSUFFICIENT_PERMISSION`, `VALIDATION_FAILED`, `RATE_LIMITED`,
+    /// `UNAVAILABLE`, `OUTCOME_UNKNOWN` (a change that may have been made).
     pub code: String,
     /// For `VALIDATION_FAILED`: one message per invalid field.
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -344,12 +344,49 @@ async fn pg_only_a_change_committed_as_the_connection_broke_answers_done() {
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(rig.stored(&key.id).await, (false, true));
 
+    // The settings page's switch for every key of the workspace.
+    rig.recovered().await;
+    let token = rig.admin.csrf().await;
+    rig.proxy.arm(MADE);
+    let res = rig
+        .admin
+        .post_raw(
+            "/workspace/settings/api-keys",
+            &[("csrf_token", &token), ("enabled", "off")],
+        )
+        .await;
+    assert_eq!(rig.proxy.cuts(), 4);
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let switched_off = rig
+        .app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            use keyward::db::schema::workspaces;
+            workspaces::table
+                .select(workspaces::api_keys_disabled_at)
+                .first::<Option<chrono::NaiveDateTime>>(c)
+                .unwrap()
+                .is_some()
+        })
+        .await;
+    assert!(switched_off);
+    rig.recovered().await;
+    let token = rig.admin.csrf().await;
+    let res = rig
+        .admin
+        .post_raw(
+            "/workspace/settings/api-keys",
+            &[("csrf_token", &token), ("enabled", "on")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+
     // A creation: the key made is found by its secret, and this answer,
     // the one the secret is shown in, shows it.
     rig.recovered().await;
     rig.proxy.arm(MADE);
     let (s, created) = rig.create("made-1", "made while cut").await;
-    assert_eq!(rig.proxy.cuts(), 4);
+    assert_eq!(rig.proxy.cuts(), 5);
     assert_eq!(s, StatusCode::CREATED, "{created}");
     let secret = created["secret"].as_str().unwrap().to_owned();
     assert_eq!(me(&rig.app.base, &secret).await.0, StatusCode::OK);
