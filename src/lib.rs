@@ -342,10 +342,7 @@ mod failures_answer_alike {
                 Error::OutcomeUnknown(crate::db::health::commit_failed(closed())),
                 StatusCode::SERVICE_UNAVAILABLE,
             ),
-            (
-                Error::NotSaved(closed()),
-                StatusCode::SERVICE_UNAVAILABLE,
-            ),
+            (Error::NotSaved(closed()), StatusCode::SERVICE_UNAVAILABLE),
             (Error::Db(closed()), StatusCode::SERVICE_UNAVAILABLE),
             (
                 Error::Db(diesel::result::Error::NotFound),

@@ -227,7 +227,10 @@ mod tests {
         };
         let doubt = commit_failed(closed());
         assert!(is_commit_in_doubt(&doubt));
-        assert!(is_connection_error(&doubt), "still answered 503, marks down");
+        assert!(
+            is_connection_error(&doubt),
+            "still answered 503, marks down"
+        );
         assert!(!is_commit_in_doubt(&closed()), "not at commit: not made");
         let both = commit_failed(Error::RollbackErrorOnCommit {
             rollback_error: Box::new(Error::BrokenTransactionManager),
