@@ -760,7 +760,14 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result
         },
     )?;
     let audit = ctx.audit.clone();
-    run(state, move |c| {
+    let (ws, id) = (key.workspace_id.clone(), key.id.clone());
+    let wanted = keys::Details {
+        name: name.clone(),
+        description: description.clone(),
+        tags: tags.clone(),
+        rate_limit,
+    };
+    let written = run(state, move |c| {
         // The owner's email and name stay searchable under the new name.
         let owner = match &key.owner_id {
             Some(owner) => crate::db::users::get(c, &key.workspace_id, owner)?
@@ -780,6 +787,16 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result
             owner.as_deref(),
             &details,
         )?)
+    })
+    .await;
+    // The details read back as sent settle a commit in doubt.
+    super::settle(state, written, move |c| {
+        Ok(keys::get(c, &ws, &id)?.filter(|k| {
+            k.name == wanted.name
+                && k.description == wanted.description
+                && k.tag_list() == wanted.tags
+                && k.rate_limit == wanted.rate_limit
+        }))
     })
     .await
 }

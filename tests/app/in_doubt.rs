@@ -344,6 +344,20 @@ async fn pg_only_a_change_committed_as_the_connection_broke_answers_done() {
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(rig.stored(&key.id).await, (false, true));
 
+    // An edit over the API.
+    rig.recovered().await;
+    rig.proxy.arm(MADE);
+    let url = format!("{}/api/v1/keys/{}", rig.app.base, key.id);
+    let (s, body) = rig
+        .api(rig.http.patch(url).json(&json!({"name": "renamed"})))
+        .await;
+    assert_eq!(rig.proxy.cuts(), 4);
+    assert_eq!(
+        (s, body["name"].as_str()),
+        (StatusCode::OK, Some("renamed")),
+        "{body}"
+    );
+
     // The settings page's switch for every key of the workspace.
     rig.recovered().await;
     let token = rig.admin.csrf().await;
@@ -355,7 +369,7 @@ async fn pg_only_a_change_committed_as_the_connection_broke_answers_done() {
             &[("csrf_token", &token), ("enabled", "off")],
         )
         .await;
-    assert_eq!(rig.proxy.cuts(), 4);
+    assert_eq!(rig.proxy.cuts(), 5);
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let switched_off = rig
         .app
@@ -386,7 +400,7 @@ async fn pg_only_a_change_committed_as_the_connection_broke_answers_done() {
     rig.recovered().await;
     rig.proxy.arm(MADE);
     let (s, created) = rig.create("made-1", "made while cut").await;
-    assert_eq!(rig.proxy.cuts(), 5);
+    assert_eq!(rig.proxy.cuts(), 6);
     assert_eq!(s, StatusCode::CREATED, "{created}");
     let secret = created["secret"].as_str().unwrap().to_owned();
     assert_eq!(me(&rig.app.base, &secret).await.0, StatusCode::OK);
