@@ -16,6 +16,10 @@ pub struct ErrorInfo {
     pub message: String,
 }
 
+/// What a person is told when the connection broke while their change was
+/// being committed and the database could not be asked again in time.
+const OUTCOME_UNKNOWN: &str = "The connection to the database broke while your change was being saved, so it may or may not have been made. Reload the page in a moment to see whether it was before trying again.";
+
 /// Everything that can go wrong while handling a request.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -26,6 +30,14 @@ pub enum AppError {
     /// The database is known to be unreachable (failing fast).
     #[error("the database is unreachable")]
     Unavailable,
+    /// The connection broke while a change was being committed: it may
+    /// have been made (the cause, for the log).
+    #[error("the change may have been made: {0}")]
+    OutcomeUnknown(String),
+    /// The connection broke while a change was being committed, and the
+    /// database, asked again, shows it was not made.
+    #[error("the change was not made: {0}")]
+    NotSaved(String),
     #[error("blocking task failed: {0}")]
     Blocking(#[from] actix_web::error::BlockingError),
     #[error("template error: {0}")]
@@ -114,6 +126,8 @@ impl From<crate::app::Error> for AppError {
             },
             E::Gone(m) => AppError::Gone(m),
             E::Unavailable => AppError::Unavailable,
+            E::OutcomeUnknown(e) => AppError::OutcomeUnknown(e.to_string()),
+            E::NotSaved(e) => AppError::NotSaved(e.to_string()),
             E::Db(e) => AppError::Db(e),
             E::Pool(e) => AppError::Pool(e),
             E::Internal(m) => AppError::Internal(m),
@@ -163,6 +177,21 @@ impl AppError {
                 "UNAVAILABLE",
                 "Storage is full",
                 "keyward's storage is full, so nothing was saved. Try again later; an administrator has to free disk space.".to_owned(),
+            ),
+            AppError::OutcomeUnknown(_) => (
+                "OUTCOME_UNKNOWN",
+                "Change may have been made",
+                OUTCOME_UNKNOWN.to_owned(),
+            ),
+            AppError::Db(e) if crate::db::health::is_commit_in_doubt(e) => (
+                "OUTCOME_UNKNOWN",
+                "Change may have been made",
+                OUTCOME_UNKNOWN.to_owned(),
+            ),
+            AppError::NotSaved(_) => (
+                "UNAVAILABLE",
+                "Not saved",
+                "The connection to the database broke while your change was being saved, and it was not made. Try again.".to_owned(),
             ),
             AppError::Db(e) if crate::db::health::is_connection_error(e) => (
                 "UNAVAILABLE",
@@ -228,7 +257,10 @@ impl AppError {
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
-            AppError::Pool(_) | AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Pool(_)
+            | AppError::Unavailable
+            | AppError::OutcomeUnknown(_)
+            | AppError::NotSaved(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Db(e) if crate::db::health::is_unavailable(e) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

@@ -303,10 +303,12 @@ mod failures_answer_alike {
     use actix_web::http::StatusCode;
 
     fn every_failure() -> Vec<(Error, StatusCode)> {
-        let closed = diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::ClosedConnection,
-            Box::new("server closed the connection unexpectedly".to_owned()),
-        );
+        let closed = || {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ClosedConnection,
+                Box::new("server closed the connection unexpectedly".to_owned()),
+            )
+        };
         vec![
             (Error::NotFound, StatusCode::NOT_FOUND),
             (Error::RoleForbids, StatusCode::FORBIDDEN),
@@ -336,7 +338,12 @@ mod failures_answer_alike {
             ),
             (Error::Gone("used".into()), StatusCode::GONE),
             (Error::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
-            (Error::Db(closed), StatusCode::SERVICE_UNAVAILABLE),
+            (
+                Error::OutcomeUnknown(crate::db::health::commit_failed(closed())),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (Error::NotSaved(closed()), StatusCode::SERVICE_UNAVAILABLE),
+            (Error::Db(closed()), StatusCode::SERVICE_UNAVAILABLE),
             (
                 Error::Db(diesel::result::Error::NotFound),
                 StatusCode::INTERNAL_SERVER_ERROR,

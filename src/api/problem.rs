@@ -34,7 +34,8 @@ pub struct Problem {
     /// What happened and what to do about it.
     pub detail: String,
     /// Stable machine-readable code, e.g. `NOT_FOUND`,
-    /// `INSUFFICIENT_PERMISSION`, `VALIDATION_FAILED`, `RATE_LIMITED`.
+    /// `INSUFFICIENT_PERMISSION`, `VALIDATION_FAILED`, `RATE_LIMITED`,
+    /// `UNAVAILABLE`, `OUTCOME_UNKNOWN` (a change that may have been made).
     pub code: String,
     /// For `VALIDATION_FAILED`: one message per invalid field.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -150,9 +151,19 @@ impl From<crate::app::Error> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
             E::BadRequest(m) => ApiError::bad_request(m),
+            E::OutcomeUnknown(cause) => {
+                let mut out = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "OUTCOME_UNKNOWN",
+                    "The connection to the database broke while the change was being saved, so it may or may not have been made. Read the resource again to see whether it was; to create or regenerate a key, retry with the same Idempotency-Key, which answers the key made (without its secret) or makes it.",
+                );
+                out.cause = Some(cause.to_string());
+                out
+            }
             other @ (E::TooManyRequests { .. }
             | E::Gone(_)
             | E::Unavailable
+            | E::NotSaved(_)
             | E::Db(_)
             | E::Pool(_)
             | E::Internal(_)) => AppError::from(other).into(),

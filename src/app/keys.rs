@@ -622,6 +622,7 @@ pub async fn create(
         },
     )?;
     let (secret, secret_facts) = dk::generate(valid.environment);
+    let digest = secret_facts.digest.clone();
     let max_personal = i64::from(facts.workspace.max_keys_per_user);
     let personal = kind == Kind::Personal;
     let write = move |c: &mut crate::db::DbConn, ctx: &Ctx, nonce: &str| {
@@ -654,18 +655,21 @@ pub async fn create(
             },
         )
     };
-    act_once(state, ctx, &once, "create", (secret, None), write).await
+    act_once(state, ctx, &once, "create", (secret, digest, None), write).await
 }
 
 /// Run `write` in one write transaction with the record of the request's
 /// `Idempotency-Key`: the key it made is answered with `secret` (shown this
 /// once); a concurrent twin that won the race answers for both, without it.
+/// `digest` is the new secret's: a commit in doubt is settled by looking
+/// for it, and when the key is there the secret is shown after all (this
+/// request made it, and is still the one time it is shown).
 async fn act_once<W>(
     state: &AppState,
     ctx: &Ctx,
     once: &Once,
     operation: &'static str,
-    (secret, before): (Secret, Option<ApiKey>),
+    (secret, digest, before): (Secret, String, Option<ApiKey>),
     write: W,
 ) -> Result<Made>
 where
@@ -686,6 +690,11 @@ where
             Err(e) if lost_idempotency_race(&c_once, &e) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    })
+    .await;
+    let ws = ctx.workspace_id().to_owned();
+    let done = super::settle(state, done, move |c| {
+        Ok(keys::get_by_digest(c, &ws, &digest)?.map(Some))
     })
     .await?;
     match done {
@@ -751,7 +760,14 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result
         },
     )?;
     let audit = ctx.audit.clone();
-    run(state, move |c| {
+    let (ws, id) = (key.workspace_id.clone(), key.id.clone());
+    let wanted = keys::Details {
+        name: name.clone(),
+        description: description.clone(),
+        tags: tags.clone(),
+        rate_limit,
+    };
+    let written = run(state, move |c| {
         // The owner's email and name stay searchable under the new name.
         let owner = match &key.owner_id {
             Some(owner) => crate::db::users::get(c, &key.workspace_id, owner)?
@@ -771,6 +787,16 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result
             owner.as_deref(),
             &details,
         )?)
+    })
+    .await;
+    // The details read back as sent settle a commit in doubt.
+    super::settle(state, written, move |c| {
+        Ok(keys::get(c, &ws, &id)?.filter(|k| {
+            k.name == wanted.name
+                && k.description == wanted.description
+                && k.tag_list() == wanted.tags
+                && k.rate_limit == wanted.rate_limit
+        }))
     })
     .await
 }
@@ -806,7 +832,7 @@ pub async fn switch(state: &AppState, ctx: &Ctx, id: &str, what: Switch) -> Resu
     }
     let audit = ctx.audit.clone();
     let k = key.clone();
-    run(state, move |c| {
+    let written = run(state, move |c| {
         match what {
             Switch::Disable => keys::set_disabled(c, &audit, &k, true).map(drop),
             Switch::Enable => keys::set_disabled(c, &audit, &k, false).map(drop),
@@ -815,6 +841,22 @@ pub async fn switch(state: &AppState, ctx: &Ctx, id: &str, what: Switch) -> Resu
             Switch::Review => keys::mark_reviewed(c, &audit, &k),
         }
         .map_err(Error::from)
+    })
+    .await;
+    // Each switch sets a state that can be read back, so a commit in doubt
+    // is settled by reading the key again.
+    let (ws, id) = (key.workspace_id.clone(), key.id.clone());
+    super::settle(state, written, move |c| {
+        let now = keys::get(c, &ws, &id)?;
+        let made = match (what, now) {
+            (Switch::Delete, now) => now.is_none(),
+            (_, None) => false,
+            (Switch::Revoke, Some(k)) => k.revoked_at.is_some(),
+            (Switch::Disable, Some(k)) => k.disabled_at.is_some(),
+            (Switch::Enable, Some(k)) => k.disabled_at.is_none(),
+            (Switch::Review, Some(k)) => k.creator_removed_at.is_none(),
+        };
+        Ok(made.then_some(()))
     })
     .await?;
     Ok(key)
@@ -852,6 +894,7 @@ pub async fn regenerate(
     }
     let grace = dk::parse_grace(grace).map_err(|e| Error::Invalid(vec![e]))?;
     let (secret, facts) = dk::generate(key.environment());
+    let digest = facts.digest.clone();
     let before = key.clone();
     let write = move |c: &mut crate::db::DbConn, ctx: &Ctx, nonce: &str| {
         // The write lock first, as creating a personal key takes it.
@@ -867,7 +910,7 @@ pub async fn regenerate(
         ctx,
         &once,
         "regenerate",
-        (secret, Some(before)),
+        (secret, digest, Some(before)),
         write,
     )
     .await

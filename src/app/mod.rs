@@ -68,6 +68,14 @@ pub enum Error {
     /// The database is known to be unreachable (failing fast).
     #[error("the database is unreachable")]
     Unavailable,
+    /// The connection to the database broke while a change was being
+    /// committed: it may or may not have been made (the cause, for the log).
+    #[error("the change may have been made: {0}")]
+    OutcomeUnknown(diesel::result::Error),
+    /// The connection broke while a change was being committed, and the
+    /// database, asked again, shows it was not made.
+    #[error("the change was not made: {0}")]
+    NotSaved(diesel::result::Error),
     /// A database failure: the surfaces tell an unreachable, busy or full
     /// database (503) from anything else (500).
     #[error("database error: {0}")]
@@ -192,7 +200,7 @@ impl DbFailure for Error {
     }
 
     fn lost_connection(&self) -> bool {
-        matches!(self, Error::Db(e) if crate::db::health::is_connection_error(e))
+        matches!(self, Error::Db(e) | Error::OutcomeUnknown(e) if crate::db::health::is_connection_error(e))
     }
 }
 
@@ -206,7 +214,10 @@ where
     F: FnOnce(&mut DbConn) -> Result<T> + Send + 'static,
     T: Send + 'static,
 {
-    run_as(state, f).await
+    run_as(state, f).await.map_err(|e| match e {
+        Error::Db(e) if crate::db::health::is_commit_in_doubt(&e) => Error::OutcomeUnknown(e),
+        other => other,
+    })
 }
 
 /// [`run`] with another failure type (reads that only a page makes).
@@ -240,4 +251,54 @@ where
         state.verifier.apply(change);
     }
     result
+}
+
+/// How long a request whose change is in doubt waits for the database to
+/// answer again before it says the change may have been made.
+pub const SETTLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How often it asks meanwhile (mostly answered at once by the health
+/// gate, which lets one probe a second reach a database marked down).
+const SETTLE_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The truth about a write whose commit was in doubt, for writes that can
+/// be checked afterwards (the state they set can be read back). `result`
+/// is the write's; when it is [`Error::OutcomeUnknown`], `made` is asked
+/// until the database answers or [`SETTLE_WITHIN`] passes: `Some` (the
+/// change is there) answers as a success, `None` as [`Error::NotSaved`],
+/// and no answer in time leaves the outcome unknown. Each attempt takes a
+/// pooled connection only for its one read, never while waiting; a client
+/// that hangs up drops this future and the asking stops.
+pub async fn settle<T, F>(state: &AppState, result: Result<T>, made: F) -> Result<T>
+where
+    F: Fn(&mut DbConn) -> Result<Option<T>> + Clone + Send + 'static,
+    T: Send + 'static,
+{
+    let cause = match result {
+        Err(Error::OutcomeUnknown(cause)) => cause,
+        other => return other,
+    };
+    tracing::warn!(error = %cause, "the connection broke while a change was committed; asking the database whether it was made");
+    let deadline = tokio::time::Instant::now() + SETTLE_WITHIN;
+    loop {
+        let ask = made.clone();
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, run(state, move |c| ask(c))).await {
+            Ok(Ok(Some(done))) => {
+                tracing::info!("the change in doubt was made");
+                return Ok(done);
+            }
+            Ok(Ok(None)) => {
+                tracing::info!("the change in doubt was not made");
+                return Err(Error::NotSaved(cause));
+            }
+            // Still unreachable (or refused at once while marked down).
+            Ok(Err(_)) | Err(_) => {}
+        }
+        let now = tokio::time::Instant::now();
+        if now + SETTLE_EVERY >= deadline {
+            return Err(Error::OutcomeUnknown(cause));
+        }
+        tokio::time::sleep(SETTLE_EVERY).await;
+    }
 }

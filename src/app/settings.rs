@@ -46,8 +46,16 @@ pub async fn set_api_keys(state: &AppState, ctx: &Ctx, enabled: &str) -> Result<
         }
     };
     let audit = ctx.audit.clone();
-    let changed = run(state, move |c| {
+    let written = run(state, move |c| {
         Ok(settings::set_api_keys_enabled(c, &audit, enabled)?)
+    })
+    .await;
+    // A commit in doubt is settled by reading the switch back; found as
+    // asked, it is answered as changed (it was, by this request or a twin).
+    let ws = ctx.workspace_id().to_owned();
+    let changed = super::settle(state, written, move |c| {
+        let now = workspaces::get(c, &ws)?;
+        Ok((now.api_keys_disabled_at.is_none() == enabled).then_some(true))
     })
     .await?;
     Ok((changed, enabled))
@@ -109,7 +117,14 @@ pub async fn set_limits(state: &AppState, ctx: &Ctx, input: LimitsInput<'_>) -> 
         max_keys_per_user,
         default_rate_limit,
     };
-    let changed = run(state, move |c| Ok(settings::update_limits(c, &audit, new)?)).await?;
+    let written = run(state, move |c| Ok(settings::update_limits(c, &audit, new)?)).await;
+    // As for the switch: the limits read back as sent settle it.
+    let ws = ctx.workspace_id().to_owned();
+    let changed = super::settle(state, written, move |c| {
+        let now = workspaces::get(c, &ws)?;
+        Ok((Limits::of(&now) == new).then_some(1))
+    })
+    .await?;
     Ok(changed > 0)
 }
 

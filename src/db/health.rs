@@ -103,6 +103,64 @@ pub fn is_connection_error(e: &diesel::result::Error) -> bool {
     }
 }
 
+/// The start of the message of a commit whose outcome is unknown.
+const IN_DOUBT: &str = "commit outcome unknown: ";
+
+/// A commit in doubt: the connection broke while `COMMIT` was in flight,
+/// so the server may or may not have committed.
+#[derive(Debug)]
+struct InDoubt(String);
+
+impl diesel::result::DatabaseErrorInformation for InDoubt {
+    fn message(&self) -> &str {
+        &self.0
+    }
+    fn details(&self) -> Option<&str> {
+        None
+    }
+    fn hint(&self) -> Option<&str> {
+        None
+    }
+    fn table_name(&self) -> Option<&str> {
+        None
+    }
+    fn column_name(&self) -> Option<&str> {
+        None
+    }
+    fn constraint_name(&self) -> Option<&str> {
+        None
+    }
+    fn statement_position(&self) -> Option<i32> {
+        None
+    }
+}
+
+/// What a failed `COMMIT` means: a lost connection makes it a commit in
+/// doubt (still a connection error, so the database is marked down and the
+/// answer is a 503); anything else the server refused, and it rolled back.
+pub fn commit_failed(e: diesel::result::Error) -> diesel::result::Error {
+    use diesel::result::{DatabaseErrorKind, Error};
+    // Diesel reports the commit's error together with the rollback's when
+    // it tried to roll back after the failed commit.
+    let commit = match &e {
+        Error::RollbackErrorOnCommit { commit_error, .. } => commit_error.as_ref(),
+        other => other,
+    };
+    if !is_connection_error(commit) {
+        return e;
+    }
+    Error::DatabaseError(
+        DatabaseErrorKind::ClosedConnection,
+        Box::new(InDoubt(format!("{IN_DOUBT}{commit}"))),
+    )
+}
+
+/// Whether the connection broke while a commit was in flight: the change
+/// may have been made.
+pub fn is_commit_in_doubt(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message().starts_with(IN_DOUBT))
+}
+
 /// Whether an error means the database was too busy to answer in time: a
 /// PostgreSQL statement cancelled by its timeout, or SQLite still locked by
 /// another writer after its busy timeout. The database is up; the request
@@ -157,6 +215,34 @@ fn mentions(e: &diesel::result::Error, needles: &[&str]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_commit_cut_off_by_a_lost_connection_is_in_doubt() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let closed = || {
+            Error::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new("server closed the connection unexpectedly".to_owned()),
+            )
+        };
+        let doubt = commit_failed(closed());
+        assert!(is_commit_in_doubt(&doubt));
+        assert!(
+            is_connection_error(&doubt),
+            "still answered 503, marks down"
+        );
+        assert!(!is_commit_in_doubt(&closed()), "not at commit: not made");
+        let both = commit_failed(Error::RollbackErrorOnCommit {
+            rollback_error: Box::new(Error::BrokenTransactionManager),
+            commit_error: Box::new(closed()),
+        });
+        assert!(is_commit_in_doubt(&both));
+        let refused = Error::DatabaseError(
+            DatabaseErrorKind::SerializationFailure,
+            Box::new("could not serialize access".to_owned()),
+        );
+        assert!(!is_commit_in_doubt(&commit_failed(refused)));
+    }
 
     #[test]
     fn down_admits_one_probe_a_second_until_it_succeeds() {

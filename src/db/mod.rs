@@ -220,41 +220,72 @@ pub fn ping(conn: &mut DbConn) -> QueryResult<()> {
 /// "database is locked" (a 503 to the user). Begun immediately, it waits its
 /// turn under the busy timeout like any writer. On PostgreSQL it is an
 /// ordinary transaction. Every transaction of keyward writes, so all use it.
+///
+/// The commit is ours rather than Diesel's so that a connection lost while
+/// `COMMIT` was in flight is told apart from every other failure: the
+/// server may have committed before the connection broke, so that error is
+/// returned marked (see [`health::is_commit_in_doubt`]) and nobody is told
+/// "nothing was saved". A connection lost before `COMMIT` was sent leaves
+/// nothing behind (the server rolls back an unfinished transaction).
 pub fn write_transaction<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    let DbConn::Sqlite(lite) = conn else {
-        return conn.transaction(f);
-    };
+    fn depth(conn: &mut DbConn) -> QueryResult<bool> {
+        Ok(match conn {
+            DbConn::Pg(pg) => AnsiTransactionManager::transaction_manager_status_mut(pg)
+                .transaction_depth()?
+                .is_some(),
+            DbConn::Sqlite(lite) => AnsiTransactionManager::transaction_manager_status_mut(lite)
+                .transaction_depth()?
+                .is_some(),
+        })
+    }
     // Inside a transaction already (a savepoint then): it holds the lock
-    // or will take it as the outer transaction decided.
-    let nested = AnsiTransactionManager::transaction_manager_status_mut(lite)
-        .transaction_depth()?
-        .is_some();
-    if nested {
+    // or will take it as the outer transaction decided, and the outer
+    // commit is the one that can be in doubt.
+    if depth(conn)? {
         return conn.transaction(f);
     }
-    AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE")?;
+    match conn {
+        DbConn::Pg(pg) => AnsiTransactionManager::begin_transaction(pg)?,
+        DbConn::Sqlite(lite) => {
+            AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE")?
+        }
+    }
     let result = f(conn);
-    let DbConn::Sqlite(lite) = conn else {
-        unreachable!("the connection's backend does not change");
-    };
     match result {
-        Ok(value) => match AnsiTransactionManager::commit_transaction(lite) {
-            Ok(()) => Ok(value),
-            Err(e) => {
-                // As Diesel does: a failed COMMIT leaves the transaction
-                // open; end it, then report the commit's error.
-                let _ = AnsiTransactionManager::rollback_transaction(lite);
-                Err(e.into())
+        Ok(value) => {
+            let committed = match conn {
+                DbConn::Pg(pg) => AnsiTransactionManager::commit_transaction(pg),
+                DbConn::Sqlite(lite) => AnsiTransactionManager::commit_transaction(lite)
+                    .inspect_err(|_| {
+                        // As Diesel does: a failed COMMIT leaves the
+                        // transaction open; end it, then report the
+                        // commit's error. (On PostgreSQL Diesel's commit
+                        // already did.)
+                        let _ = AnsiTransactionManager::rollback_transaction(lite);
+                    }),
+            };
+            match committed {
+                Ok(()) => Ok(value),
+                Err(e) => Err(health::commit_failed(e).into()),
             }
-        },
+        }
         Err(e) => {
-            AnsiTransactionManager::rollback_transaction(lite)?;
-            Err(e)
+            let rolled_back = match conn {
+                DbConn::Pg(pg) => AnsiTransactionManager::rollback_transaction(pg),
+                DbConn::Sqlite(lite) => AnsiTransactionManager::rollback_transaction(lite),
+            };
+            match rolled_back {
+                // A broken connection cannot roll back; the server does,
+                // and the first error says more.
+                Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(e),
+                Err(rollback) if health::is_connection_error(&rollback) => Err(e),
+                Err(rollback) => Err(rollback.into()),
+            }
         }
     }
 }

@@ -15,6 +15,7 @@ mod engine;
 mod forward_auth;
 mod gateways;
 mod hardening;
+mod in_doubt;
 mod keys;
 mod management_api;
 mod nginx;

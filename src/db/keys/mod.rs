@@ -294,6 +294,23 @@ pub fn get(conn: &mut DbConn, workspace_id: &str, id: &str) -> QueryResult<Optio
         .optional()
 }
 
+/// The key of the workspace whose current secret has this digest (not
+/// deleted): how a request that generated a secret finds out whether its
+/// write was committed.
+pub fn get_by_digest(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    digest: &str,
+) -> QueryResult<Option<ApiKey>> {
+    api_keys::table
+        .filter(api_keys::workspace_id.eq(workspace_id))
+        .filter(api_keys::digest.eq(digest))
+        .filter(api_keys::deleted_at.is_null())
+        .select(ApiKey::as_select())
+        .first(conn)
+        .optional()
+}
+
 /// Keys of the workspace with these ids (not deleted).
 pub fn get_many(conn: &mut DbConn, workspace_id: &str, ids: &[String]) -> QueryResult<Vec<ApiKey>> {
     api_keys::table
