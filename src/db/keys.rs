@@ -964,6 +964,10 @@ pub struct AuthRecord {
     pub key: ApiKey,
     pub owner_email: Option<String>,
     pub api_keys_disabled_at: Option<NaiveDateTime>,
+    /// The row's version when it was read (bumped by the database on every
+    /// change a check would see): a change notice for this version or an
+    /// older one is already reflected in this record.
+    pub version: i64,
     /// The key's facts as the API shows them, rendered once on first use:
     /// they are the same for every check answered from this record.
     pub facts_json: std::sync::OnceLock<Box<str>>,
@@ -971,7 +975,7 @@ pub struct AuthRecord {
 
 /// Find the key whose current or grace-period secret has this digest.
 pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<AuthRecord>> {
-    let row: Option<(ApiKey, Option<String>, Option<NaiveDateTime>)> = api_keys::table
+    let row: Option<(ApiKey, Option<String>, Option<NaiveDateTime>, i64)> = api_keys::table
         .inner_join(workspaces::table)
         .left_join(users::table.on(users::id.nullable().eq(api_keys::owner_id)))
         .left_join(people::table.on(people::id.nullable().eq(users::person_id.nullable())))
@@ -984,17 +988,19 @@ pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<Auth
             ApiKey::as_select(),
             people::email.nullable(),
             workspaces::api_keys_disabled_at,
+            api_keys::version,
         ))
         .first(conn)
         .optional()?;
-    Ok(
-        row.map(|(key, owner_email, api_keys_disabled_at)| AuthRecord {
+    Ok(row.map(
+        |(key, owner_email, api_keys_disabled_at, version)| AuthRecord {
             key,
             owner_email,
             api_keys_disabled_at,
+            version,
             facts_json: std::sync::OnceLock::new(),
-        }),
-    )
+        },
+    ))
 }
 
 /// Write coalesced "last used" times; never moves a time backwards.

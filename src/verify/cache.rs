@@ -10,7 +10,12 @@
 //!   stale answer into the cache after the change was applied: every change
 //!   bumps a generation under the same lock that guards insertion, and an
 //!   answer is only cached if nothing touching its key or workspace happened
-//!   since its lookup began.
+//!   since its lookup began, or if it read the key at the version the change
+//!   announced or a later one.
+//! - Key changes from PostgreSQL carry the row's version after the change:
+//!   copies already read at that version or later are kept (a notice arrives
+//!   up to a poll interval after its commit, often after a check that read
+//!   the changed row; dropping that copy lost the key's outage copy).
 
 use crate::db::changes::Change;
 use crate::db::keys::AuthRecord;
@@ -52,12 +57,29 @@ impl moka::Expiry<String, Entry> for Lifetimes {
     }
 }
 
+/// The version a change without one stands for: newer than anything read.
+const UNKNOWN_VERSION: i64 = i64::MAX;
+
+/// Whether `found` was read at `version` or later (so it already shows the
+/// change that made that version). "No such key" shows no change.
+fn shows(found: &Found, version: i64) -> bool {
+    found.as_ref().is_some_and(|r| r.version >= version)
+}
+
+/// The last change of a digest: its generation, the highest version
+/// announced for it while remembered, and when (for pruning).
+#[derive(Clone, Copy)]
+struct KeyChange {
+    generation: u64,
+    version: i64,
+    at: Instant,
+}
+
 #[derive(Default)]
 struct Generations {
     current: u64,
-    /// The generation of the last change of each digest / workspace, and
-    /// when it happened (for pruning).
-    keys: HashMap<String, (u64, Instant)>,
+    /// The last change of each digest / workspace (see [`KeyChange`]).
+    keys: HashMap<String, KeyChange>,
     workspaces: HashMap<String, (u64, Instant)>,
     all: u64,
     /// Records older than this generation were pruned.
@@ -65,28 +87,56 @@ struct Generations {
 }
 
 impl Generations {
-    fn changed_since(&self, start: u64, digest: &str, workspace: Option<&str>) -> bool {
+    /// Whether what a lookup begun at `start` found may not be cached: a
+    /// change touched its key or workspace since, and it did not read the
+    /// key at the version that change announced (or later).
+    fn changed_since(&self, start: u64, digest: &str, found: &Found) -> bool {
+        let workspace = found.as_ref().map(|r| r.key.workspace_id.as_str());
         start < self.forgotten_before
             || self.all > start
-            || self.keys.get(digest).is_some_and(|(g, _)| *g > start)
+            || self
+                .keys
+                .get(digest)
+                .is_some_and(|c| c.generation > start && !shows(found, c.version))
             || workspace
                 .and_then(|w| self.workspaces.get(w))
                 .is_some_and(|(g, _)| *g > start)
+    }
+
+    fn key_changed(&mut self, digest: &str, version: i64, now: Instant) {
+        let generation = self.current;
+        let change = self.keys.entry(digest.to_owned()).or_insert(KeyChange {
+            generation,
+            version,
+            at: now,
+        });
+        // The highest version seen: a lookup begun before several changes
+        // must have read the last of them to be cached.
+        *change = KeyChange {
+            generation,
+            version: change.version.max(version),
+            at: now,
+        };
     }
 
     fn prune(&mut self, now: Instant) {
         let horizon = now.checked_sub(REMEMBER_CHANGES);
         let Some(horizon) = horizon else { return };
         let mut newest_dropped = 0;
-        for map in [&mut self.keys, &mut self.workspaces] {
-            map.retain(|_, (g, at)| {
-                let keep = *at >= horizon;
-                if !keep {
-                    newest_dropped = newest_dropped.max(*g);
-                }
-                keep
-            });
-        }
+        self.keys.retain(|_, c| {
+            let keep = c.at >= horizon;
+            if !keep {
+                newest_dropped = newest_dropped.max(c.generation);
+            }
+            keep
+        });
+        self.workspaces.retain(|_, (g, at)| {
+            let keep = *at >= horizon;
+            if !keep {
+                newest_dropped = newest_dropped.max(*g);
+            }
+            keep
+        });
         self.forgotten_before = self.forgotten_before.max(newest_dropped);
     }
 }
@@ -207,8 +257,7 @@ impl KeyCache {
 
     fn insert_if_unchanged(&self, digest: &str, found: Found, start: u64) {
         let generations = self.lock_generations();
-        let workspace = found.as_ref().map(|r| r.key.workspace_id.as_str());
-        if !generations.changed_since(start, digest, workspace) {
+        if !generations.changed_since(start, digest, &found) {
             if let (Some(stale), Some(record)) = (&self.stale, &found) {
                 stale.insert(digest.to_owned(), (record.clone(), Instant::now()));
             }
@@ -224,11 +273,24 @@ impl KeyCache {
         generations.current += 1;
         let current = generations.current;
         match change {
-            Change::Key { digests, .. } => {
+            Change::Key {
+                digests, version, ..
+            } => {
+                let version = version.unwrap_or(UNKNOWN_VERSION);
                 for d in digests {
-                    generations.keys.insert(d.clone(), (current, now));
-                    self.entries.invalidate(d);
-                    if let Some(stale) = &self.stale {
+                    generations.key_changed(d, version, now);
+                    // Insertions take the generations lock too, so nothing
+                    // is cached between this look and the invalidation.
+                    if !self
+                        .entries
+                        .get(d)
+                        .is_some_and(|e| shows(&e.found, version))
+                    {
+                        self.entries.invalidate(d);
+                    }
+                    if let Some(stale) = &self.stale
+                        && !stale.get(d).is_some_and(|(r, _)| r.version >= version)
+                    {
                         stale.invalidate(d);
                     }
                 }
@@ -325,6 +387,7 @@ mod tests {
             },
             owner_email: None,
             api_keys_disabled_at: None,
+            version: 0,
             facts_json: Default::default(),
         }
     }
@@ -347,6 +410,7 @@ mod tests {
             c.apply(&Change::Key {
                 workspace_id: "ws".into(),
                 digests: vec!["d1".into()],
+                version: None,
             });
             release.send(()).ok();
         };
@@ -358,6 +422,73 @@ mod tests {
             .await
             .unwrap();
         assert!(c.get("d1").is_some());
+    }
+
+    fn at_version(id: &str, digest: &str, version: i64) -> AuthRecord {
+        AuthRecord {
+            version,
+            ..record(id, "ws", digest)
+        }
+    }
+
+    fn notice(digest: &str, version: Option<i64>) -> Change {
+        Change::Key {
+            workspace_id: "ws".into(),
+            digests: vec![digest.into()],
+            version,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_late_notice_for_what_was_read_keeps_both_copies() {
+        let c = KeyCache::with_stale(
+            1000,
+            Duration::from_secs(600),
+            Duration::from_secs(5),
+            Duration::from_secs(900),
+        );
+        c.get_or_load("d", || async { Ok(Some(at_version("k", "d", 3))) })
+            .await
+            .unwrap();
+        for old in [Some(3), Some(2)] {
+            c.apply(&notice("d", old));
+            assert!(c.get("d").is_some(), "{old:?}");
+            assert!(c.get_stale("d").is_some(), "{old:?}");
+        }
+        c.apply(&notice("d", Some(4)));
+        assert!(c.get("d").is_none(), "a newer version drops the copy");
+        assert!(c.get_stale("d").is_none(), "and the outage copy");
+
+        c.get_or_load("d", || async { Ok(Some(at_version("k", "d", 4))) })
+            .await
+            .unwrap();
+        c.apply(&notice("d", None));
+        assert!(c.get("d").is_none(), "a change of unknown version drops it");
+        assert!(c.get_stale("d").is_none());
+
+        c.get_or_load("gone", || async { Ok(None) }).await.unwrap();
+        c.apply(&notice("gone", Some(0)));
+        assert!(c.get("gone").is_none(), "\"no such key\" shows no change");
+    }
+
+    #[tokio::test]
+    async fn a_lookup_during_a_notice_is_cached_only_if_it_read_that_version() {
+        for (read, cached) in [(5, true), (6, true), (4, false)] {
+            let c = cache();
+            let (release, wait) = tokio::sync::oneshot::channel::<()>();
+            let lookup = c.get_or_load("d", || async move {
+                wait.await.ok();
+                Ok(Some(at_version("k", "d", read)))
+            });
+            let change = async {
+                tokio::task::yield_now().await;
+                c.apply(&notice("d", Some(5)));
+                release.send(()).ok();
+            };
+            let (found, ()) = tokio::join!(lookup, change);
+            assert!(found.unwrap().is_some());
+            assert_eq!(c.get("d").is_some(), cached, "read version {read}");
+        }
     }
 
     #[tokio::test]
@@ -374,6 +505,7 @@ mod tests {
         c.apply(&Change::Key {
             workspace_id: "ws1".into(),
             digests: vec!["a".into()],
+            version: None,
         });
         assert!(c.get("a").is_none());
         assert!(c.get("b").is_some() && c.get("c").is_some());
