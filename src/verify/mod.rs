@@ -418,6 +418,45 @@ impl Verifier {
         self.limiter.prune();
     }
 
+    /// The last write of buffered "last used" times and usage counts,
+    /// before the process exits, waiting at most `budget` for it: a stop
+    /// must end within the shutdown grace even when the database is stuck
+    /// (a table locked by another session makes every write wait for its
+    /// statement timeout, twice). What was not written is logged.
+    pub fn flush_before_exit(self: &Arc<Self>, pool: &Pool, budget: Duration) {
+        let (last_used, counters) = self.pending();
+        if last_used == 0 && counters == 0 {
+            return;
+        }
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let (verifier, pool) = (self.clone(), pool.clone());
+        // A thread of its own, never joined: when the budget is spent the
+        // process exits with the write still waiting.
+        let spawned = std::thread::Builder::new()
+            .name("keyward-final-flush".into())
+            .spawn(move || {
+                verifier.usage.flush(&pool);
+                let _ = done_tx.send(());
+            });
+        if spawned.is_ok() && done_rx.recv_timeout(budget).is_ok() {
+            let (last_used, counters) = self.pending();
+            if last_used > 0 || counters > 0 {
+                tracing::warn!(
+                    last_used,
+                    usage_counters = counters,
+                    "stopping: buffered last-used times and usage counts were not written (the database refused them)"
+                );
+            }
+        } else {
+            tracing::warn!(
+                last_used,
+                usage_counters = counters,
+                "stopping: buffered last-used times and usage counts were not written (the database did not take them within {} s)",
+                budget.as_secs_f64()
+            );
+        }
+    }
+
     /// Buffered entries not yet written (last-used times, counters).
     pub fn pending(&self) -> (usize, usize) {
         self.usage.pending()
