@@ -289,7 +289,7 @@ impl KeyCache {
                         self.entries.invalidate(d);
                     }
                     if let Some(stale) = &self.stale
-                        && !stale.get(d).is_some_and(|(r, _)| r.version >= version)
+                        && stale.get(d).is_none_or(|(r, _)| r.version < version)
                     {
                         stale.invalidate(d);
                     }

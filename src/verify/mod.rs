@@ -173,6 +173,11 @@ impl Verifier {
         self.limiter.is_shared()
     }
 
+    /// How many instances share rate limits, as last counted in Redis.
+    pub fn sharing_instances(&self) -> u32 {
+        self.limiter.sharing_instances()
+    }
+
     /// The key with this digest: from the cache, else from the database;
     /// when the database cannot be reached, a valid key's last known state
     /// (with its age) if it is young enough, else 503.
