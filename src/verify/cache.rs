@@ -17,9 +17,9 @@
 //!   up to a poll interval after its commit, often after a check that read
 //!   the changed row; dropping that copy lost the key's outage copy).
 
+use super::shards::ExpiringMap;
 use crate::db::changes::Change;
 use crate::db::keys::AuthRecord;
-use moka::sync::Cache;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,24 +37,18 @@ pub struct LookupFailed(pub String);
 /// timeouts, far below it.
 const REMEMBER_CHANGES: Duration = Duration::from_secs(60);
 
-#[derive(Clone)]
-struct Entry {
-    found: Found,
+/// `now + lifetime`, a year at most (a configured lifetime too long for
+/// the clock must not panic).
+fn after(now: Instant, lifetime: Duration) -> Instant {
+    now.checked_add(lifetime)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }
 
+/// How long entries live without a change.
 struct Lifetimes {
     found: Duration,
     missing: Duration,
-}
-
-impl moka::Expiry<String, Entry> for Lifetimes {
-    fn expire_after_create(&self, _: &String, value: &Entry, _: Instant) -> Option<Duration> {
-        Some(if value.found.is_some() {
-            self.found
-        } else {
-            self.missing
-        })
-    }
+    stale: Duration,
 }
 
 /// The version a change without one stands for: newer than anything read.
@@ -145,11 +139,12 @@ type Flight = Arc<tokio::sync::OnceCell<Result<Found, LookupFailed>>>;
 
 /// The key cache.
 pub struct KeyCache {
-    entries: Cache<String, Entry>,
+    entries: ExpiringMap<Found>,
     /// Last answers read from the database for found keys, with when they
     /// were read: used only when the database cannot be asked
     /// (stale-if-error), and kept exact by changes like `entries`.
-    stale: Option<Cache<String, (Arc<AuthRecord>, Instant)>>,
+    stale: Option<ExpiringMap<(Arc<AuthRecord>, Instant)>>,
+    lifetimes: Lifetimes,
     generations: Mutex<Generations>,
     inflight: Mutex<HashMap<String, Flight>>,
 }
@@ -190,21 +185,13 @@ impl KeyCache {
         stale_ttl: Duration,
     ) -> Self {
         KeyCache {
-            stale: (!stale_ttl.is_zero()).then(|| {
-                Cache::builder()
-                    .max_capacity(capacity)
-                    .time_to_live(stale_ttl)
-                    .support_invalidation_closures()
-                    .build()
-            }),
-            entries: Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(Lifetimes {
-                    found: found_ttl,
-                    missing: missing_ttl,
-                })
-                .support_invalidation_closures()
-                .build(),
+            stale: (!stale_ttl.is_zero()).then(|| ExpiringMap::new(capacity)),
+            entries: ExpiringMap::new(capacity),
+            lifetimes: Lifetimes {
+                found: found_ttl,
+                missing: missing_ttl,
+                stale: stale_ttl,
+            },
             generations: Mutex::new(Generations::default()),
             inflight: Mutex::new(HashMap::new()),
         }
@@ -220,7 +207,7 @@ impl KeyCache {
 
     /// The cached answer for `digest`, if any.
     pub fn get(&self, digest: &str) -> Option<Found> {
-        self.entries.get(digest).map(|e| e.found)
+        self.entries.get(digest, Instant::now())
     }
 
     /// The cached answer, or the one `load` gives (one `load` per digest at
@@ -258,10 +245,18 @@ impl KeyCache {
     fn insert_if_unchanged(&self, digest: &str, found: Found, start: u64) {
         let generations = self.lock_generations();
         if !generations.changed_since(start, digest, &found) {
+            let now = Instant::now();
             if let (Some(stale), Some(record)) = (&self.stale, &found) {
-                stale.insert(digest.to_owned(), (record.clone(), Instant::now()));
+                let until = after(now, self.lifetimes.stale);
+                stale.insert(digest, (record.clone(), now), until, now);
             }
-            self.entries.insert(digest.to_owned(), Entry { found });
+            let lifetime = if found.is_some() {
+                self.lifetimes.found
+            } else {
+                self.lifetimes.missing
+            };
+            self.entries
+                .insert(digest, found, after(now, lifetime), now);
         }
     }
 
@@ -283,44 +278,31 @@ impl KeyCache {
                     // is cached between this look and the invalidation.
                     if !self
                         .entries
-                        .get(d)
-                        .is_some_and(|e| shows(&e.found, version))
+                        .get(d, now)
+                        .is_some_and(|found| shows(&found, version))
                     {
-                        self.entries.invalidate(d);
+                        self.entries.remove(d);
                     }
                     if let Some(stale) = &self.stale
-                        && stale.get(d).is_none_or(|(r, _)| r.version < version)
+                        && stale.get(d, now).is_none_or(|(r, _)| r.version < version)
                     {
-                        stale.invalidate(d);
+                        stale.remove(d);
                     }
                 }
             }
             Change::Workspace(ws) => {
                 generations.workspaces.insert(ws.clone(), (current, now));
-                let this_ws = ws.clone();
-                let dropped = self.entries.invalidate_entries_if(move |_, e| {
-                    e.found
-                        .as_ref()
-                        .is_none_or(|r| r.key.workspace_id == this_ws)
-                });
-                if dropped.is_err() {
-                    self.entries.invalidate_all();
-                }
+                self.entries
+                    .remove_if(|found| found.as_ref().is_none_or(|r| r.key.workspace_id == *ws));
                 if let Some(stale) = &self.stale {
-                    let ws = ws.clone();
-                    if stale
-                        .invalidate_entries_if(move |_, (r, _)| r.key.workspace_id == ws)
-                        .is_err()
-                    {
-                        stale.invalidate_all();
-                    }
+                    stale.remove_if(|(r, _)| r.key.workspace_id == *ws);
                 }
             }
             Change::All => {
                 generations.all = current;
-                self.entries.invalidate_all();
+                self.entries.clear();
                 if let Some(stale) = &self.stale {
-                    stale.invalidate_all();
+                    stale.clear();
                 }
             }
         }
@@ -332,14 +314,23 @@ impl KeyCache {
     pub fn get_stale(&self, digest: &str) -> Option<(Arc<AuthRecord>, Duration)> {
         self.stale
             .as_ref()?
-            .get(digest)
+            .get(digest, Instant::now())
             .map(|(r, at)| (r, at.elapsed()))
     }
 
-    /// How many entries are cached (approximate; for tests and metrics).
+    /// Drop expired entries (they are never answered, but hold memory).
+    pub fn purge_expired(&self) {
+        let now = Instant::now();
+        self.entries.purge_expired(now);
+        if let Some(stale) = &self.stale {
+            stale.purge_expired(now);
+        }
+    }
+
+    /// How many entries are cached (expired ones not yet purged included;
+    /// for tests and metrics).
     pub fn len(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.entry_count()
+        self.entries.len() as u64
     }
 
     pub fn is_empty(&self) -> bool {

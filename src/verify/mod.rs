@@ -12,6 +12,7 @@ pub mod feed;
 pub mod index;
 pub mod limiter;
 pub mod outcome;
+pub mod shards;
 pub mod usage;
 pub mod workers;
 
@@ -421,6 +422,7 @@ impl Verifier {
     pub fn flush(&self, pool: &Pool) {
         self.usage.flush(pool);
         self.limiter.prune();
+        self.cache.purge_expired();
     }
 
     /// The last write of buffered "last used" times and usage counts,
