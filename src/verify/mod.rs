@@ -276,13 +276,16 @@ impl Verifier {
         let result = self.check(pool, raw, req).await;
         self.metrics
             .observe(result.as_ref().err().map(|o| o.code), started.elapsed());
+        // A passed check also sets the key's "last used".
         let counted = match &result {
-            Ok(v) => Some((&v.record, crate::domain::chart::VALID)),
-            Err(o) => o.identified.as_ref().map(|v| (&v.record, o.code.as_str())),
+            Ok(v) => Some((&v.record, crate::domain::chart::VALID, true)),
+            Err(o) => o
+                .identified
+                .as_ref()
+                .map(|v| (&v.record, o.code.as_str(), false)),
         };
-        if let Some((record, outcome)) = counted {
-            self.usage
-                .count(&record.key.id, &record.key.workspace_id, db::now(), outcome);
+        if let Some((record, outcome, used)) = counted {
+            self.usage.note(record, db::now(), outcome, used);
         }
         result
     }
@@ -409,7 +412,6 @@ impl Verifier {
             },
             _ => None,
         };
-        self.usage.used(&key.id, now);
         Ok(Verified {
             record,
             rate,
