@@ -41,6 +41,17 @@ pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("KEYWARD
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// How long a stop (SIGTERM, SIGINT) may take from the signal to the
+/// process's exit, whatever the database does: requests in flight get
+/// [`DRAIN`], the last write of buffered usage [`FINAL_FLUSH`], and nothing
+/// else on the way out waits (see `main`).
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long the last write of buffered usage may take at a stop.
+pub const FINAL_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long requests in flight may take to finish at a stop; a second of
+/// the grace is left for what happens between the steps.
+const DRAIN: u64 = SHUTDOWN_GRACE.as_secs() - FINAL_FLUSH.as_secs() - 1;
+
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -254,7 +265,7 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
             }))
     })
     .workers(workers)
-    .shutdown_timeout(10)
+    .shutdown_timeout(DRAIN)
     .listen(listener)
     .map_err(|source| StartError::Bind {
         addr: state.config.bind,

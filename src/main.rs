@@ -72,7 +72,17 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => actix_web::rt::System::new().block_on(serve(config)),
+        Command::Serve => {
+            let system = actix_web::rt::System::new();
+            let result = system.block_on(serve(config));
+            // Not dropped: dropping the runtime waits, without any bound,
+            // for blocking work still running (a page's or a flush's
+            // database call stuck on a lock until its statement timeout,
+            // once per statement). Everything worth keeping was written, or
+            // reported as not written, by now; the process ends here.
+            std::mem::forget(system);
+            result
+        }
         Command::Migrate => keyward::open_database(&config)
             .map(|_| println!("Database is up to date."))
             .map_err(|e| e.to_string()),
@@ -177,8 +187,11 @@ async fn serve(config: Config) -> Result<(), String> {
     }
     let state = running.state.clone();
     let result = running.server.await.map_err(|e| e.to_string());
-    // Graceful shutdown: nothing buffered is lost.
-    state.verifier.flush(&state.pool);
+    // Graceful shutdown: write what is buffered, within the grace (what
+    // the database does not take in time is logged).
+    state
+        .verifier
+        .flush_before_exit(&state.pool, keyward::FINAL_FLUSH);
     tracing::info!("keyward stopped");
     result
 }

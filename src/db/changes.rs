@@ -22,6 +22,11 @@ pub enum Change {
     Key {
         workspace_id: String,
         digests: Vec<String>,
+        /// The row's version after the change (PostgreSQL notices of
+        /// inserts and updates): a cached copy read at this version or a
+        /// later one already shows the change and is kept. `None` (changes
+        /// recorded in-process, deletions, older triggers): every copy goes.
+        version: Option<i64>,
     },
     /// Every key of the workspace (its API key switch).
     Workspace(String),
@@ -37,11 +42,12 @@ impl Change {
         Change::Key {
             workspace_id: key.workspace_id.clone(),
             digests,
+            version: None,
         }
     }
 
     /// Read a notification payload written by the triggers:
-    /// `k <workspace> <digest> [<digest>…]` or `w <workspace>`.
+    /// `k <workspace> <digest> [<digest>…] [#<version>]` or `w <workspace>`.
     pub fn from_payload(payload: &str) -> Option<Change> {
         // `@…` is when it was written (see [`sent_at`]), not a digest.
         let mut parts = payload
@@ -49,12 +55,22 @@ impl Change {
             .filter(|p| !p.is_empty() && !p.starts_with('@'));
         match (parts.next()?, parts.next()) {
             ("k", Some(ws)) => {
-                let mut digests: Vec<String> = parts.map(str::to_owned).collect();
+                let mut version = None;
+                let mut digests = Vec::new();
+                for p in parts {
+                    match p.strip_prefix('#') {
+                        // An unreadable version is treated as unknown:
+                        // every copy goes, which is always safe.
+                        Some(v) => version = v.parse::<i64>().ok(),
+                        None => digests.push(p.to_owned()),
+                    }
+                }
                 digests.sort_unstable();
                 digests.dedup();
                 (!digests.is_empty()).then(|| Change::Key {
                     workspace_id: ws.to_owned(),
                     digests,
+                    version,
                 })
             }
             ("w", Some(ws)) => Some(Change::Workspace(ws.to_owned())),
@@ -118,13 +134,40 @@ mod tests {
             Some(Change::Key {
                 workspace_id: "wsp_1".into(),
                 digests: vec!["aaa".into(), "bbb".into()],
+                version: None,
             })
+        );
+        assert_eq!(
+            Change::from_payload("k wsp_1 aaa bbb #7 @1763900000000000"),
+            Some(Change::Key {
+                workspace_id: "wsp_1".into(),
+                digests: vec!["aaa".into(), "bbb".into()],
+                version: Some(7),
+            }),
+            "the version is read and is not a digest"
+        );
+        assert_eq!(
+            Change::from_payload("k wsp_1 aaa #x"),
+            Some(Change::Key {
+                workspace_id: "wsp_1".into(),
+                digests: vec!["aaa".into()],
+                version: None,
+            }),
+            "an unreadable version drops every copy"
         );
         assert_eq!(
             Change::from_payload("w wsp_1"),
             Some(Change::Workspace("wsp_1".into()))
         );
-        for junk in ["", "k", "k wsp_1", "x y", "w", "k wsp_1 @1763900000000000"] {
+        for junk in [
+            "",
+            "k",
+            "k wsp_1",
+            "x y",
+            "w",
+            "k wsp_1 @1763900000000000",
+            "k wsp_1 #3",
+        ] {
             assert_eq!(Change::from_payload(junk), None, "{junk:?}");
         }
     }
@@ -137,6 +180,7 @@ mod tests {
             Some(Change::Key {
                 workspace_id: "wsp_1".into(),
                 digests: vec!["aaa".into(), "bbb".into()],
+                version: None,
             })
         );
         assert_eq!(

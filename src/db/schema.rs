@@ -123,6 +123,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         last_used_at -> Nullable<Timestamp>,
+        version -> BigInt,
     }
 }
 

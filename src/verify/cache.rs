@@ -10,11 +10,16 @@
 //!   stale answer into the cache after the change was applied: every change
 //!   bumps a generation under the same lock that guards insertion, and an
 //!   answer is only cached if nothing touching its key or workspace happened
-//!   since its lookup began.
+//!   since its lookup began, or if it read the key at the version the change
+//!   announced or a later one.
+//! - Key changes from PostgreSQL carry the row's version after the change:
+//!   copies already read at that version or later are kept (a notice arrives
+//!   up to a poll interval after its commit, often after a check that read
+//!   the changed row; dropping that copy lost the key's outage copy).
 
+use super::shards::ExpiringMap;
 use crate::db::changes::Change;
 use crate::db::keys::AuthRecord;
-use moka::sync::Cache;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,32 +37,43 @@ pub struct LookupFailed(pub String);
 /// timeouts, far below it.
 const REMEMBER_CHANGES: Duration = Duration::from_secs(60);
 
-#[derive(Clone)]
-struct Entry {
-    found: Found,
+/// `now + lifetime`, a year at most (a configured lifetime too long for
+/// the clock must not panic).
+fn after(now: Instant, lifetime: Duration) -> Instant {
+    now.checked_add(lifetime)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }
 
+/// How long entries live without a change.
 struct Lifetimes {
     found: Duration,
     missing: Duration,
+    stale: Duration,
 }
 
-impl moka::Expiry<String, Entry> for Lifetimes {
-    fn expire_after_create(&self, _: &String, value: &Entry, _: Instant) -> Option<Duration> {
-        Some(if value.found.is_some() {
-            self.found
-        } else {
-            self.missing
-        })
-    }
+/// The version a change without one stands for: newer than anything read.
+const UNKNOWN_VERSION: i64 = i64::MAX;
+
+/// Whether `found` was read at `version` or later (so it already shows the
+/// change that made that version). "No such key" shows no change.
+fn shows(found: &Found, version: i64) -> bool {
+    found.as_ref().is_some_and(|r| r.version >= version)
+}
+
+/// The last change of a digest: its generation, the highest version
+/// announced for it while remembered, and when (for pruning).
+#[derive(Clone, Copy)]
+struct KeyChange {
+    generation: u64,
+    version: i64,
+    at: Instant,
 }
 
 #[derive(Default)]
 struct Generations {
     current: u64,
-    /// The generation of the last change of each digest / workspace, and
-    /// when it happened (for pruning).
-    keys: HashMap<String, (u64, Instant)>,
+    /// The last change of each digest / workspace (see [`KeyChange`]).
+    keys: HashMap<String, KeyChange>,
     workspaces: HashMap<String, (u64, Instant)>,
     all: u64,
     /// Records older than this generation were pruned.
@@ -65,28 +81,56 @@ struct Generations {
 }
 
 impl Generations {
-    fn changed_since(&self, start: u64, digest: &str, workspace: Option<&str>) -> bool {
+    /// Whether what a lookup begun at `start` found may not be cached: a
+    /// change touched its key or workspace since, and it did not read the
+    /// key at the version that change announced (or later).
+    fn changed_since(&self, start: u64, digest: &str, found: &Found) -> bool {
+        let workspace = found.as_ref().map(|r| r.key.workspace_id.as_str());
         start < self.forgotten_before
             || self.all > start
-            || self.keys.get(digest).is_some_and(|(g, _)| *g > start)
+            || self
+                .keys
+                .get(digest)
+                .is_some_and(|c| c.generation > start && !shows(found, c.version))
             || workspace
                 .and_then(|w| self.workspaces.get(w))
                 .is_some_and(|(g, _)| *g > start)
+    }
+
+    fn key_changed(&mut self, digest: &str, version: i64, now: Instant) {
+        let generation = self.current;
+        let change = self.keys.entry(digest.to_owned()).or_insert(KeyChange {
+            generation,
+            version,
+            at: now,
+        });
+        // The highest version seen: a lookup begun before several changes
+        // must have read the last of them to be cached.
+        *change = KeyChange {
+            generation,
+            version: change.version.max(version),
+            at: now,
+        };
     }
 
     fn prune(&mut self, now: Instant) {
         let horizon = now.checked_sub(REMEMBER_CHANGES);
         let Some(horizon) = horizon else { return };
         let mut newest_dropped = 0;
-        for map in [&mut self.keys, &mut self.workspaces] {
-            map.retain(|_, (g, at)| {
-                let keep = *at >= horizon;
-                if !keep {
-                    newest_dropped = newest_dropped.max(*g);
-                }
-                keep
-            });
-        }
+        self.keys.retain(|_, c| {
+            let keep = c.at >= horizon;
+            if !keep {
+                newest_dropped = newest_dropped.max(c.generation);
+            }
+            keep
+        });
+        self.workspaces.retain(|_, (g, at)| {
+            let keep = *at >= horizon;
+            if !keep {
+                newest_dropped = newest_dropped.max(*g);
+            }
+            keep
+        });
         self.forgotten_before = self.forgotten_before.max(newest_dropped);
     }
 }
@@ -95,11 +139,12 @@ type Flight = Arc<tokio::sync::OnceCell<Result<Found, LookupFailed>>>;
 
 /// The key cache.
 pub struct KeyCache {
-    entries: Cache<String, Entry>,
+    entries: ExpiringMap<Found>,
     /// Last answers read from the database for found keys, with when they
     /// were read: used only when the database cannot be asked
     /// (stale-if-error), and kept exact by changes like `entries`.
-    stale: Option<Cache<String, (Arc<AuthRecord>, Instant)>>,
+    stale: Option<ExpiringMap<(Arc<AuthRecord>, Instant)>>,
+    lifetimes: Lifetimes,
     generations: Mutex<Generations>,
     inflight: Mutex<HashMap<String, Flight>>,
 }
@@ -140,21 +185,13 @@ impl KeyCache {
         stale_ttl: Duration,
     ) -> Self {
         KeyCache {
-            stale: (!stale_ttl.is_zero()).then(|| {
-                Cache::builder()
-                    .max_capacity(capacity)
-                    .time_to_live(stale_ttl)
-                    .support_invalidation_closures()
-                    .build()
-            }),
-            entries: Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(Lifetimes {
-                    found: found_ttl,
-                    missing: missing_ttl,
-                })
-                .support_invalidation_closures()
-                .build(),
+            stale: (!stale_ttl.is_zero()).then(|| ExpiringMap::new(capacity)),
+            entries: ExpiringMap::new(capacity),
+            lifetimes: Lifetimes {
+                found: found_ttl,
+                missing: missing_ttl,
+                stale: stale_ttl,
+            },
             generations: Mutex::new(Generations::default()),
             inflight: Mutex::new(HashMap::new()),
         }
@@ -170,7 +207,7 @@ impl KeyCache {
 
     /// The cached answer for `digest`, if any.
     pub fn get(&self, digest: &str) -> Option<Found> {
-        self.entries.get(digest).map(|e| e.found)
+        self.entries.get(digest, Instant::now())
     }
 
     /// The cached answer, or the one `load` gives (one `load` per digest at
@@ -207,12 +244,19 @@ impl KeyCache {
 
     fn insert_if_unchanged(&self, digest: &str, found: Found, start: u64) {
         let generations = self.lock_generations();
-        let workspace = found.as_ref().map(|r| r.key.workspace_id.as_str());
-        if !generations.changed_since(start, digest, workspace) {
+        if !generations.changed_since(start, digest, &found) {
+            let now = Instant::now();
             if let (Some(stale), Some(record)) = (&self.stale, &found) {
-                stale.insert(digest.to_owned(), (record.clone(), Instant::now()));
+                let until = after(now, self.lifetimes.stale);
+                stale.insert(digest, (record.clone(), now), until, now);
             }
-            self.entries.insert(digest.to_owned(), Entry { found });
+            let lifetime = if found.is_some() {
+                self.lifetimes.found
+            } else {
+                self.lifetimes.missing
+            };
+            self.entries
+                .insert(digest, found, after(now, lifetime), now);
         }
     }
 
@@ -224,41 +268,41 @@ impl KeyCache {
         generations.current += 1;
         let current = generations.current;
         match change {
-            Change::Key { digests, .. } => {
+            Change::Key {
+                digests, version, ..
+            } => {
+                let version = version.unwrap_or(UNKNOWN_VERSION);
                 for d in digests {
-                    generations.keys.insert(d.clone(), (current, now));
-                    self.entries.invalidate(d);
-                    if let Some(stale) = &self.stale {
-                        stale.invalidate(d);
+                    generations.key_changed(d, version, now);
+                    // Insertions take the generations lock too, so nothing
+                    // is cached between this look and the invalidation.
+                    if !self
+                        .entries
+                        .get(d, now)
+                        .is_some_and(|found| shows(&found, version))
+                    {
+                        self.entries.remove(d);
+                    }
+                    if let Some(stale) = &self.stale
+                        && stale.get(d, now).is_none_or(|(r, _)| r.version < version)
+                    {
+                        stale.remove(d);
                     }
                 }
             }
             Change::Workspace(ws) => {
                 generations.workspaces.insert(ws.clone(), (current, now));
-                let this_ws = ws.clone();
-                let dropped = self.entries.invalidate_entries_if(move |_, e| {
-                    e.found
-                        .as_ref()
-                        .is_none_or(|r| r.key.workspace_id == this_ws)
-                });
-                if dropped.is_err() {
-                    self.entries.invalidate_all();
-                }
+                self.entries
+                    .remove_if(|found| found.as_ref().is_none_or(|r| r.key.workspace_id == *ws));
                 if let Some(stale) = &self.stale {
-                    let ws = ws.clone();
-                    if stale
-                        .invalidate_entries_if(move |_, (r, _)| r.key.workspace_id == ws)
-                        .is_err()
-                    {
-                        stale.invalidate_all();
-                    }
+                    stale.remove_if(|(r, _)| r.key.workspace_id == *ws);
                 }
             }
             Change::All => {
                 generations.all = current;
-                self.entries.invalidate_all();
+                self.entries.clear();
                 if let Some(stale) = &self.stale {
-                    stale.invalidate_all();
+                    stale.clear();
                 }
             }
         }
@@ -270,14 +314,23 @@ impl KeyCache {
     pub fn get_stale(&self, digest: &str) -> Option<(Arc<AuthRecord>, Duration)> {
         self.stale
             .as_ref()?
-            .get(digest)
+            .get(digest, Instant::now())
             .map(|(r, at)| (r, at.elapsed()))
     }
 
-    /// How many entries are cached (approximate; for tests and metrics).
+    /// Drop expired entries (they are never answered, but hold memory).
+    pub fn purge_expired(&self) {
+        let now = Instant::now();
+        self.entries.purge_expired(now);
+        if let Some(stale) = &self.stale {
+            stale.purge_expired(now);
+        }
+    }
+
+    /// How many entries are cached (expired ones not yet purged included;
+    /// for tests and metrics).
     pub fn len(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.entry_count()
+        self.entries.len() as u64
     }
 
     pub fn is_empty(&self) -> bool {
@@ -326,6 +379,7 @@ mod tests {
             owner_email: None,
             api_keys_disabled_at: None,
             in_first_workspace: true,
+            version: 0,
             facts_json: Default::default(),
         }
     }
@@ -348,6 +402,7 @@ mod tests {
             c.apply(&Change::Key {
                 workspace_id: "ws".into(),
                 digests: vec!["d1".into()],
+                version: None,
             });
             release.send(()).ok();
         };
@@ -359,6 +414,73 @@ mod tests {
             .await
             .unwrap();
         assert!(c.get("d1").is_some());
+    }
+
+    fn at_version(id: &str, digest: &str, version: i64) -> AuthRecord {
+        AuthRecord {
+            version,
+            ..record(id, "ws", digest)
+        }
+    }
+
+    fn notice(digest: &str, version: Option<i64>) -> Change {
+        Change::Key {
+            workspace_id: "ws".into(),
+            digests: vec![digest.into()],
+            version,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_late_notice_for_what_was_read_keeps_both_copies() {
+        let c = KeyCache::with_stale(
+            1000,
+            Duration::from_secs(600),
+            Duration::from_secs(5),
+            Duration::from_secs(900),
+        );
+        c.get_or_load("d", || async { Ok(Some(at_version("k", "d", 3))) })
+            .await
+            .unwrap();
+        for old in [Some(3), Some(2)] {
+            c.apply(&notice("d", old));
+            assert!(c.get("d").is_some(), "{old:?}");
+            assert!(c.get_stale("d").is_some(), "{old:?}");
+        }
+        c.apply(&notice("d", Some(4)));
+        assert!(c.get("d").is_none(), "a newer version drops the copy");
+        assert!(c.get_stale("d").is_none(), "and the outage copy");
+
+        c.get_or_load("d", || async { Ok(Some(at_version("k", "d", 4))) })
+            .await
+            .unwrap();
+        c.apply(&notice("d", None));
+        assert!(c.get("d").is_none(), "a change of unknown version drops it");
+        assert!(c.get_stale("d").is_none());
+
+        c.get_or_load("gone", || async { Ok(None) }).await.unwrap();
+        c.apply(&notice("gone", Some(0)));
+        assert!(c.get("gone").is_none(), "\"no such key\" shows no change");
+    }
+
+    #[tokio::test]
+    async fn a_lookup_during_a_notice_is_cached_only_if_it_read_that_version() {
+        for (read, cached) in [(5, true), (6, true), (4, false)] {
+            let c = cache();
+            let (release, wait) = tokio::sync::oneshot::channel::<()>();
+            let lookup = c.get_or_load("d", || async move {
+                wait.await.ok();
+                Ok(Some(at_version("k", "d", read)))
+            });
+            let change = async {
+                tokio::task::yield_now().await;
+                c.apply(&notice("d", Some(5)));
+                release.send(()).ok();
+            };
+            let (found, ()) = tokio::join!(lookup, change);
+            assert!(found.unwrap().is_some());
+            assert_eq!(c.get("d").is_some(), cached, "read version {read}");
+        }
     }
 
     #[tokio::test]
@@ -375,6 +497,7 @@ mod tests {
         c.apply(&Change::Key {
             workspace_id: "ws1".into(),
             digests: vec!["a".into()],
+            version: None,
         });
         assert!(c.get("a").is_none());
         assert!(c.get("b").is_some() && c.get("c").is_some());

@@ -6,10 +6,19 @@
 //! runs GCRA on Redis's clock, so all instances draw from one allowance in
 //! one round trip. When Redis does not answer, checks fall back to the local
 //! buckets with a warning: a down Redis must never refuse valid keys.
+//!
+//! The local buckets of that fallback hold each instance's share of the
+//! limit, not all of it: every instance notes itself in Redis every
+//! [`HEARTBEAT`] and reads how many instances did so lately (N, the last
+//! count it read before Redis went away). With Redis away a key then gets
+//! at most `limit / N` per minute on each instance, with bursts of
+//! `max(1, limit / N)`: `limit` per minute in all, as with Redis (see
+//! `docs/operations-rate-limits.md` for the bound and its edges).
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Rate-limit state after an accepted request.
@@ -30,11 +39,11 @@ pub struct RetryAfter(pub u64);
 struct Bucket {
     tokens: f64,
     at: Instant,
+    /// When it will be full again if untouched: forgetting it from then on
+    /// changes nothing, so this is when it may be pruned. (A minute for a
+    /// whole limit; longer for a share below one request a minute.)
+    full_at: Instant,
 }
-
-/// A bucket untouched for a minute has refilled completely, whatever its
-/// limit, so forgetting it changes nothing: this is when buckets are pruned.
-const IDLE: Duration = Duration::from_secs(60);
 
 /// The per-instance limiter.
 #[derive(Debug, Default)]
@@ -49,22 +58,40 @@ impl LocalLimiter {
 
     /// Take one request from `key`'s bucket at `now`.
     pub fn take(&self, key: &str, limit: i32, now: Instant) -> Result<RateInfo, RetryAfter> {
-        let limit_f = f64::from(limit.max(1));
-        let per_sec = limit_f / 60.0;
+        self.take_share(key, limit, 1, now)
+    }
+
+    /// Take one request from `key`'s bucket at `now`, the bucket holding
+    /// this instance's share of `limit` when `instances` share it: it
+    /// refills at `limit / instances` per minute and holds at most
+    /// `max(1, limit / instances)` (at least one request, or a key limited
+    /// below the number of instances would never pass).
+    pub fn take_share(
+        &self,
+        key: &str,
+        limit: i32,
+        instances: u32,
+        now: Instant,
+    ) -> Result<RateInfo, RetryAfter> {
+        let share = f64::from(limit.max(1)) / f64::from(instances.max(1));
+        let capacity = share.max(1.0);
+        let per_sec = share / 60.0;
         let mut buckets = self.lock();
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
-            tokens: limit_f,
+            tokens: capacity,
             at: now,
+            full_at: now,
         });
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * per_sec).min(limit_f);
+        bucket.tokens = (bucket.tokens + elapsed * per_sec).min(capacity);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
+            bucket.full_at = now + Duration::from_secs_f64((capacity - bucket.tokens) / per_sec);
             Ok(RateInfo {
                 limit,
                 remaining: bucket.tokens.floor() as u32,
-                reset_secs: ((limit_f - bucket.tokens) / per_sec).ceil() as u64,
+                reset_secs: ((capacity - bucket.tokens) / per_sec).ceil() as u64,
             })
         } else {
             Err(RetryAfter(
@@ -73,11 +100,11 @@ impl LocalLimiter {
         }
     }
 
-    /// Forget buckets idle for a minute (full again): every key ever
-    /// checked, revoked and deleted ones included, would otherwise stay.
+    /// Forget buckets that are full again: every key ever checked, revoked
+    /// and deleted ones included, would otherwise stay.
     pub fn prune(&self, now: Instant) -> usize {
         let mut buckets = self.lock();
-        buckets.retain(|_, b| now.saturating_duration_since(b.at) < IDLE);
+        buckets.retain(|_, b| now < b.full_at);
         buckets.len()
     }
 
@@ -111,6 +138,29 @@ redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_
 return {1, math.floor((now - allow_at) / interval), math.ceil((new_tat - now) / 1000000)}
 ";
 
+/// Each instance notes itself (`ARGV[1]`) in a sorted set scored by
+/// Redis's clock in milliseconds, forgets members not seen for `ARGV[2]`
+/// ms, and returns how many remain: the instances sharing the limits.
+const HEARTBEAT_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+redis.call('PEXPIRE', KEYS[1], window)
+return redis.call('ZCARD', KEYS[1])
+";
+
+/// The sorted set of live instances.
+const INSTANCES_KEY: &str = "keyward:instances";
+/// How often an instance notes itself in Redis.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// An instance not seen for this long no longer counts: a few missed
+/// heartbeats, so a busy instance is not forgotten, while one that stopped
+/// leaves the count (until then the others' shares are smaller, which is
+/// stricter, never looser).
+const INSTANCE_WINDOW: Duration = Duration::from_secs(15);
+
 /// How long a check waits for Redis before using the local buckets.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
 /// After Redis failed, how long to use the local buckets before trying it
@@ -131,6 +181,9 @@ struct Shared {
 pub struct Limiter {
     local: LocalLimiter,
     shared: Option<Shared>,
+    /// How many instances shared Redis when it last answered a heartbeat
+    /// (1 until it has): the local buckets hold this instance's share.
+    instances: Arc<AtomicU32>,
 }
 
 /// Errors at start-up.
@@ -144,6 +197,7 @@ impl Limiter {
         Limiter {
             local: LocalLimiter::default(),
             shared: None,
+            instances: Arc::new(AtomicU32::new(1)),
         }
     }
 
@@ -160,6 +214,8 @@ impl Limiter {
             .set_max_delay(Duration::from_secs(1));
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| LimiterError(e.to_string()))?;
+        let instances = Arc::new(AtomicU32::new(1));
+        tokio::spawn(heartbeat(conn.clone(), Arc::downgrade(&instances)));
         Ok(Limiter {
             local: LocalLimiter::default(),
             shared: Some(Shared {
@@ -167,7 +223,14 @@ impl Limiter {
                 script: redis::Script::new(GCRA),
                 state: Mutex::new((None, None)),
             }),
+            instances,
         })
+    }
+
+    /// How many instances share the limits, as last counted in Redis (1
+    /// without Redis, or before it first answered).
+    pub fn sharing_instances(&self) -> u32 {
+        self.instances.load(Ordering::Relaxed)
     }
 
     /// Whether limits are shared between instances.
@@ -182,7 +245,8 @@ impl Limiter {
         {
             return answer;
         }
-        self.local.take(key, limit, Instant::now())
+        self.local
+            .take_share(key, limit, self.sharing_instances(), Instant::now())
     }
 
     /// Drop idle local buckets; returns how many remain.
@@ -193,6 +257,32 @@ impl Limiter {
     /// Local buckets held (for tests of the bound).
     pub fn local_buckets(&self) -> usize {
         self.local.len()
+    }
+}
+
+/// Note this instance in Redis every [`HEARTBEAT`] and keep the count of
+/// live instances in `instances`, until the limiter is dropped. While Redis
+/// does not answer, the last count stays: it is the best knowledge of how
+/// many instances now fall back to their own buckets.
+async fn heartbeat(conn: ConnectionManager, instances: std::sync::Weak<AtomicU32>) {
+    let me = crate::domain::ids::new_token();
+    let script = redis::Script::new(HEARTBEAT_SCRIPT);
+    let window = u64::try_from(INSTANCE_WINDOW.as_millis()).unwrap_or(u64::MAX);
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(instances) = instances.upgrade() else {
+            return;
+        };
+        let mut conn = conn.clone();
+        let mut call = script.key(INSTANCES_KEY);
+        call.arg(&me).arg(window);
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(REDIS_TIMEOUT, call.invoke_async::<u32>(&mut conn)).await
+        {
+            instances.store(n.max(1), Ordering::Relaxed);
+        }
     }
 }
 
@@ -260,6 +350,32 @@ mod tests {
         assert_eq!(l.take("k", 3, t0), Err(RetryAfter(20)));
         assert!(l.take("k", 3, t0 + Duration::from_secs(20)).is_ok());
         assert!(l.take("other", 3, t0).is_ok(), "keys are separate");
+    }
+
+    #[test]
+    fn a_shared_bucket_holds_this_instances_share() {
+        let l = LocalLimiter::default();
+        let t0 = Instant::now();
+        // 60 a minute shared by 3 instances: 20 at once, then one every 3 s.
+        let passed = (0..60)
+            .filter(|_| l.take_share("k", 60, 3, t0).is_ok())
+            .count();
+        assert_eq!(passed, 20);
+        assert_eq!(l.take_share("k", 60, 3, t0), Err(RetryAfter(3)));
+        assert!(
+            l.take_share("k", 60, 3, t0 + Duration::from_secs(3))
+                .is_ok()
+        );
+        // A limit below the number of instances still lets one through,
+        // then one per instances/limit minutes.
+        assert!(l.take_share("small", 2, 4, t0).is_ok());
+        assert_eq!(l.take_share("small", 2, 4, t0), Err(RetryAfter(120)));
+        // Pruning waits until that slow bucket is full again.
+        l.prune(t0 + Duration::from_secs(61));
+        assert!(
+            l.take_share("small", 2, 4, t0 + Duration::from_secs(61))
+                .is_err()
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod feed;
 pub mod index;
 pub mod limiter;
 pub mod outcome;
+pub mod shards;
 pub mod usage;
 pub mod workers;
 
@@ -141,6 +142,11 @@ impl Verifier {
         self.limiter.is_shared()
     }
 
+    /// How many instances share rate limits, as last counted in Redis.
+    pub fn sharing_instances(&self) -> u32 {
+        self.limiter.sharing_instances()
+    }
+
     /// The key with this digest: from the cache, else from the database;
     /// when the database cannot be reached, a valid key's last known state
     /// (with its age) if it is young enough, else 503.
@@ -238,13 +244,16 @@ impl Verifier {
         let result = self.check(pool, raw, req).await;
         self.metrics
             .observe(result.as_ref().err().map(|o| o.code), started.elapsed());
+        // A passed check also sets the key's "last used".
         let counted = match &result {
-            Ok(v) => Some((&v.record, crate::domain::chart::VALID)),
-            Err(o) => o.identified.as_ref().map(|v| (&v.record, o.code.as_str())),
+            Ok(v) => Some((&v.record, crate::domain::chart::VALID, true)),
+            Err(o) => o
+                .identified
+                .as_ref()
+                .map(|v| (&v.record, o.code.as_str(), false)),
         };
-        if let Some((record, outcome)) = counted {
-            self.usage
-                .count(&record.key.id, &record.key.workspace_id, db::now(), outcome);
+        if let Some((record, outcome, used)) = counted {
+            self.usage.note(record, db::now(), outcome, used);
         }
         result
     }
@@ -374,7 +383,6 @@ impl Verifier {
             },
             _ => None,
         };
-        self.usage.used(&key.id, now);
         Ok(Verified {
             record,
             rate,
@@ -387,6 +395,46 @@ impl Verifier {
     pub fn flush(&self, pool: &Pool) {
         self.usage.flush(pool);
         self.limiter.prune();
+        self.cache.purge_expired();
+    }
+
+    /// The last write of buffered "last used" times and usage counts,
+    /// before the process exits, waiting at most `budget` for it: a stop
+    /// must end within the shutdown grace even when the database is stuck
+    /// (a table locked by another session makes every write wait for its
+    /// statement timeout, twice). What was not written is logged.
+    pub fn flush_before_exit(self: &Arc<Self>, pool: &Pool, budget: Duration) {
+        let (last_used, counters) = self.pending();
+        if last_used == 0 && counters == 0 {
+            return;
+        }
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let (verifier, pool) = (self.clone(), pool.clone());
+        // A thread of its own, never joined: when the budget is spent the
+        // process exits with the write still waiting.
+        let spawned = std::thread::Builder::new()
+            .name("keyward-final-flush".into())
+            .spawn(move || {
+                verifier.usage.flush(&pool);
+                let _ = done_tx.send(());
+            });
+        if spawned.is_ok() && done_rx.recv_timeout(budget).is_ok() {
+            let (last_used, counters) = self.pending();
+            if last_used > 0 || counters > 0 {
+                tracing::warn!(
+                    last_used,
+                    usage_counters = counters,
+                    "stopping: buffered last-used times and usage counts were not written (the database refused them)"
+                );
+            }
+        } else {
+            tracing::warn!(
+                last_used,
+                usage_counters = counters,
+                "stopping: buffered last-used times and usage counts were not written (the database did not take them within {} s)",
+                budget.as_secs_f64()
+            );
+        }
     }
 
     /// Buffered entries not yet written (last-used times, counters).

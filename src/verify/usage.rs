@@ -3,9 +3,10 @@
 //! shutdown). A failed write keeps its batch for the next attempt.
 
 use crate::db::Pool;
+use crate::db::keys::AuthRecord;
 use chrono::NaiveDateTime;
 use hashbrown::{Equivalent, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The start of the hour `t` falls in.
 pub fn hour_of(t: NaiveDateTime) -> NaiveDateTime {
@@ -31,9 +32,23 @@ impl Equivalent<UsageKey> for UsageRef<'_> {
 /// the log) rather than growing without bound through a long outage.
 pub const MAX_PENDING_COUNTERS: usize = 200_000;
 
+/// The uses of one cached record since the last flush.
+struct Uses {
+    /// Held so that its address, the entry's key, is not reused meanwhile.
+    record: Arc<AuthRecord>,
+    last_used: Option<NaiveDateTime>,
+    /// (hour, outcome, count): one or two almost always.
+    counts: Vec<(NaiveDateTime, &'static str, i64)>,
+}
+
 /// The buffers.
 #[derive(Default)]
 pub struct UsageBuffers {
+    /// What checks noted since the last flush, one entry per record, found
+    /// by the record's address: a check hashes and compares a pointer, where
+    /// two maps keyed by id strings cost it a third of its cache misses when
+    /// rotating over 10k keys (each string on the heap, compared on lookup).
+    recent: Mutex<HashMap<usize, Uses>>,
     last_used: Mutex<HashMap<String, NaiveDateTime>>,
     /// Verifications per (key, workspace, hour, outcome) not yet written.
     counts: Mutex<HashMap<UsageKey, i64>>,
@@ -43,15 +58,96 @@ pub struct UsageBuffers {
     flushing: Mutex<()>,
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl UsageBuffers {
-    /// Note one use of `key_id` at `at` (for "last used").
-    pub fn used(&self, key_id: &str, at: NaiveDateTime) {
-        let mut used = self.last_used.lock().unwrap_or_else(|e| e.into_inner());
-        match used.get_mut(key_id) {
-            Some(t) => *t = (*t).max(at),
-            None => {
-                used.insert(key_id.to_owned(), at);
+    /// Note one check of `record`'s key at `at` with its outcome, and that
+    /// the key was used (`used`: the check passed) for "last used".
+    pub fn note(
+        &self,
+        record: &Arc<AuthRecord>,
+        at: NaiveDateTime,
+        outcome: &'static str,
+        used: bool,
+    ) {
+        let hour = hour_of(at);
+        let mut recent = lock(&self.recent);
+        let address = Arc::as_ptr(record) as usize;
+        let full = recent.len() >= MAX_PENDING_COUNTERS;
+        let uses = match recent.entry(address) {
+            hashbrown::hash_map::Entry::Occupied(uses) => uses.into_mut(),
+            hashbrown::hash_map::Entry::Vacant(_) if full => {
+                tracing::warn!("usage buffer full: a count was dropped");
+                return;
             }
+            hashbrown::hash_map::Entry::Vacant(slot) => slot.insert(Uses {
+                record: record.clone(),
+                last_used: None,
+                counts: Vec::new(),
+            }),
+        };
+        if used {
+            uses.last_used = Some(uses.last_used.map_or(at, |t| t.max(at)));
+        }
+        match uses
+            .counts
+            .iter_mut()
+            .find(|(h, o, _)| *h == hour && *o == outcome)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => uses.counts.push((hour, outcome, 1)),
+        }
+    }
+
+    /// Move what checks noted into the per-id buffers the flush writes.
+    fn absorb_recent(&self) {
+        let recent: Vec<Uses> = lock(&self.recent).drain().map(|(_, u)| u).collect();
+        if recent.is_empty() {
+            return;
+        }
+        {
+            let mut last_used = lock(&self.last_used);
+            for u in &recent {
+                if let Some(at) = u.last_used {
+                    match last_used.get_mut(u.record.key.id.as_str()) {
+                        Some(t) => *t = (*t).max(at),
+                        None => {
+                            last_used.insert(u.record.key.id.clone(), at);
+                        }
+                    }
+                }
+            }
+        }
+        for u in &recent {
+            for (hour, outcome, n) in &u.counts {
+                let key = &u.record.key;
+                self.add_count(&key.id, &key.workspace_id, *hour, outcome, *n);
+            }
+        }
+    }
+
+    fn add_count(
+        &self,
+        key_id: &str,
+        workspace_id: &str,
+        hour: NaiveDateTime,
+        outcome: &'static str,
+        n: i64,
+    ) {
+        let mut counts = lock(&self.counts);
+        if let Some(count) = counts.get_mut(&UsageRef(key_id, workspace_id, hour, outcome)) {
+            *count += n;
+        } else if counts.len() < MAX_PENDING_COUNTERS {
+            counts.insert(
+                (key_id.to_owned(), workspace_id.to_owned(), hour, outcome),
+                n,
+            );
+        } else {
+            tracing::warn!(
+                "usage buffer full while the database is unavailable: a count was dropped"
+            );
         }
     }
 
@@ -63,37 +159,30 @@ impl UsageBuffers {
         at: NaiveDateTime,
         outcome: &'static str,
     ) {
-        let hour = hour_of(at);
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = counts.get_mut(&UsageRef(key_id, workspace_id, hour, outcome)) {
-            *n += 1;
-        } else if counts.len() < MAX_PENDING_COUNTERS {
-            counts.insert(
-                (key_id.to_owned(), workspace_id.to_owned(), hour, outcome),
-                1,
-            );
-        } else {
-            tracing::warn!(
-                "usage buffer full while the database is unavailable: a count was dropped"
-            );
-        }
+        self.add_count(key_id, workspace_id, hour_of(at), outcome, 1);
     }
 
-    /// Pending entries (last-used times, counters), for tests and metrics.
+    /// Pending entries (last-used times, counters), for tests and metrics
+    /// (what checks noted since the last flush counted per record).
     pub fn pending(&self) -> (usize, usize) {
+        let (recent_used, recent_counts) =
+            lock(&self.recent).values().fold((0, 0), |(u, c), uses| {
+                (
+                    u + usize::from(uses.last_used.is_some()),
+                    c + uses.counts.len(),
+                )
+            });
         (
-            self.last_used
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .len(),
-            self.counts.lock().unwrap_or_else(|e| e.into_inner()).len(),
+            lock(&self.last_used).len() + recent_used,
+            lock(&self.counts).len() + recent_counts,
         )
     }
 
     /// Write buffered "last used" times and usage counts. On failure they
     /// are kept for the next attempt, so none is lost.
     pub fn flush(&self, pool: &Pool) {
-        let _one_at_a_time = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
+        let _one_at_a_time = lock(&self.flushing);
+        self.absorb_recent();
         drain_and_write(
             &self.last_used,
             |batch| {

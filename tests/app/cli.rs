@@ -790,3 +790,137 @@ async fn a_backup_under_write_load_restores_every_acknowledged_key() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// The stop a service manager sends while the database is stuck: another
+/// session holds `api_keys` locked (longer than the shutdown grace), key
+/// checks wait on it, and "last used" times and usage counts are buffered.
+/// The process exits within the 10 s grace anyway, the waiting checks get
+/// an answer, and the log says what could not be written.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with KEYWARD_TEST_DATABASE_URL and --ignored"]
+async fn pg_only_a_stop_while_the_database_is_stuck_ends_within_the_grace() {
+    const GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+    let (db, _guard) = tokio::task::spawn_blocking(fresh_database).await.unwrap();
+    let DatabaseUrl::Postgres(url) = db.clone() else {
+        panic!("needs PostgreSQL: set KEYWARD_TEST_DATABASE_URL");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, format!("{ADMIN_PASSWORD}\n")).unwrap();
+    let out = keyward(&db)
+        .args(["setup", "--workspace", "Acme", "--admin-email", ADMIN_EMAIL])
+        .arg("--admin-password-file")
+        .arg(&password_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let log_path = dir.path().join("keyward.log");
+    let mut child = keyward(&db)
+        .env("KEYWARD_BIND", "127.0.0.1:0")
+        .env("RUST_LOG", "info,keyward::web::middleware=warn")
+        // Nothing is written before the stop: the final flush has work.
+        .env("KEYWARD_FLUSH_INTERVAL", "3600")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let base = printed_word(&mut child, |w| w.ends_with("/login"))
+        .await
+        .trim_end_matches("/login")
+        .to_owned();
+    let admin = Browser::new(&base);
+    assert_eq!(
+        admin.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let mut keys = Vec::new();
+    for i in 0..17 {
+        keys.push(
+            admin
+                .create_key("/workspace/keys", &[("name", &format!("stuck {i}"))])
+                .await,
+        );
+    }
+    // One key was used: its "last used" time and count wait in memory.
+    assert_eq!(me(&base, &keys[0].secret).await.0, StatusCode::OK);
+
+    // Another session locks the keys table for longer than the grace.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let locker = std::thread::spawn(move || {
+        use diesel::connection::SimpleConnection;
+        let mut conn: diesel::PgConnection =
+            diesel::Connection::establish(&url).expect("lock connection");
+        conn.batch_execute("BEGIN; LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
+            .unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv_timeout(GRACE * 3);
+        conn.batch_execute("COMMIT").unwrap();
+    });
+    tokio::task::spawn_blocking(move || locked_rx.recv().unwrap())
+        .await
+        .unwrap();
+    // Sixteen checks of keys not cached yet wait on the lock.
+    let checks: Vec<_> = keys[1..]
+        .iter()
+        .map(|k| {
+            let (base, secret) = (base.clone(), k.secret.clone());
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .get(format!("{base}/api/v1/me"))
+                    .bearer_auth(secret)
+                    .send()
+                    .await
+                    .map(|r| r.status())
+            })
+        })
+        .collect();
+    // So does an admin's page.
+    let page = tokio::spawn(async move { admin.page("/workspace/keys").await.0 });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    let stop = std::time::Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || {
+        loop {
+            if let Some(exit) = child.try_wait().unwrap() {
+                return Some(exit);
+            }
+            if stop.elapsed() > GRACE * 2 {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    let took = stop.elapsed();
+    release_tx.send(()).ok();
+    locker.join().unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    println!("exited {took:?} after SIGTERM: {exit:?}\n{log}");
+    assert!(
+        exit.is_some() && took < GRACE,
+        "exited {took:?} after SIGTERM"
+    );
+    assert!(exit.unwrap().success(), "a stop is not a failure");
+    for check in checks {
+        assert_eq!(
+            check.await.unwrap().ok(),
+            Some(StatusCode::SERVICE_UNAVAILABLE),
+            "a waiting check gets a clear answer"
+        );
+    }
+    assert_eq!(page.await.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(log.contains("keyward stopped"));
+    assert!(
+        log.contains("not written"),
+        "the log says what could not be written"
+    );
+}

@@ -213,6 +213,122 @@ async fn pg_only_rate_limits_are_shared_through_redis() {
     assert!(limited.iter().all(|h| h.contains_key("retry-after")));
 }
 
+/// A `redis-server` of the test's own on a free port, so that the test can
+/// take it away without touching the machine's shared Redis; killed (only
+/// it) when stopped or dropped.
+struct PrivateRedis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl PrivateRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server)");
+        let started = Instant::now();
+        loop {
+            use std::io::{Read, Write};
+            let pong = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+                s.write_all(b"PING\r\n")?;
+                let mut buf = [0u8; 7];
+                s.read_exact(&mut buf)?;
+                Ok(buf)
+            });
+            if pong.is_ok_and(|b| &b == b"+PONG\r\n") {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "no Redis");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PrivateRedis {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Redis goes away while two instances share a key's limit of 60 a
+/// minute: together they let through about 60 (each its share of 30 at
+/// once, refilled at 30 a minute), not 60 each.
+#[tokio::test]
+#[ignore = "needs PostgreSQL and redis-server: run with KEYWARD_TEST_DATABASE_URL and --ignored"]
+async fn pg_only_instances_split_a_keys_limit_without_redis() {
+    require_postgres();
+    let mut redis = tokio::task::spawn_blocking(PrivateRedis::start)
+        .await
+        .unwrap();
+    let url = redis.url.clone();
+    let (a, admin) = spawn_ready_with({
+        let url = url.clone();
+        move |c| c.redis_url = Some(url)
+    })
+    .await;
+    let b = a.another_instance(move |c| c.redis_url = Some(url)).await;
+    // Each instance notes itself in Redis every few seconds and counts the
+    // others: wait until both know they are two.
+    let started = Instant::now();
+    while [&a, &b]
+        .iter()
+        .any(|i| i.state.verifier.sharing_instances() != 2)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "instances never counted each other"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let k = admin
+        .create_key(
+            "/workspace/keys",
+            &[("name", "limited"), ("rate_limit", "60")],
+        )
+        .await;
+    redis.stop();
+
+    let started = Instant::now();
+    let mut passed = [0usize; 2];
+    for i in 0..240 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        match me(&app.base, &k.secret).await.0 {
+            StatusCode::OK => passed[i % 2] += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // What refilled while the requests were sent: 60 a minute in all,
+    // rounded up on each instance.
+    let refilled = started.elapsed().as_secs_f64().ceil() as usize + 2;
+    let total = passed[0] + passed[1];
+    println!("accepted {passed:?} in {:?}", started.elapsed());
+    assert!(
+        total <= 60 + refilled,
+        "{total} accepted of a limit of 60 a minute: {passed:?}"
+    );
+    assert!(
+        passed.iter().all(|p| *p >= 30),
+        "each instance accepts its share: {passed:?}"
+    );
+}
+
 #[tokio::test]
 async fn rate_limits_fall_back_to_each_instance_when_redis_is_down() {
     // Nothing listens on port 1: every call to "Redis" fails at once.

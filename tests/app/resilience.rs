@@ -185,27 +185,60 @@ async fn a_flush_writes_every_buffered_use() {
     let k = admin
         .create_key("/workspace/keys", &[("name", "counted")])
         .await;
+    let revoked = admin
+        .create_key("/workspace/keys", &[("name", "refused")])
+        .await;
+    admin
+        .post_form(&format!("/keys/{}/revoke", revoked.id), &[])
+        .await;
     for _ in 0..5 {
         assert_eq!(me(&app.base, &k.secret).await.0, reqwest::StatusCode::OK);
+    }
+    for _ in 0..2 {
+        assert_eq!(me_code(&app.base, &revoked.secret).await.1, "REVOKED");
     }
     let state = app.state.clone();
     tokio::task::spawn_blocking(move || state.verifier.flush(&state.pool))
         .await
         .unwrap();
     assert_eq!(app.state.verifier.pending(), (0, 0));
-    let counted: i64 = app
-        .with_db(|c| {
-            use diesel::prelude::*;
-            use keyward::db::schema::key_usage;
-            key_usage::table
-                .select(key_usage::count)
-                .load::<i64>(c)
-                .unwrap()
-                .iter()
-                .sum()
-        })
-        .await;
-    assert_eq!(counted, 5);
+    // The app's own flush (every 100 ms here) may have taken the buffers
+    // first and be writing them still: wait for its commit.
+    let started = std::time::Instant::now();
+    let mut expected = vec![
+        (k.id.clone(), "VALID".to_owned(), 5),
+        (revoked.id.clone(), "REVOKED".to_owned(), 2),
+    ];
+    expected.sort();
+    let (ids, ks) = (vec![k.id.clone(), revoked.id.clone()], k.id.clone());
+    let (counted, last_used) = loop {
+        let ids = ids.clone();
+        let (mut counted, last_used) = app
+            .with_db(move |c| {
+                use diesel::prelude::*;
+                use keyward::db::schema::{api_keys, key_usage};
+                let counts = key_usage::table
+                    .select((key_usage::key_id, key_usage::outcome, key_usage::count))
+                    .load::<(String, String, i64)>(c)
+                    .unwrap();
+                let used = api_keys::table
+                    .filter(api_keys::id.eq_any(ids))
+                    .select((api_keys::id, api_keys::last_used_at.is_not_null()))
+                    .load::<(String, bool)>(c)
+                    .unwrap();
+                (counts, used)
+            })
+            .await;
+        counted.sort();
+        if counted == expected || started.elapsed() > std::time::Duration::from_secs(10) {
+            break (counted, last_used);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(counted, expected);
+    for (id, used) in last_used {
+        assert_eq!(used, id == ks, "only a passed check sets last used: {id}");
+    }
 }
 
 /// A full disk (SQLite at its page limit) is a clear 503 that says storage

@@ -19,14 +19,23 @@ pub struct AuthRecord {
     /// accept only its keys. Fixed for a key once it exists, so it is
     /// cached with the record.
     pub in_first_workspace: bool,
+    /// The row's version when it was read (bumped by the database on every
+    /// change a check would see): a change notice for this version or an
+    /// older one is already reflected in this record.
+    pub version: i64,
     /// The key's facts as the API shows them, rendered once on first use:
     /// they are the same for every check answered from this record.
     pub facts_json: std::sync::OnceLock<Box<str>>,
 }
 
+/// One row of [`find_for_auth`]: the key, its owner's email, the
+/// workspace's API-keys switch, whether it is the first workspace, the
+/// row's version.
+type AuthRow = (ApiKey, Option<String>, Option<NaiveDateTime>, InFirst, i64);
+
 /// Find the key whose current or grace-period secret has this digest.
 pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<AuthRecord>> {
-    let row: Option<(ApiKey, Option<String>, Option<NaiveDateTime>, InFirst)> = api_keys::table
+    let row: Option<AuthRow> = api_keys::table
         .inner_join(workspaces::table)
         .left_join(users::table.on(users::id.nullable().eq(api_keys::owner_id)))
         .left_join(people::table.on(people::id.nullable().eq(users::person_id.nullable())))
@@ -40,15 +49,17 @@ pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<Auth
             people::email.nullable(),
             workspaces::api_keys_disabled_at,
             in_first_workspace(),
+            api_keys::version,
         ))
         .first(conn)
         .optional()?;
     Ok(row.map(
-        |(key, owner_email, api_keys_disabled_at, first)| AuthRecord {
+        |(key, owner_email, api_keys_disabled_at, first, version)| AuthRecord {
             key,
             owner_email,
             api_keys_disabled_at,
             in_first_workspace: first == Some(true),
+            version,
             facts_json: std::sync::OnceLock::new(),
         },
     ))

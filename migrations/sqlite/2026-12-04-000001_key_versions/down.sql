@@ -1,0 +1,2 @@
+DROP TRIGGER api_keys_version;
+ALTER TABLE api_keys DROP COLUMN version;
