@@ -20,11 +20,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
             .app_data(web::JsonConfig::default().limit(16 * 1024).error_handler(|err, _| {
+                // The same statuses as the management API's bodies: 415
+                // without a JSON content type, 413 over the limit, else 400.
+                use actix_web::error::JsonPayloadError as E;
+                let (status, code) = match &err {
+                    E::ContentType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE"),
+                    E::Overflow { .. } | E::OverflowKnownLength { .. } => {
+                        (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE")
+                    }
+                    _ => (StatusCode::BAD_REQUEST, "BAD_REQUEST"),
+                };
                 actix_web::error::InternalError::from_response(
                     err.to_string(),
                     json_error(
-                        StatusCode::BAD_REQUEST,
-                        "BAD_REQUEST",
+                        status,
+                        code,
                         &format!("The request body must be JSON like {{\"key\": \"sk_live_…\"}}: {err}"),
                     ),
                 )
@@ -283,6 +293,8 @@ pub struct VerifyRequest {
     responses(
         (status = 200, description = "The verdict (valid or not) with a code", body = openapi::VerifyResponse),
         (status = 400, description = "The body is not JSON of this shape", body = openapi::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB", body = openapi::ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = openapi::ErrorBody),
         (status = 503, description = "The database is unreachable", body = openapi::ErrorBody),
     )
 )]

@@ -267,6 +267,34 @@ async fn environment_permission_and_resource_checks() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let json: serde_json::Value = res.json().await.unwrap();
     assert_eq!(json["error"]["code"], "BAD_REQUEST");
+
+    // The management API's statuses for bodies: 415 without a JSON
+    // content type, 413 over the limit (16 KiB here).
+    for (content_type, body, status, code) in [
+        (
+            "text/plain",
+            "{\"key\": \"x\"}".to_owned(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            "application/json",
+            format!("{{\"key\": \"{}\"}}", "x".repeat(20 * 1024)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+        ),
+    ] {
+        let res = reqwest::Client::new()
+            .post(format!("{}/api/v1/keys/verify", app.base))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "{content_type}");
+        let json: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(json["error"]["code"], code);
+    }
 }
 
 #[tokio::test]
