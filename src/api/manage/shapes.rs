@@ -218,7 +218,10 @@ pub enum Refusals {
     /// The key's rate limit is exceeded; see `Retry-After`.
     #[response(status = 429, content_type = "application/problem+json")]
     TooManyRequests(Problem),
-    /// The database is unreachable.
+    /// The database is unreachable (`UNAVAILABLE`: nothing was changed), or
+    /// the connection broke as a change was committed (`OUTCOME_UNKNOWN`: it
+    /// may have been made; retry a create or regenerate with the same
+    /// `Idempotency-Key`, re-read anything else before retrying).
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(Problem),
 }
