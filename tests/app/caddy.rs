@@ -7,11 +7,10 @@
 //! `.ci/run` installs it and runs these.
 
 use crate::helpers::*;
-use crate::nginx::{free_port, port_of, spawn_echo};
+use crate::nginx::{Gateway, free_port, port_of, spawn_echo};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 /// The placeholder the documented block holds for the workspace id.
 const WORKSPACE_PLACEHOLDER: &str = "wsp_REPLACE_WITH_YOUR_WORKSPACE_ID";
@@ -30,13 +29,12 @@ fn documented_config() -> String {
 
 /// A foreground Caddy in its own directory; killed when dropped, also when
 /// a test fails half-way.
-struct Caddy {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
+/// Caddy started by [`CaddyConfig::start`].
+type Caddy = Gateway;
 
-impl Caddy {
+struct CaddyConfig;
+
+impl CaddyConfig {
     /// Start Caddy with the documented configuration, pointed at keyward on
     /// `keyward_port`, the service on `app_port`, pinned to `workspace`.
     fn start(keyward_port: u16, app_port: u16, workspace: &str) -> Caddy {
@@ -79,35 +77,7 @@ impl Caddy {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("start {bin} (Debian caddy): {e}"));
-        let mut caddy = Caddy { child, port, dir };
-        let since = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = caddy.child.try_wait() {
-                panic!("caddy exited ({status}):\n{}", caddy.log());
-            }
-            assert!(
-                since.elapsed() < Duration::from_secs(20),
-                "caddy did not listen:\n{}",
-                caddy.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        caddy
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("caddy.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Caddy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Gateway::listening(child, port, dir, "caddy.log", "caddy")
     }
 }
 
@@ -160,7 +130,7 @@ async fn caddy_forward_auth_passes_identity_and_never_forged_headers() {
         .unwrap()
         .to_owned();
     let echo = spawn_echo();
-    let caddy = Caddy::start(port_of(&app.base), echo, &workspace);
+    let caddy = CaddyConfig::start(port_of(&app.base), echo, &workspace);
 
     // A personal key reaches the service with its identity, the client's
     // forged headers replaced, the key itself dropped.
@@ -215,7 +185,7 @@ async fn caddy_passes_keywards_refusals_to_the_client() {
         .unwrap()
         .to_owned();
     let echo = spawn_echo();
-    let caddy = Caddy::start(port_of(&app.base), echo, &workspace);
+    let caddy = CaddyConfig::start(port_of(&app.base), echo, &workspace);
 
     // No key, an unknown key: 401 with keyward's JSON and WWW-Authenticate.
     let (status, headers, body) = get(&caddy.url("/"), None).await;

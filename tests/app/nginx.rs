@@ -37,13 +37,70 @@ pub(crate) fn free_port() -> u16 {
 
 /// A foreground nginx in its own prefix; killed when dropped, also when
 /// a test fails half-way.
-struct Nginx {
+/// A gateway (nginx, Caddy) running in the foreground for one test from
+/// its own temporary directory, with its log there; stopped when dropped.
+pub struct Gateway {
     child: Child,
-    port: u16,
-    prefix: tempfile::TempDir,
+    pub port: u16,
+    dir: tempfile::TempDir,
+    /// The log file's name in `dir`.
+    log: &'static str,
 }
 
-impl Nginx {
+impl Gateway {
+    /// Wait until the started gateway listens on `port` (or fail with its
+    /// log if it exits or takes more than 20 s).
+    pub fn listening(
+        child: Child,
+        port: u16,
+        dir: tempfile::TempDir,
+        log: &'static str,
+        name: &str,
+    ) -> Gateway {
+        let mut gateway = Gateway {
+            child,
+            port,
+            dir,
+            log,
+        };
+        let since = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = gateway.child.try_wait() {
+                panic!("{name} exited ({status}):\n{}", gateway.log());
+            }
+            assert!(
+                since.elapsed() < Duration::from_secs(20),
+                "{name} did not listen:\n{}",
+                gateway.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        gateway
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// What the gateway logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join(self.log)).unwrap_or_default()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// nginx started by [`Nginx::start`].
+type Nginx = Gateway;
+
+struct NginxConfig;
+
+impl NginxConfig {
     /// Start nginx with the documented configuration, pointed at keyward on
     /// `keyward_port` and the service on `app_port`, pinned to `workspace`.
     fn start(keyward_port: u16, app_port: u16, workspace: &str) -> Nginx {
@@ -97,39 +154,7 @@ impl Nginx {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("start {bin} (Debian nginx-light): {e}"));
-        let mut nginx = Nginx {
-            child,
-            port,
-            prefix,
-        };
-        let since = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = nginx.child.try_wait() {
-                panic!("nginx exited ({status}):\n{}", nginx.error_log());
-            }
-            assert!(
-                since.elapsed() < Duration::from_secs(20),
-                "nginx did not listen:\n{}",
-                nginx.error_log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        nginx
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self.prefix.path().join("error.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Gateway::listening(child, port, prefix, "error.log", "nginx")
     }
 }
 
@@ -207,12 +232,12 @@ async fn nginx_auth_request_passes_valid_keys_and_refuses_others_like_me() {
         .unwrap()
         .to_owned();
     let echo = spawn_echo();
-    let nginx = Nginx::start(port_of(&app.base), echo, &workspace);
+    let nginx = NginxConfig::start(port_of(&app.base), echo, &workspace);
 
     // A valid key reaches the service, which learns who called from the
     // headers set by auth_request_set, never the key itself.
     let (status, _, body) = get(&nginx.url("/data/1"), Some(&reader.secret)).await;
-    assert_eq!(status, StatusCode::OK, "{body}\n{}", nginx.error_log());
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", nginx.log());
     let seen = json(&body);
     assert_eq!(seen["echo"], true, "{seen}");
     assert_eq!(seen["path"], "/data/1");
@@ -288,7 +313,7 @@ async fn nginx_auth_request_passes_valid_keys_and_refuses_others_like_me() {
         status,
         StatusCode::TOO_MANY_REQUESTS,
         "{body}\n{}",
-        nginx.error_log()
+        nginx.log()
     );
     assert_eq!(json(&body)["error"]["code"], "RATE_LIMITED");
     let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
@@ -356,7 +381,7 @@ async fn nginx_auth_request_passes_valid_keys_and_refuses_others_like_me() {
 
     // The key never reaches nginx's log either, and the documented
     // configuration runs without warnings about unset variables.
-    let log = nginx.error_log();
+    let log = nginx.log();
     assert!(!log.contains(&reader.secret));
     assert!(!log.contains("uninitialized"), "{log}");
 }
@@ -366,7 +391,7 @@ async fn nginx_auth_request_passes_valid_keys_and_refuses_others_like_me() {
 async fn nginx_answers_503_when_keyward_cannot_be_reached() {
     let echo = spawn_echo();
     // Nothing listens on this port: nginx cannot ask keyward.
-    let nginx = Nginx::start(free_port(), echo, "wsp_any");
+    let nginx = NginxConfig::start(free_port(), echo, "wsp_any");
     let (status, _, body) = get(&nginx.url("/data/1"), Some("sk_live_whatever")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(json(&body)["error"]["code"], "UNAVAILABLE");
