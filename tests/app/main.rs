@@ -25,4 +25,5 @@ mod search;
 mod security;
 mod setup;
 mod tenants;
+mod upgrade;
 mod users;
