@@ -87,8 +87,9 @@ pub fn json_error(status: StatusCode, code: &str, message: &str) -> HttpResponse
 /// The bearer token of the request. No `Authorization: Bearer` header is
 /// [`Outcome::missing`]; a header that is not visible ASCII (no key ever
 /// is) is a malformed key, not a missing one; two or more are refused
-/// ([`single`]).
-fn bearer(req: &HttpRequest) -> Result<&str, Outcome> {
+/// ([`single`]). Public for the fuzz target that feeds it any header
+/// (`fuzz/fuzz_targets/bearer.rs`).
+pub fn bearer(req: &HttpRequest) -> Result<&str, Outcome> {
     let Some(value) = single(req, &header::AUTHORIZATION)? else {
         return Err(Outcome::missing());
     };

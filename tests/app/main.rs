@@ -27,4 +27,5 @@ mod search;
 mod security;
 mod setup;
 mod tenants;
+mod upgrade;
 mod users;

@@ -1,0 +1,33 @@
+//! The key parser and checksum (`domain::keys::parse`): the first thing done
+//! with every presented key. Any input must come back Ok or Err without a
+//! panic, and whatever passes must be a well-formed key whose facts agree
+//! with it.
+#![no_main]
+
+use keyward::domain::keys::{self, CHECKSUM_LEN, HEAD_LEN, RANDOM_LEN, TAIL_LEN};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(key) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(facts) = keys::parse(key) {
+        let prefix = facts.environment.prefix();
+        assert!(key.starts_with(prefix));
+        assert_eq!(key.len(), prefix.len() + RANDOM_LEN + CHECKSUM_LEN);
+        assert!(
+            key[prefix.len()..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric())
+        );
+        assert_eq!(facts.digest, keys::digest(key));
+        assert_eq!(facts.head, key[prefix.len()..prefix.len() + HEAD_LEN]);
+        assert_eq!(facts.tail, key[key.len() - TAIL_LEN..]);
+        // A checksum catches every single-character change of the body.
+        let body_at = prefix.len();
+        let mut changed = key.as_bytes().to_vec();
+        changed[body_at] = if changed[body_at] == b'A' { b'B' } else { b'A' };
+        let changed = String::from_utf8(changed).unwrap_or_default();
+        assert!(keys::parse(&changed).is_err(), "{key} vs {changed}");
+    }
+});
