@@ -46,6 +46,23 @@ impl Change {
         }
     }
 
+    /// A change of `key` that left it at `version` (known where the writer
+    /// read it back in its own transaction).
+    pub fn key_at(key: &super::keys::ApiKey, version: i64) -> Change {
+        match Change::key(key) {
+            Change::Key {
+                workspace_id,
+                digests,
+                ..
+            } => Change::Key {
+                workspace_id,
+                digests,
+                version: Some(version),
+            },
+            other => other,
+        }
+    }
+
     /// Read a notification payload written by the triggers:
     /// `k <workspace> <digest> [<digest>…] [#<version>]` or `w <workspace>`.
     pub fn from_payload(payload: &str) -> Option<Change> {

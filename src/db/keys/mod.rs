@@ -263,7 +263,15 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
         };
         let key = get(conn, &ctx.workspace_id, &id)?.ok_or(KeyError::NotFound)?;
         // A "no such key" answer cached for this digest must go.
-        changes::record(Change::key(&key));
+        // The version the row was created with, read in the creating
+        // transaction: the late notice of this very insert carries it too,
+        // so a first check racing that notice may still keep what it read
+        // (an unknown version here made every such check uncacheable).
+        let version: i64 = api_keys::table
+            .find(&id)
+            .select(api_keys::version)
+            .first(conn)?;
+        changes::record(Change::key_at(&key, version));
         events::record(
             conn,
             ctx,
