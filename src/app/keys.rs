@@ -490,8 +490,6 @@ pub struct Made {
     pub key: ApiKey,
     /// `None` for a repeat: a secret is never shown twice.
     pub secret: Option<Secret>,
-    /// For a regeneration: the key before it.
-    pub before: Option<ApiKey>,
 }
 
 /// The key an earlier request with this `Idempotency-Key` made, or a
@@ -569,11 +567,7 @@ async fn twin(state: &AppState, ctx: &Ctx, once: &Once, operation: &'static str)
     let key = replay(state, ctx, once, operation)
         .await?
         .ok_or(Error::NotFound)?;
-    Ok(Made {
-        key,
-        secret: None,
-        before: None,
-    })
+    Ok(Made { key, secret: None })
 }
 
 /// Create a key of `kind`: checked against the workspace's rules, stored
@@ -587,11 +581,7 @@ pub async fn create(
 ) -> Result<Made> {
     ctx.authorize(kind.create_action())?;
     if let Some(key) = replay(state, ctx, &once, "create").await? {
-        return Ok(Made {
-            key,
-            secret: None,
-            before: None,
-        });
+        return Ok(Made { key, secret: None });
     }
     let facts = create_facts(state, ctx, kind).await?;
     let valid = validate(
@@ -655,7 +645,7 @@ pub async fn create(
             },
         )
     };
-    act_once(state, ctx, &once, "create", (secret, digest, None), write).await
+    act_once(state, ctx, &once, "create", (secret, digest), write).await
 }
 
 /// Run `write` in one write transaction with the record of the request's
@@ -669,7 +659,7 @@ async fn act_once<W>(
     ctx: &Ctx,
     once: &Once,
     operation: &'static str,
-    (secret, digest, before): (Secret, String, Option<ApiKey>),
+    (secret, digest): (Secret, String),
     write: W,
 ) -> Result<Made>
 where
@@ -701,7 +691,6 @@ where
         Some(key) => Ok(Made {
             key,
             secret: Some(secret),
-            before,
         }),
         None => twin(state, ctx, once, operation).await,
     }
@@ -886,16 +875,11 @@ pub async fn regenerate(
     // A new secret of a broader key would hand the caller that key.
     key_within_ceiling(ctx, &key)?;
     if let Some(key) = replay(state, ctx, &once, "regenerate").await? {
-        return Ok(Made {
-            key,
-            secret: None,
-            before: None,
-        });
+        return Ok(Made { key, secret: None });
     }
     let grace = dk::parse_grace(grace).map_err(|e| Error::Invalid(vec![e]))?;
     let (secret, facts) = dk::generate(key.environment());
     let digest = facts.digest.clone();
-    let before = key.clone();
     let write = move |c: &mut crate::db::DbConn, ctx: &Ctx, nonce: &str| {
         // The write lock first, as creating a personal key takes it.
         workspaces::lock(c, ctx.workspace_id())?;
@@ -905,15 +889,7 @@ pub async fn regenerate(
             .map(|d| crate::db::now() + chrono::TimeDelta::days(i64::from(d)));
         keys::regenerate(c, &ctx.audit, &key, &facts, grace, nonce, cap)
     };
-    act_once(
-        state,
-        ctx,
-        &once,
-        "regenerate",
-        (secret, digest, Some(before)),
-        write,
-    )
-    .await
+    act_once(state, ctx, &once, "regenerate", (secret, digest), write).await
 }
 
 /// The keys selected for a bulk revoke, all of which the actor must be
