@@ -7,7 +7,7 @@
 //! `.ci/run` installs it and runs these.
 
 use crate::helpers::*;
-use crate::nginx::{Gateway, free_port, port_of, spawn_echo};
+use crate::nginx::{Gateway, filled, free_port, port_of, spawn_echo};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use std::process::{Command, Stdio};
@@ -27,9 +27,9 @@ fn documented_config() -> String {
     rest[start..start + end].to_owned()
 }
 
-/// A foreground Caddy in its own directory; killed when dropped, also when
-/// a test fails half-way.
-/// Caddy started by [`CaddyConfig::start`].
+/// A foreground Caddy in its own directory, started by
+/// [`CaddyConfig::start`]; killed when dropped, also when a test fails
+/// half-way.
 type Caddy = Gateway;
 
 struct CaddyConfig;
@@ -38,24 +38,16 @@ impl CaddyConfig {
     /// Start Caddy with the documented configuration, pointed at keyward on
     /// `keyward_port`, the service on `app_port`, pinned to `workspace`.
     fn start(keyward_port: u16, app_port: u16, workspace: &str) -> Caddy {
-        let documented = documented_config();
-        for placeholder in [
-            "127.0.0.1:8080 {",
-            "127.0.0.1:3000 {",
-            ":80 {",
-            WORKSPACE_PLACEHOLDER,
-        ] {
-            assert!(
-                documented.contains(placeholder),
-                "the documented block has {placeholder}"
-            );
-        }
         let port = free_port();
-        let site = documented
-            .replace("127.0.0.1:8080 {", &format!("127.0.0.1:{keyward_port} {{"))
-            .replace("127.0.0.1:3000 {", &format!("127.0.0.1:{app_port} {{"))
-            .replace(":80 {", &format!("http://127.0.0.1:{port} {{"))
-            .replace(WORKSPACE_PLACEHOLDER, workspace);
+        let site = filled(
+            &documented_config(),
+            &[
+                ("127.0.0.1:8080 {", format!("127.0.0.1:{keyward_port} {{")),
+                ("127.0.0.1:3000 {", format!("127.0.0.1:{app_port} {{")),
+                (":80 {", format!("http://127.0.0.1:{port} {{")),
+                (WORKSPACE_PLACEHOLDER, workspace.to_owned()),
+            ],
+        );
         // Global options for a throw-away foreground Caddy: no admin
         // endpoint (it would take port 2019), no certificates.
         let config = format!("{{\n\tadmin off\n\tauto_https off\n}}\n\n{site}");

@@ -95,7 +95,21 @@ impl Drop for Gateway {
     }
 }
 
-/// nginx started by [`Nginx::start`].
+/// The documented configuration with each placeholder replaced. Every
+/// placeholder must be in it: a document that lost one fails here.
+pub fn filled(documented: &str, replacements: &[(&str, String)]) -> String {
+    let mut config = documented.to_owned();
+    for (placeholder, value) in replacements {
+        assert!(
+            config.contains(placeholder),
+            "the documented block has {placeholder}"
+        );
+        config = config.replace(placeholder, value);
+    }
+    config
+}
+
+/// nginx started by [`NginxConfig::start`].
 type Nginx = Gateway;
 
 struct NginxConfig;
@@ -104,24 +118,16 @@ impl NginxConfig {
     /// Start nginx with the documented configuration, pointed at keyward on
     /// `keyward_port` and the service on `app_port`, pinned to `workspace`.
     fn start(keyward_port: u16, app_port: u16, workspace: &str) -> Nginx {
-        let documented = documented_config();
-        for placeholder in [
-            "127.0.0.1:8080;",
-            "127.0.0.1:3000;",
-            "listen 80;",
-            WORKSPACE_PLACEHOLDER,
-        ] {
-            assert!(
-                documented.contains(placeholder),
-                "the documented block has {placeholder}"
-            );
-        }
         let port = free_port();
-        let server = documented
-            .replace("127.0.0.1:8080;", &format!("127.0.0.1:{keyward_port};"))
-            .replace("127.0.0.1:3000;", &format!("127.0.0.1:{app_port};"))
-            .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
-            .replace(WORKSPACE_PLACEHOLDER, workspace);
+        let server = filled(
+            &documented_config(),
+            &[
+                ("127.0.0.1:8080;", format!("127.0.0.1:{keyward_port};")),
+                ("127.0.0.1:3000;", format!("127.0.0.1:{app_port};")),
+                ("listen 80;", format!("listen 127.0.0.1:{port};")),
+                (WORKSPACE_PLACEHOLDER, workspace.to_owned()),
+            ],
+        );
         let prefix = tempfile::tempdir().unwrap();
         let p = prefix.path().display().to_string();
         // Everything nginx writes stays in the prefix: no /etc/nginx, no
