@@ -123,11 +123,16 @@ impl From<crate::db::keys::KeyError> for Error {
     }
 }
 
+/// Refusals of membership changes, as the one failure type.
 impl From<crate::db::users::UserChangeError> for Error {
     fn from(e: crate::db::users::UserChangeError) -> Self {
+        use crate::db::users::UserChangeError as U;
         match e {
-            crate::db::users::UserChangeError::Db(e) => Error::Db(e),
-            other => Error::Internal(other.to_string()),
+            U::NotFound => Error::NotFound,
+            U::LastAdmin => Error::conflict("LAST_ADMIN", e.to_string()),
+            U::EmailTaken => Error::invalid("email", e.to_string()),
+            U::Db(e) => Error::Db(e),
+            other @ U::AlreadySetUp => Error::Internal(other.to_string()),
         }
     }
 }

@@ -9,17 +9,6 @@ use crate::domain::policy::{Action, UserRef};
 use crate::domain::role::Role;
 use crate::state::AppState;
 
-impl Error {
-    fn from_user_change(e: UserChangeError) -> Self {
-        match e {
-            UserChangeError::NotFound => Error::NotFound,
-            UserChangeError::LastAdmin => Error::conflict("LAST_ADMIN", e.to_string()),
-            UserChangeError::EmailTaken => Error::invalid("email", e.to_string()),
-            other => other.into(),
-        }
-    }
-}
-
 fn parse_role(raw: &str) -> std::result::Result<Role, FieldError> {
     raw.parse::<Role>()
         .map_err(|_| FieldError::new("role", "Choose a role: admin, normal user or operator."))
@@ -66,7 +55,7 @@ pub async fn invite(
     let audit = ctx.audit.clone();
     let user = run(state, move |c| {
         users::add(c, &audit, email.as_str(), &name.into_inner(), role, &digest)
-            .map_err(Error::from_user_change)
+            .map_err(Error::from)
     })
     .await?;
     Ok(Invited {
@@ -82,7 +71,7 @@ pub async fn change_role(state: &AppState, ctx: &Ctx, id: &str, role: &str) -> R
     let audit = ctx.audit.clone();
     let id = id.to_owned();
     run(state, move |c| {
-        users::change_role(c, &audit, &id, role).map_err(Error::from_user_change)
+        users::change_role(c, &audit, &id, role).map_err(Error::from)
     })
     .await
 }
@@ -95,7 +84,7 @@ pub async fn renew_invite(state: &AppState, ctx: &Ctx, id: &str) -> Result<Invit
     let audit = ctx.audit.clone();
     let id = id.to_owned();
     let user = run(state, move |c| {
-        users::renew_invite(c, &audit, &id, &digest).map_err(Error::from_user_change)
+        users::renew_invite(c, &audit, &id, &digest).map_err(Error::from)
     })
     .await?;
     Ok(Invited {
@@ -146,7 +135,7 @@ pub async fn remove(state: &AppState, ctx: &Ctx, id: &str) -> Result<User> {
             crate::db::keys::on_user_removed(c, &audit, &removed.id)?;
             Ok(removed)
         })
-        .map_err(Error::from_user_change)
+        .map_err(Error::from)
     })
     .await
 }
