@@ -168,16 +168,22 @@ impl Ctx {
 
     /// Ask the policy module.
     pub fn authorize(&self, action: Action<'_>) -> Result<()> {
-        match policy::authorize(&self.actor, action) {
-            Decision::Allow => Ok(()),
-            Decision::Forbidden => Err(forbidden()),
-            Decision::NotFound => Err(Error::NotFound),
-        }
+        authorize(&self.actor, action)
     }
 
     /// Whether the policy allows `action` (for what a page offers).
     pub fn may(&self, action: Action<'_>) -> bool {
         policy::authorize(&self.actor, action).is_allowed()
+    }
+}
+
+/// Ask the policy module whether `actor` may do `action`, as a failure:
+/// what the role forbids, or not found for what the actor may not see.
+pub fn authorize(actor: &Actor, action: Action<'_>) -> Result<()> {
+    match policy::authorize(actor, action) {
+        Decision::Allow => Ok(()),
+        Decision::Forbidden => Err(forbidden()),
+        Decision::NotFound => Err(Error::NotFound),
     }
 }
 

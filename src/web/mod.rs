@@ -16,7 +16,7 @@ pub mod users;
 pub mod workspaces;
 
 use crate::db::DbConn;
-use crate::domain::policy::{self, Action, Decision};
+use crate::domain::policy::Action;
 use crate::error::AppError;
 use actix_web::web;
 
@@ -38,11 +38,7 @@ where
 
 /// Ask the policy module; turn a refusal into the matching error page.
 pub fn authorize(user: &CurrentUser, action: Action<'_>) -> Result<(), AppError> {
-    match policy::authorize(&user.actor, action) {
-        Decision::Allow => Ok(()),
-        Decision::Forbidden => Err(AppError::forbidden()),
-        Decision::NotFound => Err(AppError::NotFound),
-    }
+    Ok(crate::app::authorize(&user.actor, action)?)
 }
 
 /// The pages' scope and how its errors look: every path the API does not
