@@ -209,6 +209,20 @@ fn search_text(id: &str, name: &str, owner: Option<&str>, tags: &[String]) -> St
     format!("{name} {id} {owner} {}", tags.join(" ")).to_lowercase()
 }
 
+/// Note, for the key cache, that this transaction changed `key`'s row (any
+/// of its secrets' digests), at the version the write left the row at: read
+/// back here, after the database's trigger bumped it, so that the change's
+/// own late notice (at the same version) and a check that read the new row
+/// leave the cached and outage copies alone, while every older copy goes.
+fn record_change(conn: &mut DbConn, key: &ApiKey) -> QueryResult<()> {
+    let version: i64 = api_keys::table
+        .find(&key.id)
+        .select(api_keys::version)
+        .first(conn)?;
+    changes::record(Change::key_at(key, version));
+    Ok(())
+}
+
 fn key_target(key: &ApiKey) -> EventTarget<'_> {
     EventTarget {
         target_type: Some("api_key"),
@@ -267,11 +281,7 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
         // transaction: the late notice of this very insert carries it too,
         // so a first check racing that notice may still keep what it read
         // (an unknown version here made every such check uncacheable).
-        let version: i64 = api_keys::table
-            .find(&id)
-            .select(api_keys::version)
-            .first(conn)?;
-        changes::record(Change::key_at(&key, version));
+        record_change(conn, &key)?;
         events::record(
             conn,
             ctx,
@@ -403,7 +413,7 @@ pub fn update_details(
         ))
         .execute(conn)?;
         let updated = get(conn, &ctx.workspace_id, &key.id)?.ok_or(KeyError::NotFound)?;
-        changes::record(Change::key(key));
+        record_change(conn, key)?;
         events::record(
             conn,
             ctx,
@@ -448,7 +458,7 @@ pub fn set_disabled(
             api_keys::updated_at.eq(now),
         ))
         .execute(conn)?;
-        changes::record(Change::key(key));
+        record_change(conn, key)?;
         let action = if disabled {
             "key.disabled"
         } else {
@@ -510,8 +520,10 @@ pub fn regenerate(
             other => other?,
         };
         let fresh = get(conn, &ctx.workspace_id, &key.id)?.ok_or(KeyError::NotFound)?;
-        changes::record(Change::key(key));
-        changes::record(Change::key(&fresh));
+        // Both the old secret's digests and the new one's, at the version
+        // this write left the row at.
+        record_change(conn, key)?;
+        record_change(conn, &fresh)?;
         events::record(
             conn,
             ctx,
@@ -541,8 +553,7 @@ fn mark_revoked(
     key: &ApiKey,
     now: NaiveDateTime,
 ) -> QueryResult<usize> {
-    changes::record(Change::key(key));
-    diesel::update(
+    let revoked = diesel::update(
         api_keys::table
             .filter(api_keys::id.eq(&key.id))
             .filter(api_keys::workspace_id.eq(&ctx.workspace_id))
@@ -553,7 +564,9 @@ fn mark_revoked(
         api_keys::revoked_by.eq(ctx.actor_id.as_deref()),
         api_keys::updated_at.eq(now),
     ))
-    .execute(conn)
+    .execute(conn)?;
+    record_change(conn, key)?;
+    Ok(revoked)
 }
 
 fn revoke_in_tx(
@@ -616,7 +629,7 @@ pub fn delete(conn: &mut DbConn, ctx: &AuditContext, key: &ApiKey) -> Result<(),
         // The old secret's digest stays, as on revoke: it answers REVOKED.
         .set((api_keys::deleted_at.eq(now), api_keys::updated_at.eq(now)))
         .execute(conn)?;
-        changes::record(Change::key(key));
+        record_change(conn, key)?;
         events::record(
             conn,
             ctx,
