@@ -91,20 +91,52 @@ fn in_first_workspace()
 pub fn write_last_used(conn: &mut DbConn, used: &[(String, NaiveDateTime)]) -> QueryResult<()> {
     let mut sorted: Vec<&(String, NaiveDateTime)> = used.iter().collect();
     sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    crate::db::write_transaction(conn, |conn| {
-        for (id, at) in sorted {
-            diesel::update(
-                api_keys::table.filter(api_keys::id.eq(id)).filter(
-                    api_keys::last_used_at
-                        .is_null()
-                        .or(api_keys::last_used_at.lt(*at)),
-                ),
-            )
-            .set(api_keys::last_used_at.eq(*at))
-            .execute(conn)?;
+    crate::db::write_transaction(conn, |conn| match conn {
+        DbConn::Pg(pg) => write_last_used_pg(pg, &sorted),
+        DbConn::Sqlite(_) => {
+            for (id, at) in sorted {
+                diesel::update(
+                    api_keys::table.filter(api_keys::id.eq(id)).filter(
+                        api_keys::last_used_at
+                            .is_null()
+                            .or(api_keys::last_used_at.lt(*at)),
+                    ),
+                )
+                .set(api_keys::last_used_at.eq(*at))
+                .execute(conn)?;
+            }
+            Ok(())
         }
-        Ok(())
     })
+}
+
+/// Rows per statement when PostgreSQL writes "last used" times.
+const LAST_USED_CHUNK: usize = 5_000;
+
+/// PostgreSQL: a few statements for a whole flush, not one per key (a
+/// round trip each, seconds for 10k keys). The rows that need the newer
+/// time are first locked in key-id order (`ORDER BY … FOR UPDATE` locks
+/// after sorting), so two instances still wait for each other instead of
+/// deadlocking; the update then only touches rows this transaction holds.
+fn write_last_used_pg(
+    pg: &mut diesel::PgConnection,
+    sorted: &[&(String, NaiveDateTime)],
+) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Text, Timestamp};
+    const SQL: &str = "WITH used AS (SELECT * FROM unnest($1::text[], $2::timestamp[]) AS u(id, at)), \
+         locked AS (SELECT k.id, used.at FROM api_keys k JOIN used ON k.id = used.id \
+                    WHERE k.last_used_at IS NULL OR k.last_used_at < used.at \
+                    ORDER BY k.id FOR UPDATE OF k) \
+         UPDATE api_keys SET last_used_at = locked.at FROM locked \
+         WHERE api_keys.id = locked.id \
+           AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < locked.at)";
+    for chunk in sorted.chunks(LAST_USED_CHUNK) {
+        diesel::sql_query(SQL)
+            .bind::<Array<Text>, _>(chunk.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>())
+            .bind::<Array<Timestamp>, _>(chunk.iter().map(|(_, at)| *at).collect::<Vec<_>>())
+            .execute(pg)?;
+    }
+    Ok(())
 }
 
 /// The start of every current and grace-period digest (for the in-memory

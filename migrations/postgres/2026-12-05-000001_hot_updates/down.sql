@@ -1,0 +1,2 @@
+ALTER TABLE api_keys RESET (fillfactor);
+ALTER TABLE key_usage RESET (fillfactor);
