@@ -532,6 +532,14 @@ pub fn parse_rate_limit(raw: &str) -> Result<Option<i32>, FieldError> {
     }
 }
 
+/// The first 8 bytes of a hex SHA-256 digest (16 hex digits or more), as a
+/// number: what the in-memory index of existing keys holds.
+pub fn digest_prefix(digest: &str) -> Option<u64> {
+    digest
+        .get(..16)
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,7 +60,7 @@ pub trait ApplyChange: Send + Sync + 'static {
     fn feed_status(&self) -> &FeedStatus;
     /// Everything that exists now (read after LISTEN, so nothing created
     /// from here on is missed): the digest index is rebuilt from it.
-    fn resync(&self, digests: Vec<String>);
+    fn resync(&self, prefixes: Vec<u64>);
     /// The feed lost its connection: changes elsewhere may be missed.
     fn feed_lost(&self);
 }

@@ -16,12 +16,7 @@ use hashbrown::HashSet;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// The 8-byte prefix of a hex SHA-256 digest.
-pub fn prefix(digest: &str) -> Option<u64> {
-    digest
-        .get(..16)
-        .and_then(|h| u64::from_str_radix(h, 16).ok())
-}
+pub use crate::domain::keys::digest_prefix as prefix;
 
 /// The set of known digest prefixes.
 #[derive(Default)]
@@ -32,9 +27,10 @@ pub struct DigestIndex {
 }
 
 impl DigestIndex {
-    /// Replace the whole set (at start, and after the feed reconnects).
-    pub fn load(&self, digests: impl IntoIterator<Item = String>) {
-        let set: HashSet<u64> = digests.into_iter().filter_map(|d| prefix(&d)).collect();
+    /// Replace the whole set (at start, and after the feed reconnects) with
+    /// these digest prefixes (see [`prefix`]).
+    pub fn load(&self, prefixes: impl IntoIterator<Item = u64>) {
+        let set: HashSet<u64> = prefixes.into_iter().collect();
         *self.set.write().unwrap_or_else(|e| e.into_inner()) = set;
         self.trusted.store(true, Ordering::SeqCst);
     }
@@ -86,7 +82,7 @@ mod tests {
         let a = "0123456789abcdef".repeat(4);
         let b = "fedcba9876543210".repeat(4);
         assert_eq!(i.may_exist(&a), None, "unknown until loaded");
-        i.load([a.clone()]);
+        i.load(prefix(&a));
         assert_eq!(i.may_exist(&a), Some(true));
         assert_eq!(i.may_exist(&b), Some(false));
         i.add([&b]);

@@ -73,8 +73,8 @@ impl feed::ApplyChange for Verifier {
         &self.feed
     }
 
-    fn resync(&self, digests: Vec<String>) {
-        self.index.load(digests);
+    fn resync(&self, prefixes: Vec<u64>) {
+        self.index.load(prefixes);
     }
 
     fn feed_lost(&self) {
