@@ -17,6 +17,7 @@ mod gateways;
 mod hardening;
 mod in_doubt;
 mod keys;
+mod leaks;
 mod management_api;
 mod nginx;
 mod ops;
