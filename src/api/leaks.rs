@@ -35,9 +35,30 @@ fn app_failure(e: &crate::app::Error) -> HttpResponse {
     )
 }
 
-/// GitHub's secret scanning alert: verified, handled, answered with
-/// GitHub's feedback (one label per match).
-async fn github(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+/// GitHub's secret scanning partner alert (for GitHub only). The body is
+/// GitHub's JSON array of matches; `Github-Public-Key-Identifier` names the
+/// GitHub key (from `KEYWARD_GITHUB_KEYS_FILE`) whose ECDSA P-256 SHA-256
+/// signature of the raw body is `Github-Public-Key-Signature` (base64 DER).
+/// Each live key found is revoked or reported as its workspace chose; the
+/// answer is GitHub's feedback format, one label per match.
+#[utoipa::path(
+    post,
+    path = "/api/v1/leaks/github",
+    tag = "leaks",
+    request_body = Vec<crate::app::leaks::GithubMatch>,
+    security(("githubSignature" = [])),
+    responses(
+        (status = 200, description = "GitHub's feedback: true_positive for each live key, false_positive otherwise", body = Vec<crate::app::leaks::Feedback>),
+        (status = 400, description = "Signed, but not GitHub's payload", body = super::openapi::ErrorBody),
+        (status = 401, description = "No, a wrong or an unknown signature (`BAD_SIGNATURE`): nothing was read or changed", body = super::openapi::ErrorBody),
+        (status = 503, description = "The database is unreachable", body = super::openapi::ErrorBody),
+    )
+)]
+pub async fn github(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
     let key_id = header_text(&req, "github-public-key-identifier");
     let signature = header_text(&req, "github-public-key-signature");
     match leaks::github_alert(&state, key_id, signature, &body).await {
@@ -54,18 +75,48 @@ async fn github(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) 
 }
 
 /// A public leak report: `{"keys": ["sk_live_…"], "url": "https://…"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"keys": ["sk_live_…"], "url": "https://github.com/octo/app/blob/0a1b2c/.env"}))]
 pub struct ReportBody {
+    /// Up to 20 whole keys; anything that is not a well-formed key is ignored.
     #[serde(default)]
+    #[schema(value_type = Vec<String>)]
     pub keys: Vec<serde_json::Value>,
+    /// Where they were found (http or https; optional).
     #[serde(default)]
     pub url: Option<String>,
+}
+
+/// The one answer to every accepted public report.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ReportReceived {
+    /// Always `received`.
+    pub status: String,
+    pub message: String,
 }
 
 /// What every accepted public report is answered, whatever its keys were.
 pub const REPORT_RECEIVED: &str = "Thank you. If any of these is a live key, its workspace has been told and the key is handled as its owners chose.";
 
-async fn report(
+/// Report leaked keys: for anyone who finds a key in public, no key or
+/// account needed. Always answers 202 with the same body, whether or not
+/// any key existed (no oracle); each live key is revoked or reported as its
+/// workspace chose. At most 10 reports per client address in 10 minutes.
+#[utoipa::path(
+    post,
+    path = "/api/v1/leaks/report",
+    tag = "leaks",
+    request_body = ReportBody,
+    responses(
+        (status = 202, description = "Received (the same answer whatever the keys were)", body = ReportReceived),
+        (status = 400, description = "Not JSON of this shape, or more than 20 keys", body = super::openapi::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB", body = super::openapi::ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = super::openapi::ErrorBody),
+        (status = 429, description = "Too many reports from this address; see Retry-After", body = super::openapi::ErrorBody),
+        (status = 503, description = "The database is unreachable", body = super::openapi::ErrorBody),
+    )
+)]
+pub async fn report(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Json<ReportBody>,

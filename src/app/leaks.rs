@@ -50,13 +50,18 @@ pub enum AlertError {
 }
 
 /// One match of a GitHub alert.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct GithubMatch {
+    /// The secret found.
     pub token: String,
+    /// The secret type GitHub matched (the name registered with GitHub).
     #[serde(rename = "type", default)]
+    #[schema(rename = "type")]
     pub kind: String,
+    /// Where it was found.
     #[serde(default)]
     pub url: Option<String>,
+    /// What GitHub scanned: `content`, `commit`, `pull_request_title`, …
     #[serde(default)]
     pub source: Option<String>,
 }
