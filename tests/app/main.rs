@@ -24,6 +24,7 @@ mod ops;
 mod outage;
 mod package;
 mod resilience;
+mod scanner;
 mod search;
 mod security;
 mod setup;
