@@ -78,7 +78,13 @@ pub async fn docs(
     };
     let page = DocsPage {
         layout,
-        snippets: use_your_key(&public_base(&req, &state), "sk_live_…"),
+        snippets: use_your_key(
+            &public_base(&req, &state),
+            &format!(
+                "{}…",
+                crate::domain::keys::Environment::Live.start(&state.config.leaks.key_prefix)
+            ),
+        ),
     };
     render(&page, StatusCode::OK)
 }
