@@ -482,8 +482,13 @@ async fn a_new_prefix_is_used_for_new_keys_and_old_keys_keep_working() {
         "{list}"
     );
     assert!(list.contains(&format!("sk_live_…{}", tail(old.expose()))));
+    assert!(list.contains("acme_live_Ab…"), "the search hint");
     let (_, form) = admin.page("/workspace/keys/new").await;
     assert!(form.contains("acme_live_…"));
+    let (_, docs) = app.browser().page("/docs").await;
+    assert!(docs.contains("Bearer acme_live_…") && !docs.contains("sk_live_"));
+    let (_, report) = app.browser().page("/report-leak").await;
+    assert!(report.contains("acme_live_…"));
 
     // The key page shows the excerpt with the prefix it was issued with.
     let (_, page) = admin.page(&format!("/keys/{}", new.id)).await;
