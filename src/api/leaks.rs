@@ -78,10 +78,9 @@ pub async fn github(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"keys": ["sk_live_…"], "url": "https://github.com/octo/app/blob/0a1b2c/.env"}))]
 pub struct ReportBody {
-    /// Up to 20 whole keys; anything that is not a well-formed key is ignored.
-    #[serde(default)]
-    #[schema(value_type = Vec<String>)]
-    pub keys: Vec<serde_json::Value>,
+    /// Up to 20 whole keys; a string that is not a well-formed key is ignored.
+    #[schema(max_items = 20)]
+    pub keys: Vec<String>,
     /// Where they were found (http or https; optional).
     #[serde(default)]
     pub url: Option<String>,
@@ -122,12 +121,7 @@ pub async fn report(
     body: web::Json<ReportBody>,
 ) -> HttpResponse {
     let body = body.into_inner();
-    // Anything that is not a string is as malformed as a wrong key: ignored.
-    let keys: Vec<String> = body
-        .keys
-        .into_iter()
-        .map(|k| k.as_str().map(str::to_owned).unwrap_or_default())
-        .collect();
+    let keys = body.keys;
     let ip = crate::http::client_ip(&req);
     match leaks::public_report(&state, ip.as_deref(), keys, body.url.as_deref()).await {
         Ok(()) => HttpResponse::Accepted()

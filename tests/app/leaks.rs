@@ -338,7 +338,7 @@ async fn public_reports_answer_the_same_whatever_the_keys_and_are_rate_limited()
         .await;
     let (unknown, _) = keyward::domain::keys::generate(keyward::domain::keys::Environment::Live);
 
-    let nothing = public_report(&app.base, json!({ "keys": [unknown.expose(), "junk", 42] })).await;
+    let nothing = public_report(&app.base, json!({ "keys": [unknown.expose(), "junk", ""] })).await;
     assert_eq!(nothing.0, StatusCode::ACCEPTED);
     assert_eq!(me_code(&app.base, &key.secret).await.0, StatusCode::OK);
 
@@ -371,7 +371,9 @@ async fn public_reports_answer_the_same_whatever_the_keys_and_are_rate_limited()
     let reporter = reporters[0].clone().unwrap();
     assert!(!reporter.contains("127.0.0.1") && reporter.len() == 32);
 
-    // Too many keys at once.
+    // Not a list of strings, or too many keys at once.
+    let (status, _) = public_report(&app.base, json!({ "keys": [42] })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     let many: Vec<String> = (0..21).map(|i| format!("sk_live_{i}")).collect();
     let (status, _) = public_report(&app.base, json!({ "keys": many })).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
