@@ -348,11 +348,11 @@ async fn public_reports_answer_the_same_whatever_the_keys_and_are_rate_limited()
     )
     .await;
     assert_eq!(real, nothing, "the same answer for a live key");
-    let (status, code) = me_code(&app.base, &key.secret).await;
-    assert_eq!(
-        (status, code.as_str()),
-        (StatusCode::UNAUTHORIZED, "REVOKED")
-    );
+    let (status, _, json) = me(&app.base, &key.secret).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(json["error"]["code"], "REVOKED");
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(message.contains("reported leaked"), "{message}");
     let events = leaked_events(&app).await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].actor_label, "An anonymous reporter");
