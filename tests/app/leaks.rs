@@ -501,3 +501,82 @@ async fn a_new_prefix_is_used_for_new_keys_and_old_keys_keep_working() {
     assert_eq!(me_code(&app.base, old.expose()).await.1, "REVOKED");
     assert_eq!(me_code(&app.base, &new.secret).await.1, "REVOKED");
 }
+
+/// GitHub's own example from its partner program documentation (its
+/// published key, and a payload it signed), sent over HTTP: keyward
+/// accepts GitHub's real signature and answers the token, no keyward key,
+/// as a false positive.
+#[tokio::test]
+async fn githubs_published_example_alert_is_accepted() {
+    const KEY_ID: &str = "90a421169f0a406205f1563a953312f0be898d3c7b6c06b681aa86a874555f4a";
+    const PEM: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE9MJJHnMfn2+H4xL4YaPDA4RpJqUq\nkCmRCBnYERxZanmcpzQSXs1X/AljlKkbJ8qpVIW4clayyef9gWhFbNHWAA==\n-----END PUBLIC KEY-----";
+    const PAYLOAD: &[u8] = br#"[{"token":"some_token","type":"some_type","url":"some_url"}]"#;
+    const SIGNATURE: &str = "MEUCIQDKZokqnCjrRtw0tni+2Ltvl/uiMJ1EGumEsp1BsNr32AIgQY1YXD2nlj+XNfGK4rBfkMJ1JDOQcYXxa2sY8FNkrKc=";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret_scanning.json");
+    let list =
+        json!({ "public_keys": [{ "key_identifier": KEY_ID, "key": PEM, "is_current": true }] });
+    std::fs::write(&file, list.to_string()).unwrap();
+    let (app, _admin) = spawn_ready_with(move |c| c.leaks.github_keys_file = Some(file)).await;
+    let (status, feedback) = post_alert(&app.base, Some(KEY_ID), Some(SIGNATURE), PAYLOAD).await;
+    assert_eq!(status, StatusCode::OK, "{feedback}");
+    assert_eq!(
+        feedback,
+        json!([{
+            "token_hash": keyward::domain::keys::digest("some_token"),
+            "token_type": "some_type",
+            "label": "false_positive"
+        }])
+    );
+    // One byte changed: GitHub's signature no longer holds.
+    let (status, _) = post_alert(
+        &app.base,
+        Some(KEY_ID),
+        Some(SIGNATURE),
+        br#"[{"token":"some_token","type":"some_type","url":"some_URL"}]"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// The old secret of a regenerated key still works during its grace
+/// period, so a leak of it is a leak of the key: the key is revoked and
+/// both secrets stop. Once the old secret no longer works, a report of it
+/// is no live key and changes nothing.
+#[tokio::test]
+async fn a_leaked_old_secret_in_its_grace_period_revokes_the_key() {
+    let (app, admin) = spawn_ready().await;
+    let regenerate = |id: String, grace: &'static str| {
+        let admin = &admin;
+        async move {
+            let (_, confirm) = admin.page(&format!("/keys/{id}/regenerate")).await;
+            let nonce = hidden(&confirm, "nonce").unwrap();
+            let res = admin
+                .post_form(
+                    &format!("/keys/{id}/regenerate"),
+                    &[("grace", grace), ("nonce", &nonce)],
+                )
+                .await;
+            assert_eq!(res.status(), StatusCode::OK);
+            shown_secret(&res.text().await.unwrap()).unwrap()
+        }
+    };
+    let replaced = admin
+        .create_key("/workspace/keys", &[("name", "replaced")])
+        .await;
+    let _new = regenerate(replaced.id.clone(), "0").await;
+    let (status, _) = public_report(&app.base, json!({ "keys": [replaced.secret] })).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(leaked_events(&app).await.is_empty(), "a dead secret");
+
+    let rotating = admin
+        .create_key("/workspace/keys", &[("name", "rotating")])
+        .await;
+    let new = regenerate(rotating.id.clone(), "24h").await;
+    assert_eq!(me_code(&app.base, &rotating.secret).await.0, StatusCode::OK);
+    let (status, _) = public_report(&app.base, json!({ "keys": [rotating.secret] })).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(leaked_events(&app).await.len(), 1);
+    assert_eq!(me_code(&app.base, &rotating.secret).await.1, "REVOKED");
+    assert_eq!(me_code(&app.base, &new).await.1, "REVOKED");
+}
