@@ -79,6 +79,7 @@ pub async fn github(
 #[schema(example = json!({"keys": ["sk_live_…"], "url": "https://github.com/octo/app/blob/0a1b2c/.env"}))]
 pub struct ReportBody {
     /// Up to 20 whole keys; a string that is not a well-formed key is ignored.
+    #[serde(default)]
     #[schema(max_items = 20)]
     pub keys: Vec<String>,
     /// Where they were found (http or https; optional).
