@@ -189,6 +189,15 @@ pub struct Options {
         global = true
     )]
     pub log_format: String,
+    /// Prefix of new keys (e.g. acme_ gives acme_live_…); keys issued with
+    /// another prefix keep working.
+    #[arg(long, env = "KEYWARD_KEY_PREFIX", default_value = "sk_", global = true)]
+    pub key_prefix: String,
+    /// GitHub's secret scanning public keys (JSON as published at
+    /// https://api.github.com/meta/public_keys/secret_scanning); unset, the
+    /// GitHub leak endpoint refuses every alert.
+    #[arg(long, env = "KEYWARD_GITHUB_KEYS_FILE", global = true)]
+    pub github_keys_file: Option<std::path::PathBuf>,
 }
 
 /// How log lines are written (`KEYWARD_LOG_FORMAT`).
@@ -285,6 +294,27 @@ pub struct Config {
     pub metrics_bind: Option<SocketAddr>,
     /// How log lines are written.
     pub log_format: LogFormat,
+    /// Key prefix and leak reports (issue 25).
+    pub leaks: LeakSettings,
+}
+
+/// The installation's key prefix and where GitHub's secret scanning keys
+/// are read from.
+#[derive(Debug, Clone)]
+pub struct LeakSettings {
+    /// Prefix of new keys (`KEYWARD_KEY_PREFIX`), validated.
+    pub key_prefix: String,
+    /// GitHub's public keys (`KEYWARD_GITHUB_KEYS_FILE`).
+    pub github_keys_file: Option<std::path::PathBuf>,
+}
+
+impl Default for LeakSettings {
+    fn default() -> Self {
+        LeakSettings {
+            key_prefix: crate::domain::keys::DEFAULT_PREFIX.to_owned(),
+            github_keys_file: None,
+        }
+    }
 }
 
 impl Config {
@@ -327,6 +357,7 @@ impl std::fmt::Debug for Config {
             .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("metrics_bind", &self.metrics_bind)
             .field("log_format", &self.log_format)
+            .field("leaks", &self.leaks)
             .finish()
     }
 }
@@ -469,7 +500,17 @@ impl Options {
             ));
         }
         let log_format = LogFormat::parse(&self.log_format)?;
+        let key_prefix = crate::domain::keys::parse_prefix(&self.key_prefix)
+            .map_err(|problem| ConfigError::new("KEYWARD_KEY_PREFIX", problem))?;
+        let leaks = LeakSettings {
+            key_prefix,
+            github_keys_file: self
+                .github_keys_file
+                .clone()
+                .filter(|p| !p.as_os_str().is_empty()),
+        };
         Ok(Config {
+            leaks,
             metrics_bind,
             log_format,
             database,
@@ -675,7 +716,19 @@ mod tests {
             sqlite_synchronous: "full".into(),
             metrics_bind: None,
             log_format: "text".into(),
+            key_prefix: "sk_".into(),
+            github_keys_file: None,
         }
+    }
+
+    #[test]
+    fn key_prefix_is_validated() {
+        let mut o = options();
+        o.key_prefix = "acme_".into();
+        assert_eq!(o.resolve().unwrap().leaks.key_prefix, "acme_");
+        o.key_prefix = "ACME".into();
+        let e = o.resolve().unwrap_err();
+        assert_eq!(e.variable, "KEYWARD_KEY_PREFIX");
     }
 
     #[test]

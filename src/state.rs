@@ -17,6 +17,8 @@ pub struct AppState {
     pub login_by_ip: Throttle,
     /// Wrong current passwords on the change-password form, per user.
     pub password_change: Throttle,
+    /// Public leak reports per client address (issue 25).
+    pub leak_reports: Throttle,
     /// Digest of the one-time first-run setup token, while setup is pending.
     pub setup_token_digest: Mutex<Option<String>>,
     /// Key checking: cache, change feed, rate limits, usage buffers.
@@ -55,6 +57,10 @@ impl AppState {
             login_by_account: Throttle::new(5, Duration::from_secs(15 * 60)),
             login_by_ip: Throttle::new(50, Duration::from_secs(15 * 60)),
             password_change: Throttle::new(5, Duration::from_secs(15 * 60)),
+            leak_reports: Throttle::new(
+                crate::domain::throttle::LEAK_REPORTS_PER_WINDOW,
+                crate::domain::throttle::LEAK_REPORT_WINDOW,
+            ),
             setup_token_digest: Mutex::new(setup_token_digest),
             verifier,
             instance_lock: None,

@@ -12,8 +12,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(facts) = keys::parse(key) {
-        let prefix = facts.environment.prefix();
+        let prefix = &facts.environment.start(&facts.prefix);
         assert!(key.starts_with(prefix));
+        assert!(keys::parse_prefix(&facts.prefix).is_ok());
         assert_eq!(key.len(), prefix.len() + RANDOM_LEN + CHECKSUM_LEN);
         assert!(
             key[prefix.len()..]

@@ -13,8 +13,15 @@ fuzz_target!(|data: &[u8]| {
     };
     let reading = keys::value_query(q);
     // Only something that starts like a key is read as one (a key-like
-    // string with other characters in it is None too: a plain search).
-    if !q.trim().starts_with("sk_") {
+    // string with other characters in it is None too: a plain search):
+    // the default prefix, or any installation prefix followed by an
+    // environment.
+    let start = q
+        .trim()
+        .split_once('…')
+        .or_else(|| q.trim().split_once("..."))
+        .map_or(q.trim(), |(s, _)| s);
+    if !q.trim().starts_with(keys::DEFAULT_PREFIX) && keys::split_start(start).is_none() {
         assert!(reading.is_none());
     }
     match reading {

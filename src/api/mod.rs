@@ -1,6 +1,7 @@
 //! The JSON API for integrations: bearer-key authentication, `/api/v1/me`,
 //! `/api/v1/keys/verify` and `/api/v1/forward-auth` for gateways.
 
+pub mod leaks;
 pub mod manage;
 pub mod methods;
 pub mod openapi;
@@ -54,6 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(openapi::openapi_json)
             .configure(methods::configure)
             .configure(manage::configure)
+            .configure(leaks::configure)
             // Any method: gateways forward the original request's method.
             // Any path below it too: Envoy's ext_authz appends the original
             // path to the one it is given.

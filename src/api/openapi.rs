@@ -35,14 +35,17 @@ the role of the person behind it. Errors of the management endpoints are RFC 945
         manage::regenerate_key,
         manage::key_usage,
         manage::list_events,
+        super::leaks::github,
+        super::leaks::report,
         openapi_json,
     ),
     components(schemas(Problem)),
-    modifiers(&BearerAuth, &OptionalBodies, &EveryMethod),
+    modifiers(&BearerAuth, &GithubSignature, &OptionalBodies, &EveryMethod),
     tags(
         (name = "integrations", description = "Checking keys: what integrations and gateways call"),
         (name = "keys", description = "Managing keys (keyward:keys:read / keyward:keys:write)"),
         (name = "events", description = "The audit trail (keyward:events:read)"),
+        (name = "leaks", description = "Leaked keys: GitHub secret scanning alerts and public reports"),
     )
 )]
 pub struct ApiDoc;
@@ -55,6 +58,25 @@ impl Modify for BearerAuth {
             components.add_security_scheme(
                 "bearer",
                 SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+        }
+    }
+}
+
+/// GitHub secret scanning alerts are authenticated by GitHub's signature
+/// of the body (issue 25).
+struct GithubSignature;
+
+impl Modify for GithubSignature {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue};
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "githubSignature",
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                    "Github-Public-Key-Signature",
+                    "ECDSA P-256 SHA-256 signature of the raw body by the GitHub key named in Github-Public-Key-Identifier",
+                ))),
             );
         }
     }

@@ -611,7 +611,8 @@ pub async fn create(
             rate_limit: valid.rate_limit,
         },
     )?;
-    let (secret, secret_facts) = dk::generate(valid.environment);
+    let (secret, secret_facts) =
+        dk::generate_with(&state.config.leaks.key_prefix, valid.environment);
     let digest = secret_facts.digest.clone();
     let max_personal = i64::from(facts.workspace.max_keys_per_user);
     let personal = kind == Kind::Personal;
@@ -878,7 +879,7 @@ pub async fn regenerate(
         return Ok(Made { key, secret: None });
     }
     let grace = dk::parse_grace(grace).map_err(|e| Error::Invalid(vec![e]))?;
-    let (secret, facts) = dk::generate(key.environment());
+    let (secret, facts) = dk::generate_with(&state.config.leaks.key_prefix, key.environment());
     let digest = facts.digest.clone();
     let write = move |c: &mut crate::db::DbConn, ctx: &Ctx, nonce: &str| {
         // The write lock first, as creating a personal key takes it.

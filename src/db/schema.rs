@@ -11,6 +11,7 @@ diesel::table! {
         max_expiry_days -> Nullable<Integer>,
         max_keys_per_user -> Integer,
         default_rate_limit -> Nullable<Integer>,
+        leak_response -> Text,
     }
 }
 
@@ -124,6 +125,8 @@ diesel::table! {
         updated_at -> Timestamp,
         last_used_at -> Nullable<Timestamp>,
         version -> BigInt,
+        key_prefix -> Text,
+        revoked_reason -> Nullable<Text>,
     }
 }
 
@@ -157,3 +160,19 @@ diesel::table! {
         completed_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    /// Leak reports of keys: GitHub secret scanning alerts and the public
+    /// report form (issue 25).
+    key_leaks (id) {
+        id -> Text,
+        workspace_id -> Text,
+        key_id -> Text,
+        source -> Text,
+        url -> Nullable<Text>,
+        reported_at -> Timestamp,
+        reporter -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(key_leaks -> api_keys (key_id));

@@ -21,6 +21,8 @@ pub struct Workspace {
     pub max_keys_per_user: i32,
     /// Rate limit proposed for new keys (requests per minute).
     pub default_rate_limit: Option<i32>,
+    /// What a leak report of one of its keys does: `revoke` or `report`.
+    pub leak_response: String,
 }
 
 /// Whether first-run setup has happened (any workspace exists).

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// Every action the application records (the Events filter offers them).
 /// Each must have a sentence: see the tests.
-pub const ACTIONS: [&str; 28] = [
+pub const ACTIONS: [&str; 29] = [
     "login.succeeded",
     "login.failed",
     "logout",
@@ -28,6 +28,7 @@ pub const ACTIONS: [&str; 28] = [
     "key.revoked",
     "key.deleted",
     "key.reviewed",
+    "key.leaked",
     "settings.api_keys_disabled",
     "settings.api_keys_enabled",
     "settings.changed",
@@ -91,6 +92,7 @@ fn setting_name(s: &str) -> String {
         "max_keys_per_user" => "maximum keys per user".to_owned(),
         "default_rate_limit" => "default rate limit".to_owned(),
         "api_keys_enabled" => "API keys enabled".to_owned(),
+        "leak_response" => "response to leaked keys".to_owned(),
         other => other.replace('_', " "),
     }
 }
@@ -214,12 +216,27 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
             (Some(reason), _) if reason == "owner removed" => {
                 format!("{actor} revoked {} by removing its owner", key())
             }
+            (Some(reason), _) if reason == "leaked" => {
+                format!("{actor} revoked {} because it was reported leaked", key())
+            }
             (_, Some(Value::Bool(true))) => {
                 format!("{actor} revoked {} (one of several at once)", key())
             }
             _ => format!("{actor} revoked {}", key()),
         },
         "key.deleted" => format!("{actor} deleted {}", key()),
+        "key.leaked" => {
+            let found = match field("url") {
+                Some(url) => format!(" at {url}"),
+                None => String::new(),
+            };
+            match field("action").as_deref() {
+                Some("revoked") => {
+                    format!("{actor} reported {} leaked{found}; it was revoked", key())
+                }
+                _ => format!("{actor} reported {} leaked{found}", key()),
+            }
+        }
         "key.reviewed" => format!("{actor} marked {} as reviewed", key()),
         "settings.api_keys_disabled" => {
             format!("{actor} switched API keys off for the workspace")

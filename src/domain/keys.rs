@@ -1,12 +1,19 @@
 //! API keys: format, checksum, digest, display excerpt, status and the rules
 //! for the fields a user chooses.
 //!
-//! Format: `sk_<env>_<random><checksum>`, where `<env>` is `live`, `test` or
-//! `dev`, `<random>` is 43 base62 characters drawn from the CSPRNG (256 bits,
-//! the entropy of 32 random bytes, at a fixed length so secret scanners can
-//! match `sk_(live|test|dev)_[0-9A-Za-z]{49}`), and `<checksum>` is the CRC32
-//! of everything before it in 6 base62 digits. A truncated or mistyped key
-//! fails the checksum without any database lookup.
+//! Format: `<prefix><env>_<random><checksum>`, where `<prefix>` is the
+//! installation's (`KEYWARD_KEY_PREFIX`, default `sk_`), `<env>` is `live`,
+//! `test` or `dev`, `<random>` is 43 base62 characters drawn from the CSPRNG
+//! (256 bits, the entropy of 32 random bytes, at a fixed length so secret
+//! scanners can match `sk_(live|test|dev)_[0-9A-Za-z]{49}`), and
+//! `<checksum>` is the CRC32 of everything before it in 6 base62 digits. A
+//! truncated or mistyped key fails the checksum without any database lookup.
+//!
+//! The checker accepts any well-formed prefix, not only the installation's
+//! current one: a key keeps working when the operator changes the prefix
+//! (its checksum and digest cover the key as it was issued), and no check
+//! needs the configuration. Each key row stores the prefix it was issued
+//! with, for its masked excerpt.
 
 use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
 use rand::distr::{Alphanumeric, SampleString};
@@ -25,6 +32,42 @@ pub const CHECKSUM_LEN: usize = 6;
 pub const HEAD_LEN: usize = 4;
 /// Characters at the end of the key shown in masked excerpts.
 pub const TAIL_LEN: usize = 4;
+
+/// The prefix of keys when the operator sets none.
+pub const DEFAULT_PREFIX: &str = "sk_";
+/// Longest installation prefix accepted (with its trailing underscore).
+pub const MAX_PREFIX_LEN: usize = 16;
+
+/// Check an installation prefix (`KEYWARD_KEY_PREFIX`): 2 to
+/// [`MAX_PREFIX_LEN`] lower-case letters, digits and underscores, starting
+/// with a letter and ending with `_`, e.g. `acme_` (giving `acme_live_…`).
+pub fn parse_prefix(raw: &str) -> Result<String, String> {
+    let p = raw.trim();
+    let ok = (2..=MAX_PREFIX_LEN).contains(&p.len())
+        && p.starts_with(|c: char| c.is_ascii_lowercase())
+        && p.ends_with('_')
+        && p.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(p.to_owned())
+    } else {
+        Err(format!(
+            "must be 2 to {MAX_PREFIX_LEN} lower-case letters, digits or underscores, starting with a letter and ending with _ (e.g. acme_)"
+        ))
+    }
+}
+
+/// Split the start of a key, `<prefix><env>_<rest>`, into its prefix,
+/// environment and rest (the rest holds no underscore: keys' random parts
+/// are base62). `None` when it does not start like a key.
+pub fn split_start(s: &str) -> Option<(&str, Environment, &str)> {
+    let (head, rest) = s.rsplit_once('_')?;
+    let (body, env) = head.rsplit_once('_')?;
+    let environment = Environment::ALL.into_iter().find(|e| e.as_str() == env)?;
+    let prefix = &s[..body.len() + 1];
+    parse_prefix(prefix).ok()?;
+    Some((prefix, environment, rest))
+}
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -55,13 +98,10 @@ impl Environment {
         }
     }
 
-    /// The key prefix, e.g. `sk_live_`.
-    pub fn prefix(self) -> &'static str {
-        match self {
-            Environment::Live => "sk_live_",
-            Environment::Test => "sk_test_",
-            Environment::Dev => "sk_dev_",
-        }
+    /// The start of this environment's keys with an installation prefix,
+    /// e.g. `sk_live_`.
+    pub fn start(self, prefix: &str) -> String {
+        format!("{prefix}{}_", self.as_str())
     }
 }
 
@@ -105,6 +145,8 @@ impl fmt::Debug for Secret {
 /// What is stored about a key's secret: never the secret itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretFacts {
+    /// The installation prefix the key was issued with, e.g. `sk_`.
+    pub prefix: String,
     pub environment: Environment,
     /// Hex SHA-256 of the full key.
     pub digest: String,
@@ -117,13 +159,13 @@ pub struct SecretFacts {
 impl SecretFacts {
     /// The masked excerpt shown in lists, e.g. `sk_live_…5G08`.
     pub fn excerpt(&self) -> String {
-        excerpt(self.environment, &self.tail)
+        excerpt(&self.prefix, self.environment, &self.tail)
     }
 }
 
-/// The masked excerpt for a key's environment and last characters.
-pub fn excerpt(environment: Environment, tail: &str) -> String {
-    format!("{}…{tail}", environment.prefix())
+/// The masked excerpt for a key's prefix, environment and last characters.
+pub fn excerpt(prefix: &str, environment: Environment, tail: &str) -> String {
+    format!("{}…{tail}", environment.start(prefix))
 }
 
 fn base62_checksum(body: &str) -> String {
@@ -142,18 +184,25 @@ pub fn digest(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-/// Generate a new key for an environment.
+/// Generate a new key for an environment with the default prefix.
 pub fn generate(environment: Environment) -> (Secret, SecretFacts) {
+    generate_with(DEFAULT_PREFIX, environment)
+}
+
+/// Generate a new key for an environment with an installation prefix
+/// (validated by [`parse_prefix`] when the configuration was read).
+pub fn generate_with(prefix: &str, environment: Environment) -> (Secret, SecretFacts) {
     let random = Alphanumeric.sample_string(&mut rand::rng(), RANDOM_LEN);
-    let body = format!("{}{random}", environment.prefix());
+    let body = format!("{}{random}", environment.start(prefix));
     let key = format!("{body}{}", base62_checksum(&body));
-    let facts = facts_of(environment, &key);
+    let facts = facts_of(prefix, environment, &key);
     (Secret(key), facts)
 }
 
-fn facts_of(environment: Environment, key: &str) -> SecretFacts {
-    let random = &key[environment.prefix().len()..];
+fn facts_of(prefix: &str, environment: Environment, key: &str) -> SecretFacts {
+    let random = &key[prefix.len() + environment.as_str().len() + 1..];
     SecretFacts {
+        prefix: prefix.to_owned(),
         environment,
         digest: digest(key),
         head: random[..HEAD_LEN].to_owned(),
@@ -167,7 +216,7 @@ pub enum FormatError {
     #[error("The key is empty.")]
     Empty,
     #[error(
-        "The key does not start with sk_live_, sk_test_ or sk_dev_. Copy the whole key, including its prefix."
+        "The key does not start like a key (for example sk_live_, sk_test_ or sk_dev_). Copy the whole key, including its prefix."
     )]
     UnknownPrefix,
     #[error(
@@ -189,15 +238,12 @@ pub fn parse(key: &str) -> Result<SecretFacts, FormatError> {
     if key.is_empty() {
         return Err(FormatError::Empty);
     }
-    let environment = Environment::ALL
-        .into_iter()
-        .find(|e| key.starts_with(e.prefix()))
-        .ok_or(FormatError::UnknownPrefix)?;
-    let rest = &key[environment.prefix().len()..];
+    let (prefix, environment, rest) = split_start(key).ok_or(FormatError::UnknownPrefix)?;
     if !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(FormatError::InvalidCharacter);
     }
-    let expected = environment.prefix().len() + RANDOM_LEN + CHECKSUM_LEN;
+    let start = prefix.len() + environment.as_str().len() + 1;
+    let expected = start + RANDOM_LEN + CHECKSUM_LEN;
     if key.len() != expected {
         return Err(FormatError::WrongLength {
             expected,
@@ -208,7 +254,7 @@ pub fn parse(key: &str) -> Result<SecretFacts, FormatError> {
     if base62_checksum(body) != checksum {
         return Err(FormatError::BadChecksum);
     }
-    Ok(facts_of(environment, key))
+    Ok(facts_of(prefix, environment, key))
 }
 
 /// What a search string says about a key's value: a full key (found by
@@ -226,12 +272,10 @@ pub enum ValueQuery {
 }
 
 /// Interpret a search query as (part of) a key value, if it looks like one:
-/// `sk_live_…5G08`, `sk_live_...5G08`, `sk_live_Ab3x`, or a whole key.
+/// `sk_live_…5G08`, `sk_live_...5G08`, `sk_live_Ab3x`, or a whole key (with
+/// any installation prefix, e.g. `acme_live_…5G08`).
 pub fn value_query(q: &str) -> Option<ValueQuery> {
     let q = q.trim();
-    if !q.starts_with("sk_") {
-        return None;
-    }
     if let Ok(facts) = parse(q) {
         return Some(ValueQuery::Full(facts));
     }
@@ -239,12 +283,10 @@ pub fn value_query(q: &str) -> Option<ValueQuery> {
         Some((s, t)) => (s, t.trim_matches('.')),
         None => (q, ""),
     };
-    let (environment, head) = match Environment::ALL
-        .into_iter()
-        .find(|e| start.starts_with(e.prefix()))
-    {
-        Some(e) => (Some(e), &start[e.prefix().len()..]),
-        None => (None, ""),
+    let (environment, head) = match split_start(start) {
+        Some((_, e, head)) => (Some(e), head),
+        None if q.starts_with(DEFAULT_PREFIX) => (None, ""),
+        None => return None,
     };
     let clean = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric());
     if !clean(head) || !clean(tail) {
@@ -577,7 +619,8 @@ mod tests {
         let (secret, _) = generate(Environment::Test);
         let key = secret.expose();
         assert_eq!(parse(""), Err(FormatError::Empty));
-        assert_eq!(parse("pk_test_abc"), Err(FormatError::UnknownPrefix));
+        assert_eq!(parse("pk-test-abc"), Err(FormatError::UnknownPrefix));
+        assert_eq!(parse("Sk_test_abc"), Err(FormatError::UnknownPrefix));
         assert_eq!(
             parse(&key[..key.len() - 3]),
             Err(FormatError::WrongLength {
@@ -624,6 +667,47 @@ mod tests {
             prop_assert!(parse(&key[..key.len() - cut]).is_err());
             prop_assert!(parse(&key[cut..]).is_err());
         }
+    }
+
+    #[test]
+    fn installation_prefixes() {
+        assert_eq!(parse_prefix("acme_").as_deref(), Ok("acme_"));
+        for bad in [
+            "",
+            "_",
+            "acme",
+            "Acme_",
+            "1acme_",
+            "ac-me_",
+            "abcdefghijklmnop_",
+        ] {
+            assert!(parse_prefix(bad).is_err(), "{bad} accepted");
+        }
+        let (secret, facts) = generate_with("acme_", Environment::Test);
+        let key = secret.expose();
+        assert!(key.starts_with("acme_test_"));
+        assert_eq!(key.len(), 10 + 43 + 6);
+        assert_eq!(parse(key).unwrap(), facts);
+        assert_eq!(facts.prefix, "acme_");
+        assert_eq!(
+            facts.excerpt(),
+            format!("acme_test_…{}", &key[key.len() - 4..])
+        );
+        // The default prefix's keys still parse: nothing depends on the
+        // configured prefix.
+        let (old, old_facts) = generate(Environment::Live);
+        assert_eq!(parse(old.expose()).unwrap(), old_facts);
+        // A prefix made of a prefix and an environment is still one prefix.
+        let (odd, odd_facts) = generate_with("acme_live_", Environment::Dev);
+        assert_eq!(parse(odd.expose()).unwrap(), odd_facts);
+        assert_eq!(
+            value_query("acme_live_…5G08"),
+            Some(ValueQuery::Partial {
+                environment: Some(Environment::Live),
+                head: String::new(),
+                tail: "5G08".into()
+            })
+        );
     }
 
     #[test]

@@ -21,6 +21,12 @@ const MAX_KEYS: usize = 100_000;
 /// per entry stays bounded.
 const MAX_KEY_LEN: usize = 320;
 
+/// Public leak reports accepted per client address within
+/// [`LEAK_REPORT_WINDOW`] (issue 25).
+pub const LEAK_REPORTS_PER_WINDOW: usize = 10;
+/// The window of the public leak reports' rate limit.
+pub const LEAK_REPORT_WINDOW: Duration = Duration::from_secs(10 * 60);
+
 /// At most `limit` attempts per key within `window`.
 #[derive(Debug)]
 pub struct Throttle {

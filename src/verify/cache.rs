@@ -375,6 +375,8 @@ mod tests {
                 created_at: now,
                 updated_at: now,
                 last_used_at: None,
+                key_prefix: "sk_".into(),
+                revoked_reason: None,
             },
             owner_email: None,
             api_keys_disabled_at: None,

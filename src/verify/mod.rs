@@ -283,11 +283,18 @@ impl Verifier {
             .about(&record));
         }
         if key.revoked_at.is_some() || key.deleted_at.is_some() {
-            return Err(Outcome::new(
-                Code::Revoked,
-                "This key was revoked and can no longer be used. Create a new key.",
-            )
-            .about(&record));
+            // A leak revocation says so (the reason is on the row already
+            // read: no extra work on this path).
+            let message = match key.revoked_reason.as_deref() {
+                Some("leaked_github") if key.deleted_at.is_none() => {
+                    "This key was revoked because GitHub secret scanning found it in public. Create a new key and keep it out of code and public places."
+                }
+                Some(_) if key.deleted_at.is_none() => {
+                    "This key was revoked because it was reported leaked. Create a new key and keep it out of code and public places."
+                }
+                _ => "This key was revoked and can no longer be used. Create a new key.",
+            };
+            return Err(Outcome::new(Code::Revoked, message).about(&record));
         }
         if key.disabled_at.is_some() {
             return Err(Outcome::new(

@@ -62,6 +62,8 @@ pub fn public_base(req: &HttpRequest, state: &AppState) -> String {
 struct DocsPage {
     layout: Layout,
     snippets: Vec<Snippet>,
+    /// The start of live keys with the installation's prefix, e.g. `sk_live_`.
+    key_start: String,
 }
 
 /// The API reference; open to anyone, like the document it renders.
@@ -76,9 +78,11 @@ pub async fn docs(
         Some(user) => Layout::new(&session, user, "API reference", "docs")?,
         None => Layout::anonymous(&session, "API reference")?,
     };
+    let key_start = crate::domain::keys::Environment::Live.start(&state.config.leaks.key_prefix);
     let page = DocsPage {
         layout,
-        snippets: use_your_key(&public_base(&req, &state), "sk_live_…"),
+        snippets: use_your_key(&public_base(&req, &state), &format!("{key_start}…")),
+        key_start,
     };
     render(&page, StatusCode::OK)
 }

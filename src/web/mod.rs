@@ -9,6 +9,7 @@ pub mod events;
 pub mod export;
 pub mod keys;
 pub mod layout;
+pub mod leaks;
 pub mod pages;
 pub mod session;
 pub mod settings;
@@ -104,7 +105,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(workspaces::list)
         .service(workspaces::switch)
         .service(workspaces::accept)
-        .service(workspaces::decline);
+        .service(workspaces::decline)
+        .service(leaks::report_form)
+        .service(leaks::report)
+        .service(leaks::set_response);
 }
 
 /// Render a template with a given status (e.g. 422 for a form with errors).

@@ -225,6 +225,7 @@ pub fn test_config(database: DatabaseUrl) -> Config {
         sqlite_synchronous: keyward::db::SqliteSync::Full,
         metrics_bind: None,
         log_format: keyward::config::LogFormat::Text,
+        leaks: Default::default(),
     }
 }
 

@@ -1427,7 +1427,8 @@ async fn every_api_route_is_in_the_openapi_document() {
             if op.get("security").is_some() {
                 assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
             } else {
-                assert_eq!(status, StatusCode::OK, "{method} {path}");
+                // 200, or 202 for a report taken in (leaks/report).
+                assert!(status.is_success(), "{method} {path}: {status}");
             }
             assert!(
                 op["responses"][status.as_str()].is_object(),

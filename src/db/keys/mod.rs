@@ -57,6 +57,11 @@ pub struct ApiKey {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub last_used_at: Option<NaiveDateTime>,
+    /// The installation prefix the key was issued with (`sk_`, `acme_`).
+    pub key_prefix: String,
+    /// Why the key was revoked, when a leak report revoked it:
+    /// `leaked_github` or `leaked_public`; `None` otherwise.
+    pub revoked_reason: Option<String>,
 }
 
 fn json_list(raw: &str) -> Vec<String> {
@@ -87,7 +92,7 @@ impl ApiKey {
 
     /// The masked excerpt, e.g. `sk_live_…5G08`.
     pub fn excerpt(&self) -> String {
-        excerpt(self.environment(), &self.tail)
+        excerpt(&self.key_prefix, self.environment(), &self.tail)
     }
 
     pub fn tag_list(&self) -> Vec<String> {
@@ -263,6 +268,7 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
                 api_keys::digest.eq(&new.facts.digest),
                 api_keys::head.eq(&new.facts.head),
                 api_keys::tail.eq(&new.facts.tail),
+                api_keys::key_prefix.eq(&new.facts.prefix),
                 api_keys::expires_at.eq(new.expires_at),
                 api_keys::rate_limit.eq(new.rate_limit),
                 api_keys::request_nonce.eq(new.request_nonce),
@@ -508,6 +514,7 @@ pub fn regenerate(
             api_keys::digest.eq(&facts.digest),
             api_keys::head.eq(&facts.head),
             api_keys::tail.eq(&facts.tail),
+            api_keys::key_prefix.eq(&facts.prefix),
             api_keys::previous_digest.eq(previous),
             api_keys::previous_expires_at.eq(previous_until),
             api_keys::expires_at.eq(expires_at),
@@ -582,6 +589,60 @@ fn revoke_in_tx(
     mark_revoked(conn, ctx, key, now)?;
     events::record(conn, ctx, "key.revoked", key_target(key), details)?;
     Ok(())
+}
+
+/// The key (of any workspace, deleted ones included) whose current or
+/// previous secret has this digest, its row locked for the rest of the
+/// transaction: what a leak report names. Only leak reports look keys up
+/// across workspaces this way, and they never tell the reporter more than
+/// whether the secret is a live key.
+pub fn find_leaked_locked(conn: &mut DbConn, digest: &str) -> QueryResult<Option<ApiKey>> {
+    let matching = api_keys::digest
+        .eq(digest)
+        .or(api_keys::previous_digest.eq(digest));
+    if let DbConn::Pg(pg) = conn {
+        api_keys::table
+            .filter(matching)
+            .select(api_keys::id)
+            .for_update()
+            .first::<String>(pg)
+            .optional()?;
+    }
+    api_keys::table
+        .filter(matching)
+        .select(ApiKey::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Revoke a key because it was reported leaked (inside the caller's write
+/// transaction): `reason` is kept on the row (`leaked_github`,
+/// `leaked_public`) so checks and pages can say why.
+pub fn revoke_leaked(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    key: &ApiKey,
+    reason: &str,
+) -> QueryResult<()> {
+    let now = super::now();
+    // The reason first: the revocation then bumps the row's version, so
+    // every copy that sees the revocation sees its reason.
+    diesel::update(api_keys::table.filter(api_keys::id.eq(&key.id)))
+        .set(api_keys::revoked_reason.eq(reason))
+        .execute(conn)?;
+    mark_revoked(conn, ctx, key, now)?;
+    events::record(
+        conn,
+        ctx,
+        "key.revoked",
+        key_target(key),
+        json!({ "reason": "leaked" }),
+    )
+}
+
+/// The audit target naming a key.
+pub fn target_of(key: &ApiKey) -> EventTarget<'_> {
+    key_target(key)
 }
 
 /// Revoke a key: irreversible; the row and its history stay.

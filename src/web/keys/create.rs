@@ -23,6 +23,8 @@ pub struct NewKeyForm {
     pub kind: ListKind,
     pub catalog: Vec<permissions::Permission>,
     pub environments: [Environment; 3],
+    /// The installation's key prefix (`KEYWARD_KEY_PREFIX`).
+    pub key_prefix: String,
     /// Expiry presets within the workspace maximum.
     pub presets: Vec<i64>,
     /// The workspace's maximum expiry in days, if any ("never" is then not offered).
@@ -104,6 +106,7 @@ fn form(call: &Call, kind: ListKind, facts: CreateFacts) -> Result<NewKeyForm, A
         kind,
         catalog: facts.catalog,
         environments: Environment::ALL,
+        key_prefix: call.state.config.leaks.key_prefix.clone(),
         presets: uc::presets_within(max),
         max_expiry_days: max,
         nonce: ids::new_token(),

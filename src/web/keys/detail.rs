@@ -33,6 +33,8 @@ struct DetailPage {
     return_to: String,
     /// "Use this key" examples, with the key's masked excerpt.
     snippets: Vec<crate::web::docs::Snippet>,
+    /// Leak reports of this key, newest first (issue 25).
+    leaks: Vec<crate::db::leaks::KeyLeak>,
 }
 
 /// One day of the usage chart.
@@ -63,30 +65,36 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
     // each day under its own part of the chart.
     let start = now.date().and_time(chrono::NaiveTime::MIN) - chrono::TimeDelta::days(6);
     let k = key.clone();
-    let (owner, created_by, revoked_by, usage, history, paused) = db(&call.state, move |c| {
-        let label = |c: &mut crate::db::DbConn, id: &str| -> Result<String, AppError> {
-            Ok(crate::db::users::get(c, &k.workspace_id, id)?
-                .map_or_else(|| id.to_owned(), |u| format!("{} ({})", u.name, u.email)))
-        };
-        let owner = match &k.owner_id {
-            Some(o) => label(c, o)?,
-            None => "Workspace".to_owned(),
-        };
-        let created_by = label(c, &k.created_by)?;
-        let revoked_by = match &k.revoked_by {
-            Some(r) => Some(label(c, r)?),
-            None => None,
-        };
-        let usage =
-            crate::db::usage::since(c, &k.workspace_id, Some(std::slice::from_ref(&k.id)), start)?;
-        let history = crate::db::events::for_target(c, &k.workspace_id, &k.id)?;
-        let history = crate::web::events::views(c, &k.workspace_id, history, false)?;
-        let paused = crate::db::workspaces::get(c, &k.workspace_id)?
-            .api_keys_disabled_at
-            .is_some();
-        Ok((owner, created_by, revoked_by, usage, history, paused))
-    })
-    .await?;
+    let (owner, created_by, revoked_by, usage, history, paused, leaks) =
+        db(&call.state, move |c| {
+            let label = |c: &mut crate::db::DbConn, id: &str| -> Result<String, AppError> {
+                Ok(crate::db::users::get(c, &k.workspace_id, id)?
+                    .map_or_else(|| id.to_owned(), |u| format!("{} ({})", u.name, u.email)))
+            };
+            let owner = match &k.owner_id {
+                Some(o) => label(c, o)?,
+                None => "Workspace".to_owned(),
+            };
+            let created_by = label(c, &k.created_by)?;
+            let revoked_by = match &k.revoked_by {
+                Some(r) => Some(label(c, r)?),
+                None => None,
+            };
+            let usage = crate::db::usage::since(
+                c,
+                &k.workspace_id,
+                Some(std::slice::from_ref(&k.id)),
+                start,
+            )?;
+            let history = crate::db::events::for_target(c, &k.workspace_id, &k.id)?;
+            let history = crate::web::events::views(c, &k.workspace_id, history, false)?;
+            let paused = crate::db::workspaces::get(c, &k.workspace_id)?
+                .api_keys_disabled_at
+                .is_some();
+            let leaks = crate::db::leaks::of_key(c, &k.workspace_id, &k.id)?;
+            Ok((owner, created_by, revoked_by, usage, history, paused, leaks))
+        })
+        .await?;
     let bars = hourly(&usage, start, CHART_HOURS)
         .remove(&key.id)
         .unwrap_or_else(|| vec![Bar::default(); CHART_HOURS as usize]);
@@ -147,6 +155,7 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
         created_by,
         revoked_by,
         history,
+        leaks,
     };
     render(&page, StatusCode::OK)
 }

@@ -118,6 +118,8 @@ struct ListPage {
     expiring_soon: Vec<String>,
     /// The most used keys of the last 24 hours (workspace pages).
     top: Vec<TopKey>,
+    /// The start of new live keys, e.g. `sk_live_` (search hint).
+    key_start: String,
 }
 
 impl ListPage {
@@ -284,6 +286,8 @@ async fn list_page(
     }
     let can_create = call.ctx().may(kind.key_kind().create_action());
     let page = ListPage {
+        key_start: crate::domain::keys::Environment::Live
+            .start(&call.state.config.leaks.key_prefix),
         layout: Layout::new(&call.session, &call.user, kind.title(), kind.nav())?,
         kind,
         results,
