@@ -189,6 +189,22 @@ pub struct Options {
         global = true
     )]
     pub log_format: String,
+    /// Recent checks kept per key in its request log (0 turns the log off).
+    #[arg(
+        long,
+        env = "KEYWARD_REQUEST_LOG_PER_KEY",
+        default_value = "1000",
+        global = true
+    )]
+    pub request_log_per_key: String,
+    /// Days a key's request log keeps a check.
+    #[arg(
+        long,
+        env = "KEYWARD_REQUEST_LOG_DAYS",
+        default_value = "14",
+        global = true
+    )]
+    pub request_log_days: String,
 }
 
 /// How log lines are written (`KEYWARD_LOG_FORMAT`).
@@ -469,6 +485,14 @@ impl Options {
             ));
         }
         let log_format = LogFormat::parse(&self.log_format)?;
+        let request_log_per_key = parse_range(
+            "KEYWARD_REQUEST_LOG_PER_KEY",
+            &self.request_log_per_key,
+            0,
+            100_000,
+        )? as u32;
+        let request_log_days =
+            parse_range("KEYWARD_REQUEST_LOG_DAYS", &self.request_log_days, 1, 3650)? as u32;
         Ok(Config {
             metrics_bind,
             log_format,
@@ -486,6 +510,8 @@ impl Options {
                 db_slots: pool_size as usize,
                 stale_if_error,
                 shared_database,
+                request_log_per_key,
+                request_log_days,
                 ..VerifierSettings::default()
             },
             trusted_proxies,
@@ -627,6 +653,11 @@ pub struct VerifierSettings {
     /// being answered from memory while the database cannot be reached
     /// (`KEYWARD_STALE_IF_ERROR`; zero: never).
     pub stale_if_error: Duration,
+    /// Recent checks kept per key in the request log
+    /// (`KEYWARD_REQUEST_LOG_PER_KEY`; zero: no log).
+    pub request_log_per_key: u32,
+    /// Days the request log keeps a check (`KEYWARD_REQUEST_LOG_DAYS`).
+    pub request_log_days: u32,
 }
 
 impl Default for VerifierSettings {
@@ -638,6 +669,8 @@ impl Default for VerifierSettings {
             db_slots: 8,
             stale_if_error: Duration::from_secs(15 * 60),
             shared_database: false,
+            request_log_per_key: 1000,
+            request_log_days: 14,
         }
     }
 }
@@ -675,6 +708,8 @@ mod tests {
             sqlite_synchronous: "full".into(),
             metrics_bind: None,
             log_format: "text".into(),
+            request_log_per_key: "1000".into(),
+            request_log_days: "14".into(),
         }
     }
 

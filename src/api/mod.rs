@@ -1,6 +1,7 @@
 //! The JSON API for integrations: bearer-key authentication, `/api/v1/me`,
 //! `/api/v1/keys/verify` and `/api/v1/forward-auth` for gateways.
 
+pub mod calls;
 pub mod manage;
 pub mod methods;
 pub mod openapi;
@@ -145,6 +146,7 @@ async fn check_bearer(
     req: &HttpRequest,
     state: &AppState,
     requirements: &Requirements,
+    call: &dyn crate::verify::DescribeCall,
 ) -> Result<Verified, Outcome> {
     let token = bearer(req).inspect_err(|outcome| {
         // Refused before the verifier saw it: count it here.
@@ -152,7 +154,7 @@ async fn check_bearer(
     })?;
     state
         .verifier
-        .verify(&state.pool, token, requirements)
+        .verify(&state.pool, token, requirements, call)
         .await
 }
 
@@ -198,7 +200,7 @@ pub async fn me(
             _ => WorkspaceRequirement::Any,
         },
     };
-    match check_bearer(&req, &state, &requirements).await {
+    match check_bearer(&req, &state, &requirements, &calls::Direct(&req)).await {
         Ok(v) => {
             let mut res = HttpResponse::Ok();
             rate_headers(&mut res, &v);
@@ -281,6 +283,15 @@ pub struct VerifyRequest {
     /// or blank: only the installation's first workspace (the one made at
     /// setup). Required for the services of every other workspace.
     workspace: Option<String>,
+    /// The method of the request the key came with, for the key's request
+    /// log (optional).
+    method: Option<String>,
+    /// The path of that request, for the request log (optional; a query
+    /// string is cut off and never recorded).
+    path: Option<String>,
+    /// The address of the client that sent the key, for the request log
+    /// (optional; an IP address).
+    ip: Option<String>,
 }
 
 /// Let the platform's services check a key they received. Always answers
@@ -302,6 +313,23 @@ pub struct VerifyRequest {
 #[post("/keys/verify")]
 pub async fn verify(state: web::Data<AppState>, body: web::Json<VerifyRequest>) -> HttpResponse {
     let body = body.into_inner();
+    // The service states the call it checks; only what it states is
+    // recorded (its own address is not the key holder's).
+    let call = crate::verify::CallInfo {
+        ip: body
+            .ip
+            .as_deref()
+            .and_then(crate::verify::CallInfo::clean_ip),
+        method: body
+            .method
+            .as_deref()
+            .and_then(crate::verify::CallInfo::clean_method),
+        path: body
+            .path
+            .as_deref()
+            .and_then(crate::verify::CallInfo::clean_path),
+        user_agent: None,
+    };
     let requirements = Requirements {
         environment: body.environment,
         permission: body.permission,
@@ -310,7 +338,7 @@ pub async fn verify(state: web::Data<AppState>, body: web::Json<VerifyRequest>) 
     };
     match state
         .verifier
-        .verify(&state.pool, body.key.trim(), &requirements)
+        .verify(&state.pool, body.key.trim(), &requirements, &call)
         .await
     {
         Ok(v) => {
@@ -450,7 +478,7 @@ pub async fn forward_auth(req: HttpRequest, state: web::Data<AppState>) -> HttpR
             return forward_auth_refusal(&outcome);
         }
     };
-    match check_bearer(&req, &state, &requirements).await {
+    match check_bearer(&req, &state, &requirements, &calls::Gateway(&req)).await {
         Ok(v) => {
             let key = &v.record.key;
             let mut res = HttpResponse::Ok();

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod people;
 pub mod permissions;
 pub mod pool_events;
+pub mod requests;
 pub mod schema;
 pub mod sessions;
 pub mod settings;

@@ -22,6 +22,7 @@ mod nginx;
 mod ops;
 mod outage;
 mod package;
+mod requests;
 mod resilience;
 mod search;
 mod security;

@@ -33,6 +33,8 @@ struct DetailPage {
     return_to: String,
     /// "Use this key" examples, with the key's masked excerpt.
     snippets: Vec<crate::web::docs::Snippet>,
+    /// "Still in use by" (the request log's last 24 hours).
+    callers: super::requests::CallersView,
 }
 
 /// One day of the usage chart.
@@ -94,6 +96,8 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
     for u in &usage {
         *by_outcome.entry(u.outcome.clone()).or_default() += u.count;
     }
+    let callers = crate::app::requests::callers(&call.state, &call.ctx(), &key.id).await?;
+    let callers = super::requests::CallersView::new(&callers, &format!("/keys/{}", key.id));
     let key_with_owner = KeyWithOwner {
         key: key.clone(),
         owner_email: None,
@@ -147,6 +151,7 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
         created_by,
         revoked_by,
         history,
+        callers,
     };
     render(&page, StatusCode::OK)
 }
