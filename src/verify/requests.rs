@@ -127,13 +127,14 @@ use crate::db::requests::Pending;
 
 /// Whether the `checks`-th check of a key within a flush interval is
 /// recorded, and as one of how many: every check up to [`QUIET_CHECKS`],
-/// then one in 2, 4, 8 … as the count grows, so a key's records per
-/// interval grow with the logarithm of its checks.
+/// then one in 2 up to twice that, one in 4 up to four times, …, so a key
+/// records about `QUIET_CHECKS / 2` checks more each time its checks double.
 pub fn sample(checks: u32) -> Option<u32> {
     if checks <= QUIET_CHECKS {
         return Some(1);
     }
-    let one_in = (checks / QUIET_CHECKS).next_power_of_two();
+    // 1 in 2 up to twice the quiet count, 1 in 4 up to four times, …
+    let one_in = ((checks - 1) / QUIET_CHECKS + 1).next_power_of_two();
     checks.is_multiple_of(one_in).then_some(one_in)
 }
 
@@ -144,7 +145,7 @@ pub struct RequestLog {
     /// Days kept (`KEYWARD_REQUEST_LOG_DAYS`).
     pub days: u32,
     pending: Mutex<Vec<Pending>>,
-    /// Records dropped because the buffer was full.
+    /// Records dropped because the buffer was full, since the last flush.
     pub dropped: AtomicU64,
     /// When rows past the retention period were last deleted.
     last_age_prune: Mutex<Option<std::time::Instant>>,
@@ -183,13 +184,8 @@ impl RequestLog {
         let mut pending = lock(&self.pending);
         if pending.len() >= MAX_PENDING_REQUESTS {
             drop(pending);
-            if self
-                .dropped
-                .fetch_add(1, Ordering::Relaxed)
-                .is_multiple_of(10_000)
-            {
-                tracing::warn!("request log buffer full: records are being dropped");
-            }
+            // Said once a flush (see `flush`), not on the hot path.
+            self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         pending.push(Pending {
@@ -217,6 +213,13 @@ impl RequestLog {
     /// next flush.
     pub fn flush(&self, pool: &Pool) {
         let batch: Vec<Pending> = std::mem::take(&mut *lock(&self.pending));
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::info!(
+                dropped,
+                "request log: checks not recorded since the last flush (more than {MAX_PENDING_REQUESTS} waiting)"
+            );
+        }
         if !batch.is_empty() {
             let written = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
                 crate::db::requests::insert(&mut conn, &batch, self.per_key)
@@ -258,6 +261,12 @@ mod tests {
     #[test]
     fn a_quiet_key_is_recorded_whole_and_a_busy_one_sampled() {
         assert!((1..=QUIET_CHECKS).all(|n| sample(n) == Some(1)));
+        // Then one in 2 up to 40, one in 4 up to 80.
+        assert_eq!(sample(21), None);
+        assert_eq!(sample(22), Some(2));
+        assert_eq!(sample(40), Some(2));
+        assert_eq!(sample(44), Some(4));
+        assert_eq!(sample(42), None);
         let recorded: Vec<(u32, u32)> = (1..=100_000)
             .filter_map(|n| sample(n).map(|w| (n, w)))
             .collect();

@@ -475,3 +475,85 @@ async fn another_workspaces_key_is_not_found() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_busy_key_is_sampled_and_says_so() {
+    // No flush on its own during the test: the test flushes.
+    let (app, admin) = spawn_ready_with(|c| {
+        c.usage_flush_interval = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    let k = admin
+        .create_key(
+            "/workspace/keys",
+            &[("name", "busy"), ("permissions", "data:read")],
+        )
+        .await;
+    const CHECKS: u32 = 100;
+    for _ in 0..CHECKS {
+        let v = verify(&app.base, json!({"key": k.secret, "path": "/busy"})).await;
+        assert_eq!(v["valid"], json!(true));
+    }
+    let (verifier, pool) = (app.state.verifier.clone(), app.pool.clone());
+    tokio::task::spawn_blocking(move || verifier.flush(&pool))
+        .await
+        .unwrap();
+    let expected: Vec<u32> = (1..=CHECKS)
+        .filter_map(keyward::verify::requests::sample)
+        .collect();
+    let id = k.id.clone();
+    let weights: Vec<i32> = app
+        .with_db(move |c| {
+            use diesel::prelude::*;
+            use keyward::db::schema::key_requests as r;
+            r::table
+                .filter(r::key_id.eq(id))
+                .order(r::id.asc())
+                .select(r::one_in)
+                .load(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(
+        weights,
+        expected.iter().map(|w| *w as i32).collect::<Vec<_>>()
+    );
+    assert!(weights.len() < CHECKS as usize && weights.iter().any(|w| *w > 1));
+    // The weights stand for about every check.
+    let total: i32 = weights.iter().sum();
+    assert!((80..=120).contains(&total), "{total}");
+    let (_, page) = admin.page(&format!("/keys/{}/requests", k.id)).await;
+    assert!(page.contains("This key was busy"), "{page}");
+    assert!(page.contains("(1 in 2)"));
+}
+
+#[tokio::test]
+async fn the_log_keeps_the_newest_checks_of_each_key() {
+    let (app, admin) = spawn_ready_with(|c| {
+        c.verifier.request_log_per_key = 3;
+    })
+    .await;
+    let k = admin
+        .create_key(
+            "/workspace/keys",
+            &[("name", "kept"), ("permissions", "data:read")],
+        )
+        .await;
+    for i in 1..=5 {
+        let path = format!("/call/{i}");
+        verify(&app.base, json!({"key": k.secret, "path": path})).await;
+    }
+    let mut paths = Vec::new();
+    for _ in 0..100 {
+        paths = stored(&app, &k.id)
+            .await
+            .into_iter()
+            .filter_map(|r| r.2)
+            .collect::<Vec<_>>();
+        if paths.last().map(String::as_str) == Some("/call/5") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(paths, ["/call/3", "/call/4", "/call/5"]);
+}
