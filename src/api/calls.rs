@@ -25,7 +25,7 @@ impl DescribeCall for Direct<'_> {
     fn describe(&self) -> CallInfo {
         let req = self.0;
         CallInfo {
-            ip: crate::http::client_ip(req),
+            ip: crate::http::client_addr(req),
             method: CallInfo::clean_method(req.method().as_str()),
             path: CallInfo::clean_path(req.path()),
             user_agent: user_agent(req),
@@ -56,7 +56,7 @@ impl DescribeCall for Gateway<'_> {
             .and_then(CallInfo::clean_path)
             .or_else(|| tail.and_then(|t| CallInfo::clean_path(&format!("/{t}"))));
         CallInfo {
-            ip: crate::http::client_ip(req),
+            ip: crate::http::client_addr(req),
             method,
             path,
             user_agent: user_agent(req),

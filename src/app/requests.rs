@@ -60,7 +60,8 @@ pub fn filter(outcome: Option<&str>, ip: Option<&str>, before: Option<i64>) -> R
         None => None,
         Some(i) => Some(
             crate::verify::requests::CallInfo::clean_ip(i)
-                .ok_or_else(|| Error::invalid("ip", format!("\"{i}\" is not an IP address.")))?,
+                .ok_or_else(|| Error::invalid("ip", format!("\"{i}\" is not an IP address.")))?
+                .to_string(),
         ),
     };
     if before.is_some_and(|b| b < 1) {

@@ -18,10 +18,11 @@ pub const PREVIOUS: &str = "previous";
 /// One check to write.
 #[derive(Debug, Clone)]
 pub struct Pending {
-    pub key_id: String,
-    pub workspace_id: String,
+    /// The key checked (held, not copied: recording a check allocates as
+    /// little as it can).
+    pub record: std::sync::Arc<super::keys::AuthRecord>,
     pub at: NaiveDateTime,
-    pub ip: Option<String>,
+    pub ip: Option<std::net::IpAddr>,
     pub method: Option<String>,
     /// Without its query string.
     pub path: Option<String>,
@@ -57,13 +58,18 @@ fn client_of(ua: Option<&str>) -> Option<String> {
     crate::domain::useragent::short(ua).or_else(|| Some(ua.chars().take(60).collect()))
 }
 
-/// Write a batch of checks, then delete the touched keys' rows beyond the
-/// newest `per_key`, in one transaction.
-pub fn insert(conn: &mut DbConn, batch: &[Pending], per_key: u32) -> QueryResult<()> {
-    let mut touched: Vec<&str> = batch.iter().map(|p| p.key_id.as_str()).collect();
+/// Write a batch of checks, then delete the rows beyond the newest
+/// `per_key` of the keys in `prune`, in one transaction.
+pub fn insert(
+    conn: &mut DbConn,
+    batch: &[Pending],
+    prune: &[String],
+    per_key: u32,
+) -> QueryResult<()> {
+    let mut prune: Vec<&str> = prune.iter().map(String::as_str).collect();
     // A fixed order, so two instances pruning the same keys lock alike.
-    touched.sort_unstable();
-    touched.dedup();
+    prune.sort_unstable();
+    prune.dedup();
     let clients: Vec<Option<String>> = batch
         .iter()
         .map(|p| client_of(p.user_agent.as_deref()))
@@ -79,10 +85,10 @@ pub fn insert(conn: &mut DbConn, batch: &[Pending], per_key: u32) -> QueryResult
                 let opt =
                     |f: fn(&Pending) -> Option<String>| chunk.iter().map(f).collect::<Vec<_>>();
                 diesel::sql_query(SQL)
-                    .bind::<Array<Text>, _>(text(|p| p.key_id.clone()))
-                    .bind::<Array<Text>, _>(text(|p| p.workspace_id.clone()))
+                    .bind::<Array<Text>, _>(text(|p| p.record.key.id.clone()))
+                    .bind::<Array<Text>, _>(text(|p| p.record.key.workspace_id.clone()))
                     .bind::<Array<Timestamp>, _>(chunk.iter().map(|p| p.at).collect::<Vec<_>>())
-                    .bind::<Array<Nullable<Text>>, _>(opt(|p| p.ip.clone()))
+                    .bind::<Array<Nullable<Text>>, _>(opt(|p| p.ip.map(|ip| ip.to_string())))
                     .bind::<Array<Nullable<Text>>, _>(opt(|p| p.method.clone()))
                     .bind::<Array<Nullable<Text>>, _>(opt(|p| p.path.clone()))
                     .bind::<Array<Text>, _>(text(|p| p.outcome.to_owned()))
@@ -96,8 +102,8 @@ pub fn insert(conn: &mut DbConn, batch: &[Pending], per_key: u32) -> QueryResult
                     )
                     .execute(pg)?;
             }
-            let touched: Vec<String> = touched.iter().map(|k| (*k).to_owned()).collect();
-            for keys in touched.chunks(PG_CHUNK) {
+            let prune: Vec<String> = prune.iter().map(|k| (*k).to_owned()).collect();
+            for keys in prune.chunks(PG_CHUNK) {
                 diesel::sql_query(
                     "DELETE FROM key_requests r USING unnest($1::text[]) AS t(key_id) \
                      WHERE r.key_id = t.key_id AND r.id <= (SELECT id FROM key_requests n \
@@ -110,24 +116,26 @@ pub fn insert(conn: &mut DbConn, batch: &[Pending], per_key: u32) -> QueryResult
             Ok(())
         }
         DbConn::Sqlite(lite) => {
-            const SQL: &str = "INSERT INTO key_requests \
-                 (key_id, workspace_id, at, ip, method, path, outcome, client, secret, one_in) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+            // One statement, prepared once and cached by Diesel, run a row:
+            // SQLite is in-process, and a statement written out per row or
+            // per chunk cost more to parse than the rows to insert.
             for (p, client) in batch.iter().zip(&clients) {
-                diesel::sql_query(SQL)
-                    .bind::<Text, _>(&p.key_id)
-                    .bind::<Text, _>(&p.workspace_id)
-                    .bind::<Timestamp, _>(p.at)
-                    .bind::<Nullable<Text>, _>(p.ip.as_deref())
-                    .bind::<Nullable<Text>, _>(p.method.as_deref())
-                    .bind::<Nullable<Text>, _>(p.path.as_deref())
-                    .bind::<Text, _>(p.outcome)
-                    .bind::<Nullable<Text>, _>(client.as_deref())
-                    .bind::<Text, _>(p.secret)
-                    .bind::<Integer, _>(i32::try_from(p.one_in).unwrap_or(i32::MAX))
+                diesel::insert_into(key_requests::table)
+                    .values((
+                        key_requests::key_id.eq(&p.record.key.id),
+                        key_requests::workspace_id.eq(&p.record.key.workspace_id),
+                        key_requests::at.eq(p.at),
+                        key_requests::ip.eq(p.ip.map(|ip| ip.to_string())),
+                        key_requests::method.eq(p.method.as_deref()),
+                        key_requests::path.eq(p.path.as_deref()),
+                        key_requests::outcome.eq(p.outcome),
+                        key_requests::client.eq(client.as_deref()),
+                        key_requests::secret.eq(p.secret),
+                        key_requests::one_in.eq(i32::try_from(p.one_in).unwrap_or(i32::MAX)),
+                    ))
                     .execute(lite)?;
             }
-            for key in touched {
+            for key in prune {
                 diesel::sql_query(
                     "DELETE FROM key_requests WHERE key_id = ? AND id <= (SELECT id FROM \
                      key_requests WHERE key_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",

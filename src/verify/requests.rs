@@ -15,11 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Checks of one key within one flush interval that are all recorded;
 /// beyond it a key is "busy" and only a sample is.
-pub const QUIET_CHECKS: u32 = 20;
+pub const QUIET_CHECKS: u32 = 5;
 
 /// Most records held between two flushes (and while the database cannot
 /// take them); beyond it new records are dropped and counted.
-pub const MAX_PENDING_REQUESTS: usize = 50_000;
+pub const MAX_PENDING_REQUESTS: usize = 20_000;
 
 /// Longest path kept, in characters.
 const MAX_PATH: usize = 300;
@@ -30,7 +30,7 @@ const MAX_AGENT: usize = 200;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallInfo {
     /// The client's address (through trusted proxies).
-    pub ip: Option<String>,
+    pub ip: Option<std::net::IpAddr>,
     pub method: Option<String>,
     /// Without its query string.
     pub path: Option<String>,
@@ -57,31 +57,31 @@ impl CallInfo {
             None => raw,
         };
         let end = raw.find(['?', '#']).unwrap_or(raw.len());
-        let path: String = raw[..end]
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(MAX_PATH)
-            .collect();
+        let path = bounded(&raw[..end], MAX_PATH);
         (!path.is_empty()).then_some(path)
     }
 
     /// An address as recorded: only a valid IP address.
-    pub fn clean_ip(raw: &str) -> Option<String> {
-        raw.trim()
-            .parse::<std::net::IpAddr>()
-            .ok()
-            .map(|ip| ip.to_string())
+    pub fn clean_ip(raw: &str) -> Option<std::net::IpAddr> {
+        raw.trim().parse::<std::net::IpAddr>().ok()
     }
 
     /// A user agent as held until the flush shortens it.
     pub fn clean_agent(raw: &str) -> Option<String> {
-        let ua: String = raw
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(MAX_AGENT)
-            .collect();
+        let ua = bounded(raw, MAX_AGENT);
         (!ua.trim().is_empty()).then_some(ua)
     }
+}
+
+/// `text` without control characters, at most `max` characters. Printable
+/// ASCII (almost every path and user agent) is copied as it is: checking
+/// character by character cost more than the rest of recording a check.
+fn bounded(text: &str, max: usize) -> String {
+    let bytes = text.as_bytes();
+    if bytes.len() <= max && bytes.iter().all(|b| (b' '..=b'~').contains(b)) {
+        return text.to_owned();
+    }
+    text.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 /// Tells the verifier about the call a key came with. Asked only when the
@@ -149,6 +149,10 @@ pub struct RequestLog {
     pub dropped: AtomicU64,
     /// When rows past the retention period were last deleted.
     last_age_prune: Mutex<Option<std::time::Instant>>,
+    /// Rows written per key since its rows were last cut to `per_key`: a
+    /// key is pruned once it may hold a tenth more than that (a delete
+    /// per key and flush cost more than the inserts).
+    unpruned: Mutex<hashbrown::HashMap<String, u32>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -163,6 +167,7 @@ impl RequestLog {
             pending: Mutex::new(Vec::new()),
             dropped: AtomicU64::new(0),
             last_age_prune: Mutex::new(None),
+            unpruned: Mutex::new(hashbrown::HashMap::new()),
         }
     }
 
@@ -173,7 +178,7 @@ impl RequestLog {
     /// Keep one check of `record`'s key.
     pub fn push(
         &self,
-        record: &AuthRecord,
+        record: &std::sync::Arc<AuthRecord>,
         at: NaiveDateTime,
         outcome: &'static str,
         secret: Secret,
@@ -189,8 +194,7 @@ impl RequestLog {
             return;
         }
         pending.push(Pending {
-            key_id: record.key.id.clone(),
-            workspace_id: record.key.workspace_id.clone(),
+            record: record.clone(),
             at,
             ip: call.ip,
             method: call.method,
@@ -221,10 +225,28 @@ impl RequestLog {
             );
         }
         if !batch.is_empty() {
+            let slack = (self.per_key / 10).max(1);
+            let prune: Vec<String> = {
+                let mut unpruned = lock(&self.unpruned);
+                for p in &batch {
+                    *unpruned.entry_ref(p.record.key.id.as_str()).or_insert(0) += 1;
+                }
+                unpruned
+                    .iter()
+                    .filter(|(_, n)| **n >= slack)
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            };
             let written = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
-                crate::db::requests::insert(&mut conn, &batch, self.per_key)
+                crate::db::requests::insert(&mut conn, &batch, &prune, self.per_key)
                     .map_err(|e| e.to_string())
             });
+            if written.is_ok() {
+                let mut unpruned = lock(&self.unpruned);
+                for k in &prune {
+                    unpruned.remove(k);
+                }
+            }
             if let Err(e) = written {
                 tracing::warn!(error = %e, pending = batch.len(), "could not write the request log; will retry");
                 let mut pending = lock(&self.pending);
@@ -291,9 +313,14 @@ mod tests {
         assert_eq!(CallInfo::clean_method("get").as_deref(), Some("GET"));
         assert_eq!(CallInfo::clean_method("GET /x"), None);
         assert_eq!(
-            CallInfo::clean_ip("203.0.113.9 ").as_deref(),
-            Some("203.0.113.9")
+            CallInfo::clean_ip("203.0.113.9 ").map(|ip| ip.to_string()),
+            Some("203.0.113.9".to_owned())
         );
+        assert_eq!(
+            CallInfo::clean_path("/a\u{0}b\u{85}c").as_deref(),
+            Some("/abc")
+        );
+        assert_eq!(CallInfo::clean_agent(&"x".repeat(500)).unwrap().len(), 200);
         assert_eq!(CallInfo::clean_ip("not an address"), None);
     }
 }
