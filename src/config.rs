@@ -198,6 +198,22 @@ pub struct Options {
     /// GitHub leak endpoint refuses every alert.
     #[arg(long, env = "KEYWARD_GITHUB_KEYS_FILE", global = true)]
     pub github_keys_file: Option<std::path::PathBuf>,
+    /// Recent checks kept per key in its request log (0 turns the log off).
+    #[arg(
+        long,
+        env = "KEYWARD_REQUEST_LOG_PER_KEY",
+        default_value = "1000",
+        global = true
+    )]
+    pub request_log_per_key: String,
+    /// Days a key's request log keeps a check.
+    #[arg(
+        long,
+        env = "KEYWARD_REQUEST_LOG_DAYS",
+        default_value = "14",
+        global = true
+    )]
+    pub request_log_days: String,
 }
 
 /// How log lines are written (`KEYWARD_LOG_FORMAT`).
@@ -509,6 +525,14 @@ impl Options {
                 .clone()
                 .filter(|p| !p.as_os_str().is_empty()),
         };
+        let request_log_per_key = parse_range(
+            "KEYWARD_REQUEST_LOG_PER_KEY",
+            &self.request_log_per_key,
+            0,
+            100_000,
+        )? as u32;
+        let request_log_days =
+            parse_range("KEYWARD_REQUEST_LOG_DAYS", &self.request_log_days, 1, 3650)? as u32;
         Ok(Config {
             leaks,
             metrics_bind,
@@ -527,6 +551,8 @@ impl Options {
                 db_slots: pool_size as usize,
                 stale_if_error,
                 shared_database,
+                request_log_per_key,
+                request_log_days,
                 ..VerifierSettings::default()
             },
             trusted_proxies,
@@ -668,6 +694,11 @@ pub struct VerifierSettings {
     /// being answered from memory while the database cannot be reached
     /// (`KEYWARD_STALE_IF_ERROR`; zero: never).
     pub stale_if_error: Duration,
+    /// Recent checks kept per key in the request log
+    /// (`KEYWARD_REQUEST_LOG_PER_KEY`; zero: no log).
+    pub request_log_per_key: u32,
+    /// Days the request log keeps a check (`KEYWARD_REQUEST_LOG_DAYS`).
+    pub request_log_days: u32,
 }
 
 impl Default for VerifierSettings {
@@ -679,6 +710,8 @@ impl Default for VerifierSettings {
             db_slots: 8,
             stale_if_error: Duration::from_secs(15 * 60),
             shared_database: false,
+            request_log_per_key: 1000,
+            request_log_days: 14,
         }
     }
 }
@@ -718,6 +751,8 @@ mod tests {
             log_format: "text".into(),
             key_prefix: "sk_".into(),
             github_keys_file: None,
+            request_log_per_key: "1000".into(),
+            request_log_days: "14".into(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! `/api/v1/keys/verify` and `/api/v1/forward-auth` for gateways.
 
 pub mod leaks;
+pub mod calls;
 pub mod manage;
 pub mod methods;
 pub mod openapi;
@@ -147,6 +148,7 @@ async fn check_bearer(
     req: &HttpRequest,
     state: &AppState,
     requirements: &Requirements,
+    call: &dyn crate::verify::DescribeCall,
 ) -> Result<Verified, Outcome> {
     let token = bearer(req).inspect_err(|outcome| {
         // Refused before the verifier saw it: count it here.
@@ -154,7 +156,7 @@ async fn check_bearer(
     })?;
     state
         .verifier
-        .verify(&state.pool, token, requirements)
+        .verify(&state.pool, token, requirements, call)
         .await
 }
 
@@ -200,7 +202,7 @@ pub async fn me(
             _ => WorkspaceRequirement::Any,
         },
     };
-    match check_bearer(&req, &state, &requirements).await {
+    match check_bearer(&req, &state, &requirements, &calls::Direct(&req)).await {
         Ok(v) => {
             let mut res = HttpResponse::Ok();
             rate_headers(&mut res, &v);
@@ -283,6 +285,15 @@ pub struct VerifyRequest {
     /// or blank: only the installation's first workspace (the one made at
     /// setup). Required for the services of every other workspace.
     workspace: Option<String>,
+    /// The method of the request the key came with, for the key's request
+    /// log (optional).
+    method: Option<String>,
+    /// The path of that request, for the request log (optional; a query
+    /// string is cut off and never recorded).
+    path: Option<String>,
+    /// The address of the client that sent the key, for the request log
+    /// (optional; an IP address).
+    ip: Option<String>,
 }
 
 /// Let the platform's services check a key they received. Always answers
@@ -304,6 +315,23 @@ pub struct VerifyRequest {
 #[post("/keys/verify")]
 pub async fn verify(state: web::Data<AppState>, body: web::Json<VerifyRequest>) -> HttpResponse {
     let body = body.into_inner();
+    // The service states the call it checks; only what it states is
+    // recorded (its own address is not the key holder's).
+    let call = crate::verify::CallInfo {
+        ip: body
+            .ip
+            .as_deref()
+            .and_then(crate::verify::CallInfo::clean_ip),
+        method: body
+            .method
+            .as_deref()
+            .and_then(crate::verify::CallInfo::clean_method),
+        path: body
+            .path
+            .as_deref()
+            .and_then(crate::verify::CallInfo::clean_path),
+        user_agent: None,
+    };
     let requirements = Requirements {
         environment: body.environment,
         permission: body.permission,
@@ -312,7 +340,7 @@ pub async fn verify(state: web::Data<AppState>, body: web::Json<VerifyRequest>) 
     };
     match state
         .verifier
-        .verify(&state.pool, body.key.trim(), &requirements)
+        .verify(&state.pool, body.key.trim(), &requirements, &call)
         .await
     {
         Ok(v) => {
@@ -452,7 +480,7 @@ pub async fn forward_auth(req: HttpRequest, state: web::Data<AppState>) -> HttpR
             return forward_auth_refusal(&outcome);
         }
     };
-    match check_bearer(&req, &state, &requirements).await {
+    match check_bearer(&req, &state, &requirements, &calls::Gateway(&req)).await {
         Ok(v) => {
             let key = &v.record.key;
             let mut res = HttpResponse::Ok();

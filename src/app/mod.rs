@@ -16,6 +16,7 @@ pub mod auth;
 pub mod events;
 pub mod keys;
 pub mod leaks;
+pub mod requests;
 pub mod settings;
 pub mod users;
 pub mod workspaces;

@@ -12,6 +12,7 @@ pub mod leaks;
 pub mod people;
 pub mod permissions;
 pub mod pool_events;
+pub mod requests;
 pub mod schema;
 pub mod sessions;
 pub mod settings;

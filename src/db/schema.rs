@@ -140,6 +140,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Recent checks of a key (the request log), written in batches.
+    key_requests (id) {
+        id -> BigInt,
+        key_id -> Text,
+        workspace_id -> Text,
+        at -> Timestamp,
+        ip -> Nullable<Text>,
+        method -> Nullable<Text>,
+        path -> Nullable<Text>,
+        outcome -> Text,
+        client -> Nullable<Text>,
+        secret -> Text,
+        one_in -> Integer,
+    }
+}
+
 diesel::joinable!(permissions -> workspaces (workspace_id));
 diesel::joinable!(key_usage -> api_keys (key_id));
 diesel::joinable!(api_keys -> workspaces (workspace_id));

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// Every action the application records (the Events filter offers them).
 /// Each must have a sentence: see the tests.
-pub const ACTIONS: [&str; 29] = [
+pub const ACTIONS: [&str; 30] = [
     "login.succeeded",
     "login.failed",
     "logout",
@@ -25,6 +25,7 @@ pub const ACTIONS: [&str; 29] = [
     "key.disabled",
     "key.enabled",
     "key.regenerated",
+    "key.grace_ended",
     "key.revoked",
     "key.deleted",
     "key.reviewed",
@@ -198,6 +199,10 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
                 _ => format!("{actor} edited {}", key()),
             }
         }
+        "key.grace_ended" => format!(
+            "{actor} ended the grace period of the previous secret of {}",
+            key()
+        ),
         "key.disabled" => format!("{actor} disabled {}", key()),
         "key.enabled" => format!("{actor} enabled {}", key()),
         "key.regenerated" => match d.get("old_secret_valid_until").filter(|v| !v.is_null()) {

@@ -19,17 +19,26 @@ pub fn is_htmx(req: &HttpRequest) -> bool {
 /// is `X-Forwarded-For` believed (a client could forge it to dodge
 /// throttling otherwise).
 pub fn client_ip(req: &HttpRequest) -> Option<String> {
+    client_addr(req).map(|ip| ip.to_string())
+}
+
+/// [`client_ip`] as an address (the request log formats it later, off the
+/// hot path). Without trusted proxies the peer is the client, and nothing
+/// else is read.
+pub fn client_addr(req: &HttpRequest) -> Option<std::net::IpAddr> {
     let peer = req.peer_addr()?.ip();
-    let trusted = req
+    let trusted: &[ipnet::IpNet] = req
         .app_data::<web::Data<AppState>>()
-        .map(|s| s.config.trusted_proxies.clone())
-        .unwrap_or_default();
+        .map_or(&[], |s| &s.config.trusted_proxies);
+    if trusted.is_empty() {
+        return Some(peer);
+    }
     let forwarded: Vec<&str> = req
         .headers()
         .get_all("x-forwarded-for")
         .filter_map(|v| v.to_str().ok())
         .collect();
-    Some(forwarded_client(peer, &forwarded.join(","), &trusted).to_string())
+    Some(forwarded_client(peer, &forwarded.join(","), trusted))
 }
 
 /// Walk `X-Forwarded-For` from the right (the hop nearest to us) past

@@ -13,6 +13,7 @@ pub mod feed;
 pub mod index;
 pub mod limiter;
 pub mod outcome;
+pub mod requests;
 pub mod shards;
 pub mod usage;
 pub mod workers;
@@ -26,6 +27,7 @@ use chrono::NaiveDateTime;
 use feed::FeedStatus;
 use limiter::{Limiter, RetryAfter};
 pub use outcome::{Code, Outcome, RateInfo, Requirements, Verified, WorkspaceRequirement};
+pub use requests::{CallInfo, DescribeCall, NoCall};
 use std::sync::Arc;
 use std::time::Duration;
 use usage::UsageBuffers;
@@ -38,6 +40,8 @@ pub struct Verifier {
     cache: KeyCache,
     limiter: Limiter,
     usage: UsageBuffers,
+    /// Recent checks per key, buffered like the usage counts.
+    pub requests: requests::RequestLog,
     feed: FeedStatus,
     workers: workers::LookupWorkers,
     health: Arc<DbHealth>,
@@ -101,6 +105,10 @@ impl Verifier {
             stale_log: std::sync::Mutex::new((None, 0)),
             limiter,
             usage: UsageBuffers::default(),
+            requests: requests::RequestLog::new(
+                settings.request_log_per_key,
+                settings.request_log_days,
+            ),
             feed: FeedStatus::default(),
             workers: workers::LookupWorkers::new(settings.db_slots),
         }
@@ -233,15 +241,19 @@ impl Verifier {
     }
 
     /// Check a key and count the outcome for the key's usage statistics
-    /// (only for keys that were identified).
+    /// (only for keys that were identified); record the check in the key's
+    /// request log with what `call` says about the request (asked only for
+    /// the checks that are recorded).
     pub async fn verify(
         &self,
         pool: &Pool,
         raw: &str,
         req: &Requirements,
+        call: &dyn DescribeCall,
     ) -> Result<Verified, Outcome> {
         let started = std::time::Instant::now();
-        let result = self.check(pool, raw, req).await;
+        let mut secret = requests::Secret::Current;
+        let result = self.check(pool, raw, req, &mut secret).await;
         self.metrics
             .observe(result.as_ref().err().map(|o| o.code), started.elapsed());
         // A passed check also sets the key's "last used".
@@ -253,7 +265,14 @@ impl Verifier {
                 .map(|v| (&v.record, o.code.as_str(), false)),
         };
         if let Some((record, outcome, used)) = counted {
-            self.usage.note(record, db::now(), outcome, used);
+            let now = db::now();
+            let checks = self.usage.note(record, now, outcome, used);
+            if self.requests.is_on()
+                && let Some(one_in) = checks.and_then(requests::sample)
+            {
+                self.requests
+                    .push(record, now, outcome, secret, one_in, call);
+            }
         }
         result
     }
@@ -261,7 +280,14 @@ impl Verifier {
     /// Run every check, in the documented order: format and checksum, lookup,
     /// the caller's workspace, workspace switch, revoked or deleted, disabled, expired (and old secrets
     /// past their grace), environment, permission and resource, rate limit.
-    async fn check(&self, pool: &Pool, raw: &str, req: &Requirements) -> Result<Verified, Outcome> {
+    /// `secret` is set to the secret that matched once the key is found.
+    async fn check(
+        &self,
+        pool: &Pool,
+        raw: &str,
+        req: &Requirements,
+        secret: &mut requests::Secret,
+    ) -> Result<Verified, Outcome> {
         let facts = parse(raw).map_err(|e| Outcome::new(Code::Malformed, e.to_string()))?;
         let (record, stale_age) = self.lookup(pool, &facts.digest).await?;
         let record = record.ok_or_else(|| {
@@ -274,6 +300,9 @@ impl Verifier {
             return Err(refusal);
         }
         let key = &record.key;
+        if key.digest != facts.digest {
+            *secret = requests::Secret::Previous;
+        }
         let now = db::now();
         if record.api_keys_disabled_at.is_some() {
             return Err(Outcome::new(
@@ -401,6 +430,7 @@ impl Verifier {
     /// rate-limit buckets.
     pub fn flush(&self, pool: &Pool) {
         self.usage.flush(pool);
+        self.requests.flush(pool);
         self.limiter.prune();
         self.cache.purge_expired();
     }
@@ -423,6 +453,7 @@ impl Verifier {
             .name("keyward-final-flush".into())
             .spawn(move || {
                 verifier.usage.flush(&pool);
+                verifier.requests.flush(&pool);
                 let _ = done_tx.send(());
             });
         if spawned.is_ok() && done_rx.recv_timeout(budget).is_ok() {

@@ -39,6 +39,8 @@ struct Uses {
     last_used: Option<NaiveDateTime>,
     /// (hour, outcome, count): one or two almost always.
     counts: Vec<(NaiveDateTime, &'static str, i64)>,
+    /// Checks noted since the last flush (for the request log's sampling).
+    checks: u32,
 }
 
 /// The buffers.
@@ -65,13 +67,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl UsageBuffers {
     /// Note one check of `record`'s key at `at` with its outcome, and that
     /// the key was used (`used`: the check passed) for "last used".
+    /// Returns how many checks of the record were noted since the last
+    /// flush, this one included (`None`: the buffer was full).
     pub fn note(
         &self,
         record: &Arc<AuthRecord>,
         at: NaiveDateTime,
         outcome: &'static str,
         used: bool,
-    ) {
+    ) -> Option<u32> {
         let hour = hour_of(at);
         let mut recent = lock(&self.recent);
         let address = Arc::as_ptr(record) as usize;
@@ -80,14 +84,16 @@ impl UsageBuffers {
             hashbrown::hash_map::Entry::Occupied(uses) => uses.into_mut(),
             hashbrown::hash_map::Entry::Vacant(_) if full => {
                 tracing::warn!("usage buffer full: a count was dropped");
-                return;
+                return None;
             }
             hashbrown::hash_map::Entry::Vacant(slot) => slot.insert(Uses {
                 record: record.clone(),
                 last_used: None,
                 counts: Vec::new(),
+                checks: 0,
             }),
         };
+        uses.checks = uses.checks.saturating_add(1);
         if used {
             uses.last_used = Some(uses.last_used.map_or(at, |t| t.max(at)));
         }
@@ -99,6 +105,7 @@ impl UsageBuffers {
             Some((_, _, n)) => *n += 1,
             None => uses.counts.push((hour, outcome, 1)),
         }
+        Some(uses.checks)
     }
 
     /// Move what checks noted into the per-id buffers the flush writes.

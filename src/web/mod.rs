@@ -84,6 +84,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(keys::regenerate)
         .service(keys::revoke)
         .service(keys::delete)
+        // Before the catch-all confirmation route `/keys/{id}/{what}`.
+        .service(keys::requests::requests_page)
+        .service(keys::requests::requests_csv)
+        .service(keys::requests::end_grace_form)
+        .service(keys::requests::end_grace)
         .service(keys::confirm_form)
         .service(keys::detail::detail)
         .service(settings::settings_page)

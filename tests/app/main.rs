@@ -23,6 +23,7 @@ mod nginx;
 mod ops;
 mod outage;
 mod package;
+mod requests;
 mod resilience;
 mod scanner;
 mod search;

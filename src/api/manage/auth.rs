@@ -60,6 +60,7 @@ impl<N: Need + 'static> FromRequest for Manager<N> {
         let control = has_control(req.query_string()) || has_control(req.path());
         let ip = crate::http::client_ip(req);
         let user_agent = crate::http::user_agent(req);
+        let call = crate::verify::DescribeCall::describe(&crate::api::calls::Direct(req));
         Box::pin(async move {
             let state = state.ok_or_else(|| {
                 ApiError::from(crate::error::AppError::Internal("no state".into()))
@@ -77,7 +78,7 @@ impl<N: Need + 'static> FromRequest for Manager<N> {
             };
             let verified = state
                 .verifier
-                .verify(&state.pool, &token, &requirements)
+                .verify(&state.pool, &token, &requirements, &call)
                 .await
                 .map_err(ApiError::refused)?;
             if control {

@@ -19,10 +19,12 @@ pub mod auth;
 pub mod body;
 pub mod events;
 pub mod keys;
+pub mod requests;
 pub mod shapes;
 
 pub use events::*;
 pub use keys::*;
+pub use requests::{end_grace, key_callers, key_requests};
 pub use shapes::*;
 
 use actix_web::web;
@@ -63,5 +65,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .get(key_usage)
             .head(key_usage),
     )
+    .service(
+        web::resource("/keys/{id}/requests")
+            .get(key_requests)
+            .head(key_requests),
+    )
+    .service(
+        web::resource("/keys/{id}/callers")
+            .get(key_callers)
+            .head(key_callers),
+    )
+    .service(web::resource("/keys/{id}/end-grace").post(end_grace))
     .service(web::resource("/events").get(list_events).head(list_events));
 }

@@ -219,7 +219,7 @@ fn search_text(id: &str, name: &str, owner: Option<&str>, tags: &[String]) -> St
 /// back here, after the database's trigger bumped it, so that the change's
 /// own late notice (at the same version) and a check that read the new row
 /// leave the cached and outage copies alone, while every older copy goes.
-fn record_change(conn: &mut DbConn, key: &ApiKey) -> QueryResult<()> {
+pub(crate) fn record_change(conn: &mut DbConn, key: &ApiKey) -> QueryResult<()> {
     let version: i64 = api_keys::table
         .find(&key.id)
         .select(api_keys::version)
@@ -228,7 +228,7 @@ fn record_change(conn: &mut DbConn, key: &ApiKey) -> QueryResult<()> {
     Ok(())
 }
 
-fn key_target(key: &ApiKey) -> EventTarget<'_> {
+pub(crate) fn key_target(key: &ApiKey) -> EventTarget<'_> {
     EventTarget {
         target_type: Some("api_key"),
         target_id: Some(&key.id),

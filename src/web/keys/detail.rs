@@ -35,6 +35,8 @@ struct DetailPage {
     snippets: Vec<crate::web::docs::Snippet>,
     /// Leak reports of this key, newest first (issue 25).
     leaks: Vec<crate::db::leaks::KeyLeak>,
+    /// "Still in use by" (the request log's last 24 hours).
+    callers: super::requests::CallersView,
 }
 
 /// One day of the usage chart.
@@ -102,6 +104,8 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
     for u in &usage {
         *by_outcome.entry(u.outcome.clone()).or_default() += u.count;
     }
+    let callers = crate::app::requests::callers(&call.state, &call.ctx(), &key.id).await?;
+    let callers = super::requests::CallersView::new(&callers, &format!("/keys/{}", key.id));
     let key_with_owner = KeyWithOwner {
         key: key.clone(),
         owner_email: None,
@@ -156,6 +160,7 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
         revoked_by,
         history,
         leaks,
+        callers,
     };
     render(&page, StatusCode::OK)
 }

@@ -13,6 +13,7 @@ pub mod create;
 pub mod detail;
 mod export;
 mod list;
+pub mod requests;
 
 pub use actions::{
     bulk_confirm, bulk_revoke, confirm_form, delete, disable, edit, edit_form, enable, regenerate,
