@@ -189,6 +189,15 @@ pub struct Options {
         global = true
     )]
     pub log_format: String,
+    /// Let webhooks reach loopback, private and link-local addresses
+    /// (refused by default, so webhooks are no way into the network).
+    #[arg(
+        long,
+        env = "KEYWARD_WEBHOOK_ALLOW_PRIVATE",
+        default_value = "false",
+        global = true
+    )]
+    pub webhook_allow_private: String,
 }
 
 /// How log lines are written (`KEYWARD_LOG_FORMAT`).
@@ -285,6 +294,8 @@ pub struct Config {
     pub metrics_bind: Option<SocketAddr>,
     /// How log lines are written.
     pub log_format: LogFormat,
+    /// Whether webhooks may reach non-public addresses.
+    pub webhook_allow_private: bool,
 }
 
 impl Config {
@@ -327,6 +338,7 @@ impl std::fmt::Debug for Config {
             .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("metrics_bind", &self.metrics_bind)
             .field("log_format", &self.log_format)
+            .field("webhook_allow_private", &self.webhook_allow_private)
             .finish()
     }
 }
@@ -469,7 +481,10 @@ impl Options {
             ));
         }
         let log_format = LogFormat::parse(&self.log_format)?;
+        let webhook_allow_private =
+            parse_bool("KEYWARD_WEBHOOK_ALLOW_PRIVATE", &self.webhook_allow_private)?;
         Ok(Config {
+            webhook_allow_private,
             metrics_bind,
             log_format,
             database,
@@ -675,6 +690,7 @@ mod tests {
             sqlite_synchronous: "full".into(),
             metrics_bind: None,
             log_format: "text".into(),
+            webhook_allow_private: "false".into(),
         }
     }
 

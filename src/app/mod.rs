@@ -17,6 +17,7 @@ pub mod events;
 pub mod keys;
 pub mod settings;
 pub mod users;
+pub mod webhooks;
 pub mod workspaces;
 
 use crate::db::DbConn;

@@ -16,6 +16,7 @@ pub mod sessions;
 pub mod settings;
 pub mod usage;
 pub mod users;
+pub mod webhooks;
 pub mod workspaces;
 
 use crate::config::DatabaseUrl;

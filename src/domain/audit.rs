@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// Every action the application records (the Events filter offers them).
 /// Each must have a sentence: see the tests.
-pub const ACTIONS: [&str; 28] = [
+pub const ACTIONS: [&str; 33] = [
     "login.succeeded",
     "login.failed",
     "logout",
@@ -35,6 +35,12 @@ pub const ACTIONS: [&str; 28] = [
     "permission.described",
     "permission.retired",
     "permission.restored",
+    // Notifications.
+    "webhook.created",
+    "webhook.updated",
+    "webhook.deleted",
+    "webhook.secret_rolled",
+    "webhook.failing",
 ];
 
 /// An action's name for the Events filter: `key.revoked` → "Key revoked".
@@ -244,6 +250,17 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
         "permission.restored" => {
             format!("{actor} restored the permission {}", quoted(f.target))
         }
+        "webhook.created" => format!("{actor} added the webhook endpoint {}", quoted(f.target)),
+        "webhook.updated" => format!("{actor} edited the webhook endpoint {}", quoted(f.target)),
+        "webhook.deleted" => format!("{actor} deleted the webhook endpoint {}", quoted(f.target)),
+        "webhook.secret_rolled" => format!(
+            "{actor} rolled the signing secret of the webhook endpoint {}",
+            quoted(f.target)
+        ),
+        "webhook.failing" => format!(
+            "Deliveries to the webhook endpoint {} failed for about a day; it is marked failing",
+            quoted(f.target)
+        ),
         _ => return None,
     })
 }

@@ -225,6 +225,8 @@ pub fn test_config(database: DatabaseUrl) -> Config {
         sqlite_synchronous: keyward::db::SqliteSync::Full,
         metrics_bind: None,
         log_format: keyward::config::LogFormat::Text,
+        // Test receivers listen on 127.0.0.1.
+        webhook_allow_private: true,
     }
 }
 

@@ -19,6 +19,7 @@ mod in_doubt;
 mod keys;
 mod management_api;
 mod nginx;
+mod notify;
 mod ops;
 mod outage;
 mod package;
