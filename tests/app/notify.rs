@@ -394,3 +394,106 @@ async fn notify_peer_webhooks_are_signed_retried_and_delivered() {
         );
     }
 }
+
+/// The Settings → Webhooks pages: add (secret shown once), edit, test,
+/// roll and delete behind confirmations; normal users are refused.
+#[tokio::test]
+async fn webhook_pages_add_edit_roll_and_delete() {
+    let (app, admin) = spawn_ready().await;
+    let (status, empty) = admin.page("/workspace/webhooks").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(empty.contains("No endpoints yet"), "empty state");
+    let (_, settings) = admin.page("/workspace/settings").await;
+    assert!(settings.contains("href=\"/workspace/webhooks\""));
+
+    // Refused address: the form comes back with the message.
+    let res = admin
+        .post_form(
+            "/workspace/webhooks",
+            &[("url", "notaurl"), ("event_types", "*")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("must start with https://")
+    );
+
+    let res = admin
+        .post_form(
+            "/workspace/webhooks",
+            &[
+                ("url", "http://127.0.0.1:9/hook"),
+                ("description", "SIEM"),
+                ("event_types", "key.revoked"),
+                ("event_types", "user.removed"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let shown = res.text().await.unwrap();
+    assert!(shown.contains("whsec_"), "the secret is shown once");
+    let id_at = shown.find("/workspace/webhooks/whk_").unwrap() + "/workspace/webhooks/".len();
+    let id = shown[id_at..id_at + 26].to_owned();
+    let (_, list) = admin.page("/workspace/webhooks").await;
+    assert!(list.contains("http://127.0.0.1:9/hook") && !list.contains("whsec_"));
+    let (status, detail) = admin.page(&format!("/workspace/webhooks/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!detail.contains("whsec_"), "never shown again");
+    assert!(detail.contains("value=\"key.revoked\" checked"));
+
+    let res = admin
+        .post_form(
+            &format!("/workspace/webhooks/{id}"),
+            &[
+                ("url", "http://127.0.0.1:9/other"),
+                ("description", "SIEM"),
+                ("event_types", "*"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = admin
+        .post_form(&format!("/workspace/webhooks/{id}/test"), &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, detail) = admin.page(&format!("/workspace/webhooks/{id}")).await;
+    assert!(detail.contains("http://127.0.0.1:9/other"));
+    assert!(
+        detail.contains("webhook.test"),
+        "the test message is listed"
+    );
+
+    let (status, confirm) = admin.page(&format!("/workspace/webhooks/{id}/roll")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(confirm.contains("Roll secret"));
+    let res = admin
+        .post_form(&format!("/workspace/webhooks/{id}/roll"), &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("whsec_"));
+
+    // A normal user sees none of it.
+    let bob = app
+        .add_user(&admin, "bob@example.com", "normal", "correct horse battery")
+        .await;
+    let (status, _) = bob.page("/workspace/webhooks").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let res = bob
+        .post_form(&format!("/workspace/webhooks/{id}/delete"), &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    let (_, confirm) = admin
+        .page(&format!("/workspace/webhooks/{id}/delete"))
+        .await;
+    assert!(confirm.contains("Delete endpoint"));
+    let res = admin
+        .post_form(&format!("/workspace/webhooks/{id}/delete"), &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (status, _) = admin.page(&format!("/workspace/webhooks/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
