@@ -8,6 +8,7 @@ pub mod events;
 pub mod health;
 pub mod idempotency;
 pub mod keys;
+pub mod mail;
 pub mod people;
 pub mod permissions;
 pub mod pool_events;

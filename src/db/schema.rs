@@ -206,3 +206,37 @@ diesel::table! {
         response_head -> Text,
     }
 }
+
+// Notifications (email): the mail outbox, expiry reminders, opt-outs.
+diesel::table! {
+    mail_outbox (id) {
+        id -> Text,
+        workspace_id -> Text,
+        recipient -> Text,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Text,
+        created_at -> Timestamp,
+        next_attempt_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        attempts -> Integer,
+        done_at -> Nullable<Timestamp>,
+        outcome -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    expiry_reminders (key_id, threshold_days) {
+        key_id -> Text,
+        threshold_days -> Integer,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    reminder_optouts (person_id) {
+        person_id -> Text,
+        created_at -> Timestamp,
+    }
+}

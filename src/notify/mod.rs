@@ -11,6 +11,7 @@
 //! so a slow or hanging receiver never delays one.
 
 pub mod guard;
+pub mod mail;
 
 use crate::db::events::{AuditContext, EventTarget};
 use crate::db::webhooks::{self, Delivery, Outcome};
@@ -48,6 +49,7 @@ pub fn client(allow_private: bool) -> reqwest::Result<reqwest::Client> {
 /// Start the worker on the current runtime; it runs until the runtime
 /// stops.
 pub fn spawn(state: Arc<AppState>) {
+    mail::spawn(state.clone());
     let allow = state.config.webhook_allow_private;
     let client = match client(allow) {
         Ok(c) => c,

@@ -497,3 +497,240 @@ async fn webhook_pages_add_edit_roll_and_delete() {
     let (status, _) = admin.page(&format!("/workspace/webhooks/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// The SMTP server of `tests/peers/smtp_sink.py` (aiosmtpd).
+pub struct SmtpSink {
+    child: std::process::Child,
+    pub smtp_url: String,
+    http: String,
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl SmtpSink {
+    pub async fn start() -> SmtpSink {
+        let mut child = std::process::Command::new(peer_python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/peers/smtp_sink.py"
+            ))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the SMTP sink starts (run .ci/run to install its venv)");
+        let ports = printed_word(&mut child, |w| w.contains(':')).await;
+        let (smtp, http) = ports.split_once(':').unwrap();
+        SmtpSink {
+            child,
+            smtp_url: format!("smtp://127.0.0.1:{smtp}"),
+            http: format!("http://127.0.0.1:{http}"),
+        }
+    }
+
+    pub async fn messages(&self) -> Vec<Value> {
+        reqwest::get(format!("{}/messages", self.http))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Wait (up to a minute) until `done` holds for the messages.
+    pub async fn wait_for(&self, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        for _ in 0..600 {
+            let m = self.messages().await;
+            if done(&m) {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the SMTP sink never got what was expected: {:?}",
+            self.messages().await
+        );
+    }
+}
+
+/// Messages about one key.
+fn about<'a>(messages: &'a [Value], key: &str) -> Vec<&'a Value> {
+    messages
+        .iter()
+        .filter(|m| m["text"].as_str().is_some_and(|t| t.contains(key)))
+        .collect()
+}
+
+/// A date `days` from today, as the create form takes it.
+fn in_days(days: i64) -> String {
+    (chrono::Utc::now().date_naive() + chrono::TimeDelta::days(days))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+async fn expiring_key(admin: &Browser, list: &str, name: &str, days: i64) -> CreatedKey {
+    let date = in_days(days);
+    admin
+        .create_key(
+            list,
+            &[("name", name), ("expiry", "custom"), ("expiry_date", &date)],
+        )
+        .await
+}
+
+fn with_smtp(url: String) -> impl FnOnce(&mut keyward::config::Config) + Send + 'static {
+    move |c| {
+        c.smtp_url = Some(url);
+        c.smtp_from = Some("keyward@example.com".into());
+    }
+}
+
+/// Set up a workspace on `database` with mail to `smtp`: the admin's
+/// browser.
+async fn set_up(app: &TestApp) -> Browser {
+    let admin = app.browser();
+    let res = admin
+        .complete_setup(app, "Acme", "Ada Admin", ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    admin
+}
+
+/// An expiry reminder goes once per key and threshold: to a personal
+/// key's owner, to the admins for a workspace key, with the workspace in
+/// the subject and links to the key and to regenerate it; not again after
+/// a restart.
+#[tokio::test]
+#[ignore = "needs the SMTP sink's venv (.ci/run)"]
+async fn notify_peer_reminders_are_sent_once_across_a_restart() {
+    let sink = SmtpSink::start().await;
+    let (database, _guard) = tokio::task::spawn_blocking(fresh_database).await.unwrap();
+    let app = spawn_app_on_with(database.clone(), with_smtp(sink.smtp_url.clone())).await;
+    let admin = set_up(&app).await;
+    let personal = expiring_key(&admin, "/account/keys", "laptop", 3).await;
+    let shared = expiring_key(&admin, "/workspace/keys", "billing sync", 3).await;
+    let far = expiring_key(&admin, "/workspace/keys", "far off", 60).await;
+    let got = sink
+        .wait_for(|m| !about(m, &personal.id).is_empty() && !about(m, &shared.id).is_empty())
+        .await;
+    let mail = about(&got, &personal.id)[0];
+    assert_eq!(mail["to"], json!([ADMIN_EMAIL]));
+    let subject = mail["subject"].as_str().unwrap();
+    assert!(
+        subject.contains("[Acme]") && subject.contains("laptop"),
+        "{subject}"
+    );
+    let text = mail["text"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("{}/keys/{}", app.base, personal.id)),
+        "{text}"
+    );
+    assert!(text.contains(&format!("{}/keys/{}/regenerate", app.base, personal.id)));
+    assert!(mail["html"].as_str().unwrap().contains("<a href="));
+    assert!(!text.contains(&personal.secret), "never the secret");
+    drop(app);
+
+    // Restarted on the same database: nothing is sent again. A key made
+    // now is reminded of (so the scan has run over the earlier ones).
+    let app = spawn_app_on_with(database.clone(), with_smtp(sink.smtp_url.clone())).await;
+    let admin = app.browser();
+    assert_eq!(
+        admin.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let later = expiring_key(&admin, "/workspace/keys", "later", 5).await;
+    let got = sink.wait_for(|m| !about(m, &later.id).is_empty()).await;
+    assert_eq!(about(&got, &personal.id).len(), 1, "{got:?}");
+    assert_eq!(about(&got, &shared.id).len(), 1, "{got:?}");
+    assert!(about(&got, &far.id).is_empty(), "not due yet");
+    drop(app);
+}
+
+/// Two instances on one PostgreSQL remind of each key once between them.
+#[tokio::test]
+#[ignore = "needs the SMTP sink's venv and PostgreSQL (.ci/run)"]
+async fn notify_peer_two_instances_on_postgres_remind_once() {
+    if std::env::var("KEYWARD_TEST_DATABASE_URL").is_err() {
+        eprintln!("skipped: PostgreSQL only (KEYWARD_TEST_DATABASE_URL)");
+        return;
+    }
+    let sink = SmtpSink::start().await;
+    let (app, admin) = spawn_ready_with(with_smtp(sink.smtp_url.clone())).await;
+    let other = app.another_instance(with_smtp(sink.smtp_url.clone())).await;
+    let mut keys = Vec::new();
+    for i in 0..6 {
+        keys.push(expiring_key(&admin, "/workspace/keys", &format!("k{i}"), 2).await);
+    }
+    let last = expiring_key(&admin, "/workspace/keys", "last", 6).await;
+    let got = sink.wait_for(|m| !about(m, &last.id).is_empty()).await;
+    for k in &keys {
+        assert_eq!(about(&got, &k.id).len(), 1, "{}: {got:?}", k.id);
+    }
+    drop(other);
+}
+
+/// A refusing or hanging SMTP server blocks no request and loses no
+/// reminder: the message stays queued, and is sent once the server works.
+#[tokio::test]
+#[ignore = "needs the SMTP sink's venv (.ci/run)"]
+async fn notify_peer_bad_smtp_servers_block_nothing_and_lose_nothing() {
+    // Hanging: accepts connections and never says a word.
+    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hanging_url = format!("smtp://{}", hanging.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((s, _)) = hanging.accept().await {
+            open.push(s);
+        }
+    });
+    // Refusing: nothing listens on the port.
+    let refusing_url = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("smtp://{}", l.local_addr().unwrap())
+    };
+    let sink = SmtpSink::start().await;
+    for (i, bad) in [hanging_url, refusing_url].into_iter().enumerate() {
+        let (database, _guard) = tokio::task::spawn_blocking(fresh_database).await.unwrap();
+        let app = spawn_app_on_with(database.clone(), with_smtp(bad)).await;
+        let admin = set_up(&app).await;
+        let key = expiring_key(&admin, "/workspace/keys", &format!("bad smtp {i}"), 3).await;
+        // The reminder is queued and its sending was tried and failed;
+        // pages answer all the while.
+        let id = key.id.clone();
+        let mut tried = false;
+        for _ in 0..600 {
+            let id = id.clone();
+            tried = app
+                .with_db(move |c| {
+                    use diesel::prelude::*;
+                    use keyward::db::schema::mail_outbox as m;
+                    m::table
+                        .filter(m::last_error.is_not_null())
+                        .filter(m::done_at.is_null())
+                        .select(m::text_body)
+                        .load::<String>(c)
+                        .unwrap()
+                        .iter()
+                        .any(|t| t.contains(&id))
+                })
+                .await;
+            if tried {
+                break;
+            }
+            let (status, _) = admin.page("/workspace/keys").await;
+            assert_eq!(status, StatusCode::OK);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(tried, "the bad server was tried");
+        drop(app);
+        // With a working server, it is sent, once.
+        let app = spawn_app_on_with(database.clone(), with_smtp(sink.smtp_url.clone())).await;
+        let got = sink.wait_for(|m| !about(m, &id).is_empty()).await;
+        assert_eq!(about(&got, &id).len(), 1, "{id}: {got:?}");
+        drop(app);
+    }
+    held.abort();
+}

@@ -155,19 +155,11 @@ async fn every_state_changing_route_refuses_a_missing_csrf_token() {
         .with_db(|c| {
             use diesel::prelude::*;
             use keyward::db::schema::webhook_endpoints as w;
-            let (hook, ws): (String, String) = w::table
-                .select((w::id, w::workspace_id))
-                .first(c)
-                .unwrap();
-            let msg = keyward::db::webhooks::enqueue_one(
-                c,
-                &ws,
-                &hook,
-                "tst_x",
-                "webhook.test",
-                "{}",
-            )
-            .unwrap();
+            let (hook, ws): (String, String) =
+                w::table.select((w::id, w::workspace_id)).first(c).unwrap();
+            let msg =
+                keyward::db::webhooks::enqueue_one(c, &ws, &hook, "tst_x", "webhook.test", "{}")
+                    .unwrap();
             (hook, msg)
         })
         .await;

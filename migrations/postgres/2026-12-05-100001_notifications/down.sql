@@ -1,3 +1,6 @@
+DROP TABLE reminder_optouts;
+DROP TABLE expiry_reminders;
+DROP TABLE mail_outbox;
 DROP TABLE webhook_attempts;
 DROP TABLE outbox;
 DROP TABLE webhook_endpoints;

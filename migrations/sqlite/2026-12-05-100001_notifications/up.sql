@@ -58,3 +58,36 @@ CREATE TABLE webhook_attempts (
     response_head  TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX webhook_attempts_endpoint ON webhook_attempts (endpoint_id, attempted_at DESC);
+
+-- Email: messages waiting for the SMTP server (sent by the worker, never
+-- inside a request), expiry reminders already queued (one row per key and
+-- threshold: the primary key makes each reminder happen once, across
+-- restarts and instances), and who turned reminders off.
+CREATE TABLE mail_outbox (
+    id               TEXT PRIMARY KEY,
+    workspace_id     TEXT NOT NULL REFERENCES workspaces (id),
+    recipient        TEXT NOT NULL,
+    subject          TEXT NOT NULL,
+    text_body        TEXT NOT NULL,
+    html_body        TEXT NOT NULL,
+    created_at       TIMESTAMP NOT NULL,
+    next_attempt_at  TIMESTAMP NOT NULL,
+    claimed_until    TIMESTAMP,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    done_at          TIMESTAMP,
+    outcome          TEXT,
+    last_error       TEXT
+);
+CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt_at) WHERE done_at IS NULL;
+
+CREATE TABLE expiry_reminders (
+    key_id          TEXT NOT NULL REFERENCES api_keys (id),
+    threshold_days  INTEGER NOT NULL,
+    created_at      TIMESTAMP NOT NULL,
+    PRIMARY KEY (key_id, threshold_days)
+);
+
+CREATE TABLE reminder_optouts (
+    person_id   TEXT PRIMARY KEY REFERENCES people (id),
+    created_at  TIMESTAMP NOT NULL
+);

@@ -1,0 +1,237 @@
+//! Email: the mail outbox, expiry reminders and reminder opt-outs.
+//!
+//! Mail is queued in the database and sent by the notification worker, so
+//! a slow, refusing or hanging SMTP server never holds up a request, and a
+//! message that could not be sent is tried again (after a restart too).
+//! Claims work as in `db::webhooks`.
+
+use super::DbConn;
+use super::schema::{api_keys, expiry_reminders, mail_outbox, reminder_optouts};
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = mail_outbox)]
+pub struct Mail {
+    pub id: String,
+    pub workspace_id: String,
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+    pub created_at: NaiveDateTime,
+    pub next_attempt_at: NaiveDateTime,
+    pub claimed_until: Option<NaiveDateTime>,
+    pub attempts: i32,
+    pub done_at: Option<NaiveDateTime>,
+    pub outcome: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// A message to queue.
+pub struct NewMail<'a> {
+    pub workspace_id: &'a str,
+    pub recipient: &'a str,
+    pub subject: &'a str,
+    pub text_body: &'a str,
+    pub html_body: &'a str,
+}
+
+pub fn enqueue(conn: &mut DbConn, m: &NewMail<'_>) -> QueryResult<String> {
+    let id = crate::domain::ids::new_id("mail");
+    let now = super::now();
+    diesel::insert_into(mail_outbox::table)
+        .values((
+            mail_outbox::id.eq(&id),
+            mail_outbox::workspace_id.eq(m.workspace_id),
+            mail_outbox::recipient.eq(m.recipient),
+            mail_outbox::subject.eq(m.subject),
+            mail_outbox::text_body.eq(m.text_body),
+            mail_outbox::html_body.eq(m.html_body),
+            mail_outbox::created_at.eq(now),
+            mail_outbox::next_attempt_at.eq(now),
+            mail_outbox::attempts.eq(0),
+        ))
+        .execute(conn)?;
+    Ok(id)
+}
+
+/// Claim up to `limit` due messages until `now + claim_for`.
+pub fn claim_due(conn: &mut DbConn, limit: i64, claim_for: TimeDelta) -> QueryResult<Vec<Mail>> {
+    let now = super::now();
+    let free = mail_outbox::claimed_until
+        .is_null()
+        .or(mail_outbox::claimed_until.lt(now));
+    let candidates: Vec<String> = mail_outbox::table
+        .filter(mail_outbox::done_at.is_null())
+        .filter(mail_outbox::next_attempt_at.le(now))
+        .filter(free)
+        .order(mail_outbox::next_attempt_at.asc())
+        .select(mail_outbox::id)
+        .limit(limit)
+        .load(conn)?;
+    let mut claimed = Vec::new();
+    for id in candidates {
+        let won = diesel::update(
+            mail_outbox::table
+                .filter(mail_outbox::id.eq(&id))
+                .filter(mail_outbox::done_at.is_null())
+                .filter(
+                    mail_outbox::claimed_until
+                        .is_null()
+                        .or(mail_outbox::claimed_until.lt(now)),
+                ),
+        )
+        .set(mail_outbox::claimed_until.eq(Some(now + claim_for)))
+        .execute(conn)?;
+        if won == 1
+            && let Some(m) = mail_outbox::table
+                .filter(mail_outbox::id.eq(&id))
+                .select(Mail::as_select())
+                .first(conn)
+                .optional()?
+        {
+            claimed.push(m);
+        }
+    }
+    Ok(claimed)
+}
+
+/// Settle a send: done (sent, or given up) or due again at `retry_at`.
+pub fn finish(
+    conn: &mut DbConn,
+    m: &Mail,
+    sent: bool,
+    error: Option<&str>,
+    retry_at: Option<NaiveDateTime>,
+) -> QueryResult<()> {
+    let row = mail_outbox::table.filter(mail_outbox::id.eq(&m.id));
+    match (sent, retry_at) {
+        (false, Some(at)) => diesel::update(row)
+            .set((
+                mail_outbox::attempts.eq(m.attempts + 1),
+                mail_outbox::next_attempt_at.eq(at),
+                mail_outbox::claimed_until.eq(None::<NaiveDateTime>),
+                mail_outbox::last_error.eq(error),
+            ))
+            .execute(conn)?,
+        _ => diesel::update(row)
+            .set((
+                mail_outbox::attempts.eq(m.attempts + 1),
+                mail_outbox::done_at.eq(Some(super::now())),
+                mail_outbox::outcome.eq(Some(if sent { "sent" } else { "failed" })),
+                mail_outbox::claimed_until.eq(None::<NaiveDateTime>),
+                mail_outbox::last_error.eq(error),
+            ))
+            .execute(conn)?,
+    };
+    Ok(())
+}
+
+/// A key that may need an expiry reminder.
+#[derive(Debug, Clone, Queryable)]
+pub struct Expiring {
+    pub id: String,
+    pub workspace_id: String,
+    pub kind: String,
+    pub owner_id: Option<String>,
+    pub name: String,
+    pub expires_at: NaiveDateTime,
+}
+
+/// id, workspace, kind, owner, name, expiry.
+type KeyRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<NaiveDateTime>,
+);
+
+/// Live keys (not revoked, deleted or switched off) expiring within
+/// `within` from now, or that expired less than `since` ago.
+pub fn expiring(
+    conn: &mut DbConn,
+    within: TimeDelta,
+    since: TimeDelta,
+) -> QueryResult<Vec<Expiring>> {
+    let now = super::now();
+    let rows: Vec<KeyRow> = api_keys::table
+        .filter(api_keys::expires_at.le(now + within))
+        .filter(api_keys::expires_at.gt(now - since))
+        .filter(api_keys::revoked_at.is_null())
+        .filter(api_keys::deleted_at.is_null())
+        .filter(api_keys::disabled_at.is_null())
+        .select((
+            api_keys::id,
+            api_keys::workspace_id,
+            api_keys::kind,
+            api_keys::owner_id,
+            api_keys::name,
+            api_keys::expires_at,
+        ))
+        .order(api_keys::expires_at.asc())
+        .limit(1000)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, workspace_id, kind, owner_id, name, expires_at)| {
+            Some(Expiring {
+                id,
+                workspace_id,
+                kind,
+                owner_id,
+                name,
+                expires_at: expires_at?,
+            })
+        })
+        .collect())
+}
+
+/// The thresholds (days) already reminded of for a key.
+pub fn reminded(conn: &mut DbConn, key_id: &str) -> QueryResult<Vec<i32>> {
+    expiry_reminders::table
+        .filter(expiry_reminders::key_id.eq(key_id))
+        .select(expiry_reminders::threshold_days)
+        .load(conn)
+}
+
+/// Record a key's reminder at `threshold`; fails (unique violation) when
+/// it is already recorded, by this or another instance.
+pub fn record_reminder(conn: &mut DbConn, key_id: &str, threshold: i32) -> QueryResult<()> {
+    diesel::insert_into(expiry_reminders::table)
+        .values((
+            expiry_reminders::key_id.eq(key_id),
+            expiry_reminders::threshold_days.eq(threshold),
+            expiry_reminders::created_at.eq(super::now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Whether the person turned expiry reminders off.
+pub fn reminders_off(conn: &mut DbConn, person_id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        reminder_optouts::table.filter(reminder_optouts::person_id.eq(person_id)),
+    ))
+    .get_result(conn)
+}
+
+/// Turn a person's expiry reminders off or on.
+pub fn set_reminders_off(conn: &mut DbConn, person_id: &str, off: bool) -> QueryResult<()> {
+    if off {
+        if !reminders_off(conn, person_id)? {
+            diesel::insert_into(reminder_optouts::table)
+                .values((
+                    reminder_optouts::person_id.eq(person_id),
+                    reminder_optouts::created_at.eq(super::now()),
+                ))
+                .execute(conn)?;
+        }
+    } else {
+        diesel::delete(reminder_optouts::table.filter(reminder_optouts::person_id.eq(person_id)))
+            .execute(conn)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! Email, when the operator configured SMTP (`KEYWARD_SMTP_URL`,
+//! `KEYWARD_SMTP_FROM`): the sender of the mail outbox and the expiry
+//! reminders.
+//!
+//! Reminders: at each threshold (14, 7 and 1 days before, and at expiry),
+//! a live key's owner — for a workspace key, the workspace's admins — get
+//! one message, unless they turned reminders off. "Once" is a row per key
+//! and threshold (`expiry_reminders`, primary key) inserted in the same
+//! transaction as the queued messages: a second instance, or this one
+//! after a restart, finds it and sends nothing, and a message the SMTP
+//! server refused stays queued and is tried again.
+
+use crate::db::mail::{self as db, Expiring, NewMail};
+use crate::db::users::User;
+use crate::state::AppState;
+use chrono::TimeDelta;
+use diesel::Connection;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Days before expiry at which reminders go out (0: at expiry).
+pub const THRESHOLDS: [i32; 4] = [14, 7, 1, 0];
+/// How long talking to the SMTP server may take per message.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a claimed message is held (longer than a send).
+const CLAIM_FOR: TimeDelta = TimeDelta::seconds(60);
+/// Keys that expired longer ago than this get no "expired" reminder (a
+/// first start does not mail about keys long dead).
+const EXPIRED_WITHIN: TimeDelta = TimeDelta::days(1);
+
+/// Start the mail sender and the reminder scan, when SMTP is configured.
+pub fn spawn(state: Arc<AppState>) {
+    let (Some(url), Some(from)) = (&state.config.smtp_url, &state.config.smtp_from) else {
+        return;
+    };
+    let from: Mailbox = match from.parse() {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "email: KEYWARD_SMTP_FROM is not an address; no email will be sent");
+            return;
+        }
+    };
+    let transport = match AsyncSmtpTransport::<Tokio1Executor>::from_url(url) {
+        Ok(t) => t.timeout(Some(SEND_TIMEOUT)).build(),
+        Err(e) => {
+            tracing::error!(error = %e, "email: KEYWARD_SMTP_URL cannot be used; no email will be sent");
+            return;
+        }
+    };
+    let sender = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(super::POLL_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            send_due(&sender, &transport, &from).await;
+        }
+    });
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(state.config.reminder_scan_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let s = state.clone();
+            if let Err(e) = super::blocking(&state, move |c| scan(&s, c)).await {
+                tracing::warn!(error = %e, "email: the expiry reminder scan failed");
+            }
+        }
+    });
+}
+
+async fn send_due(
+    state: &Arc<AppState>,
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    from: &Mailbox,
+) {
+    let claimed = match super::blocking(state, |c| db::claim_due(c, 16, CLAIM_FOR)).await {
+        Ok(c) => c,
+        Err(_) => return,
+    };
+    for m in claimed {
+        let result = send(transport, from, &m).await;
+        let sent = result.is_ok();
+        let error = result.err();
+        let retry_at = if sent {
+            None
+        } else {
+            crate::domain::webhooks::retry_after(m.attempts + 1).map(|w| crate::db::now() + w)
+        };
+        if let Some(e) = &error {
+            tracing::warn!(mail = %m.id, attempt = m.attempts + 1, error = %e, "email: sending failed; it will be tried again");
+        }
+        let settle =
+            move |c: &mut crate::db::DbConn| db::finish(c, &m, sent, error.as_deref(), retry_at);
+        if let Err(e) = super::blocking(state, settle).await {
+            tracing::warn!(error = %e, "email: could not record a send");
+        }
+    }
+}
+
+async fn send(
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    from: &Mailbox,
+    m: &db::Mail,
+) -> Result<(), String> {
+    let to: Mailbox = m.recipient.parse().map_err(|e| format!("{e}"))?;
+    let message = Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(&m.subject)
+        .multipart(MultiPart::alternative_plain_html(
+            m.text_body.clone(),
+            m.html_body.clone(),
+        ))
+        .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(SEND_TIMEOUT, transport.send(message)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the SMTP server did not answer in time".into()),
+    }
+}
+
+/// `text` for HTML.
+fn esc(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One pass over the keys near their expiry.
+fn scan(state: &AppState, c: &mut crate::db::DbConn) -> diesel::QueryResult<()> {
+    let max = TimeDelta::days(i64::from(THRESHOLDS[0]));
+    for key in db::expiring(c, max, EXPIRED_WITHIN)? {
+        // A key another instance is reminding about right now fails here
+        // (the reminder row exists): nothing to do.
+        if let Err(e) = c.transaction(|c| remind(state, c, &key)) {
+            tracing::debug!(key = %key.id, error = %e, "email: reminder skipped");
+        }
+    }
+    Ok(())
+}
+
+/// Queue the reminder a key is due, once.
+fn remind(state: &AppState, c: &mut crate::db::DbConn, key: &Expiring) -> diesel::QueryResult<()> {
+    let now = crate::db::now();
+    let left = key.expires_at - now;
+    let crossed: Vec<i32> = THRESHOLDS
+        .into_iter()
+        .filter(|t| left <= TimeDelta::days(i64::from(*t)))
+        .collect();
+    let Some(&urgent) = crossed.iter().min() else {
+        return Ok(());
+    };
+    let done = db::reminded(c, &key.id)?;
+    if done.contains(&urgent) {
+        return Ok(());
+    }
+    // The thresholds passed meanwhile are covered by this one message.
+    for t in crossed.iter().filter(|t| !done.contains(t)) {
+        db::record_reminder(c, &key.id, *t)?;
+    }
+    let workspace = crate::db::workspaces::get(c, &key.workspace_id)?;
+    let members = crate::db::users::list(c, &key.workspace_id)?;
+    let joined = |u: &&User| u.is_active() && !u.invite_pending();
+    let recipients: Vec<&User> = if key.kind == "workspace" {
+        members
+            .iter()
+            .filter(joined)
+            .filter(|u| u.role() == crate::domain::Role::Admin)
+            .collect()
+    } else {
+        members
+            .iter()
+            .filter(joined)
+            .filter(|u| key.owner_id.as_deref() == Some(u.id.as_str()))
+            .collect()
+    };
+    let base = &state.base_url;
+    let when = if urgent == 0 {
+        "has expired".to_owned()
+    } else if left <= TimeDelta::days(1) {
+        "expires within a day".to_owned()
+    } else {
+        format!("expires in {} days", left.num_days().max(1))
+    };
+    let date = key.expires_at.format("%Y-%m-%d %H:%M UTC");
+    let subject = format!("[{}] The API key “{}” {when}", workspace.name, key.name);
+    let link = format!("{base}/keys/{}", key.id);
+    let regenerate = format!("{base}/keys/{}/regenerate", key.id);
+    let whose = if key.kind == "workspace" {
+        "a workspace key; every admin of the workspace gets this"
+    } else {
+        "your personal key"
+    };
+    for u in recipients {
+        if db::reminders_off(c, &u.person_id)? {
+            continue;
+        }
+        let text = format!(
+            "The API key “{name}” ({id}) in the workspace {ws} {when} ({date}).\n\n\
+             It is {whose}. When it expires, every integration using it is refused.\n\n\
+             See the key: {link}\n\
+             Regenerate it (a new secret; you choose when the old one stops): {regenerate}\n\n\
+             You can turn expiry reminders off on your Account page: {base}/account\n",
+            name = key.name,
+            id = key.id,
+            ws = workspace.name,
+        );
+        let html = format!(
+            "<p>The API key <strong>“{name}”</strong> (<code>{id}</code>) in the workspace <strong>{ws}</strong> {when} ({date}).</p>\
+             <p>It is {whose}. When it expires, every integration using it is refused.</p>\
+             <p><a href=\"{link}\">See the key</a> · <a href=\"{regenerate}\">Regenerate it</a> (a new secret; you choose when the old one stops)</p>\
+             <p style=\"color:#555\">You can turn expiry reminders off on your <a href=\"{base}/account\">Account page</a>.</p>",
+            name = esc(&key.name),
+            id = esc(&key.id),
+            ws = esc(&workspace.name),
+            whose = esc(whose),
+            link = esc(&link),
+            regenerate = esc(&regenerate),
+            base = esc(base),
+        );
+        db::enqueue(
+            c,
+            &NewMail {
+                workspace_id: &key.workspace_id,
+                recipient: &u.email,
+                subject: &subject,
+                text_body: &text,
+                html_body: &html,
+            },
+        )?;
+    }
+    Ok(())
+}
