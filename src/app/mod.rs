@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod events;
 pub mod keys;
+pub mod mail;
 pub mod settings;
 pub mod users;
 pub mod webhooks;

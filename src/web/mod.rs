@@ -65,6 +65,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(account::overview)
         .service(account::password_form)
         .service(account::change_password)
+        .service(account::reminders)
         .service(keys::personal_list)
         .service(keys::personal_search)
         .service(keys::inventory)

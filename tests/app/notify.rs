@@ -613,6 +613,15 @@ async fn notify_peer_reminders_are_sent_once_across_a_restart() {
     let personal = expiring_key(&admin, "/account/keys", "laptop", 3).await;
     let shared = expiring_key(&admin, "/workspace/keys", "billing sync", 3).await;
     let far = expiring_key(&admin, "/workspace/keys", "far off", 60).await;
+    // Bob turned reminders off on his Account page.
+    let bob = app
+        .add_user(&admin, "bob@example.com", "normal", "correct horse battery")
+        .await;
+    let res = bob.post_form("/account/reminders", &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, account) = bob.page("/account").await;
+    assert!(account.contains("value=\"on\">"), "unchecked now");
+    let quiet = expiring_key(&bob, "/account/keys", "bob's", 3).await;
     let got = sink
         .wait_for(|m| !about(m, &personal.id).is_empty() && !about(m, &shared.id).is_empty())
         .await;
@@ -646,6 +655,10 @@ async fn notify_peer_reminders_are_sent_once_across_a_restart() {
     assert_eq!(about(&got, &personal.id).len(), 1, "{got:?}");
     assert_eq!(about(&got, &shared.id).len(), 1, "{got:?}");
     assert!(about(&got, &far.id).is_empty(), "not due yet");
+    assert!(
+        about(&got, &quiet.id).is_empty(),
+        "bob turned reminders off"
+    );
     drop(app);
 }
 
