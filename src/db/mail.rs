@@ -122,6 +122,9 @@ pub fn finish(
                 mail_outbox::outcome.eq(Some(if sent { "sent" } else { "failed" })),
                 mail_outbox::claimed_until.eq(None::<NaiveDateTime>),
                 mail_outbox::last_error.eq(error),
+                // Done: the bodies (an invitation's link) are not kept.
+                mail_outbox::text_body.eq(""),
+                mail_outbox::html_body.eq(""),
             ))
             .execute(conn)?,
     };
@@ -234,4 +237,36 @@ pub fn set_reminders_off(conn: &mut DbConn, person_id: &str, off: bool) -> Query
             .execute(conn)?;
     }
     Ok(())
+}
+
+/// The keys (id, name) revoked when member `user_id` was removed: their
+/// personal keys whose `key.revoked` event says "owner removed", as the
+/// removal cascade records it (read in its transaction).
+pub fn revoked_on_removal(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    user_id: &str,
+) -> QueryResult<Vec<(String, String)>> {
+    use super::schema::events;
+    let owned: Vec<(String, String)> = api_keys::table
+        .filter(api_keys::workspace_id.eq(workspace_id))
+        .filter(api_keys::owner_id.eq(user_id))
+        .filter(api_keys::revoked_at.is_not_null())
+        .select((api_keys::id, api_keys::name))
+        .load(conn)?;
+    let ids: Vec<&str> = owned.iter().map(|(id, _)| id.as_str()).collect();
+    let revoked: Vec<(Option<String>, String)> = events::table
+        .filter(events::workspace_id.eq(workspace_id))
+        .filter(events::action.eq("key.revoked"))
+        .filter(events::target_id.eq_any(ids))
+        .select((events::target_id, events::details))
+        .load(conn)?;
+    Ok(owned
+        .into_iter()
+        .filter(|(id, _)| {
+            revoked
+                .iter()
+                .any(|(t, d)| t.as_deref() == Some(id.as_str()) && d.contains("owner removed"))
+        })
+        .collect())
 }

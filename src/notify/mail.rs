@@ -235,3 +235,110 @@ fn remind(state: &AppState, c: &mut crate::db::DbConn, key: &Expiring) -> diesel
     }
     Ok(())
 }
+
+/// A message about to be queued: subject, plain text, HTML.
+pub struct Composed {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Queue `m` to each of `to` (no-op when email is not configured).
+pub fn queue(
+    state: &AppState,
+    c: &mut crate::db::DbConn,
+    workspace_id: &str,
+    to: &[String],
+    m: &Composed,
+) -> diesel::QueryResult<()> {
+    if state.config.smtp_url.is_none() {
+        return Ok(());
+    }
+    for r in to {
+        db::enqueue(
+            c,
+            &NewMail {
+                workspace_id,
+                recipient: r,
+                subject: &m.subject,
+                text_body: &m.text,
+                html_body: &m.html,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// The emails of a workspace's joined admins.
+pub fn admin_emails(
+    c: &mut crate::db::DbConn,
+    workspace_id: &str,
+) -> diesel::QueryResult<Vec<String>> {
+    Ok(crate::db::users::list(c, workspace_id)?
+        .into_iter()
+        .filter(|u| u.is_active() && !u.invite_pending())
+        .filter(|u| u.role() == crate::domain::Role::Admin)
+        .map(|u| u.email)
+        .collect())
+}
+
+/// An invitation: the link, which the admin is also shown once.
+pub fn invitation(workspace: &str, inviter: &str, link: &str) -> Composed {
+    Composed {
+        subject: format!("[{workspace}] You are invited to keyward"),
+        text: format!(
+            "{inviter} invited you to the workspace {workspace} on keyward, where API keys are managed.\n\n\
+             Accept the invitation and choose your password: {link}\n\n\
+             The link works once and expires in 7 days. If you did not expect this, ignore it.\n"
+        ),
+        html: format!(
+            "<p>{inviter} invited you to the workspace <strong>{workspace}</strong> on keyward, where API keys are managed.</p>\
+             <p><a href=\"{link}\">Accept the invitation and choose your password</a></p>\
+             <p style=\"color:#555\">The link works once and expires in 7 days. If you did not expect this, ignore it.</p>",
+            inviter = esc(inviter),
+            workspace = esc(workspace),
+            link = esc(link),
+        ),
+    }
+}
+
+/// Your personal keys were revoked because you left the workspace.
+pub fn revoked_on_leave(workspace: &str, keys: &[(String, String)]) -> Composed {
+    let list_text: String = keys
+        .iter()
+        .map(|(id, name)| format!("- “{name}” ({id})\n"))
+        .collect();
+    let list_html: String = keys
+        .iter()
+        .map(|(id, name)| format!("<li>“{}” (<code>{}</code>)</li>", esc(name), esc(id)))
+        .collect();
+    Composed {
+        subject: format!("[{workspace}] Your API keys were revoked: you left the workspace"),
+        text: format!(
+            "You are no longer a member of the workspace {workspace}, so your personal API keys there were revoked; integrations using them are refused from now on:\n\n{list_text}\n\
+             Workspace keys are not affected. If this is a mistake, ask an admin of the workspace to invite you again.\n"
+        ),
+        html: format!(
+            "<p>You are no longer a member of the workspace <strong>{}</strong>, so your personal API keys there were revoked; integrations using them are refused from now on:</p><ul>{list_html}</ul>\
+             <p>Workspace keys are not affected. If this is a mistake, ask an admin of the workspace to invite you again.</p>",
+            esc(workspace)
+        ),
+    }
+}
+
+/// A webhook endpoint is failing.
+pub fn webhook_failing(workspace: &str, url: &str, page: &str) -> Composed {
+    Composed {
+        subject: format!("[{workspace}] A webhook endpoint is failing"),
+        text: format!(
+            "keyward retried delivering to the webhook endpoint {url} for about a day and gave up; the endpoint is marked failing.\n\n\
+             See its delivery log, then send a test event or resend what was missed: {page}\n"
+        ),
+        html: format!(
+            "<p>keyward retried delivering to the webhook endpoint <code>{}</code> for about a day and gave up; the endpoint is marked failing.</p>\
+             <p><a href=\"{}\">See its delivery log</a>, then send a test event or resend what was missed.</p>",
+            esc(url),
+            esc(page)
+        ),
+    }
+}

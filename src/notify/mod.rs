@@ -144,6 +144,7 @@ async fn deliver(state: &Arc<AppState>, client: &reqwest::Client, d: Delivery) {
     if !delivered {
         tracing::info!(endpoint = %endpoint.id, delivery = %d.id, attempt = d.attempts + 1, status = ?status, given_up, "webhooks: delivery failed");
     }
+    let st = state.clone();
     let settle = move |c: &mut crate::db::DbConn| {
         c.transaction(|c| {
             let outcome = Outcome {
@@ -180,6 +181,16 @@ async fn deliver(state: &Arc<AppState>, client: &reqwest::Client, d: Delivery) {
                         "last_status": status,
                         "event_type": d.event_type,
                     }),
+                )?;
+                let workspace = crate::db::workspaces::get(c, &d.workspace_id)?;
+                let admins = mail::admin_emails(c, &d.workspace_id)?;
+                let page = format!("{}/workspace/webhooks/{}", st.base_url, d.endpoint_id);
+                mail::queue(
+                    &st,
+                    c,
+                    &d.workspace_id,
+                    &admins,
+                    &mail::webhook_failing(&workspace.name, &endpoint.url, &page),
                 )?;
             }
             Ok(())

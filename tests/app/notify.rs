@@ -747,3 +747,163 @@ async fn notify_peer_bad_smtp_servers_block_nothing_and_lose_nothing() {
     }
     held.abort();
 }
+
+/// The other mails: an invitation carries the link the admin is shown; a
+/// removed member is told which of their keys were revoked; admins are
+/// told when a webhook endpoint is given up on (its day of retries is
+/// stepped over by setting the attempt count).
+#[tokio::test]
+#[ignore = "needs the SMTP sink's and receiver's venv (.ci/run)"]
+async fn notify_peer_invitation_removal_and_failing_endpoint_mails() {
+    let sink = SmtpSink::start().await;
+    let receiver = Receiver::start().await;
+    receiver.configure(&[], 1_000_000).await;
+    let (app, admin) = spawn_ready_with(with_smtp(sink.smtp_url.clone())).await;
+
+    let res = admin
+        .post_form(
+            "/workspace/users",
+            &[
+                ("email", "bob@example.com"),
+                ("name", "Bob"),
+                ("role", "normal"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let link = invite_link(&res.text().await.unwrap()).expect("still shown to the admin");
+    let got = sink
+        .wait_for(|m| m.iter().any(|m| m["to"] == json!(["bob@example.com"])))
+        .await;
+    let invitation = &got[0];
+    assert!(invitation["subject"].as_str().unwrap().contains("[Acme]"));
+    assert!(
+        invitation["text"].as_str().unwrap().contains(&link),
+        "{invitation}"
+    );
+
+    let bob = app.browser();
+    let path = format!("/invite/{}", link.rsplit('/').next().unwrap());
+    bob.choose_password_and_sign_in(&path, "bob@example.com", "correct horse battery")
+        .await;
+    let bobs = bob
+        .create_key("/account/keys", &[("name", "bob's laptop")])
+        .await;
+    let bob_id = app
+        .with_db(|c| {
+            keyward::db::users::find_active_by_email(c, "bob@example.com")
+                .unwrap()
+                .unwrap()
+                .id
+        })
+        .await;
+    let res = admin
+        .post_form(&format!("/workspace/users/{bob_id}/remove"), &[])
+        .await;
+    assert!(res.status().is_redirection() || res.status().is_success());
+    let got = sink
+        .wait_for(|m| {
+            m.iter()
+                .any(|m| m["subject"].as_str().unwrap().contains("revoked"))
+        })
+        .await;
+    let left = got
+        .iter()
+        .find(|m| m["subject"].as_str().unwrap().contains("revoked"))
+        .unwrap();
+    assert_eq!(left["to"], json!(["bob@example.com"]));
+    assert!(left["text"].as_str().unwrap().contains(&bobs.id), "{left}");
+    assert!(!left["text"].as_str().unwrap().contains(&bobs.secret));
+
+    // A failing endpoint: the receiver answers 500 to everything.
+    let res = admin
+        .post_form(
+            "/workspace/webhooks",
+            &[
+                ("url", &format!("{}/hook", receiver.base)),
+                ("event_types", "key.*"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    admin.create_key("/workspace/keys", &[("name", "x")]).await;
+    let mut failing = false;
+    for _ in 0..600 {
+        failing = app
+            .with_db(|c| {
+                use diesel::prelude::*;
+                use keyward::db::schema::{outbox, webhook_endpoints as w};
+                // The day of retries, stepped over: the next failure is the
+                // last.
+                diesel::update(outbox::table.filter(outbox::done_at.is_null()))
+                    .set((
+                        outbox::attempts.eq(10),
+                        outbox::next_attempt_at.eq(keyward::db::now()),
+                    ))
+                    .execute(c)
+                    .unwrap();
+                w::table
+                    .filter(w::failing_since.is_not_null())
+                    .count()
+                    .get_result::<i64>(c)
+                    .unwrap()
+                    > 0
+            })
+            .await;
+        if failing {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(failing, "the endpoint is marked failing");
+    let got = sink
+        .wait_for(|m| {
+            m.iter()
+                .any(|m| m["subject"].as_str().unwrap().contains("failing"))
+        })
+        .await;
+    let mail = got
+        .iter()
+        .find(|m| m["subject"].as_str().unwrap().contains("failing"))
+        .unwrap();
+    assert_eq!(mail["to"], json!([ADMIN_EMAIL]));
+    assert!(
+        app.event_actions()
+            .await
+            .iter()
+            .any(|a| a == "webhook.failing")
+    );
+    let (_, list) = admin.page("/workspace/webhooks").await;
+    assert!(list.contains("Failing"), "admins see it");
+}
+
+/// Without SMTP, keyward behaves as before: nothing is queued for email
+/// (the invitation link is shown to copy).
+#[tokio::test]
+async fn without_smtp_no_mail_is_queued() {
+    let (app, admin) = spawn_ready().await;
+    let res = admin
+        .post_form(
+            "/workspace/users",
+            &[
+                ("email", "bob@example.com"),
+                ("name", "Bob"),
+                ("role", "normal"),
+            ],
+        )
+        .await;
+    assert!(invite_link(&res.text().await.unwrap()).is_some());
+    expiring_key(&admin, "/workspace/keys", "soon", 2).await;
+    let (_, account) = admin.page("/account").await;
+    assert!(account.contains("sends no email"));
+    let queued = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            keyward::db::schema::mail_outbox::table
+                .count()
+                .get_result::<i64>(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(queued, 0);
+}
