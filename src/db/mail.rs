@@ -270,3 +270,40 @@ pub fn revoked_on_removal(
         })
         .collect())
 }
+
+/// Recent events of type `action` (within `since`), oldest first.
+pub fn recent_events(
+    conn: &mut DbConn,
+    action: &str,
+    since: TimeDelta,
+) -> QueryResult<Vec<super::events::Event>> {
+    use super::schema::events;
+    events::table
+        .filter(events::action.eq(action))
+        .filter(events::created_at.gt(super::now() - since))
+        .select(super::events::Event::as_select())
+        .order(events::seq.asc())
+        .limit(200)
+        .load(conn)
+}
+
+/// Whether an event was already told by email.
+pub fn was_mailed(conn: &mut DbConn, event_id: &str) -> QueryResult<bool> {
+    use super::schema::mailed_events;
+    diesel::select(diesel::dsl::exists(
+        mailed_events::table.filter(mailed_events::event_id.eq(event_id)),
+    ))
+    .get_result(conn)
+}
+
+/// Record that an event is told by email; fails when it already was.
+pub fn mark_mailed(conn: &mut DbConn, event_id: &str) -> QueryResult<()> {
+    use super::schema::mailed_events;
+    diesel::insert_into(mailed_events::table)
+        .values((
+            mailed_events::event_id.eq(event_id),
+            mailed_events::created_at.eq(super::now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}

@@ -240,3 +240,10 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    mailed_events (event_id) {
+        event_id -> Text,
+        created_at -> Timestamp,
+    }
+}

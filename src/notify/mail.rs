@@ -130,8 +130,63 @@ fn esc(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The audit event (recorded by the leak-response part of keyward) that
+/// tells admins a key was reported leaked.
+pub const LEAKED: &str = "key.leaked";
+
+/// Tell the admins (and a personal key's owner) of each recent
+/// `key.leaked` event, once: a `mailed_events` row in the transaction of
+/// the queued messages.
+fn tell_leaks(state: &AppState, c: &mut crate::db::DbConn) -> diesel::QueryResult<()> {
+    for e in db::recent_events(c, LEAKED, TimeDelta::days(1))? {
+        if db::was_mailed(c, &e.id)? {
+            continue;
+        }
+        let told = c.transaction(|c| {
+            db::mark_mailed(c, &e.id)?;
+            let workspace = crate::db::workspaces::get(c, &e.workspace_id)?;
+            let mut to = admin_emails(c, &e.workspace_id)?;
+            if let Some(key) = &e.target_id
+                && let Some(k) = crate::db::keys::get(c, &e.workspace_id, key)?
+                && let Some(owner) = &k.owner_id
+                && let Some(u) = crate::db::users::get(c, &e.workspace_id, owner)?
+                && u.is_active()
+                && !to.contains(&u.email)
+            {
+                to.push(u.email);
+            }
+            let name = e.target_label.clone().unwrap_or_default();
+            let id = e.target_id.clone().unwrap_or_default();
+            let link = format!("{}/keys/{id}", state.base_url);
+            let m = Composed {
+                subject: format!("[{}] An API key was reported leaked: “{name}”", workspace.name),
+                text: format!(
+                    "The API key “{name}” ({id}) in the workspace {} was reported leaked ({}).\n\n\
+                     Check what it was used for and revoke or regenerate it: {link}\n",
+                    workspace.name, e.actor_label
+                ),
+                html: format!(
+                    "<p>The API key <strong>“{}”</strong> (<code>{}</code>) in the workspace <strong>{}</strong> was reported leaked ({}).</p>\
+                     <p><a href=\"{}\">Check what it was used for and revoke or regenerate it</a></p>",
+                    esc(&name),
+                    esc(&id),
+                    esc(&workspace.name),
+                    esc(&e.actor_label),
+                    esc(&link)
+                ),
+            };
+            queue(state, c, &e.workspace_id, &to, &m)
+        });
+        if let Err(err) = told {
+            tracing::debug!(event = %e.id, error = %err, "email: leak notice skipped");
+        }
+    }
+    Ok(())
+}
+
 /// One pass over the keys near their expiry.
 fn scan(state: &AppState, c: &mut crate::db::DbConn) -> diesel::QueryResult<()> {
+    tell_leaks(state, c)?;
     let max = TimeDelta::days(i64::from(THRESHOLDS[0]));
     for key in db::expiring(c, max, EXPIRED_WITHIN)? {
         // A key another instance is reminding about right now fails here

@@ -907,3 +907,54 @@ async fn without_smtp_no_mail_is_queued() {
         .await;
     assert_eq!(queued, 0);
 }
+
+/// A `key.leaked` event (recorded by the leak-response part of keyward;
+/// written here as it writes it) is told to the admins once.
+#[tokio::test]
+#[ignore = "needs the SMTP sink's venv (.ci/run)"]
+async fn notify_peer_a_leaked_key_is_told_once() {
+    let sink = SmtpSink::start().await;
+    let (app, admin) = spawn_ready_with(with_smtp(sink.smtp_url.clone())).await;
+    let mut keys = Vec::new();
+    for name in ["first", "second"] {
+        let key = admin.create_key("/workspace/keys", &[("name", name)]).await;
+        let (id, name) = (key.id.clone(), name.to_owned());
+        app.with_db(move |c| {
+            let ws: String = {
+                use diesel::prelude::*;
+                use keyward::db::schema::api_keys;
+                api_keys::table
+                    .filter(api_keys::id.eq(&id))
+                    .select(api_keys::workspace_id)
+                    .first(c)
+                    .unwrap()
+            };
+            let ctx = keyward::db::events::AuditContext {
+                workspace_id: ws,
+                actor_label: "GitHub secret scanning".into(),
+                ..Default::default()
+            };
+            keyward::db::events::record(
+                c,
+                &ctx,
+                "key.leaked",
+                keyward::db::events::EventTarget {
+                    target_type: Some("api_key"),
+                    target_id: Some(&id),
+                    target_label: Some(&name),
+                },
+                json!({"source": "github"}),
+            )
+            .unwrap();
+        })
+        .await;
+        let got = sink.wait_for(|m| !about(m, &key.id).is_empty()).await;
+        let mail = about(&got, &key.id)[0];
+        assert_eq!(mail["to"], json!([ADMIN_EMAIL]));
+        assert!(mail["subject"].as_str().unwrap().contains("leaked"));
+        assert!(!mail["text"].as_str().unwrap().contains(&key.secret));
+        keys.push(key);
+    }
+    let got = sink.messages().await;
+    assert_eq!(about(&got, &keys[0].id).len(), 1, "told once: {got:?}");
+}

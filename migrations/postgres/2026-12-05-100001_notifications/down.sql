@@ -1,3 +1,4 @@
+DROP TABLE mailed_events;
 DROP TABLE reminder_optouts;
 DROP TABLE expiry_reminders;
 DROP TABLE mail_outbox;

@@ -91,3 +91,10 @@ CREATE TABLE reminder_optouts (
     person_id   TEXT PRIMARY KEY REFERENCES people (id),
     created_at  TIMESTAMP NOT NULL
 );
+
+-- Audit events that are told by email (`key.leaked`) and already were:
+-- the primary key makes each told once, across instances.
+CREATE TABLE mailed_events (
+    event_id    TEXT PRIMARY KEY,
+    created_at  TIMESTAMP NOT NULL
+);
