@@ -51,6 +51,9 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || ip.is_documentation())
 }
 
+/// How long resolving a webhook's host may take.
+pub const RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why an address was refused, in words for the delivery log and forms.
 pub fn refusal(ip: IpAddr) -> String {
     format!(
@@ -73,10 +76,14 @@ pub async fn resolve(host: &str, allow_private: bool) -> Result<Vec<SocketAddr>,
             Err(Refused(refusal(ip)))
         };
     }
-    let found: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
-        .await
-        .map_err(|e| Refused(format!("{host} could not be resolved: {e}")))?
-        .collect();
+    // A slow resolver delays only this request (adding an endpoint) or one
+    // delivery, and not for long.
+    let found: Vec<SocketAddr> =
+        tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, 0)))
+            .await
+            .map_err(|_| Refused(format!("{host} could not be resolved in time")))?
+            .map_err(|e| Refused(format!("{host} could not be resolved: {e}")))?
+            .collect();
     let first = found.first().map(SocketAddr::ip);
     let allowed: Vec<SocketAddr> = found
         .into_iter()
