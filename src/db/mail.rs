@@ -307,3 +307,32 @@ pub fn mark_mailed(conn: &mut DbConn, event_id: &str) -> QueryResult<()> {
         .execute(conn)
         .map(|_| ())
 }
+
+/// A workspace's reminder days as stored, if it set them.
+pub fn reminder_days(conn: &mut DbConn, workspace_id: &str) -> QueryResult<Option<String>> {
+    use super::schema::reminder_settings as r;
+    r::table
+        .filter(r::workspace_id.eq(workspace_id))
+        .select(r::days)
+        .first(conn)
+        .optional()
+}
+
+/// Set a workspace's reminder days (stored form).
+pub fn set_reminder_days(conn: &mut DbConn, workspace_id: &str, days: &str) -> QueryResult<()> {
+    use super::schema::reminder_settings as r;
+    let now = super::now();
+    let n = diesel::update(r::table.filter(r::workspace_id.eq(workspace_id)))
+        .set((r::days.eq(days), r::updated_at.eq(now)))
+        .execute(conn)?;
+    if n == 0 {
+        diesel::insert_into(r::table)
+            .values((
+                r::workspace_id.eq(workspace_id),
+                r::days.eq(days),
+                r::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}

@@ -247,3 +247,11 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    reminder_settings (workspace_id) {
+        workspace_id -> Text,
+        days -> Text,
+        updated_at -> Timestamp,
+    }
+}

@@ -96,6 +96,7 @@ fn setting_name(s: &str) -> String {
         "max_expiry_days" => "maximum expiry for new keys".to_owned(),
         "max_keys_per_user" => "maximum keys per user".to_owned(),
         "default_rate_limit" => "default rate limit".to_owned(),
+        "reminder_days" => "expiry reminder days".to_owned(),
         "api_keys_enabled" => "API keys enabled".to_owned(),
         other => other.replace('_', " "),
     }

@@ -176,6 +176,42 @@ pub fn parse_url(raw: &str) -> Result<String, String> {
     Ok(raw.to_owned())
 }
 
+/// The default days before expiry at which reminders go out (0: at expiry).
+pub const DEFAULT_REMINDER_DAYS: &str = "14,7,1,0";
+/// The furthest a reminder may be before expiry.
+pub const MAX_REMINDER_DAYS: i32 = 60;
+
+/// Read a list of reminder days ("14, 7, 1, 0"): 1 to 6 whole numbers from
+/// 0 to 60, largest first, each once.
+pub fn parse_reminder_days(raw: &str) -> Result<Vec<i32>, String> {
+    let mut days = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let d: i32 = part
+            .parse()
+            .ok()
+            .filter(|d| (0..=MAX_REMINDER_DAYS).contains(d))
+            .ok_or(format!(
+                "“{part}” is not a number of days from 0 to {MAX_REMINDER_DAYS}."
+            ))?;
+        if !days.contains(&d) {
+            days.push(d);
+        }
+    }
+    if days.is_empty() || days.len() > 6 {
+        return Err("Give 1 to 6 numbers of days, like 14, 7, 1, 0.".into());
+    }
+    days.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(days)
+}
+
+/// The stored form of reminder days.
+pub fn reminder_days_text(days: &[i32]) -> String {
+    days.iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +253,19 @@ mod tests {
         assert!((20 * 3600..=30 * 3600).contains(&total), "{total}");
         assert_eq!(retry_after(1), Some(chrono::TimeDelta::seconds(5)));
         assert_eq!(retry_after(11), None);
+    }
+
+    #[test]
+    fn reminder_days_are_read_largest_first() {
+        assert_eq!(parse_reminder_days("0, 7,14,7").unwrap(), [14, 7, 0]);
+        assert!(parse_reminder_days("61").is_err());
+        assert!(parse_reminder_days("-1").is_err());
+        assert!(parse_reminder_days("").is_err());
+        assert!(parse_reminder_days("1,2,3,4,5,6,7").is_err());
+        assert_eq!(
+            parse_reminder_days(DEFAULT_REMINDER_DAYS).unwrap(),
+            [14, 7, 1, 0]
+        );
     }
 
     #[test]

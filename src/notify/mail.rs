@@ -20,7 +20,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Days before expiry at which reminders go out (0: at expiry).
+/// Days before expiry at which reminders go out by default (0: at
+/// expiry); a workspace sets its own on the Webhooks page.
 pub const THRESHOLDS: [i32; 4] = [14, 7, 1, 0];
 /// How long talking to the SMTP server may take per message.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
@@ -187,7 +188,7 @@ fn tell_leaks(state: &AppState, c: &mut crate::db::DbConn) -> diesel::QueryResul
 /// One pass over the keys near their expiry.
 fn scan(state: &AppState, c: &mut crate::db::DbConn) -> diesel::QueryResult<()> {
     tell_leaks(state, c)?;
-    let max = TimeDelta::days(i64::from(THRESHOLDS[0]));
+    let max = TimeDelta::days(i64::from(crate::domain::webhooks::MAX_REMINDER_DAYS));
     for key in db::expiring(c, max, EXPIRED_WITHIN)? {
         // A key another instance is reminding about right now fails here
         // (the reminder row exists): nothing to do.
@@ -202,7 +203,10 @@ fn scan(state: &AppState, c: &mut crate::db::DbConn) -> diesel::QueryResult<()> 
 fn remind(state: &AppState, c: &mut crate::db::DbConn, key: &Expiring) -> diesel::QueryResult<()> {
     let now = crate::db::now();
     let left = key.expires_at - now;
-    let crossed: Vec<i32> = THRESHOLDS
+    let days = db::reminder_days(c, &key.workspace_id)?
+        .and_then(|d| crate::domain::webhooks::parse_reminder_days(&d).ok())
+        .unwrap_or(THRESHOLDS.to_vec());
+    let crossed: Vec<i32> = days
         .into_iter()
         .filter(|t| left <= TimeDelta::days(i64::from(*t)))
         .collect();

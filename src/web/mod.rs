@@ -106,6 +106,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(webhooks::roll)
         .service(webhooks::send_test)
         .service(webhooks::resend)
+        .service(webhooks::reminders)
         .service(events::list)
         .service(events::export)
         .service(users::list)

@@ -70,6 +70,10 @@ impl FormState {
 #[template(path = "webhooks/list.html")]
 struct ListPage {
     layout: Layout,
+    /// The workspace's expiry reminder days, and their form's errors.
+    reminder_days: String,
+    reminder_errors: FormErrors,
+    email_configured: bool,
     endpoints: Vec<Row>,
     form: FormState,
     types: Vec<&'static str>,
@@ -163,7 +167,11 @@ async fn list_page(
     form: FormState,
 ) -> Result<ListPage, AppError> {
     let all = uc::list(state, &user.ctx()).await?;
+    let reminder_days = crate::app::mail::reminder_days(state, &user.ctx()).await?;
     Ok(ListPage {
+        reminder_days,
+        reminder_errors: FormErrors::default(),
+        email_configured: state.config.smtp_url.is_some(),
         layout: Layout::new(session, user, TITLE, NAV)?,
         endpoints: all.iter().map(row).collect(),
         form,
@@ -402,4 +410,38 @@ pub async fn resend(
         Flash::success(format!("Sent again as {msg}; its attempts appear below.")),
     )?;
     Ok(see_other(&format!("/workspace/webhooks/{id}")))
+}
+
+#[derive(Deserialize)]
+struct RemindersForm {
+    #[serde(default)]
+    reminder_days: String,
+}
+
+/// When the workspace's expiry reminders go out.
+#[post("/workspace/reminders")]
+pub async fn reminders(
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    form: web::Form<RemindersForm>,
+) -> Result<HttpResponse, AppError> {
+    match crate::app::mail::set_reminder_days(&state, &user.ctx(), &form.reminder_days).await {
+        Ok(changed) => {
+            let message = if changed {
+                "Expiry reminders go out at the new days."
+            } else {
+                "Nothing changed."
+            };
+            session::set_flash(&session, Flash::success(message))?;
+            Ok(see_other("/workspace/webhooks#reminders"))
+        }
+        Err(Error::Invalid(errors)) => {
+            let mut page = list_page(&state, &session, &user, FormState::empty()).await?;
+            page.reminder_days = form.into_inner().reminder_days;
+            page.reminder_errors = FormErrors::from(errors);
+            render(&page, StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

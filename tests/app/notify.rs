@@ -958,3 +958,45 @@ async fn notify_peer_a_leaked_key_is_told_once() {
     let got = sink.messages().await;
     assert_eq!(about(&got, &keys[0].id).len(), 1, "told once: {got:?}");
 }
+
+/// The workspace sets when reminders go out; a bad list is refused.
+#[tokio::test]
+async fn the_workspace_sets_its_reminder_days() {
+    let (app, admin) = spawn_ready().await;
+    let (_, page) = admin.page("/workspace/webhooks").await;
+    assert!(page.contains("value=\"14,7,1,0\""), "the default");
+    let res = admin
+        .post_form("/workspace/reminders", &[("reminder_days", "99")])
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let res = admin
+        .post_form("/workspace/reminders", &[("reminder_days", "0, 3, 3")])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, page) = admin.page("/workspace/webhooks").await;
+    assert!(page.contains("value=\"3,0\""), "stored largest first");
+    assert!(
+        app.event_actions()
+            .await
+            .iter()
+            .any(|a| a == "settings.changed")
+    );
+}
+
+/// Reminders follow the workspace's days.
+#[tokio::test]
+#[ignore = "needs the SMTP sink's venv (.ci/run)"]
+async fn notify_peer_reminders_follow_the_workspace_days() {
+    let sink = SmtpSink::start().await;
+    let (_app, admin) = spawn_ready_with(with_smtp(sink.smtp_url.clone())).await;
+    let res = admin
+        .post_form("/workspace/reminders", &[("reminder_days", "2")])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let not_yet = expiring_key(&admin, "/workspace/keys", "five days", 5).await;
+    let due = expiring_key(&admin, "/workspace/keys", "one day", 1).await;
+    sink.wait_for(|m| !about(m, &due.id).is_empty()).await;
+    // Two more scans (one a second) pass over the other key too.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(about(&sink.messages().await, &not_yet.id).is_empty());
+}

@@ -98,3 +98,11 @@ CREATE TABLE mailed_events (
     event_id    TEXT PRIMARY KEY,
     created_at  TIMESTAMP NOT NULL
 );
+
+-- When a workspace's expiry reminders go out (days before expiry, comma-
+-- separated; 0 is at expiry). No row: the default, 14,7,1,0.
+CREATE TABLE reminder_settings (
+    workspace_id  TEXT PRIMARY KEY REFERENCES workspaces (id),
+    days          TEXT NOT NULL,
+    updated_at    TIMESTAMP NOT NULL
+);

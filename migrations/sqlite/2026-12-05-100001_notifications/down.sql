@@ -1,3 +1,4 @@
+DROP TABLE reminder_settings;
 DROP TABLE mailed_events;
 DROP TABLE reminder_optouts;
 DROP TABLE expiry_reminders;
