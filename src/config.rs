@@ -214,6 +214,23 @@ pub struct Options {
         global = true
     )]
     pub request_log_days: String,
+    /// Let webhooks reach loopback, private and link-local addresses
+    /// (refused by default, so webhooks are no way into the network).
+    #[arg(
+        long,
+        env = "KEYWARD_WEBHOOK_ALLOW_PRIVATE",
+        default_value = "false",
+        global = true
+    )]
+    pub webhook_allow_private: String,
+    /// SMTP server for email (invitations aside: expiry reminders), e.g.
+    /// smtps://user:pass@mail.example.com or
+    /// smtp://mail.example.com:587?tls=required; unset: no email.
+    #[arg(long, env = "KEYWARD_SMTP_URL", global = true)]
+    pub smtp_url: Option<String>,
+    /// The From address of keyward's email (needed with KEYWARD_SMTP_URL).
+    #[arg(long, env = "KEYWARD_SMTP_FROM", global = true)]
+    pub smtp_from: Option<String>,
 }
 
 /// How log lines are written (`KEYWARD_LOG_FORMAT`).
@@ -312,6 +329,14 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Key prefix and leak reports (issue 25).
     pub leaks: LeakSettings,
+    /// Whether webhooks may reach non-public addresses.
+    pub webhook_allow_private: bool,
+    /// Where email goes (`KEYWARD_SMTP_URL`); `None`: no email.
+    pub smtp_url: Option<String>,
+    /// The From address of email.
+    pub smtp_from: Option<String>,
+    /// How often keys are checked for expiry reminders.
+    pub reminder_scan_every: Duration,
 }
 
 /// The installation's key prefix and where GitHub's secret scanning keys
@@ -374,6 +399,9 @@ impl std::fmt::Debug for Config {
             .field("metrics_bind", &self.metrics_bind)
             .field("log_format", &self.log_format)
             .field("leaks", &self.leaks)
+            .field("webhook_allow_private", &self.webhook_allow_private)
+            .field("smtp_url", &self.smtp_url.as_ref().map(|_| "<set>"))
+            .field("smtp_from", &self.smtp_from)
             .finish()
     }
 }
@@ -533,8 +561,32 @@ impl Options {
         )? as u32;
         let request_log_days =
             parse_range("KEYWARD_REQUEST_LOG_DAYS", &self.request_log_days, 1, 3650)? as u32;
+        let webhook_allow_private =
+            parse_bool("KEYWARD_WEBHOOK_ALLOW_PRIVATE", &self.webhook_allow_private)?;
+        let smtp_url = self
+            .smtp_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        let smtp_from = self
+            .smtp_from
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        if smtp_url.is_some() && !smtp_from.as_deref().is_some_and(|f| f.contains('@')) {
+            return Err(ConfigError::new(
+                "KEYWARD_SMTP_FROM",
+                "must be set to an email address (like keyward@example.com) when KEYWARD_SMTP_URL is",
+            ));
+        }
         Ok(Config {
             leaks,
+            webhook_allow_private,
+            smtp_url,
+            smtp_from,
+            reminder_scan_every: Duration::from_secs(60),
             metrics_bind,
             log_format,
             database,
@@ -753,6 +805,9 @@ mod tests {
             github_keys_file: None,
             request_log_per_key: "1000".into(),
             request_log_days: "14".into(),
+            webhook_allow_private: "false".into(),
+            smtp_url: None,
+            smtp_from: None,
         }
     }
 

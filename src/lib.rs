@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod memory;
 pub mod metrics;
+pub mod notify;
 pub mod state;
 pub mod verify;
 pub mod web;
@@ -295,6 +296,8 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
             let _ = aweb::block(move || s.verifier.flush(&s.pool)).await;
         }
     });
+    // Deliver the outbox (webhooks).
+    notify::spawn(state.clone().into_inner());
     Ok(Running {
         port,
         server,
@@ -392,9 +395,9 @@ mod module_graph {
     use std::collections::{BTreeMap, BTreeSet};
     use std::path::Path;
 
-    const MODULES: [&str; 12] = [
-        "api", "app", "config", "db", "domain", "error", "http", "memory", "metrics", "state",
-        "verify", "web",
+    const MODULES: [&str; 13] = [
+        "api", "app", "config", "db", "domain", "error", "http", "memory", "metrics", "notify",
+        "state", "verify", "web",
     ];
 
     fn sources(path: &Path, out: &mut String) {

@@ -16,7 +16,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
         title = "keyward API",
         description = "Check API keys (`/me`, `/keys/verify`, `/forward-auth`) and manage them \
 (keys, events, usage). Send a key as `Authorization: Bearer sk_live_…`. Management endpoints need \
-a key with `keyward:keys:read`, `keyward:keys:write` or `keyward:events:read`; such a key acts with \
+a key with `keyward:keys:read`, `keyward:keys:write`, `keyward:events:read`, `keyward:webhooks:read` or \
+`keyward:webhooks:write`; such a key acts with \
 the role of the person behind it. Errors of the management endpoints are RFC 9457 \
 `application/problem+json` bodies with a stable `code`."
     ),
@@ -40,6 +41,15 @@ the role of the person behind it. Errors of the management endpoints are RFC 945
         manage::list_events,
         super::leaks::github,
         super::leaks::report,
+        manage::list_webhooks,
+        manage::create_webhook,
+        manage::get_webhook,
+        manage::update_webhook,
+        manage::delete_webhook,
+        manage::roll_webhook_secret,
+        manage::webhook_deliveries,
+        manage::test_webhook,
+        manage::resend_webhook,
         openapi_json,
     ),
     components(schemas(Problem)),
@@ -49,6 +59,7 @@ the role of the person behind it. Errors of the management endpoints are RFC 945
         (name = "keys", description = "Managing keys (keyward:keys:read / keyward:keys:write)"),
         (name = "events", description = "The audit trail (keyward:events:read)"),
         (name = "leaks", description = "Leaked keys: GitHub secret scanning alerts and public reports"),
+        (name = "webhooks", description = "Webhook endpoints (keyward:webhooks:read / keyward:webhooks:write)"),
     )
 )]
 pub struct ApiDoc;

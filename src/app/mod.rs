@@ -17,8 +17,10 @@ pub mod events;
 pub mod keys;
 pub mod leaks;
 pub mod requests;
+pub mod mail;
 pub mod settings;
 pub mod users;
+pub mod webhooks;
 pub mod workspaces;
 
 use crate::db::DbConn;

@@ -34,6 +34,40 @@ fn link(state: &AppState, token: &str) -> String {
     format!("{}/invite/{token}", state.base_url)
 }
 
+/// Queue the invitation email to a member (when email is configured), in
+/// the transaction that made the invitation.
+fn mail_invitation(
+    state: &AppState,
+    ctx: &Ctx,
+    url: &str,
+) -> impl FnOnce(&mut crate::db::DbConn, &User) -> Result<()> + Send + 'static {
+    let configured = state.config.smtp_url.is_some();
+    let inviter = if ctx.user.name.trim().is_empty() {
+        ctx.user.email.clone()
+    } else {
+        ctx.user.name.clone()
+    };
+    let url = url.to_owned();
+    move |c, user| {
+        if !configured {
+            return Ok(());
+        }
+        let workspace = crate::db::workspaces::get(c, &user.workspace_id)?;
+        let m = crate::notify::mail::invitation(&workspace.name, &inviter, &url);
+        crate::db::mail::enqueue(
+            c,
+            &crate::db::mail::NewMail {
+                workspace_id: &user.workspace_id,
+                recipient: &user.email,
+                subject: &m.subject,
+                text_body: &m.text,
+                html_body: &m.html,
+            },
+        )?;
+        Ok(())
+    }
+}
+
 /// Add someone to the workspace by email: a new person or one with an
 /// account elsewhere is invited alike, so nothing reveals other workspaces.
 pub async fn invite(
@@ -53,15 +87,16 @@ pub async fn invite(
     };
     let (token, digest) = invitation();
     let audit = ctx.audit.clone();
+    let url = link(state, &token);
+    let mail = mail_invitation(state, ctx, &url);
     let user = run(state, move |c| {
-        users::add(c, &audit, email.as_str(), &name.into_inner(), role, &digest)
-            .map_err(Error::from)
+        let user = users::add(c, &audit, email.as_str(), &name.into_inner(), role, &digest)
+            .map_err(Error::from)?;
+        mail(c, &user)?;
+        Ok(user)
     })
     .await?;
-    Ok(Invited {
-        user,
-        link: link(state, &token),
-    })
+    Ok(Invited { user, link: url })
 }
 
 /// Change a member's role; the last admin keeps theirs.
@@ -83,14 +118,15 @@ pub async fn renew_invite(state: &AppState, ctx: &Ctx, id: &str) -> Result<Invit
     let (token, digest) = invitation();
     let audit = ctx.audit.clone();
     let id = id.to_owned();
+    let url = link(state, &token);
+    let mail = mail_invitation(state, ctx, &url);
     let user = run(state, move |c| {
-        users::renew_invite(c, &audit, &id, &digest).map_err(Error::from)
+        let user = users::renew_invite(c, &audit, &id, &digest).map_err(Error::from)?;
+        mail(c, &user)?;
+        Ok(user)
     })
     .await?;
-    Ok(Invited {
-        user,
-        link: link(state, &token),
-    })
+    Ok(Invited { user, link: url })
 }
 
 /// The policy's answer on removing member `id`, saying why when it is the
@@ -129,10 +165,30 @@ pub async fn remove(state: &AppState, ctx: &Ctx, id: &str) -> Result<User> {
     authorize_removal(ctx, id)?;
     let audit = ctx.audit.clone();
     let id = id.to_owned();
+    let configured = state.config.smtp_url.is_some();
     run(state, move |c| {
         crate::db::write_transaction::<_, UserChangeError, _>(c, |c| {
             let removed = users::remove(c, &audit, &id)?;
             crate::db::keys::on_user_removed(c, &audit, &removed.id)?;
+            if configured {
+                // What the cascade recorded: the keys it revoked.
+                let keys =
+                    crate::db::mail::revoked_on_removal(c, &audit.workspace_id, &removed.id)?;
+                if !keys.is_empty() {
+                    let workspace = crate::db::workspaces::get(c, &audit.workspace_id)?;
+                    let m = crate::notify::mail::revoked_on_leave(&workspace.name, &keys);
+                    crate::db::mail::enqueue(
+                        c,
+                        &crate::db::mail::NewMail {
+                            workspace_id: &audit.workspace_id,
+                            recipient: &removed.email,
+                            subject: &m.subject,
+                            text_body: &m.text,
+                            html_body: &m.html,
+                        },
+                    )?;
+                }
+            }
             Ok(removed)
         })
         .map_err(Error::from)

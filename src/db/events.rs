@@ -87,9 +87,11 @@ pub fn record(
     mut details: serde_json::Value,
 ) -> QueryResult<()> {
     crate::domain::audit::utc_times(&mut details);
+    let id = crate::domain::ids::new_id("evt");
+    let created_at = super::now();
     diesel::insert_into(events::table)
         .values((
-            events::id.eq(crate::domain::ids::new_id("evt")),
+            events::id.eq(&id),
             events::workspace_id.eq(&ctx.workspace_id),
             events::actor_id.eq(ctx.actor_id.as_deref()),
             events::actor_label.eq(&ctx.actor_label),
@@ -100,9 +102,22 @@ pub fn record(
             events::ip.eq(ctx.ip.as_deref()),
             events::user_agent.eq(ctx.user_agent.as_deref()),
             events::details.eq(details.to_string()),
-            events::created_at.eq(super::now()),
+            events::created_at.eq(created_at),
         ))
         .execute(conn)?;
+    // The webhook deliveries of this event, in its transaction.
+    let payload = super::webhooks::payload(&id, ctx, action, &target, &details, created_at);
+    let skip = (action == "webhook.failing")
+        .then_some(target.target_id)
+        .flatten();
+    super::webhooks::enqueue(
+        conn,
+        &ctx.workspace_id,
+        &id,
+        action,
+        &payload.to_string(),
+        skip,
+    )?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ pub mod health;
 pub mod idempotency;
 pub mod keys;
 pub mod leaks;
+pub mod mail;
 pub mod people;
 pub mod permissions;
 pub mod pool_events;
@@ -18,6 +19,7 @@ pub mod sessions;
 pub mod settings;
 pub mod usage;
 pub mod users;
+pub mod webhooks;
 pub mod workspaces;
 
 use crate::config::DatabaseUrl;

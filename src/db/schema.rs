@@ -193,3 +193,101 @@ diesel::table! {
 }
 
 diesel::joinable!(key_leaks -> api_keys (key_id));
+
+// Notifications (webhooks): endpoints, the outbox, the delivery log.
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        workspace_id -> Text,
+        url -> Text,
+        description -> Text,
+        event_types -> Text,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_expires_at -> Nullable<Timestamp>,
+        failing_since -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Text,
+        workspace_id -> Text,
+        endpoint_id -> Text,
+        event_id -> Text,
+        event_type -> Text,
+        payload -> Text,
+        created_at -> Timestamp,
+        next_attempt_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        attempts -> Integer,
+        done_at -> Nullable<Timestamp>,
+        outcome -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> Text,
+        workspace_id -> Text,
+        endpoint_id -> Text,
+        outbox_id -> Text,
+        event_type -> Text,
+        attempt -> Integer,
+        attempted_at -> Timestamp,
+        status -> Nullable<Integer>,
+        latency_ms -> Integer,
+        response_head -> Text,
+    }
+}
+
+// Notifications (email): the mail outbox, expiry reminders, opt-outs.
+diesel::table! {
+    mail_outbox (id) {
+        id -> Text,
+        workspace_id -> Text,
+        recipient -> Text,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Text,
+        created_at -> Timestamp,
+        next_attempt_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        attempts -> Integer,
+        done_at -> Nullable<Timestamp>,
+        outcome -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    expiry_reminders (key_id, threshold_days) {
+        key_id -> Text,
+        threshold_days -> Integer,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    reminder_optouts (person_id) {
+        person_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    mailed_events (event_id) {
+        event_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    reminder_settings (workspace_id) {
+        workspace_id -> Text,
+        days -> Text,
+        updated_at -> Timestamp,
+    }
+}

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// Every action the application records (the Events filter offers them).
 /// Each must have a sentence: see the tests.
-pub const ACTIONS: [&str; 30] = [
+pub const ACTIONS: [&str; 35] = [
     "login.succeeded",
     "login.failed",
     "logout",
@@ -37,6 +37,12 @@ pub const ACTIONS: [&str; 30] = [
     "permission.described",
     "permission.retired",
     "permission.restored",
+    // Notifications.
+    "webhook.created",
+    "webhook.updated",
+    "webhook.deleted",
+    "webhook.secret_rolled",
+    "webhook.failing",
 ];
 
 /// An action's name for the Events filter: `key.revoked` → "Key revoked".
@@ -92,6 +98,7 @@ fn setting_name(s: &str) -> String {
         "max_expiry_days" => "maximum expiry for new keys".to_owned(),
         "max_keys_per_user" => "maximum keys per user".to_owned(),
         "default_rate_limit" => "default rate limit".to_owned(),
+        "reminder_days" => "expiry reminder days".to_owned(),
         "api_keys_enabled" => "API keys enabled".to_owned(),
         "leak_response" => "response to leaked keys".to_owned(),
         other => other.replace('_', " "),
@@ -266,6 +273,17 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
         "permission.restored" => {
             format!("{actor} restored the permission {}", quoted(f.target))
         }
+        "webhook.created" => format!("{actor} added the webhook endpoint {}", quoted(f.target)),
+        "webhook.updated" => format!("{actor} edited the webhook endpoint {}", quoted(f.target)),
+        "webhook.deleted" => format!("{actor} deleted the webhook endpoint {}", quoted(f.target)),
+        "webhook.secret_rolled" => format!(
+            "{actor} rolled the signing secret of the webhook endpoint {}",
+            quoted(f.target)
+        ),
+        "webhook.failing" => format!(
+            "Deliveries to the webhook endpoint {} failed for about a day; it is marked failing",
+            quoted(f.target)
+        ),
         _ => return None,
     })
 }

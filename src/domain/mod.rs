@@ -12,5 +12,6 @@ pub mod role;
 pub mod throttle;
 pub mod time;
 pub mod useragent;
+pub mod webhooks;
 
 pub use role::Role;

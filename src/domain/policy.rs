@@ -181,8 +181,18 @@ pub mod management {
     pub const KEYS_WRITE: &str = "keyward:keys:write";
     /// Read the audit trail (`GET /api/v1/events`).
     pub const EVENTS_READ: &str = "keyward:events:read";
+    /// List webhook endpoints and their delivery logs.
+    pub const WEBHOOKS_READ: &str = "keyward:webhooks:read";
+    /// Add, edit, delete webhook endpoints, roll secrets, test, resend.
+    pub const WEBHOOKS_WRITE: &str = "keyward:webhooks:write";
     /// All of them, in the order the create dialog lists them.
-    pub const ALL: [&str; 3] = [KEYS_READ, KEYS_WRITE, EVENTS_READ];
+    pub const ALL: [&str; 5] = [
+        KEYS_READ,
+        KEYS_WRITE,
+        EVENTS_READ,
+        WEBHOOKS_READ,
+        WEBHOOKS_WRITE,
+    ];
 
     /// Whether `name` is one of the management permissions (the
     /// `keyward:` prefix is reserved for them).

@@ -22,15 +22,51 @@ pub struct Overview {
     layout: Layout,
     user: users::User,
     workspace: String,
+    /// Whether expiry reminders are off for this person.
+    reminders_off: bool,
+    /// Whether the operator configured email at all.
+    email_configured: bool,
 }
 
 #[get("/account")]
-pub async fn overview(session: Session, user: CurrentUser) -> Result<Overview, AppError> {
+pub async fn overview(
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+) -> Result<Overview, AppError> {
+    let reminders_off = crate::app::mail::reminders_off(&state, &user.ctx()).await?;
     Ok(Overview {
         layout: Layout::new(&session, &user, "Your account", "account")?,
         workspace: user.workspace_name().to_owned(),
         user: user.user,
+        reminders_off,
+        email_configured: state.config.smtp_url.is_some(),
     })
+}
+
+#[derive(Deserialize)]
+pub struct RemindersForm {
+    #[serde(default)]
+    reminders: String,
+}
+
+/// Turn one's expiry reminders on or off.
+#[post("/account/reminders")]
+pub async fn reminders(
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    form: web::Form<RemindersForm>,
+) -> Result<HttpResponse, AppError> {
+    let off = form.reminders != "on";
+    crate::app::mail::set_reminders_off(&state, &user.ctx(), off).await?;
+    let message = if off {
+        "Expiry reminders are off: keyward will not email you before your keys expire."
+    } else {
+        "Expiry reminders are on."
+    };
+    session::set_flash(&session, Flash::success(message))?;
+    Ok(see_other("/account"))
 }
 
 #[derive(Template)]

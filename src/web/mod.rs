@@ -14,6 +14,7 @@ pub mod pages;
 pub mod session;
 pub mod settings;
 pub mod users;
+pub mod webhooks;
 pub mod workspaces;
 
 use crate::db::DbConn;
@@ -65,6 +66,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(account::overview)
         .service(account::password_form)
         .service(account::change_password)
+        .service(account::reminders)
         .service(keys::personal_list)
         .service(keys::personal_search)
         .service(keys::inventory)
@@ -99,6 +101,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(settings::describe_permission)
         .service(settings::retire_permission)
         .service(settings::restore_permission)
+        // Settings → Webhooks.
+        .service(webhooks::list)
+        .service(webhooks::create)
+        .service(webhooks::detail)
+        .service(webhooks::update)
+        .service(webhooks::delete_confirm)
+        .service(webhooks::delete)
+        .service(webhooks::roll_confirm)
+        .service(webhooks::roll)
+        .service(webhooks::send_test)
+        .service(webhooks::resend)
+        .service(webhooks::reminders)
         .service(events::list)
         .service(events::export)
         .service(users::list)

@@ -226,6 +226,11 @@ pub fn test_config(database: DatabaseUrl) -> Config {
         metrics_bind: None,
         log_format: keyward::config::LogFormat::Text,
         leaks: Default::default(),
+        // Test receivers listen on 127.0.0.1.
+        webhook_allow_private: true,
+        smtp_url: None,
+        smtp_from: None,
+        reminder_scan_every: Duration::from_secs(1),
     }
 }
 

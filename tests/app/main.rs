@@ -20,6 +20,7 @@ mod keys;
 mod leaks;
 mod management_api;
 mod nginx;
+mod notify;
 mod ops;
 mod outage;
 mod package;

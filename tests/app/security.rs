@@ -143,6 +143,26 @@ async fn every_state_changing_route_refuses_a_missing_csrf_token() {
         .next()
         .unwrap()
         .to_owned();
+    // A webhook endpoint with one message, for its routes.
+    let res = admin
+        .post_form(
+            "/workspace/webhooks",
+            &[("url", "http://127.0.0.1:9/hook"), ("event_types", "key.*")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let (hook, message) = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            use keyward::db::schema::webhook_endpoints as w;
+            let (hook, ws): (String, String) =
+                w::table.select((w::id, w::workspace_id)).first(c).unwrap();
+            let msg =
+                keyward::db::webhooks::enqueue_one(c, &ws, &hook, "tst_x", "webhook.test", "{}")
+                    .unwrap();
+            (hook, msg)
+        })
+        .await;
     let before = app.events().await.len();
     let invite_token = invite_path.trim_start_matches("/invite/").to_owned();
     let paths: Vec<String> = state_changing_routes()
@@ -154,12 +174,15 @@ async fn every_state_changing_route_refuses_a_missing_csrf_token() {
                 bob.as_str()
             } else if pattern.starts_with("/workspace/settings/permissions/") {
                 perm.as_str()
+            } else if pattern.starts_with("/workspace/webhooks/") {
+                hook.as_str()
             } else {
                 "no-id-expected"
             };
             let path = pattern
                 .replace("{id}", id)
-                .replace("{token}", &invite_token);
+                .replace("{token}", &invite_token)
+                .replace("{message}", &message);
             assert!(!path.contains('{'), "unknown parameter in {pattern}");
             path
         })

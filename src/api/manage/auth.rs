@@ -32,6 +32,16 @@ impl Need for KeysWrite {
 impl Need for EventsRead {
     const PERMISSION: &'static str = management::EVENTS_READ;
 }
+/// `keyward:webhooks:read`.
+pub struct WebhooksRead;
+/// `keyward:webhooks:write`.
+pub struct WebhooksWrite;
+impl Need for WebhooksRead {
+    const PERMISSION: &'static str = management::WEBHOOKS_READ;
+}
+impl Need for WebhooksWrite {
+    const PERMISSION: &'static str = management::WEBHOOKS_WRITE;
+}
 
 /// A request authenticated by a key holding the management permission `N`:
 /// the use-case context of the member it acts for, with the key as the

@@ -21,11 +21,13 @@ pub mod events;
 pub mod keys;
 pub mod requests;
 pub mod shapes;
+pub mod webhooks;
 
 pub use events::*;
 pub use keys::*;
 pub use requests::{end_grace, key_callers, key_requests};
 pub use shapes::*;
+pub use webhooks::*;
 
 use actix_web::web;
 
@@ -76,5 +78,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .head(key_callers),
     )
     .service(web::resource("/keys/{id}/end-grace").post(end_grace))
-    .service(web::resource("/events").get(list_events).head(list_events));
+    .service(web::resource("/events").get(list_events).head(list_events))
+    // Webhook endpoints (notifications).
+    .service(
+        web::resource("/webhooks")
+            .get(list_webhooks)
+            .head(list_webhooks)
+            .post(create_webhook),
+    )
+    .service(
+        web::resource("/webhooks/{id}")
+            .get(get_webhook)
+            .head(get_webhook)
+            .patch(update_webhook)
+            .delete(delete_webhook),
+    )
+    .service(web::resource("/webhooks/{id}/roll-secret").post(roll_webhook_secret))
+    .service(web::resource("/webhooks/{id}/test").post(test_webhook))
+    .service(
+        web::resource("/webhooks/{id}/deliveries")
+            .get(webhook_deliveries)
+            .head(webhook_deliveries),
+    )
+    .service(web::resource("/webhooks/{id}/deliveries/{message_id}/resend").post(resend_webhook));
 }

@@ -175,6 +175,8 @@ pub fn management_text(permission: &str) -> &'static str {
         management::KEYS_READ => "List and read keys",
         management::KEYS_WRITE => "Create, edit, regenerate, switch off, revoke and delete keys",
         management::EVENTS_READ => "Read the audit trail",
+        management::WEBHOOKS_READ => "List webhook endpoints and their delivery logs",
+        management::WEBHOOKS_WRITE => "Add, edit and delete webhook endpoints",
         _ => "",
     }
 }
