@@ -1,8 +1,8 @@
 //! The JSON API for integrations: bearer-key authentication, `/api/v1/me`,
 //! `/api/v1/keys/verify` and `/api/v1/forward-auth` for gateways.
 
-pub mod leaks;
 pub mod calls;
+pub mod leaks;
 pub mod manage;
 pub mod methods;
 pub mod openapi;
