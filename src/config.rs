@@ -198,6 +198,11 @@ pub struct Options {
     /// GitHub leak endpoint refuses every alert.
     #[arg(long, env = "KEYWARD_GITHUB_KEYS_FILE", global = true)]
     pub github_keys_file: Option<std::path::PathBuf>,
+    /// Where GitHub publishes those keys (normally
+    /// https://api.github.com/meta/public_keys/secret_scanning): fetched
+    /// when first needed, hourly, and when an alert names a key not known.
+    #[arg(long, env = "KEYWARD_GITHUB_KEYS_URL", global = true)]
+    pub github_keys_url: Option<String>,
     /// Recent checks kept per key in its request log (0 turns the log off).
     #[arg(
         long,
@@ -347,6 +352,8 @@ pub struct LeakSettings {
     pub key_prefix: String,
     /// GitHub's public keys (`KEYWARD_GITHUB_KEYS_FILE`).
     pub github_keys_file: Option<std::path::PathBuf>,
+    /// Where GitHub's public keys are fetched from (`KEYWARD_GITHUB_KEYS_URL`).
+    pub github_keys_url: Option<String>,
 }
 
 impl Default for LeakSettings {
@@ -354,6 +361,7 @@ impl Default for LeakSettings {
         LeakSettings {
             key_prefix: crate::domain::keys::DEFAULT_PREFIX.to_owned(),
             github_keys_file: None,
+            github_keys_url: None,
         }
     }
 }
@@ -552,6 +560,18 @@ impl Options {
                 .github_keys_file
                 .clone()
                 .filter(|p| !p.as_os_str().is_empty()),
+            github_keys_url: match self.github_keys_url.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(u) if u.starts_with("https://") || u.starts_with("http://") => {
+                    Some(u.to_owned())
+                }
+                Some(_) => {
+                    return Err(ConfigError::new(
+                        "KEYWARD_GITHUB_KEYS_URL",
+                        "must be an http(s) URL, like https://api.github.com/meta/public_keys/secret_scanning",
+                    ));
+                }
+            },
         };
         let request_log_per_key = parse_range(
             "KEYWARD_REQUEST_LOG_PER_KEY",
@@ -803,6 +823,7 @@ mod tests {
             log_format: "text".into(),
             key_prefix: "sk_".into(),
             github_keys_file: None,
+            github_keys_url: None,
             request_log_per_key: "1000".into(),
             request_log_days: "14".into(),
             webhook_allow_private: "false".into(),

@@ -110,8 +110,18 @@ fn load_keys(path: &Path) -> std::result::Result<Keys, String> {
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let list: KeyList = serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not GitHub's key list: {e}", path.display()))?;
+    let keys = parse_key_list(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut cache = KEY_FILES.lock().unwrap_or_else(|e| e.into_inner());
+    cache
+        .get_or_insert_with(HashMap::new)
+        .insert(path.to_owned(), (modified, keys.clone()));
+    Ok(keys)
+}
+
+/// GitHub's key list (JSON as published) as verifying keys by id.
+fn parse_key_list(text: &str) -> std::result::Result<Keys, String> {
+    let list: KeyList =
+        serde_json::from_str(text).map_err(|e| format!("not GitHub's key list: {e}"))?;
     let mut keys = HashMap::new();
     for k in list.public_keys {
         match VerifyingKey::from_public_key_pem(&k.key) {
@@ -123,12 +133,93 @@ fn load_keys(path: &Path) -> std::result::Result<Keys, String> {
             }
         }
     }
-    let keys = Arc::new(keys);
-    let mut cache = KEY_FILES.lock().unwrap_or_else(|e| e.into_inner());
-    cache
-        .get_or_insert_with(HashMap::new)
-        .insert(path.to_owned(), (modified, keys.clone()));
-    Ok(keys)
+    Ok(Arc::new(keys))
+}
+
+/// How long keys fetched from `KEYWARD_GITHUB_KEYS_URL` are used before
+/// they are fetched again.
+pub const URL_KEYS_FRESH: Duration = Duration::from_secs(3600);
+/// Fetches at most this often, also for alerts naming an unknown key (a
+/// key GitHub just added, or an attacker's made-up id).
+pub const URL_KEYS_RETRY: Duration = Duration::from_secs(60);
+/// How long one fetch may take.
+const URL_KEYS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Keys fetched from the URL: when they were fetched, when a fetch was last
+/// tried, and the keys (the last good ones, also when a later fetch failed).
+struct UrlKeys {
+    fetched: Option<Instant>,
+    tried: Option<Instant>,
+    keys: Keys,
+}
+
+static URL_KEYS: tokio::sync::Mutex<Option<(String, UrlKeys)>> =
+    tokio::sync::Mutex::const_new(None);
+
+/// The keys published at `url`, fetched when none are held, when they are
+/// older than [`URL_KEYS_FRESH`], or when `wanted` is not among them, but
+/// at most every [`URL_KEYS_RETRY`]. A failed fetch keeps the last good keys
+/// (logged); one alert at a time fetches, the others wait for its answer.
+async fn url_keys(url: &str, wanted: &str) -> Keys {
+    let mut held = URL_KEYS.lock().await;
+    if held.as_ref().is_none_or(|(u, _)| u != url) {
+        *held = Some((
+            url.to_owned(),
+            UrlKeys {
+                fetched: None,
+                tried: None,
+                keys: Arc::default(),
+            },
+        ));
+    }
+    let Some((_, state)) = held.as_mut() else {
+        return Arc::default();
+    };
+    let now = Instant::now();
+    let stale = state
+        .fetched
+        .is_none_or(|at| now.duration_since(at) >= URL_KEYS_FRESH);
+    let may_try = state
+        .tried
+        .is_none_or(|at| now.duration_since(at) >= URL_KEYS_RETRY);
+    if (stale || !state.keys.contains_key(wanted)) && may_try {
+        state.tried = Some(now);
+        match fetch_keys(url).await {
+            Ok(keys) => {
+                tracing::info!(
+                    url,
+                    keys = keys.len(),
+                    "fetched GitHub's secret scanning keys"
+                );
+                state.fetched = Some(now);
+                state.keys = keys;
+            }
+            Err(e) => {
+                tracing::error!(url, error = %e, "GitHub's secret scanning keys could not be fetched; using the last ones fetched, if any")
+            }
+        }
+    }
+    state.keys.clone()
+}
+
+async fn fetch_keys(url: &str) -> std::result::Result<Keys, String> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(URL_KEYS_TIMEOUT)
+        .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let res = client
+        .get(url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !res.status().is_success() {
+        return Err(format!("answered {}", res.status()));
+    }
+    let text = res.text().await.map_err(|e| e.to_string())?;
+    parse_key_list(&text)
 }
 
 /// Check GitHub's signature (ECDSA P-256, SHA-256, DER, base64) of the raw
@@ -145,15 +236,26 @@ pub fn check_signature(
             "This keyward receives no GitHub alerts: KEYWARD_GITHUB_KEYS_FILE is not set.",
         ));
     };
+    let keys = load_keys(path).map_err(|e| {
+        tracing::error!(error = %e, "GitHub secret scanning keys unavailable");
+        refuse("GitHub's public keys are not available to this keyward.")
+    })?;
+    verify_with(&keys, key_id, signature, body)
+}
+
+/// Check the signature with the key the alert names among `keys`.
+fn verify_with(
+    keys: &Keys,
+    key_id: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+) -> std::result::Result<(), AlertError> {
+    let refuse = |why: &str| AlertError::BadSignature(why.to_owned());
     let (Some(key_id), Some(signature)) = (key_id, signature) else {
         return Err(refuse(
             "Github-Public-Key-Identifier and Github-Public-Key-Signature are required.",
         ));
     };
-    let keys = load_keys(path).map_err(|e| {
-        tracing::error!(error = %e, "GitHub secret scanning keys unavailable");
-        refuse("GitHub's public keys are not available to this keyward.")
-    })?;
     let Some(key) = keys.get(key_id.trim()) else {
         return Err(refuse("Unknown Github-Public-Key-Identifier."));
     };
@@ -191,12 +293,30 @@ pub async fn github_alert(
     signature: Option<&str>,
     body: &[u8],
 ) -> std::result::Result<Vec<Feedback>, AlertError> {
-    check_signature(
-        state.config.leaks.github_keys_file.as_deref(),
-        key_id,
-        signature,
-        body,
-    )?;
+    let settings = &state.config.leaks;
+    match settings.github_keys_url.as_deref() {
+        None => check_signature(
+            settings.github_keys_file.as_deref(),
+            key_id,
+            signature,
+            body,
+        )?,
+        Some(url) => {
+            // The file, when set too, answers first; the URL for the rest.
+            let wanted = key_id.unwrap_or_default().trim();
+            let from_file = settings
+                .github_keys_file
+                .as_deref()
+                .and_then(|p| load_keys(p).ok())
+                .filter(|keys| keys.contains_key(wanted));
+            let keys = match from_file {
+                Some(keys) => keys,
+                None if key_id.is_some() && signature.is_some() => url_keys(url, wanted).await,
+                None => Arc::default(),
+            };
+            verify_with(&keys, key_id, signature, body)?
+        }
+    }
     let matches: Vec<GithubMatch> = serde_json::from_slice(body).map_err(|e| {
         AlertError::BadPayload(format!(
             "The body must be GitHub's JSON array of {{token, type, url, source}}: {e}"

@@ -580,3 +580,88 @@ async fn a_leaked_old_secret_in_its_grace_period_revokes_the_key() {
     assert_eq!(me_code(&app.base, &rotating.secret).await.1, "REVOKED");
     assert_eq!(me_code(&app.base, &new).await.1, "REVOKED");
 }
+
+/// GitHub's key list served over HTTP the way api.github.com publishes it,
+/// until the test ends; counts the fetches.
+fn serve_key_list(body: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/meta/public_keys/secret_scanning",
+        listener.local_addr().unwrap()
+    );
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = fetches.clone();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, fetches)
+}
+
+/// With `KEYWARD_GITHUB_KEYS_URL` (and no file), keyward fetches GitHub's
+/// keys itself when the first alert arrives and keeps them: a second alert
+/// costs no fetch, and an alert naming a key GitHub never published is
+/// refused without fetching again within the minute.
+#[tokio::test]
+async fn githubs_keys_are_fetched_from_the_url_once_and_kept() {
+    let github = Github::new();
+    let (url, fetches) = serve_key_list(std::fs::read_to_string(&github.file).unwrap());
+    let (app, admin) = spawn_ready_with(move |c| c.leaks.github_keys_url = Some(url)).await;
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let key = admin
+        .create_key("/workspace/keys", &[("name", "ERP connector")])
+        .await;
+    let body = alert(&key.secret, FOUND_AT);
+    let (status, feedback) = post_alert(
+        &app.base,
+        Some(&github.id),
+        Some(&github.sign(&body)),
+        &body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{feedback}");
+    assert_eq!(feedback[0]["label"], "true_positive");
+    assert_eq!(me_code(&app.base, &key.secret).await.1, "REVOKED");
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    let other = admin
+        .create_key("/workspace/keys", &[("name", "Grafana")])
+        .await;
+    let body = alert(&other.secret, FOUND_AT);
+    let (status, _) = post_alert(
+        &app.base,
+        Some(&github.id),
+        Some(&github.sign(&body)),
+        &body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = post_alert(
+        &app.base,
+        Some("feedfacefeedface"),
+        Some(&github.sign(&body)),
+        &body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "kept keys answer; an unknown key id does not refetch within the minute"
+    );
+}
