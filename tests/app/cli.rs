@@ -693,9 +693,22 @@ async fn a_backup_under_write_load_restores_every_acknowledged_key() {
     // Four clients, each signed in, creating keys until told to stop; each
     // key is recorded with the moment its creation was acknowledged.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Until `n` keys in all were acknowledged (counted, not timed: a busy
+    // machine makes keys slowly).
+    let until_acked = |n: usize| {
+        let acked = acked.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while acked.load(std::sync::atomic::Ordering::SeqCst) < n {
+                assert!(std::time::Instant::now() < deadline, "{n} keys within 60 s");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
     let mut clients = Vec::new();
     for c in 0..4 {
-        let (base, stop) = (base.clone(), stop.clone());
+        let (base, stop, acked) = (base.clone(), stop.clone(), acked.clone());
         clients.push(tokio::spawn(async move {
             let admin = Browser::new(&base);
             assert_eq!(
@@ -710,14 +723,16 @@ async fn a_backup_under_write_load_restores_every_acknowledged_key() {
                     .create_key("/workspace/keys", &[("name", name.as_str())])
                     .await;
                 made.push((std::time::Instant::now(), key.secret));
+                acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 i += 1;
             }
             made
         }));
     }
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    until_acked(8).await;
     let backup_file = dir.path().join("backup.db");
     let began = std::time::Instant::now();
+    let acked_at_start = acked.load(std::sync::atomic::Ordering::SeqCst);
     let out = {
         let mut cmd = plain(&db);
         cmd.arg("backup").arg(&backup_file);
@@ -725,7 +740,7 @@ async fn a_backup_under_write_load_restores_every_acknowledged_key() {
             .await
             .unwrap()
     };
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    until_acked(acked_at_start + 4).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut acknowledged = Vec::new();
     for client in clients {
