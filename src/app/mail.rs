@@ -47,7 +47,7 @@ pub async fn set_reminder_days(state: &AppState, ctx: &Ctx, raw: &str) -> Result
     let audit = ctx.audit.clone();
     run(state, move |c| {
         use diesel::Connection;
-        c.transaction(|c| {
+        crate::db::write_transaction(c, |c| {
             let old = crate::db::mail::reminder_days(c, &ws)?
                 .unwrap_or_else(|| crate::domain::webhooks::DEFAULT_REMINDER_DAYS.to_owned());
             if old == new {

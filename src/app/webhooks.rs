@@ -105,7 +105,7 @@ pub async fn create(state: &AppState, ctx: &Ctx, input: &Input) -> Result<(Endpo
     let audit = ctx.audit.clone();
     let endpoint = run(state, move |c| {
         use diesel::Connection;
-        c.transaction(|c| {
+        crate::db::write_transaction(c, |c| {
             let id = crate::domain::ids::new_id("whk");
             db::insert(
                 c,
@@ -142,7 +142,7 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, input: &Input) -> Res
     let id = id.to_owned();
     run(state, move |c| {
         use diesel::Connection;
-        c.transaction(|c| {
+        crate::db::write_transaction(c, |c| {
             let old = db::get(c, &ws, &id)?.ok_or(Error::NotFound)?;
             db::update(c, &ws, &id, &url, &description, &types)?;
             let new = db::get(c, &ws, &id)?.ok_or(Error::NotFound)?;
@@ -170,7 +170,7 @@ pub async fn delete(state: &AppState, ctx: &Ctx, id: &str) -> Result<()> {
     let id = id.to_owned();
     run(state, move |c| {
         use diesel::Connection;
-        c.transaction(|c| {
+        crate::db::write_transaction(c, |c| {
             let e = db::get(c, &ws, &id)?.ok_or(Error::NotFound)?;
             // Recorded first: the endpoint's own copy of this event goes
             // with its other deliveries.
@@ -200,7 +200,7 @@ pub async fn roll(state: &AppState, ctx: &Ctx, id: &str) -> Result<(Endpoint, St
     let until = crate::db::now() + hooks::ROLL_OVERLAP;
     let e = run(state, move |c| {
         use diesel::Connection;
-        c.transaction(|c| {
+        crate::db::write_transaction(c, |c| {
             let e = db::get(c, &ws, &id)?.ok_or(Error::NotFound)?;
             db::roll(c, &ws, &id, &sealed, &e.secret, until)?;
             events::record(

@@ -357,7 +357,7 @@ pub struct Outcome<'a> {
 /// or due again at `retry_at`, unclaimed. Only the claim's holder writes
 /// (the row must still be claimed).
 pub fn finish(conn: &mut DbConn, d: &Delivery, o: &Outcome<'_>) -> QueryResult<()> {
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         diesel::insert_into(webhook_attempts::table)
             .values((
                 webhook_attempts::id.eq(crate::domain::ids::new_id("att")),

@@ -143,7 +143,7 @@ fn tell_leaks(state: &AppState, c: &mut crate::db::DbConn) -> diesel::QueryResul
         if db::was_mailed(c, &e.id)? {
             continue;
         }
-        let told = c.transaction(|c| {
+        let told = crate::db::write_transaction(c, |c| {
             db::mark_mailed(c, &e.id)?;
             let workspace = crate::db::workspaces::get(c, &e.workspace_id)?;
             let mut to = admin_emails(c, &e.workspace_id)?;
@@ -192,7 +192,7 @@ fn scan(state: &AppState, c: &mut crate::db::DbConn) -> diesel::QueryResult<()> 
     for key in db::expiring(c, max, EXPIRED_WITHIN)? {
         // A key another instance is reminding about right now fails here
         // (the reminder row exists): nothing to do.
-        if let Err(e) = c.transaction(|c| remind(state, c, &key)) {
+        if let Err(e) = crate::db::write_transaction(c, |c| remind(state, c, &key)) {
             tracing::debug!(key = %key.id, error = %e, "email: reminder skipped");
         }
     }

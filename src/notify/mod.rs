@@ -146,7 +146,7 @@ async fn deliver(state: &Arc<AppState>, client: &reqwest::Client, d: Delivery) {
     }
     let st = state.clone();
     let settle = move |c: &mut crate::db::DbConn| {
-        c.transaction(|c| {
+        crate::db::write_transaction(c, |c| {
             let outcome = Outcome {
                 attempted_at,
                 status,
