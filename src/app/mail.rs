@@ -46,7 +46,6 @@ pub async fn set_reminder_days(state: &AppState, ctx: &Ctx, raw: &str) -> Result
     let ws = ctx.workspace_id().to_owned();
     let audit = ctx.audit.clone();
     run(state, move |c| {
-        use diesel::Connection;
         crate::db::write_transaction(c, |c| {
             let old = crate::db::mail::reminder_days(c, &ws)?
                 .unwrap_or_else(|| crate::domain::webhooks::DEFAULT_REMINDER_DAYS.to_owned());

@@ -104,7 +104,6 @@ pub async fn create(state: &AppState, ctx: &Ctx, input: &Input) -> Result<(Endpo
     let ws = ctx.workspace_id().to_owned();
     let audit = ctx.audit.clone();
     let endpoint = run(state, move |c| {
-        use diesel::Connection;
         crate::db::write_transaction(c, |c| {
             let id = crate::domain::ids::new_id("whk");
             db::insert(
@@ -141,7 +140,6 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, input: &Input) -> Res
     let audit = ctx.audit.clone();
     let id = id.to_owned();
     run(state, move |c| {
-        use diesel::Connection;
         crate::db::write_transaction(c, |c| {
             let old = db::get(c, &ws, &id)?.ok_or(Error::NotFound)?;
             db::update(c, &ws, &id, &url, &description, &types)?;
@@ -169,7 +167,6 @@ pub async fn delete(state: &AppState, ctx: &Ctx, id: &str) -> Result<()> {
     let audit = ctx.audit.clone();
     let id = id.to_owned();
     run(state, move |c| {
-        use diesel::Connection;
         crate::db::write_transaction(c, |c| {
             let e = db::get(c, &ws, &id)?.ok_or(Error::NotFound)?;
             // Recorded first: the endpoint's own copy of this event goes
@@ -199,7 +196,6 @@ pub async fn roll(state: &AppState, ctx: &Ctx, id: &str) -> Result<(Endpoint, St
     let id = id.to_owned();
     let until = crate::db::now() + hooks::ROLL_OVERLAP;
     let e = run(state, move |c| {
-        use diesel::Connection;
         crate::db::write_transaction(c, |c| {
             let e = db::get(c, &ws, &id)?.ok_or(Error::NotFound)?;
             db::roll(c, &ws, &id, &sealed, &e.secret, until)?;

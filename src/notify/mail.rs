@@ -14,7 +14,6 @@ use crate::db::mail::{self as db, Expiring, NewMail};
 use crate::db::users::User;
 use crate::state::AppState;
 use chrono::TimeDelta;
-use diesel::Connection;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::sync::Arc;
@@ -160,7 +159,10 @@ fn tell_leaks(state: &AppState, c: &mut crate::db::DbConn) -> diesel::QueryResul
             let id = e.target_id.clone().unwrap_or_default();
             let link = format!("{}/keys/{id}", state.base_url);
             let m = Composed {
-                subject: format!("[{}] An API key was reported leaked: “{name}”", workspace.name),
+                subject: format!(
+                    "[{}] An API key was reported leaked: “{name}”",
+                    workspace.name
+                ),
                 text: format!(
                     "The API key “{name}” ({id}) in the workspace {} was reported leaked ({}).\n\n\
                      Check what it was used for and revoke or regenerate it: {link}\n",

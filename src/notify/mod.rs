@@ -17,7 +17,6 @@ use crate::db::events::{AuditContext, EventTarget};
 use crate::db::webhooks::{self, Delivery, Outcome};
 use crate::domain::webhooks as hooks;
 use crate::state::AppState;
-use diesel::Connection;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
