@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// Every action the application records (the Events filter offers them).
 /// Each must have a sentence: see the tests.
-pub const ACTIONS: [&str; 35] = [
+pub const ACTIONS: [&str; 37] = [
     "login.succeeded",
     "login.failed",
     "logout",
@@ -30,6 +30,8 @@ pub const ACTIONS: [&str; 35] = [
     "key.deleted",
     "key.reviewed",
     "key.leaked",
+    "key.expiring",
+    "key.expired",
     "settings.api_keys_disabled",
     "settings.api_keys_enabled",
     "settings.changed",
@@ -81,6 +83,14 @@ pub struct Facts<'a> {
 
 fn quoted(s: Option<&str>) -> String {
     format!("“{}”", s.unwrap_or("(unnamed)"))
+}
+
+/// `text` with its first letter in capitals ("the key …" → "The key …").
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }
 
 fn role_phrase(role: &str) -> &str {
@@ -250,6 +260,21 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
             }
         }
         "key.reviewed" => format!("{actor} marked {} as reviewed", key()),
+        // Recorded by the expiry scan ("system"): no one did it.
+        "key.expiring" => {
+            let when = match d.get("days_left").and_then(Value::as_i64) {
+                Some(0) => "within a day".to_owned(),
+                Some(1) => "in 1 day".to_owned(),
+                Some(n) => format!("in {n} days"),
+                None => "soon".to_owned(),
+            };
+            let at = field("expires_at").map_or_else(String::new, |t| format!(" ({t})"));
+            capitalized(&format!("{} expires {when}{at}", key()))
+        }
+        "key.expired" => {
+            let at = field("expires_at").map_or_else(String::new, |t| format!(" at {t}"));
+            capitalized(&format!("{} expired{at}", key()))
+        }
         "settings.api_keys_disabled" => {
             format!("{actor} switched API keys off for the workspace")
         }
@@ -393,6 +418,26 @@ mod tests {
                 "{file} records \"{action}\", which has no sentence: add it to ACTIONS and sentence()"
             );
         }
+    }
+
+    #[test]
+    fn expiry_sentences_say_when_without_an_actor() {
+        assert_eq!(
+            say(
+                "key.expiring",
+                json!({"days_left": 7, "expires_at": "2026-12-12T10:00:00Z"})
+            )
+            .unwrap(),
+            "The workspace key “ERP connector” expires in 7 days (2026-12-12T10:00:00Z)"
+        );
+        assert_eq!(
+            say("key.expiring", json!({"days_left": 0})).unwrap(),
+            "The workspace key “ERP connector” expires within a day"
+        );
+        assert_eq!(
+            say("key.expired", json!({"expires_at": "2026-12-12T10:00:00Z"})).unwrap(),
+            "The workspace key “ERP connector” expired at 2026-12-12T10:00:00Z"
+        );
     }
 
     #[test]

@@ -109,10 +109,6 @@ pub fn retry_after(attempts: i32) -> Option<chrono::TimeDelta> {
         .map(|s| chrono::TimeDelta::seconds(*s))
 }
 
-/// Event types an endpoint may subscribe to beyond the audit trail's
-/// actions: those other parts of keyward record by these names.
-pub const EXTRA_TYPES: [&str; 3] = ["key.leaked", "key.expiring", "key.expired"];
-
 /// Check and normalise a list of event types (`*`, `key.*`, exact names
 /// from `known`), one a line or comma-separated; the stored form is a
 /// comma-separated list.
@@ -125,13 +121,8 @@ pub fn parse_types(raw: &[String], known: &[&str]) -> Result<String, String> {
         }
         let ok = t == "*"
             || known.contains(&t)
-            || EXTRA_TYPES.contains(&t)
-            || t.strip_suffix(".*").is_some_and(|p| {
-                known
-                    .iter()
-                    .chain(EXTRA_TYPES.iter())
-                    .any(|k| k.split('.').next() == Some(p))
-            });
+            || t.strip_suffix(".*")
+                .is_some_and(|p| known.iter().any(|k| k.split('.').next() == Some(p)));
         if !ok {
             return Err(format!("“{t}” is not an event type keyward sends."));
         }
@@ -270,7 +261,7 @@ mod tests {
 
     #[test]
     fn types_and_urls_are_checked() {
-        let known = ["key.created", "key.revoked", "user.added"];
+        let known = ["key.created", "key.revoked", "key.leaked", "user.added"];
         let t = |s: &str| parse_types(&[s.to_owned()], &known);
         assert_eq!(
             t("key.revoked, user.added").unwrap(),

@@ -1,14 +1,17 @@
 //! Email, when the operator configured SMTP (`KEYWARD_SMTP_URL`,
 //! `KEYWARD_SMTP_FROM`): the sender of the mail outbox and the expiry
-//! reminders.
+//! reminders; and the expiry scan, which runs with or without SMTP.
 //!
-//! Reminders: at each threshold (14, 7 and 1 days before, and at expiry),
-//! a live key's owner — for a workspace key, the workspace's admins — get
-//! one message, unless they turned reminders off. "Once" is a row per key
-//! and threshold (`expiry_reminders`, primary key) inserted in the same
-//! transaction as the queued messages: a second instance, or this one
-//! after a restart, finds it and sends nothing, and a message the SMTP
-//! server refused stays queued and is tried again.
+//! The scan: at each of the workspace's reminder days (by default 14, 7
+//! and 1 days before) a live key gets one `key.expiring` event, and at
+//! expiry one `key.expired` event — audit events like any other, so
+//! webhooks subscribed to them are told. With SMTP, the same crossing
+//! mails the key's owner — for a workspace key, the workspace's admins —
+//! unless they turned reminders off. "Once" is a row per key and threshold
+//! (`expiry_reminders`, primary key) inserted in the same transaction as
+//! the event and the queued messages: a second instance, or this one after
+//! a restart, finds it and records and sends nothing, and a message the
+//! SMTP server refused stays queued and is tried again.
 
 use crate::db::mail::{self as db, Expiring, NewMail};
 use crate::db::users::User;
@@ -30,23 +33,39 @@ const CLAIM_FOR: TimeDelta = TimeDelta::seconds(60);
 /// first start does not mail about keys long dead).
 const EXPIRED_WITHIN: TimeDelta = TimeDelta::days(1);
 
-/// Start the mail sender and the reminder scan, when SMTP is configured.
+/// Start the expiry scan, and the mail sender when SMTP is configured.
 pub fn spawn(state: Arc<AppState>) {
+    let mail = start_sender(&state);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(state.config.reminder_scan_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let s = state.clone();
+            if let Err(e) = super::blocking(&state, move |c| scan(&s, c, mail)).await {
+                tracing::warn!(error = %e, "the expiry scan failed");
+            }
+        }
+    });
+}
+
+/// Start the mail sender; whether SMTP is configured (and usable).
+fn start_sender(state: &Arc<AppState>) -> bool {
     let (Some(url), Some(from)) = (&state.config.smtp_url, &state.config.smtp_from) else {
-        return;
+        return false;
     };
     let from: Mailbox = match from.parse() {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(error = %e, "email: KEYWARD_SMTP_FROM is not an address; no email will be sent");
-            return;
+            return false;
         }
     };
     let transport = match AsyncSmtpTransport::<Tokio1Executor>::from_url(url) {
         Ok(t) => t.timeout(Some(SEND_TIMEOUT)).build(),
         Err(e) => {
             tracing::error!(error = %e, "email: KEYWARD_SMTP_URL cannot be used; no email will be sent");
-            return;
+            return false;
         }
     };
     let sender = state.clone();
@@ -58,17 +77,7 @@ pub fn spawn(state: Arc<AppState>) {
             send_due(&sender, &transport, &from).await;
         }
     });
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(state.config.reminder_scan_every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let s = state.clone();
-            if let Err(e) = super::blocking(&state, move |c| scan(&s, c)).await {
-                tracing::warn!(error = %e, "email: the expiry reminder scan failed");
-            }
-        }
-    });
+    true
 }
 
 async fn send_due(
@@ -187,27 +196,41 @@ fn tell_leaks(state: &AppState, c: &mut crate::db::DbConn) -> diesel::QueryResul
     Ok(())
 }
 
-/// One pass over the keys near their expiry.
-fn scan(state: &AppState, c: &mut crate::db::DbConn) -> diesel::QueryResult<()> {
-    tell_leaks(state, c)?;
+/// One pass over the keys near their expiry (and, with `mail`, over the
+/// leak reports to tell).
+fn scan(state: &AppState, c: &mut crate::db::DbConn, mail: bool) -> diesel::QueryResult<()> {
+    if mail {
+        tell_leaks(state, c)?;
+    }
     let max = TimeDelta::days(i64::from(crate::domain::webhooks::MAX_REMINDER_DAYS));
     for key in db::expiring(c, max, EXPIRED_WITHIN)? {
         // A key another instance is reminding about right now fails here
         // (the reminder row exists): nothing to do.
-        if let Err(e) = crate::db::write_transaction(c, |c| remind(state, c, &key)) {
-            tracing::debug!(key = %key.id, error = %e, "email: reminder skipped");
+        if let Err(e) = crate::db::write_transaction(c, |c| remind(state, c, &key, mail)) {
+            tracing::debug!(key = %key.id, error = %e, "expiry scan: key skipped");
         }
     }
     Ok(())
 }
 
-/// Queue the reminder a key is due, once.
-fn remind(state: &AppState, c: &mut crate::db::DbConn, key: &Expiring) -> diesel::QueryResult<()> {
+/// Record the expiry event a key is due, and queue its reminder (with
+/// `mail`), once.
+fn remind(
+    state: &AppState,
+    c: &mut crate::db::DbConn,
+    key: &Expiring,
+    mail: bool,
+) -> diesel::QueryResult<()> {
     let now = crate::db::now();
     let left = key.expires_at - now;
-    let days = db::reminder_days(c, &key.workspace_id)?
+    let mail_days = db::reminder_days(c, &key.workspace_id)?
         .and_then(|d| crate::domain::webhooks::parse_reminder_days(&d).ok())
         .unwrap_or(THRESHOLDS.to_vec());
+    // Expiry itself is always an event, whatever days reminders use.
+    let mut days = mail_days.clone();
+    if !days.contains(&0) {
+        days.push(0);
+    }
     let crossed: Vec<i32> = days
         .into_iter()
         .filter(|t| left <= TimeDelta::days(i64::from(*t)))
@@ -222,6 +245,10 @@ fn remind(state: &AppState, c: &mut crate::db::DbConn, key: &Expiring) -> diesel
     // The thresholds passed meanwhile are covered by this one message.
     for t in crossed.iter().filter(|t| !done.contains(t)) {
         db::record_reminder(c, &key.id, *t)?;
+    }
+    record_expiry(c, key, urgent, left)?;
+    if !mail || !mail_days.contains(&urgent) {
+        return Ok(());
     }
     let workspace = crate::db::workspaces::get(c, &key.workspace_id)?;
     let members = crate::db::users::list(c, &key.workspace_id)?;
@@ -295,6 +322,50 @@ fn remind(state: &AppState, c: &mut crate::db::DbConn, key: &Expiring) -> diesel
         )?;
     }
     Ok(())
+}
+
+/// The `key.expiring` (threshold above 0) or `key.expired` event of a
+/// key, recorded by "system" with the expiry and the whole days left.
+fn record_expiry(
+    c: &mut crate::db::DbConn,
+    key: &Expiring,
+    threshold: i32,
+    left: TimeDelta,
+) -> diesel::QueryResult<()> {
+    use crate::db::events::{AuditContext, EventTarget};
+    let ctx = AuditContext {
+        workspace_id: key.workspace_id.clone(),
+        actor_id: None,
+        actor_label: "system".into(),
+        ip: None,
+        user_agent: None,
+    };
+    let (action, details) = if threshold == 0 {
+        (
+            "key.expired",
+            serde_json::json!({ "expires_at": key.expires_at }),
+        )
+    } else {
+        (
+            "key.expiring",
+            serde_json::json!({
+                "expires_at": key.expires_at,
+                "days_left": left.num_days().max(0),
+                "threshold_days": threshold,
+            }),
+        )
+    };
+    crate::db::events::record(
+        c,
+        &ctx,
+        action,
+        EventTarget {
+            target_type: Some("api_key"),
+            target_id: Some(&key.id),
+            target_label: Some(&key.name),
+        },
+        details,
+    )
 }
 
 /// A message about to be queued: subject, plain text, HTML.

@@ -1000,3 +1000,88 @@ async fn notify_peer_reminders_follow_the_workspace_days() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(about(&sink.messages().await, &not_yet.id).is_empty());
 }
+
+/// Without SMTP, keyward still records a key's expiry: one `key.expiring`
+/// at the nearest reminder day crossed and one `key.expired` at expiry —
+/// audit events that webhooks subscribed to them receive, once however
+/// often the scan runs.
+#[tokio::test]
+async fn expiring_and_expired_keys_are_events_webhooks_receive_once() {
+    let (app, admin) = spawn_ready().await;
+    let key = manager(&admin).await;
+    let (status, created) = post(
+        &app.base,
+        &key,
+        "/api/v1/webhooks",
+        json!({"url": "http://127.0.0.1:9/hook", "event_types": ["key.expiring", "key.expired"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let endpoint = created["webhook"]["id"].as_str().unwrap().to_owned();
+
+    let soon = expiring_key(&admin, "/workspace/keys", "nightly export", 3).await;
+    let ended = expiring_key(&admin, "/account/keys", "laptop", 30).await;
+    let far = expiring_key(&admin, "/workspace/keys", "far off", 60).await;
+    // "laptop" reached its expiry a minute ago.
+    let id = ended.id.clone();
+    app.with_db(move |c| {
+        use diesel::prelude::*;
+        use keyward::db::schema::api_keys;
+        diesel::update(api_keys::table.filter(api_keys::id.eq(id)))
+            .set(api_keys::expires_at.eq(keyward::db::now() - chrono::TimeDelta::minutes(1)))
+            .execute(c)
+            .unwrap();
+    })
+    .await;
+
+    let of = |rows: &[(String, Value)], t: &str, key: &str| -> Vec<Value> {
+        rows.iter()
+            .filter(|(ty, p)| ty == t && p["data"]["target"]["id"] == key)
+            .map(|(_, p)| p.clone())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let rows = loop {
+        let rows = outbox(&app, &endpoint).await;
+        if !of(&rows, "key.expiring", &soon.id).is_empty()
+            && !of(&rows, "key.expired", &ended.id).is_empty()
+        {
+            break rows;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no expiry events reached the outbox: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let expiring = of(&rows, "key.expiring", &soon.id);
+    let details = &expiring[0]["data"]["details"];
+    assert_eq!(details["threshold_days"], 7, "{details}");
+    assert!(details["days_left"].as_i64().unwrap() <= 3, "{details}");
+    assert_eq!(expiring[0]["data"]["actor"]["label"], "system");
+    assert!(details["expires_at"].as_str().is_some(), "{details}");
+
+    // Several more scans (one a second in tests) record nothing again, and
+    // the key 60 days away is not expiring.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let rows = outbox(&app, &endpoint).await;
+    assert_eq!(of(&rows, "key.expiring", &soon.id).len(), 1, "{rows:?}");
+    assert_eq!(of(&rows, "key.expired", &ended.id).len(), 1, "{rows:?}");
+    assert_eq!(of(&rows, "key.expired", &soon.id).len(), 0);
+    assert!(of(&rows, "key.expiring", &far.id).is_empty(), "{rows:?}");
+    assert_eq!(rows.len(), 2, "only what was subscribed: {rows:?}");
+
+    // The audit trail says it in words.
+    let (_, page) = admin
+        .page(&format!("/workspace/events?key={}", ended.id))
+        .await;
+    assert!(
+        page.contains("The personal key “laptop” expired at"),
+        "{page}"
+    );
+    let (_, page) = admin.page("/workspace/events?action=key.expiring").await;
+    assert!(
+        page.contains("The workspace key “nightly export” expires in"),
+        "{page}"
+    );
+}
