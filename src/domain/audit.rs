@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// Every action the application records (the Events filter offers them).
 /// Each must have a sentence: see the tests.
-pub const ACTIONS: [&str; 35] = [
+pub const ACTIONS: [&str; 38] = [
     "login.succeeded",
     "login.failed",
     "logout",
@@ -30,6 +30,10 @@ pub const ACTIONS: [&str; 35] = [
     "key.deleted",
     "key.reviewed",
     "key.leaked",
+    // Recoverable keys (issue 27).
+    "key.secret_shown",
+    "settings.recoverable_keys_enabled",
+    "settings.recoverable_keys_disabled",
     "settings.api_keys_disabled",
     "settings.api_keys_enabled",
     "settings.changed",
@@ -60,6 +64,9 @@ pub fn action_label(action: &str) -> String {
         "settings.api_keys_disabled" => "API keys switched off",
         "settings.api_keys_enabled" => "API keys switched on",
         "settings.changed" => "Setting changed",
+        "key.secret_shown" => "Key secret shown again",
+        "settings.recoverable_keys_enabled" => "Recoverable keys turned on",
+        "settings.recoverable_keys_disabled" => "Recoverable keys turned off",
         other => return label(&other.split('.').collect::<Vec<_>>()),
     };
     text.to_owned()
@@ -250,6 +257,17 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
             }
         }
         "key.reviewed" => format!("{actor} marked {} as reviewed", key()),
+        "key.secret_shown" => format!("{actor} was shown the secret of {} again", key()),
+        "settings.recoverable_keys_enabled" => {
+            format!("{actor} turned recoverable keys on for the workspace")
+        }
+        "settings.recoverable_keys_disabled" => match d.get("destroyed").and_then(Value::as_u64) {
+            Some(n) if n > 0 => format!(
+                "{actor} turned recoverable keys off; the stored secrets of {n} key{} were destroyed",
+                if n == 1 { "" } else { "s" }
+            ),
+            _ => format!("{actor} turned recoverable keys off"),
+        },
         "settings.api_keys_disabled" => {
             format!("{actor} switched API keys off for the workspace")
         }
