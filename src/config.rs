@@ -56,6 +56,20 @@ pub enum Command {
         #[command(subcommand)]
         command: WorkspaceCommand,
     },
+    /// Recoverable keys: the operator's tools (docs/recoverable-keys.md).
+    Recovery {
+        #[command(subcommand)]
+        command: RecoveryCommand,
+    },
+}
+
+/// `keyward recovery …`
+#[derive(Debug, Subcommand)]
+pub enum RecoveryCommand {
+    /// Re-encrypt every stored secret of recoverable keys under the current
+    /// (first) key of KEYWARD_RECOVERY_KEYS_FILE, all or nothing; then the
+    /// older keys can be removed from the file.
+    Rewrap,
 }
 
 /// `keyward workspace …`

@@ -266,6 +266,7 @@ async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResp
         grace_until: None,
         shortened_to: None,
         api_base: call.public_base(),
+        recoverable: key.recoverable,
     };
     // Shown (and announced) on the list the user returns to.
     session::set_flash(
