@@ -64,8 +64,8 @@ impl AppState {
             password_change: Throttle::new(5, Duration::from_secs(15 * 60)),
             password_confirm: Throttle::new(5, Duration::from_secs(15 * 60)),
             secret_reveals: Throttle::new(
-                crate::app::recover::REVEALS_PER_WINDOW,
-                crate::app::recover::REVEAL_WINDOW,
+                crate::domain::throttle::REVEALS_PER_WINDOW,
+                crate::domain::throttle::REVEAL_WINDOW,
             ),
             leak_reports: Throttle::new(
                 crate::domain::throttle::LEAK_REPORTS_PER_WINDOW,

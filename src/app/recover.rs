@@ -6,7 +6,7 @@
 //! module's `ManageKey`, through [`keys::load`]): through the pages, the
 //! person confirmed their password within [`CONFIRM_WITHIN`]; through the
 //! API, the acting key holds `keyward:keys:reveal`. Both are rate-limited
-//! ([`REVEALS_PER_WINDOW`]) and audited (`key.secret_shown`, never with the
+//! ([`REVEALS_PER_WINDOW`] in [`REVEAL_WINDOW`]) and audited (`key.secret_shown`, never with the
 //! secret). A secret that cannot be opened (no operator keys, an unknown or
 //! wrong one) is refused, never guessed at.
 
@@ -21,15 +21,12 @@ use crate::domain::recovery::OperatorKeys;
 use crate::state::AppState;
 use chrono::{NaiveDateTime, TimeDelta};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// How recent a password confirmation must be to show a secret.
 pub const CONFIRM_WITHIN: TimeDelta = TimeDelta::minutes(5);
 
-/// Secrets one person (or management key) may be shown per window.
-pub const REVEALS_PER_WINDOW: usize = 20;
-/// The window of [`REVEALS_PER_WINDOW`].
-pub const REVEAL_WINDOW: Duration = Duration::from_secs(15 * 60);
+pub use crate::domain::throttle::{REVEAL_WINDOW, REVEALS_PER_WINDOW};
 
 /// The stable code of a refusal because the operator set no keys.
 pub const NOT_CONFIGURED: &str = "RECOVERY_NOT_CONFIGURED";

@@ -409,7 +409,7 @@ mod tests {
         assert_eq!(grantable_management(Role::Admin, false), ALL);
         assert_eq!(
             grantable_management(Role::Normal, false),
-            [KEYS_READ, KEYS_WRITE]
+            [KEYS_READ, KEYS_WRITE, KEYS_REVEAL]
         );
         assert!(grantable_management(Role::Normal, true).is_empty());
         assert!(grantable_management(Role::Operator, false).is_empty());
