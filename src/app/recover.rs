@@ -160,7 +160,11 @@ pub async fn reveal(
     if !key.recoverable {
         return Err(not_recoverable());
     }
-    let operator = state.config.recovery_keys.clone().ok_or_else(not_configured)?;
+    let operator = state
+        .config
+        .recovery_keys
+        .clone()
+        .ok_or_else(not_configured)?;
     let slot = state
         .secret_reveals
         .reserve(&limit_key, Instant::now())

@@ -87,8 +87,9 @@ pub fn destroy(conn: &mut DbConn, workspace_id: &str, key_id: &str) -> QueryResu
 /// Destroy every sealed secret of the workspace (recoverable keys turned
 /// off), inside the caller's transaction. Returns how many there were.
 pub fn destroy_all(conn: &mut DbConn, workspace_id: &str) -> QueryResult<usize> {
-    let gone = diesel::delete(key_secrets::table.filter(key_secrets::workspace_id.eq(workspace_id)))
-        .execute(conn)?;
+    let gone =
+        diesel::delete(key_secrets::table.filter(key_secrets::workspace_id.eq(workspace_id)))
+            .execute(conn)?;
     diesel::update(
         api_keys::table
             .filter(api_keys::workspace_id.eq(workspace_id))
@@ -147,13 +148,11 @@ pub fn rewrap_all(conn: &mut DbConn, keys: &OperatorKeys) -> Result<Rewrapped, R
                 nonce,
                 ciphertext,
             };
-            let secret = keys
-                .open(&workspace_id, &key_id, &sealed)
-                .map_err(|e| {
-                    RewrapError::Open(format!(
-                        "the secret of key {key_id}: {e}; nothing was changed"
-                    ))
-                })?;
+            let secret = keys.open(&workspace_id, &key_id, &sealed).map_err(|e| {
+                RewrapError::Open(format!(
+                    "the secret of key {key_id}: {e}; nothing was changed"
+                ))
+            })?;
             let again = keys.seal(&workspace_id, &key_id, &secret);
             diesel::update(
                 key_secrets::table

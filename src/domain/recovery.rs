@@ -65,9 +65,9 @@ impl OperatorKeys {
                 continue;
             }
             let n = n + 1;
-            let (id, material) = line.split_once(':').ok_or_else(|| {
-                format!("line {n} is not `id:base64-of-32-bytes` (no colon)")
-            })?;
+            let (id, material) = line
+                .split_once(':')
+                .ok_or_else(|| format!("line {n} is not `id:base64-of-32-bytes` (no colon)"))?;
             let id = id.trim();
             let ok_id = !id.is_empty()
                 && id.len() <= MAX_ID_LEN
@@ -193,7 +193,10 @@ mod tests {
         assert!(k.open("ws_1", "key_2", &sealed).is_err());
         assert!(k.open("ws_2", "key_1", &sealed).is_err());
         // Nonces differ per secret.
-        assert_ne!(k.seal("ws_1", "key_1", "x").nonce, k.seal("ws_1", "key_1", "x").nonce);
+        assert_ne!(
+            k.seal("ws_1", "key_1", "x").nonce,
+            k.seal("ws_1", "key_1", "x").nonce
+        );
     }
 
     #[test]
@@ -221,7 +224,9 @@ mod tests {
         assert!(OperatorKeys::parse("k1").is_err());
         assert!(OperatorKeys::parse("k1:AAAA").is_err());
         assert!(OperatorKeys::parse(&format!("{K1}\n{K1}")).is_err());
-        assert!(OperatorKeys::parse("bad id:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").is_err());
+        assert!(
+            OperatorKeys::parse("bad id:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").is_err()
+        );
         let debug = format!("{:?}", keys(K1));
         assert!(debug.contains("k1") && !debug.contains("AAEC"));
     }

@@ -170,9 +170,7 @@ pub async fn recoverable(
         crate::app::recover::set_enabled(&state, &user.ctx(), enabled).await?;
     let message = match (changed, enabled) {
         (false, _) => "Nothing changed.".to_owned(),
-        (true, true) => {
-            "Recoverable keys are on: a new key can be created recoverable.".to_owned()
-        }
+        (true, true) => "Recoverable keys are on: a new key can be created recoverable.".to_owned(),
         (true, false) => format!(
             "Recoverable keys are off. The stored secrets of {destroyed} key{} were destroyed; those keys keep working.",
             if destroyed == 1 { "" } else { "s" }

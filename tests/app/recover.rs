@@ -37,7 +37,11 @@ async fn call(
     let status = res.status();
     let headers = res.headers().clone();
     let text = res.text().await.unwrap();
-    (status, headers, serde_json::from_str(&text).unwrap_or(Value::Null))
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
 }
 
 async fn turn_on(admin: &Browser) -> reqwest::Response {
@@ -145,7 +149,12 @@ async fn recoverable_keys_are_off_by_default_and_need_the_operator_key() {
     // Refused without KEYWARD_RECOVERY_KEYS_FILE, with a clear reason.
     let res = turn_on(&admin).await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
-    assert!(res.text().await.unwrap().contains("KEYWARD_RECOVERY_KEYS_FILE"));
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("KEYWARD_RECOVERY_KEYS_FILE")
+    );
     let manager = admin
         .create_key(
             "/workspace/keys",
@@ -169,7 +178,12 @@ async fn recoverable_keys_are_off_by_default_and_need_the_operator_key() {
         .submit_new_key("/account/keys", &[("recoverable", "on")])
         .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(app.event_actions().await.iter().all(|a| !a.contains("recoverable")));
+    assert!(
+        app.event_actions()
+            .await
+            .iter()
+            .all(|a| !a.contains("recoverable"))
+    );
 
     // With the operator key, still off until an admin turns it on.
     let (app, admin) = spawn_ready_with(with_keys(K1)).await;
@@ -204,7 +218,9 @@ async fn a_recoverable_key_is_shown_again_after_a_fresh_password_confirmation() 
             &[("name", "Dev laptop"), ("recoverable", "on")],
         )
         .await;
-    let sealed = sealed_of(&app, &key.id).await.expect("sealed secret stored");
+    let sealed = sealed_of(&app, &key.id)
+        .await
+        .expect("sealed secret stored");
     assert_eq!(sealed.enc_key_id, "k1");
     // Flagged on its page and in the list.
     let (_, page) = admin.page(&format!("/keys/{}", key.id)).await;
@@ -254,9 +270,15 @@ async fn a_recoverable_key_is_shown_again_after_a_fresh_password_confirmation() 
     let dump = database_dump(&app).await;
     assert!(dump.contains(&sealed.ciphertext) || matches!(app.database, DatabaseUrl::Sqlite(_)));
     assert!(dump.contains("Dev laptop"), "the dump reads the data");
-    assert!(!dump.contains(&key.secret), "plaintext secret in the database");
+    assert!(
+        !dump.contains(&key.secret),
+        "plaintext secret in the database"
+    );
     let random_part = &key.secret[key.secret.len() - 30..];
-    assert!(!dump.contains(random_part), "part of the secret in the database");
+    assert!(
+        !dump.contains(random_part),
+        "part of the secret in the database"
+    );
 
     // Regenerated: still recoverable, with the new secret.
     let (_, confirm_page) = admin.page(&format!("/keys/{}/regenerate", key.id)).await;
@@ -281,7 +303,10 @@ async fn a_recoverable_key_is_shown_again_after_a_fresh_password_confirmation() 
         .post_form(&format!("/keys/{}/revoke", key.id), &[])
         .await;
     assert!(res.status().is_redirection() || res.status().is_success());
-    assert!(sealed_of(&app, &key.id).await.is_none(), "ciphertext destroyed");
+    assert!(
+        sealed_of(&app, &key.id).await.is_none(),
+        "ciphertext destroyed"
+    );
     let (status, _, body) = show(&admin, &key.id).await;
     assert!(status.is_client_error(), "{status}");
     assert!(!body.contains(&second));
@@ -294,18 +319,27 @@ async fn a_recoverable_key_is_shown_again_after_a_fresh_password_confirmation() 
     let b = admin
         .create_key("/account/keys", &[("name", "b"), ("recoverable", "on")])
         .await;
-    let res = admin.post_form(&format!("/keys/{}/delete", a.id), &[]).await;
+    let res = admin
+        .post_form(&format!("/keys/{}/delete", a.id), &[])
+        .await;
     assert!(res.status().is_redirection() || res.status().is_success());
     assert!(sealed_of(&app, &a.id).await.is_none());
     assert!(sealed_of(&app, &b.id).await.is_some());
     let (_, confirm_off) = admin.page("/workspace/settings/recoverable-keys/off").await;
     assert!(confirm_off.contains("destroyed"));
     let res = admin
-        .post_form("/workspace/settings/recoverable-keys", &[("enabled", "off")])
+        .post_form(
+            "/workspace/settings/recoverable-keys",
+            &[("enabled", "off")],
+        )
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert!(sealed_of(&app, &b.id).await.is_none());
-    assert_eq!(me(&app.base, &b.secret).await.0, StatusCode::OK, "the key still works");
+    assert_eq!(
+        me(&app.base, &b.secret).await.0,
+        StatusCode::OK,
+        "the key still works"
+    );
     let off = app
         .events()
         .await
@@ -354,8 +388,14 @@ async fn the_api_shows_a_secret_only_with_its_own_permission() {
     let reveal = format!("/api/v1/keys/{id}/reveal");
 
     // keyward:keys:write is not enough.
-    let (status, _, body) =
-        call(reqwest::Method::POST, &app.base, &reveal, &writer.secret, None).await;
+    let (status, _, body) = call(
+        reqwest::Method::POST,
+        &app.base,
+        &reveal,
+        &writer.secret,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(body.to_string().find(&secret).is_none());
     // Nor can that key give the permission it does not hold.
@@ -381,8 +421,14 @@ async fn the_api_shows_a_secret_only_with_its_own_permission() {
             ],
         )
         .await;
-    let (status, headers, body) =
-        call(reqwest::Method::POST, &app.base, &reveal, &revealer.secret, None).await;
+    let (status, headers, body) = call(
+        reqwest::Method::POST,
+        &app.base,
+        &reveal,
+        &revealer.secret,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["secret"], json!(secret));
     assert_eq!(
@@ -493,7 +539,11 @@ async fn a_wrong_or_missing_operator_key_fails_closed_and_rewrap_rolls_it() {
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(said.contains("Re-encrypted 1 stored secret"), "{said}");
     // Run again: nothing left to do.
     let out = keyward_cli(&database, &both)
@@ -513,10 +563,7 @@ async fn a_wrong_or_missing_operator_key_fails_closed_and_rewrap_rolls_it() {
 
     // Now k1 can go: with k2 alone the secret is shown as it was.
     let app = spawn_app_on_with(database.clone(), with_keys(K2)).await;
-    assert_eq!(
-        sealed_of(&app, &key.id).await.unwrap().enc_key_id,
-        "k2"
-    );
+    assert_eq!(sealed_of(&app, &key.id).await.unwrap().enc_key_id, "k2");
     let b = Browser {
         base: app.base.clone(),
         ..admin.clone()

@@ -123,12 +123,7 @@ pub async fn confirm_password(
                 confirm: true,
                 ..view(&call, key)?
             };
-            call.fragment_or_page(
-                "Show secret",
-                "",
-                &v,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
+            call.fragment_or_page("Show secret", "", &v, StatusCode::UNPROCESSABLE_ENTITY)
         }
         Err(e) => Err(e.into()),
     }
