@@ -465,6 +465,24 @@ async fn the_api_shows_a_secret_only_with_its_own_permission() {
     assert!(doc.to_string().contains("keyward:keys:reveal"));
 }
 
+/// Stop `app` and wait until its SQLite file can be served again (its last
+/// background flush may still be finishing on a blocking thread for a
+/// moment after the server stopped).
+async fn stop(app: TestApp) {
+    let database = app.database.clone();
+    drop(app);
+    if let DatabaseUrl::Sqlite(path) = database {
+        let started = std::time::Instant::now();
+        while let Err(e) = keyward::db::claim_sqlite(&path) {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "{e}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// `keyward` run as the operator, on `database`, with `keys_file`.
 fn keyward_cli(database: &DatabaseUrl, keys_file: &std::path::Path) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
@@ -500,6 +518,7 @@ async fn a_wrong_or_missing_operator_key_fails_closed_and_rewrap_rolls_it() {
             .create_key("/account/keys", &[("recoverable", "on")])
             .await;
         admin = b;
+        stop(app).await;
     }
     // Restarted with another operator key: refused, clearly, never the secret.
     for (keys, says) in [
@@ -529,6 +548,7 @@ async fn a_wrong_or_missing_operator_key_fails_closed_and_rewrap_rolls_it() {
                 .contains(&"key.secret_shown".to_owned()),
             "nothing shown, nothing audited"
         );
+        stop(app).await;
     }
     // The operator rolls to k2 (k1 still listed to open what it sealed).
     let dir = tempfile::tempdir().unwrap();
