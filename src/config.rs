@@ -56,6 +56,20 @@ pub enum Command {
         #[command(subcommand)]
         command: WorkspaceCommand,
     },
+    /// Recoverable keys: the operator's tools (docs/recoverable-keys.md).
+    Recovery {
+        #[command(subcommand)]
+        command: RecoveryCommand,
+    },
+}
+
+/// `keyward recovery …`
+#[derive(Debug, Subcommand)]
+pub enum RecoveryCommand {
+    /// Re-encrypt every stored secret of recoverable keys under the current
+    /// (first) key of KEYWARD_RECOVERY_KEYS_FILE, all or nothing; then the
+    /// older keys can be removed from the file.
+    Rewrap,
 }
 
 /// `keyward workspace …`
@@ -203,6 +217,11 @@ pub struct Options {
     /// when first needed, hourly, and when an alert names a key not known.
     #[arg(long, env = "KEYWARD_GITHUB_KEYS_URL", global = true)]
     pub github_keys_url: Option<String>,
+    /// Operator keys for recoverable keys: a file of `id:base64-of-32-bytes`
+    /// lines, the first the current one (docs/recoverable-keys.md); unset,
+    /// no workspace can turn recoverable keys on.
+    #[arg(long, env = "KEYWARD_RECOVERY_KEYS_FILE", global = true)]
+    pub recovery_keys_file: Option<std::path::PathBuf>,
     /// Recent checks kept per key in its request log (0 turns the log off).
     #[arg(
         long,
@@ -342,6 +361,10 @@ pub struct Config {
     pub smtp_from: Option<String>,
     /// How often keys are checked for expiry reminders.
     pub reminder_scan_every: Duration,
+    /// Operator keys that seal recoverable keys' secrets
+    /// (`KEYWARD_RECOVERY_KEYS_FILE`); `None`: recoverable keys cannot be
+    /// turned on, and stored ones cannot be shown.
+    pub recovery_keys: Option<crate::domain::recovery::OperatorKeys>,
 }
 
 /// The installation's key prefix and where GitHub's secret scanning keys
@@ -429,6 +452,18 @@ impl ConfigError {
             problem: problem.into(),
         }
     }
+}
+
+/// The operator keys in `path` (`KEYWARD_RECOVERY_KEYS_FILE`); a file that
+/// cannot be read or holds no valid key stops start-up.
+pub fn read_recovery_keys(
+    path: &std::path::Path,
+) -> Result<crate::domain::recovery::OperatorKeys, ConfigError> {
+    const VAR: &str = "KEYWARD_RECOVERY_KEYS_FILE";
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(VAR, format!("cannot be read ({}): {e}", path.display())))?;
+    crate::domain::recovery::OperatorKeys::parse(&text)
+        .map_err(|problem| ConfigError::new(VAR, format!("{}: {problem}", path.display())))
 }
 
 /// Minimum length of `KEYWARD_SECRET`.
@@ -601,7 +636,12 @@ impl Options {
                 "must be set to an email address (like keyward@example.com) when KEYWARD_SMTP_URL is",
             ));
         }
+        let recovery_keys = match &self.recovery_keys_file {
+            Some(path) if !path.as_os_str().is_empty() => Some(read_recovery_keys(path)?),
+            _ => None,
+        };
         Ok(Config {
+            recovery_keys,
             leaks,
             webhook_allow_private,
             smtp_url,
@@ -824,6 +864,7 @@ mod tests {
             key_prefix: "sk_".into(),
             github_keys_file: None,
             github_keys_url: None,
+            recovery_keys_file: None,
             request_log_per_key: "1000".into(),
             request_log_days: "14".into(),
             webhook_allow_private: "false".into(),

@@ -1,7 +1,7 @@
 //! The `keyward` binary: parse the command line, load configuration, run.
 
 use clap::Parser;
-use keyward::config::{Cli, Command, Config, LogFormat, WorkspaceCommand};
+use keyward::config::{Cli, Command, Config, LogFormat, RecoveryCommand, WorkspaceCommand};
 use keyward::db::users::{self, FirstAdmin, UserChangeError};
 use keyward::domain::input::{Email, NewPassword, PersonName, WorkspaceName};
 use std::process::ExitCode;
@@ -115,6 +115,9 @@ fn main() -> ExitCode {
             ),
             WorkspaceCommand::List => list_workspaces(&config),
         },
+        Command::Recovery {
+            command: RecoveryCommand::Rewrap,
+        } => rewrap(&config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -277,6 +280,27 @@ fn create_workspace(
 }
 
 /// `keyward workspace list`.
+/// `keyward recovery rewrap`: every stored secret sealed again under the
+/// current operator key, in one transaction.
+fn rewrap(config: &Config) -> Result<(), String> {
+    let Some(keys) = &config.recovery_keys else {
+        return Err(
+            "KEYWARD_RECOVERY_KEYS_FILE is not set: it names the operator keys (the current one first) to re-encrypt with".into(),
+        );
+    };
+    let pool = keyward::open_database(config).map_err(|e| e.to_string())?;
+    let mut conn = pool.get().map_err(|e| e.to_string())?;
+    let done = keyward::db::secrets::rewrap_all(&mut conn, keys).map_err(|e| e.to_string())?;
+    println!(
+        "Re-encrypted {} stored secret{} under the operator key \"{}\"; {} already used it.",
+        done.rewrapped,
+        if done.rewrapped == 1 { "" } else { "s" },
+        keys.current_id(),
+        done.current
+    );
+    Ok(())
+}
+
 fn list_workspaces(config: &Config) -> Result<(), String> {
     let pool = keyward::open_database(config).map_err(|e| e.to_string())?;
     let mut conn = pool.get().map_err(|e| e.to_string())?;

@@ -19,6 +19,11 @@ pub struct AppState {
     pub password_change: Throttle,
     /// Public leak reports per client address (issue 25).
     pub leak_reports: Throttle,
+    /// Wrong passwords on the confirm-password form, per person (issue 27).
+    pub password_confirm: Throttle,
+    /// Recoverable keys' secrets shown again, per person or management key
+    /// (issue 27): a bound on how fast secrets can be collected.
+    pub secret_reveals: Throttle,
     /// Digest of the one-time first-run setup token, while setup is pending.
     pub setup_token_digest: Mutex<Option<String>>,
     /// Key checking: cache, change feed, rate limits, usage buffers.
@@ -57,6 +62,11 @@ impl AppState {
             login_by_account: Throttle::new(5, Duration::from_secs(15 * 60)),
             login_by_ip: Throttle::new(50, Duration::from_secs(15 * 60)),
             password_change: Throttle::new(5, Duration::from_secs(15 * 60)),
+            password_confirm: Throttle::new(5, Duration::from_secs(15 * 60)),
+            secret_reveals: Throttle::new(
+                crate::domain::throttle::REVEALS_PER_WINDOW,
+                crate::domain::throttle::REVEAL_WINDOW,
+            ),
             leak_reports: Throttle::new(
                 crate::domain::throttle::LEAK_REPORTS_PER_WINDOW,
                 crate::domain::throttle::LEAK_REPORT_WINDOW,

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         title = "keyward API",
         description = "Check API keys (`/me`, `/keys/verify`, `/forward-auth`) and manage them \
 (keys, events, usage). Send a key as `Authorization: Bearer sk_live_…`. Management endpoints need \
-a key with `keyward:keys:read`, `keyward:keys:write`, `keyward:events:read`, `keyward:webhooks:read` or \
+a key with `keyward:keys:read`, `keyward:keys:write`, `keyward:keys:reveal`, `keyward:events:read`, `keyward:webhooks:read` or \
 `keyward:webhooks:write`; such a key acts with \
 the role of the person behind it. Errors of the management endpoints are RFC 9457 \
 `application/problem+json` bodies with a stable `code`."
@@ -38,6 +38,8 @@ the role of the person behind it. Errors of the management endpoints are RFC 945
         manage::requests::key_requests,
         manage::requests::key_callers,
         manage::requests::end_grace,
+        manage::reveal_key,
+        manage::set_recoverable_keys,
         manage::list_events,
         super::leaks::github,
         super::leaks::report,
@@ -56,7 +58,7 @@ the role of the person behind it. Errors of the management endpoints are RFC 945
     modifiers(&BearerAuth, &GithubSignature, &OptionalBodies, &EveryMethod),
     tags(
         (name = "integrations", description = "Checking keys: what integrations and gateways call"),
-        (name = "keys", description = "Managing keys (keyward:keys:read / keyward:keys:write)"),
+        (name = "keys", description = "Managing keys (keyward:keys:read / keyward:keys:write; showing a recoverable key's secret again: keyward:keys:reveal)"),
         (name = "events", description = "The audit trail (keyward:events:read)"),
         (name = "leaks", description = "Leaked keys: GitHub secret scanning alerts and public reports"),
         (name = "webhooks", description = "Webhook endpoints (keyward:webhooks:read / keyward:webhooks:write)"),

@@ -24,7 +24,7 @@ pub struct Client {
 /// A password check on the blocking pool (hashing is CPU-heavy; it holds
 /// no database connection, so a burst of sign-ins cannot starve key checks
 /// of connections).
-async fn verify_password(input: String, stored: Option<String>) -> Result<bool> {
+pub(crate) async fn verify_password(input: String, stored: Option<String>) -> Result<bool> {
     Ok(tokio::task::spawn_blocking(move || match stored {
         Some(hash) => password::verify(&input, &hash),
         // Unknown accounts cost the same time as known ones.
@@ -43,7 +43,7 @@ async fn hash_password(new: NewPassword) -> Result<String> {
 }
 
 /// `what` names the failures; `after` ends the sentence.
-fn throttled(wait: Duration, what: &str, after: &str) -> Error {
+pub(crate) fn throttled(wait: Duration, what: &str, after: &str) -> Error {
     let minutes = wait.as_secs().div_ceil(60).max(1);
     Error::TooManyRequests {
         message: format!(

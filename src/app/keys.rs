@@ -254,6 +254,9 @@ pub struct NewKeyInput {
     /// Requests per minute; empty for none.
     pub rate_limit: String,
     pub resources: ListInput,
+    /// Keep the secret, encrypted, so it can be shown again (issue 27):
+    /// only where the workspace turned recoverable keys on.
+    pub recoverable: bool,
 }
 
 /// A new key's fields, checked against the workspace's rules.
@@ -611,9 +614,13 @@ pub async fn create(
             rate_limit: valid.rate_limit,
         },
     )?;
+    let sealer = super::recover::sealer(state, &facts.workspace, input.recoverable)?;
     let (secret, secret_facts) =
         dk::generate_with(&state.config.leaks.key_prefix, valid.environment);
     let digest = secret_facts.digest.clone();
+    // The secret is sealed with the key's id, known only once it is made:
+    // in the same transaction, so a key is never recoverable without it.
+    let to_seal = sealer.map(|keys| (keys, secret.duplicate()));
     let max_personal = i64::from(facts.workspace.max_keys_per_user);
     let personal = kind == Kind::Personal;
     let write = move |c: &mut crate::db::DbConn, ctx: &Ctx, nonce: &str| {
@@ -628,7 +635,7 @@ pub async fn create(
             }
         }
         let owner_label = format!("{} {}", user.email, user.name);
-        keys::create(
+        let mut key = keys::create(
             c,
             &ctx.audit,
             NewKey {
@@ -643,8 +650,15 @@ pub async fn create(
                 expires_at,
                 rate_limit: valid.rate_limit,
                 request_nonce: nonce,
+                recoverable: to_seal.is_some(),
             },
-        )
+        )?;
+        if let Some((operator, secret)) = &to_seal {
+            let sealed = operator.seal(&key.workspace_id, &key.id, secret.expose());
+            crate::db::secrets::store(c, &key.workspace_id, &key.id, &sealed)?;
+            key.recoverable = true;
+        }
+        Ok(key)
     };
     act_once(state, ctx, &once, "create", (secret, digest), write).await
 }
@@ -881,6 +895,12 @@ pub async fn regenerate(
     let grace = dk::parse_grace(grace).map_err(|e| Error::Invalid(vec![e]))?;
     let (secret, facts) = dk::generate_with(&state.config.leaks.key_prefix, key.environment());
     let digest = facts.digest.clone();
+    // A recoverable key stays recoverable with its new secret; without the
+    // operator's keys (removed since) the old sealed secret is destroyed
+    // and the key is no longer recoverable, rather than refusing a rotation.
+    let reseal = key
+        .recoverable
+        .then(|| (state.config.recovery_keys.clone(), secret.duplicate()));
     let write = move |c: &mut crate::db::DbConn, ctx: &Ctx, nonce: &str| {
         // The write lock first, as creating a personal key takes it.
         workspaces::lock(c, ctx.workspace_id())?;
@@ -888,7 +908,20 @@ pub async fn regenerate(
         let cap = ws
             .max_expiry_days
             .map(|d| crate::db::now() + chrono::TimeDelta::days(i64::from(d)));
-        keys::regenerate(c, &ctx.audit, &key, &facts, grace, nonce, cap)
+        let mut fresh = keys::regenerate(c, &ctx.audit, &key, &facts, grace, nonce, cap)?;
+        match &reseal {
+            Some((Some(operator), secret)) => {
+                let sealed = operator.seal(&fresh.workspace_id, &fresh.id, secret.expose());
+                crate::db::secrets::store(c, &fresh.workspace_id, &fresh.id, &sealed)?;
+                fresh.recoverable = true;
+            }
+            Some((None, _)) => {
+                crate::db::secrets::destroy(c, &fresh.workspace_id, &fresh.id)?;
+                fresh.recoverable = false;
+            }
+            None => {}
+        }
+        Ok(fresh)
     };
     act_once(state, ctx, &once, "regenerate", (secret, digest), write).await
 }

@@ -12,6 +12,7 @@ diesel::table! {
         max_keys_per_user -> Integer,
         default_rate_limit -> Nullable<Integer>,
         leak_response -> Text,
+        recoverable_keys_at -> Nullable<Timestamp>,
     }
 }
 
@@ -127,6 +128,20 @@ diesel::table! {
         version -> BigInt,
         key_prefix -> Text,
         revoked_reason -> Nullable<Text>,
+        recoverable -> Bool,
+    }
+}
+
+diesel::table! {
+    /// The encrypted secret of a recoverable key (issue 27): one row per
+    /// key, deleted when the key is revoked or deleted.
+    key_secrets (key_id) {
+        key_id -> Text,
+        workspace_id -> Text,
+        enc_key_id -> Text,
+        nonce -> Text,
+        ciphertext -> Text,
+        created_at -> Timestamp,
     }
 }
 

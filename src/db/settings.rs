@@ -115,3 +115,46 @@ pub fn update_limits(conn: &mut DbConn, ctx: &AuditContext, new: Limits) -> Quer
         Ok(changes.len())
     })
 }
+
+/// Turn recoverable keys on or off for the workspace (issue 27). Turning
+/// them off destroys every sealed secret of the workspace in the same
+/// transaction. Returns whether anything changed and how many secrets were
+/// destroyed.
+pub fn set_recoverable_keys(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    enabled: bool,
+) -> QueryResult<(bool, usize)> {
+    super::write_transaction(conn, |conn| {
+        ws::lock(conn, &ctx.workspace_id)?;
+        let current = ws::get(conn, &ctx.workspace_id)?;
+        if current.recoverable_keys_at.is_some() == enabled {
+            return Ok((false, 0));
+        }
+        let now = super::now();
+        diesel::update(workspaces::table.find(&ctx.workspace_id))
+            .set((
+                workspaces::recoverable_keys_at.eq(enabled.then_some(now)),
+                workspaces::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        let destroyed = if enabled {
+            0
+        } else {
+            super::secrets::destroy_all(conn, &ctx.workspace_id)?
+        };
+        let action = if enabled {
+            "settings.recoverable_keys_enabled"
+        } else {
+            "settings.recoverable_keys_disabled"
+        };
+        events::record(
+            conn,
+            ctx,
+            action,
+            EventTarget::workspace(&current.id, &current.name),
+            json!({ "setting": "recoverable_keys", "old": !enabled, "new": enabled, "destroyed": destroyed }),
+        )?;
+        Ok((true, destroyed))
+    })
+}

@@ -23,6 +23,9 @@ pub struct Workspace {
     pub default_rate_limit: Option<i32>,
     /// What a leak report of one of its keys does: `revoke` or `report`.
     pub leak_response: String,
+    /// Since when keys of the workspace may be created recoverable (issue
+    /// 27); `None`: off, the default.
+    pub recoverable_keys_at: Option<NaiveDateTime>,
 }
 
 /// Whether first-run setup has happened (any workspace exists).

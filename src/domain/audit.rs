@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// Every action the application records (the Events filter offers them).
 /// Each must have a sentence: see the tests.
-pub const ACTIONS: [&str; 37] = [
+pub const ACTIONS: [&str; 40] = [
     "login.succeeded",
     "login.failed",
     "logout",
@@ -32,6 +32,10 @@ pub const ACTIONS: [&str; 37] = [
     "key.leaked",
     "key.expiring",
     "key.expired",
+    // Recoverable keys (issue 27).
+    "key.secret_shown",
+    "settings.recoverable_keys_enabled",
+    "settings.recoverable_keys_disabled",
     "settings.api_keys_disabled",
     "settings.api_keys_enabled",
     "settings.changed",
@@ -62,6 +66,9 @@ pub fn action_label(action: &str) -> String {
         "settings.api_keys_disabled" => "API keys switched off",
         "settings.api_keys_enabled" => "API keys switched on",
         "settings.changed" => "Setting changed",
+        "key.secret_shown" => "Key secret shown again",
+        "settings.recoverable_keys_enabled" => "Recoverable keys turned on",
+        "settings.recoverable_keys_disabled" => "Recoverable keys turned off",
         other => return label(&other.split('.').collect::<Vec<_>>()),
     };
     text.to_owned()
@@ -275,6 +282,17 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
             let at = field("expires_at").map_or_else(String::new, |t| format!(" at {t}"));
             capitalized(&format!("{} expired{at}", key()))
         }
+        "key.secret_shown" => format!("{actor} was shown the secret of {} again", key()),
+        "settings.recoverable_keys_enabled" => {
+            format!("{actor} turned recoverable keys on for the workspace")
+        }
+        "settings.recoverable_keys_disabled" => match d.get("destroyed").and_then(Value::as_u64) {
+            Some(n) if n > 0 => format!(
+                "{actor} turned recoverable keys off; the stored secrets of {n} key{} were destroyed",
+                if n == 1 { "" } else { "s" }
+            ),
+            _ => format!("{actor} turned recoverable keys off"),
+        },
         "settings.api_keys_disabled" => {
             format!("{actor} switched API keys off for the workspace")
         }

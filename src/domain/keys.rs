@@ -134,6 +134,18 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// A recoverable key's secret, opened again (issue 27): it lives only
+    /// until the one response that shows it, like a new one.
+    pub fn recovered(secret: String) -> Secret {
+        Secret(secret)
+    }
+
+    /// A second handle on the same secret, for sealing it in the
+    /// transaction that stores the key (a recoverable key, issue 27).
+    pub fn duplicate(&self) -> Secret {
+        Secret(self.0.clone())
+    }
 }
 
 impl fmt::Debug for Secret {

@@ -8,6 +8,7 @@ pub mod input;
 pub mod keys;
 pub mod password;
 pub mod policy;
+pub mod recovery;
 pub mod role;
 pub mod throttle;
 pub mod time;

@@ -185,10 +185,14 @@ pub mod management {
     pub const WEBHOOKS_READ: &str = "keyward:webhooks:read";
     /// Add, edit, delete webhook endpoints, roll secrets, test, resend.
     pub const WEBHOOKS_WRITE: &str = "keyward:webhooks:write";
+    /// Show a recoverable key's secret again (issue 27): its own
+    /// permission, never implied by `keyward:keys:write`.
+    pub const KEYS_REVEAL: &str = "keyward:keys:reveal";
     /// All of them, in the order the create dialog lists them.
-    pub const ALL: [&str; 5] = [
+    pub const ALL: [&str; 6] = [
         KEYS_READ,
         KEYS_WRITE,
+        KEYS_REVEAL,
         EVENTS_READ,
         WEBHOOKS_READ,
         WEBHOOKS_WRITE,
@@ -209,7 +213,11 @@ pub mod management {
 pub fn grantable_management(role: Role, workspace_key: bool) -> &'static [&'static str] {
     match (role, workspace_key) {
         (Role::Admin, _) => &management::ALL,
-        (Role::Normal, false) => &[management::KEYS_READ, management::KEYS_WRITE],
+        (Role::Normal, false) => &[
+            management::KEYS_READ,
+            management::KEYS_WRITE,
+            management::KEYS_REVEAL,
+        ],
         _ => &[],
     }
 }
@@ -401,7 +409,7 @@ mod tests {
         assert_eq!(grantable_management(Role::Admin, false), ALL);
         assert_eq!(
             grantable_management(Role::Normal, false),
-            [KEYS_READ, KEYS_WRITE]
+            [KEYS_READ, KEYS_WRITE, KEYS_REVEAL]
         );
         assert!(grantable_management(Role::Normal, true).is_empty());
         assert!(grantable_management(Role::Operator, false).is_empty());

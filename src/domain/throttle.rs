@@ -21,6 +21,12 @@ const MAX_KEYS: usize = 100_000;
 /// per entry stays bounded.
 const MAX_KEY_LEN: usize = 320;
 
+/// Recoverable keys' secrets shown again per person or management key
+/// (issue 27): a bound on how fast stored secrets can be collected.
+pub const REVEALS_PER_WINDOW: usize = 20;
+/// The window of [`REVEALS_PER_WINDOW`].
+pub const REVEAL_WINDOW: Duration = Duration::from_secs(15 * 60);
+
 /// Public leak reports accepted per client address within
 /// [`LEAK_REPORT_WINDOW`] (issue 25).
 pub const LEAK_REPORTS_PER_WINDOW: usize = 10;

@@ -29,11 +29,14 @@ struct SettingsPage {
     perm_name: String,
     perm_description: String,
     perm_errors: FormErrors,
+    /// Whether the operator set keys for recoverable keys (issue 27).
+    recovery_configured: bool,
 }
 
 impl SettingsPage {
     fn new(layout: Layout, workspace: Workspace, catalog: Vec<Permission>) -> Self {
         SettingsPage {
+            recovery_configured: false,
             layout,
             max_expiry_days: workspace
                 .max_expiry_days
@@ -62,11 +65,14 @@ async fn page(
     user: &CurrentUser,
 ) -> Result<SettingsPage, AppError> {
     let (workspace, catalog) = uc::load(state, &user.ctx()).await?;
-    Ok(SettingsPage::new(
-        Layout::new(session, user, "Settings", "settings")?,
-        workspace,
-        catalog,
-    ))
+    Ok(SettingsPage {
+        recovery_configured: crate::app::recover::configured(state),
+        ..SettingsPage::new(
+            Layout::new(session, user, "Settings", "settings")?,
+            workspace,
+            catalog,
+        )
+    })
 }
 
 #[get("/workspace/settings")]
@@ -118,6 +124,57 @@ pub async fn switch(
         (true, false) => {
             "API keys are switched off: every key of this workspace is refused until you turn them back on."
         }
+    };
+    session::set_flash(&session, Flash::success(message))?;
+    Ok(see_other("/workspace/settings"))
+}
+
+#[derive(Template)]
+#[template(path = "settings/recoverable_off.html")]
+struct RecoverableOffPage {
+    layout: Layout,
+}
+
+/// Confirmation before turning recoverable keys off (their stored secrets
+/// are destroyed).
+#[get("/workspace/settings/recoverable-keys/off")]
+pub async fn recoverable_off_confirm(
+    session: Session,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    authorize(&user, Action::ManageSettings)?;
+    let page = RecoverableOffPage {
+        layout: Layout::new(&session, &user, "Turn recoverable keys off", "settings")?,
+    };
+    render(&page, StatusCode::OK)
+}
+
+/// Turn recoverable keys on or off (issue 27).
+#[post("/workspace/settings/recoverable-keys")]
+pub async fn recoverable(
+    state: web::Data<AppState>,
+    session: Session,
+    user: CurrentUser,
+    form: web::Form<SwitchForm>,
+) -> Result<HttpResponse, AppError> {
+    let enabled = match form.enabled.as_str() {
+        "on" => true,
+        "off" => false,
+        _ => {
+            return Err(AppError::BadRequest(
+                "Choose whether recoverable keys are on or off.".into(),
+            ));
+        }
+    };
+    let (changed, destroyed) =
+        crate::app::recover::set_enabled(&state, &user.ctx(), enabled).await?;
+    let message = match (changed, enabled) {
+        (false, _) => "Nothing changed.".to_owned(),
+        (true, true) => "Recoverable keys are on: a new key can be created recoverable.".to_owned(),
+        (true, false) => format!(
+            "Recoverable keys are off. The stored secrets of {destroyed} key{} were destroyed; those keys keep working.",
+            if destroyed == 1 { "" } else { "s" }
+        ),
     };
     session::set_flash(&session, Flash::success(message))?;
     Ok(see_other("/workspace/settings"))

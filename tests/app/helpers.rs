@@ -231,6 +231,7 @@ pub fn test_config(database: DatabaseUrl) -> Config {
         smtp_url: None,
         smtp_from: None,
         reminder_scan_every: Duration::from_secs(1),
+        recovery_keys: None,
     }
 }
 

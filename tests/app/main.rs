@@ -24,6 +24,7 @@ mod notify;
 mod ops;
 mod outage;
 mod package;
+mod recover;
 mod requests;
 mod resilience;
 mod scanner;

@@ -32,6 +32,11 @@ impl Need for KeysWrite {
 impl Need for EventsRead {
     const PERMISSION: &'static str = management::EVENTS_READ;
 }
+/// `keyward:keys:reveal`.
+pub struct KeysReveal;
+impl Need for KeysReveal {
+    const PERMISSION: &'static str = management::KEYS_REVEAL;
+}
 /// `keyward:webhooks:read`.
 pub struct WebhooksRead;
 /// `keyward:webhooks:write`.

@@ -201,6 +201,7 @@ pub async fn create_key(
             .map(|r| r.to_string())
             .unwrap_or_default(),
         resources: ListInput::Items(input.resources.unwrap_or_default()),
+        recoverable: input.recoverable.unwrap_or(false),
     };
     let key = uc::create(&m.state, &m.ctx, kind, input, once)
         .await
@@ -440,4 +441,66 @@ impl KeyEnvironment {
             KeyEnvironment::Dev => dk::Environment::Dev,
         }
     }
+}
+
+/// Show a recoverable key's secret again. Needs `keyward:keys:reveal`
+/// (never implied by `keyward:keys:write`) and a role that may manage the
+/// key; rate-limited per calling key and audited (`key.secret_shown`).
+/// Answered with `Cache-Control: no-store`. 409 `KEY_NOT_RECOVERABLE` for a
+/// key whose secret is not kept, `RECOVERY_FAILED` or
+/// `RECOVERY_NOT_CONFIGURED` when the operator key cannot open it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/{id}/reveal",
+    tag = "keys",
+    params(("id" = String, Path, description = "The key's id", pattern = "^key_[0-9A-Za-z]+$")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The key's secret", body = RevealedSecret),
+        Refusals,
+        KeyRefusals,
+    )
+)]
+pub async fn reveal_key(
+    m: Manager<super::auth::KeysReveal>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (key, secret) = crate::app::recover::reveal(&m.state, &m.ctx, &id, None).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(RevealedSecret {
+            id: key.id.clone(),
+            secret: secret.expose().to_owned(),
+            key: KeyView::of(&key),
+        }))
+}
+
+/// Turn recoverable keys on or off for the workspace (an admin's key with
+/// `keyward:keys:write`). On needs the operator's `KEYWARD_RECOVERY_KEYS_FILE`
+/// (409 `RECOVERY_NOT_CONFIGURED`); off destroys every stored secret of the
+/// workspace at once, audited.
+#[utoipa::path(
+    put,
+    path = "/api/v1/settings/recoverable-keys",
+    tag = "keys",
+    request_body = RecoverableKeysRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The setting as it now is", body = RecoverableKeysView),
+        Refusals,
+        KeyRefusals,
+    )
+)]
+pub async fn set_recoverable_keys(
+    m: Manager<KeysWrite>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let Parsed { value, .. } = body.json::<RecoverableKeysRequest>(false)?;
+    let (changed, destroyed) =
+        crate::app::recover::set_enabled(&m.state, &m.ctx, value.enabled).await?;
+    Ok(HttpResponse::Ok().json(RecoverableKeysView {
+        enabled: value.enabled,
+        changed,
+        destroyed,
+    }))
 }

@@ -78,6 +78,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .head(key_callers),
     )
     .service(web::resource("/keys/{id}/end-grace").post(end_grace))
+    .service(web::resource("/keys/{id}/reveal").post(reveal_key))
+    .service(web::resource("/settings/recoverable-keys").put(set_recoverable_keys))
     .service(web::resource("/events").get(list_events).head(list_events))
     // Webhook endpoints (notifications).
     .service(

@@ -140,6 +140,9 @@ pub struct KeyView {
     pub old_secret_valid_until: Option<String>,
     /// A workspace key whose creator left the workspace (for review).
     pub creator_removed: bool,
+    /// Its secret is kept encrypted and can be shown again (recoverable
+    /// keys, `POST /api/v1/keys/{id}/reveal`).
+    pub recoverable: bool,
 }
 
 impl KeyView {
@@ -169,6 +172,7 @@ impl KeyView {
             last_used_at: key.last_used_at.map(time),
             old_secret_valid_until: key.grace_until(now).map(time),
             creator_removed: key.creator_removed_at.is_some(),
+            recoverable: key.recoverable,
         }
     }
 }
@@ -330,6 +334,42 @@ pub struct CreateKeyRequest {
     /// Resource identifiers the key is limited to (up to 50).
     #[serde(default)]
     pub resources: Option<Vec<String>>,
+    /// `true`: keep the secret encrypted so it can be shown again
+    /// (only where an admin turned recoverable keys on).
+    #[serde(default)]
+    pub recoverable: Option<bool>,
+}
+
+/// A recoverable key's secret, shown again.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "key_01JD3X5M8Q2W7Y4N6P9R0T1V3B",
+    "secret": "sk_live_…(the full key)",
+    "key": {"id": "key_01JD3X5M8Q2W7Y4N6P9R0T1V3B", "name": "CI deploy"}
+}))]
+pub struct RevealedSecret {
+    pub id: String,
+    /// The full key.
+    pub secret: String,
+    pub key: KeyView,
+}
+
+/// Turn recoverable keys on or off for the workspace.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverableKeysRequest {
+    /// `false` destroys every stored secret of the workspace at once.
+    pub enabled: bool,
+}
+
+/// The workspace's recoverable keys setting.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoverableKeysView {
+    pub enabled: bool,
+    /// Whether this request changed it.
+    pub changed: bool,
+    /// Stored secrets destroyed by turning it off.
+    pub destroyed: usize,
 }
 
 /// Fields to change; absent ones stay as they are. Permissions, environment

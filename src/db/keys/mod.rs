@@ -62,6 +62,9 @@ pub struct ApiKey {
     /// Why the key was revoked, when a leak report revoked it:
     /// `leaked_github` or `leaked_public`; `None` otherwise.
     pub revoked_reason: Option<String>,
+    /// Created recoverable (issue 27): its secret was kept encrypted in
+    /// `key_secrets`, until the key was revoked or deleted.
+    pub recoverable: bool,
 }
 
 fn json_list(raw: &str) -> Vec<String> {
@@ -182,6 +185,9 @@ pub struct NewKey<'a> {
     pub expires_at: Option<NaiveDateTime>,
     pub rate_limit: Option<i32>,
     pub request_nonce: &'a str,
+    /// Created recoverable: the caller stores its sealed secret in the
+    /// same transaction ([`super::secrets::store`]).
+    pub recoverable: bool,
 }
 
 impl<'a> NewKey<'a> {
@@ -204,6 +210,7 @@ impl<'a> NewKey<'a> {
             expires_at: None,
             rate_limit: None,
             request_nonce,
+            recoverable: false,
         }
     }
 }
@@ -301,6 +308,7 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
                 "expires_at": key.expires_at,
                 "rate_limit": key.rate_limit,
                 "excerpt": key.excerpt(),
+                "recoverable": new.recoverable,
             }),
         )?;
         Ok(key)
@@ -572,6 +580,9 @@ fn mark_revoked(
         api_keys::updated_at.eq(now),
     ))
     .execute(conn)?;
+    // A revoked key's secret is never shown again: its sealed copy goes in
+    // the same transaction (issue 27).
+    super::secrets::destroy(conn, &ctx.workspace_id, &key.id)?;
     record_change(conn, key)?;
     Ok(revoked)
 }
@@ -690,6 +701,7 @@ pub fn delete(conn: &mut DbConn, ctx: &AuditContext, key: &ApiKey) -> Result<(),
         // The old secret's digest stays, as on revoke: it answers REVOKED.
         .set((api_keys::deleted_at.eq(now), api_keys::updated_at.eq(now)))
         .execute(conn)?;
+        super::secrets::destroy(conn, &ctx.workspace_id, &key.id)?;
         record_change(conn, key)?;
         events::record(
             conn,

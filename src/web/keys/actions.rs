@@ -296,6 +296,7 @@ pub async fn regenerate(
         grace_until: fresh.grace_until(now).map(|t| when(Some(t), "")),
         shortened_to: (fresh.expires_at != key.expires_at).then(|| when(fresh.expires_at, "")),
         api_base: call.public_base(),
+        recoverable: fresh.recoverable,
     };
     session::set_flash(
         &call.session,

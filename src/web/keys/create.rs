@@ -46,6 +46,9 @@ pub struct NewKeyForm {
     pub quota: Option<Quota>,
     /// The management permissions this user may give this kind of key.
     pub management: &'static [&'static str],
+    /// Whether the workspace offers recoverable keys (issue 27).
+    pub offer_recoverable: bool,
+    pub recoverable: bool,
 }
 
 /// "2 of 3 personal keys used".
@@ -126,6 +129,8 @@ fn form(call: &Call, kind: ListKind, facts: CreateFacts) -> Result<NewKeyForm, A
         errors: FormErrors::default(),
         quota: facts.personal.map(|(used, limit)| Quota { used, limit }),
         management: uc::grantable(call.user.actor.role, kind.key_kind()),
+        offer_recoverable: crate::app::recover::offered(&call.state, &facts.workspace),
+        recoverable: false,
     })
 }
 
@@ -167,6 +172,9 @@ pub struct CreateForm {
     rate_limit: String,
     #[serde(default)]
     resources: String,
+    /// The "recoverable" checkbox: present when ticked.
+    #[serde(default)]
+    recoverable: Option<String>,
 }
 
 /// What a management permission lets a key do, for the create dialog.
@@ -174,6 +182,7 @@ pub fn management_text(permission: &str) -> &'static str {
     match permission {
         management::KEYS_READ => "List and read keys",
         management::KEYS_WRITE => "Create, edit, regenerate, switch off, revoke and delete keys",
+        management::KEYS_REVEAL => "Show recoverable keys' secrets again",
         management::EVENTS_READ => "Read the audit trail",
         management::WEBHOOKS_READ => "List webhook endpoints and their delivery logs",
         management::WEBHOOKS_WRITE => "Add, edit and delete webhook endpoints",
@@ -197,6 +206,7 @@ async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResp
         expiry: Some(Expiry::parse(&form.expiry, &form.expiry_date, today)),
         rate_limit: form.rate_limit.clone(),
         resources: ListInput::Text(form.resources.clone()),
+        recoverable: form.recoverable.is_some(),
     };
     let once = Once::Nonce(form.nonce.clone());
     let back = kind.url("");
@@ -216,6 +226,7 @@ async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResp
                 expiry_date: form.expiry_date,
                 rate_limit: form.rate_limit,
                 resources: form.resources,
+                recoverable: form.recoverable.is_some(),
                 errors: FormErrors::from(errors),
                 ..self::form(&call, kind, facts)?
             };
@@ -255,6 +266,7 @@ async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResp
         grace_until: None,
         shortened_to: None,
         api_base: call.public_base(),
+        recoverable: key.recoverable,
     };
     // Shown (and announced) on the list the user returns to.
     session::set_flash(

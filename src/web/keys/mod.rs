@@ -14,6 +14,7 @@ pub mod detail;
 mod export;
 mod list;
 pub mod requests;
+pub mod reveal;
 
 pub use actions::{
     bulk_confirm, bulk_revoke, confirm_form, delete, disable, edit, edit_form, enable, regenerate,
@@ -166,6 +167,10 @@ pub struct Row {
     /// Verifications in the last 24 hours, and their sparkline.
     pub uses_24h: i64,
     pub sparkline: String,
+    /// Its secret is kept encrypted and can be shown again (issue 27).
+    pub recoverable: bool,
+    /// "Show secret": a recoverable key, not revoked, the actor may manage.
+    pub can_reveal: bool,
 }
 
 impl Row {
@@ -237,6 +242,8 @@ fn row(k: &KeyWithOwner, user: &CurrentUser, now: NaiveDateTime) -> Row {
         paused: false,
         uses_24h: 0,
         sparkline: String::new(),
+        recoverable: key.recoverable,
+        can_reveal: key.recoverable && status != Status::Revoked && may_manage,
     }
 }
 
@@ -323,6 +330,8 @@ struct SecretView<'a> {
     shortened_to: Option<String>,
     /// Where this server answers, for the "check it works" hint.
     api_base: String,
+    /// A recoverable key: its secret can be shown again (issue 27).
+    recoverable: bool,
 }
 
 /// A form submitted twice: nothing new is created, the secret is not shown again.
