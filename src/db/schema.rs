@@ -43,6 +43,10 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         removed_at -> Nullable<Timestamp>,
+        /// `person` or `service` (a service account).
+        kind -> Text,
+        description -> Text,
+        disabled_at -> Nullable<Timestamp>,
     }
 }
 
@@ -127,6 +131,7 @@ diesel::table! {
         version -> BigInt,
         key_prefix -> Text,
         revoked_reason -> Nullable<Text>,
+        owner_disabled_at -> Nullable<Timestamp>,
     }
 }
 

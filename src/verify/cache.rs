@@ -377,6 +377,7 @@ mod tests {
                 last_used_at: None,
                 key_prefix: "sk_".into(),
                 revoked_reason: None,
+                owner_disabled_at: None,
             },
             owner_email: None,
             api_keys_disabled_at: None,

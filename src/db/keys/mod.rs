@@ -62,6 +62,9 @@ pub struct ApiKey {
     /// Why the key was revoked, when a leak report revoked it:
     /// `leaked_github` or `leaked_public`; `None` otherwise.
     pub revoked_reason: Option<String>,
+    /// Set while the owning service account is disabled: the key is
+    /// refused like a disabled one.
+    pub owner_disabled_at: Option<NaiveDateTime>,
 }
 
 fn json_list(raw: &str) -> Vec<String> {
@@ -73,8 +76,30 @@ fn to_json(list: &[String]) -> String {
 }
 
 impl ApiKey {
+    /// A key owned by a member: a person's personal key or a service
+    /// account's key.
     pub fn is_personal(&self) -> bool {
         self.kind == KIND_PERSONAL
+    }
+
+    /// A key owned by a service account (a personal key of its
+    /// membership, whose id says so).
+    pub fn is_service(&self) -> bool {
+        self.owner_id
+            .as_deref()
+            .is_some_and(crate::domain::ids::is_service_account_id)
+    }
+
+    /// The owner kind as the API and the CSV export name it: `personal`,
+    /// `service` or `workspace`.
+    pub fn owner_kind(&self) -> &'static str {
+        if self.is_service() {
+            "service"
+        } else if self.is_personal() {
+            KIND_PERSONAL
+        } else {
+            KIND_WORKSPACE
+        }
     }
 
     pub fn environment(&self) -> Environment {
@@ -84,7 +109,7 @@ impl ApiKey {
     pub fn status(&self, now: NaiveDateTime) -> Status {
         Status::derive(
             self.revoked_at.or(self.deleted_at),
-            self.disabled_at,
+            self.disabled_at.or(self.owner_disabled_at),
             self.expires_at,
             now,
         )
@@ -112,6 +137,9 @@ impl ApiKey {
         KeyRef {
             workspace_id: &self.workspace_id,
             owner: match &self.owner_id {
+                Some(owner) if crate::domain::ids::is_service_account_id(owner) => {
+                    KeyOwner::Service(owner)
+                }
                 Some(owner) => KeyOwner::Personal(owner),
                 None => KeyOwner::Workspace,
             },
