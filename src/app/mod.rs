@@ -18,6 +18,7 @@ pub mod keys;
 pub mod leaks;
 pub mod mail;
 pub mod requests;
+pub mod service_accounts;
 pub mod settings;
 pub mod users;
 pub mod webhooks;

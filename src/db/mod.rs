@@ -15,6 +15,7 @@ pub mod permissions;
 pub mod pool_events;
 pub mod requests;
 pub mod schema;
+pub mod service_accounts;
 pub mod sessions;
 pub mod settings;
 pub mod usage;

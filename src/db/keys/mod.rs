@@ -778,6 +778,31 @@ pub fn on_user_removed(conn: &mut DbConn, ctx: &AuditContext, user_id: &str) -> 
     Ok(personal.len())
 }
 
+/// A service account was disabled (`at` set) or enabled (`None`), inside
+/// that transaction: mark or clear all its keys (revoked and deleted ones
+/// too, so nothing of it answers differently later), each noted for the
+/// key cache and, on PostgreSQL, notified by the change feed's trigger.
+/// Returns how many keys were marked.
+pub fn set_owner_disabled(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    owner_id: &str,
+    at: Option<NaiveDateTime>,
+) -> QueryResult<usize> {
+    let owned: Vec<ApiKey> = api_keys::table
+        .filter(api_keys::workspace_id.eq(workspace_id))
+        .filter(api_keys::owner_id.eq(owner_id))
+        .select(ApiKey::as_select())
+        .load(conn)?;
+    for key in &owned {
+        diesel::update(api_keys::table.filter(api_keys::id.eq(&key.id)))
+            .set(api_keys::owner_disabled_at.eq(at))
+            .execute(conn)?;
+        record_change(conn, key)?;
+    }
+    Ok(owned.len())
+}
+
 /// How many personal keys a user has that count against limits (active or
 /// inactive: not revoked, not deleted).
 pub fn count_live_personal(
