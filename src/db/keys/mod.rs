@@ -819,7 +819,7 @@ pub fn count_live_personal(
         .get_result(conn)
 }
 
-/// The kind (`personal` or `workspace`) of these keys of the workspace,
+/// The kind (`personal`, `service` or `workspace`) of these keys of the workspace,
 /// deleted ones included, by id: the audit trail names a key's kind.
 pub fn kinds(
     conn: &mut DbConn,
@@ -828,9 +828,9 @@ pub fn kinds(
 ) -> QueryResult<Vec<(String, String)>> {
     let query = api_keys::table
         .filter(api_keys::id.eq_any(ids))
-        .select((api_keys::id, api_keys::kind))
+        .select((api_keys::id, api_keys::kind, api_keys::owner_id))
         .into_boxed();
-    match conn {
+    let rows: Vec<(String, String, Option<String>)> = match conn {
         // Without planner statistics SQLite preferred scanning the
         // workspace's keys through (workspace_id, …) to finding 25 ids by
         // primary key: 124 ms for the events page at 100k keys. A unary
@@ -846,5 +846,15 @@ pub fn kinds(
         DbConn::Pg(_) => query
             .filter(api_keys::workspace_id.eq(workspace_id))
             .load(conn),
-    }
+    }?;
+    // A service account's keys are personal keys of an `sa_` owner.
+    Ok(rows
+        .into_iter()
+        .map(|(id, kind, owner)| {
+            let service = owner
+                .as_deref()
+                .is_some_and(crate::domain::ids::is_service_account_id);
+            (id, if service { "service".to_owned() } else { kind })
+        })
+        .collect())
 }
