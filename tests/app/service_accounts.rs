@@ -698,6 +698,16 @@ async fn key_lists_and_the_csv_export_name_the_service_account() {
         all.contains("Nightly export (service account)"),
         "owner column"
     );
+    // The "service accounts' keys" filter of the All keys view.
+    let people = admin
+        .create_key("/account/keys", &[("name", "ada's own")])
+        .await;
+    let (_, only) = admin
+        .page("/workspace/keys?view=all&q=service-account")
+        .await;
+    assert!(only.contains("Show only service accounts' keys"));
+    assert!(only.contains(&key.id), "the account's key is listed");
+    assert!(!only.contains(&people.id), "a person's key is not");
     let csv = admin.get("/workspace/keys.csv").await.text().await.unwrap();
     let row = csv
         .lines()
