@@ -601,10 +601,7 @@ pub async fn create_for_service_account(
     once: Once,
 ) -> Result<Made> {
     if account.disabled_at.is_some() {
-        return Err(Error::conflict(
-            "SERVICE_ACCOUNT_DISABLED",
-            "This service account is disabled: enable it before creating keys for it.",
-        ));
+        return Err(keys::KeyError::OwnerDisabled.into());
     }
     create_owned(state, ctx, Kind::Personal, Some(account), input, once).await
 }
@@ -661,6 +658,18 @@ async fn create_owned(
             // workspace are serialised so concurrent requests cannot
             // both pass the count.
             workspaces::lock(c, ctx.workspace_id())?;
+            // A service account as it is now, under the lock its disabling
+            // and deletion take too: one disabled or deleted since it was
+            // loaded gets no key (which would be born unmarked).
+            if service.is_some() {
+                match crate::db::service_accounts::get(c, ctx.workspace_id(), &user.id)? {
+                    None => return Err(keys::KeyError::NotFound),
+                    Some(a) if a.disabled_at.is_some() => {
+                        return Err(keys::KeyError::OwnerDisabled);
+                    }
+                    Some(_) => {}
+                }
+            }
             if keys::count_live_personal(c, ctx.workspace_id(), &user.id)? >= max_personal {
                 return Err(keys::KeyError::LimitReached(max_personal));
             }

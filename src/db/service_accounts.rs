@@ -150,6 +150,9 @@ pub fn set_disabled(
     disabled: bool,
 ) -> Result<User, ServiceAccountError> {
     super::write_transaction(conn, |conn| {
+        // Serialised with key creation (which holds the same lock), so no
+        // key of the account is created unmarked meanwhile.
+        super::workspaces::lock(conn, &ctx.workspace_id)?;
         let account = get(conn, &ctx.workspace_id, id)?.ok_or(ServiceAccountError::NotFound)?;
         if account.disabled_at.is_some() == disabled {
             return Ok(account);
@@ -187,6 +190,8 @@ pub fn delete(
     id: &str,
 ) -> Result<(User, usize), ServiceAccountError> {
     super::write_transaction(conn, |conn| {
+        // As in `set_disabled`: no key is created for it meanwhile.
+        super::workspaces::lock(conn, &ctx.workspace_id)?;
         let account = get(conn, &ctx.workspace_id, id)?.ok_or(ServiceAccountError::NotFound)?;
         let now = super::now();
         diesel::update(users::table.find(&account.id))

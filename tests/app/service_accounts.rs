@@ -493,6 +493,20 @@ async fn the_management_api_manages_service_accounts() {
     assert_eq!(status, StatusCode::OK, "{d}");
     assert_eq!(d["disabled"], true);
     assert_eq!(me_code(&app.base, &secret).await.1, "DISABLED");
+    // Its keys list as switched off, and it gets no new one meanwhile.
+    let (_, inactive) = api.get("/api/v1/keys?kind=service&status=inactive").await;
+    assert_eq!(inactive["keys"].as_array().unwrap().len(), 1, "{inactive}");
+    assert_eq!(inactive["keys"][0]["status"], "inactive");
+    let (_, active) = api.get("/api/v1/keys?kind=service&status=active").await;
+    assert_eq!(active["keys"].as_array().unwrap().len(), 0, "{active}");
+    let (status, refused) = api
+        .post(
+            &format!("/api/v1/service-accounts/{id}/keys"),
+            json!({"name": "while off"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["code"], "SERVICE_ACCOUNT_DISABLED");
     let (status, _) = api
         .post(&format!("/api/v1/service-accounts/{id}/enable"), json!({}))
         .await;

@@ -215,16 +215,21 @@ pub fn list(
     q = match filter.status {
         None => q,
         Some(Status::Revoked) => q.filter(api_keys::revoked_at.is_not_null()),
-        Some(Status::Inactive) => q
-            .filter(api_keys::revoked_at.is_null())
-            .filter(api_keys::disabled_at.is_not_null()),
+        // A key of a disabled service account counts as switched off.
+        Some(Status::Inactive) => q.filter(api_keys::revoked_at.is_null()).filter(
+            api_keys::disabled_at
+                .is_not_null()
+                .or(api_keys::owner_disabled_at.is_not_null()),
+        ),
         Some(Status::Expired) => q
             .filter(api_keys::revoked_at.is_null())
             .filter(api_keys::disabled_at.is_null())
+            .filter(api_keys::owner_disabled_at.is_null())
             .filter(api_keys::expires_at.le(now)),
         Some(Status::Active) => q
             .filter(api_keys::revoked_at.is_null())
             .filter(api_keys::disabled_at.is_null())
+            .filter(api_keys::owner_disabled_at.is_null())
             .filter(
                 api_keys::expires_at
                     .is_null()

@@ -176,6 +176,8 @@ pub enum KeyError {
     DuplicateRequest,
     #[error("Only active or inactive keys can be revoked.")]
     NotRevocable,
+    #[error("This service account is disabled: enable it before creating keys for it.")]
+    OwnerDisabled,
     #[error("This key is revoked; it can no longer be changed.")]
     Revoked,
     #[error(
