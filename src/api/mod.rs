@@ -116,7 +116,7 @@ fn key_facts(v: &Verified) -> serde_json::Value {
     json!({
         "id": k.id,
         "name": k.name,
-        "kind": k.kind,
+        "kind": k.owner_kind(),
         "owner": k.owner_id.as_ref().map(|id| json!({ "id": id, "email": v.record.owner_email })),
         "workspace_id": k.workspace_id,
         "environment": k.environment,

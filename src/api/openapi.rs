@@ -16,9 +16,11 @@ use utoipa::{Modify, OpenApi, ToSchema};
         title = "keyward API",
         description = "Check API keys (`/me`, `/keys/verify`, `/forward-auth`) and manage them \
 (keys, events, usage). Send a key as `Authorization: Bearer sk_live_…`. Management endpoints need \
-a key with `keyward:keys:read`, `keyward:keys:write`, `keyward:keys:reveal`, `keyward:events:read`, `keyward:webhooks:read` or \
-`keyward:webhooks:write`; such a key acts with \
-the role of the person behind it. Errors of the management endpoints are RFC 9457 \
+a key with `keyward:keys:read`, `keyward:keys:write`, `keyward:keys:reveal`, `keyward:events:read`, \
+`keyward:webhooks:read`, `keyward:webhooks:write`, `keyward:service-accounts:read` or \
+`keyward:service-accounts:write`; such a key acts with the role of the member behind it (a person, \
+or a service account, whose keys act with its role whoever created them). Errors of the management \
+endpoints are RFC 9457 \
 `application/problem+json` bodies with a stable `code`."
     ),
     paths(
@@ -52,6 +54,14 @@ the role of the person behind it. Errors of the management endpoints are RFC 945
         manage::webhook_deliveries,
         manage::test_webhook,
         manage::resend_webhook,
+        manage::list_service_accounts,
+        manage::create_service_account,
+        manage::get_service_account,
+        manage::update_service_account,
+        manage::delete_service_account,
+        manage::disable_service_account,
+        manage::enable_service_account,
+        manage::create_service_account_key,
         openapi_json,
     ),
     components(schemas(Problem)),
@@ -62,6 +72,7 @@ the role of the person behind it. Errors of the management endpoints are RFC 945
         (name = "events", description = "The audit trail (keyward:events:read)"),
         (name = "leaks", description = "Leaked keys: GitHub secret scanning alerts and public reports"),
         (name = "webhooks", description = "Webhook endpoints (keyward:webhooks:read / keyward:webhooks:write)"),
+        (name = "service-accounts", description = "Service accounts: members that are not people, owning keys no person's departure takes down (keyward:service-accounts:read / keyward:service-accounts:write)"),
     )
 )]
 pub struct ApiDoc;

@@ -440,8 +440,13 @@ pub struct CreateFacts {
 /// switched off for the workspace.
 pub async fn create_facts(state: &AppState, ctx: &Ctx, kind: Kind) -> Result<CreateFacts> {
     ctx.authorize(kind.create_action())?;
+    facts_for(state, ctx, kind, ctx.actor.user_id.clone()).await
+}
+
+/// [`create_facts`] for keys owned by `me` (the actor, or the service
+/// account an admin creates a key for), authorized by the caller.
+async fn facts_for(state: &AppState, ctx: &Ctx, kind: Kind, me: String) -> Result<CreateFacts> {
     let ws = ctx.workspace_id().to_owned();
-    let me = ctx.actor.user_id.clone();
     let facts = run(state, move |c| {
         let workspace = workspaces::get(c, &ws)?;
         let personal = if kind == Kind::Personal {
@@ -583,18 +588,48 @@ pub async fn create(
     once: Once,
 ) -> Result<Made> {
     ctx.authorize(kind.create_action())?;
+    create_owned(state, ctx, kind, None, input, once).await
+}
+
+/// Create a key owned by the service account `account` (loaded and
+/// authorized by `app::service_accounts`): a personal key of its
+/// membership, checked against what the account's role may hold and, when
+/// a management key asks, against that key's ceiling, so a narrow key
+/// never mints a broader one through an account it created.
+pub async fn create_for_service_account(
+    state: &AppState,
+    ctx: &Ctx,
+    account: crate::db::users::User,
+    input: NewKeyInput,
+    once: Once,
+) -> Result<Made> {
+    if account.disabled_at.is_some() {
+        return Err(keys::KeyError::OwnerDisabled.into());
+    }
+    create_owned(state, ctx, Kind::Personal, Some(account), input, once).await
+}
+
+/// [`create`] of a key owned by the actor (`service` `None`), the
+/// workspace, or a service account, once authorized.
+async fn create_owned(
+    state: &AppState,
+    ctx: &Ctx,
+    kind: Kind,
+    service: Option<crate::db::users::User>,
+    input: NewKeyInput,
+    once: Once,
+) -> Result<Made> {
     if let Some(key) = replay(state, ctx, &once, "create").await? {
         return Ok(Made { key, secret: None });
     }
-    let facts = create_facts(state, ctx, kind).await?;
-    let valid = validate(
-        &input,
-        &facts.catalog,
-        &facts.workspace,
-        ctx.actor.role,
-        kind,
-    )
-    .map_err(Error::Invalid)?;
+    let owner_id = service
+        .as_ref()
+        .map_or_else(|| ctx.actor.user_id.clone(), |a| a.id.clone());
+    let facts = facts_for(state, ctx, kind, owner_id).await?;
+    // A service account's key may hold what the account's role may.
+    let role = service.as_ref().map_or(ctx.actor.role, |a| a.role());
+    let valid =
+        validate(&input, &facts.catalog, &facts.workspace, role, kind).map_err(Error::Invalid)?;
     let mut expires_at = valid.expiry.expires_at(crate::db::now());
     // Without an expiry chosen, a key made by a management key gets the
     // default or the acting key's own expiry, whichever comes first; an
@@ -624,12 +659,24 @@ pub async fn create(
     let max_personal = i64::from(facts.workspace.max_keys_per_user);
     let personal = kind == Kind::Personal;
     let write = move |c: &mut crate::db::DbConn, ctx: &Ctx, nonce: &str| {
-        let user = &ctx.user;
+        let user = service.as_ref().unwrap_or(&ctx.user);
         if personal {
             // The workspace's limit on personal keys: creations in this
             // workspace are serialised so concurrent requests cannot
             // both pass the count.
             workspaces::lock(c, ctx.workspace_id())?;
+            // A service account as it is now, under the lock its disabling
+            // and deletion take too: one disabled or deleted since it was
+            // loaded gets no key (which would be born unmarked).
+            if service.is_some() {
+                match crate::db::service_accounts::get(c, ctx.workspace_id(), &user.id)? {
+                    None => return Err(keys::KeyError::NotFound),
+                    Some(a) if a.disabled_at.is_some() => {
+                        return Err(keys::KeyError::OwnerDisabled);
+                    }
+                    Some(_) => {}
+                }
+            }
             if keys::count_live_personal(c, ctx.workspace_id(), &user.id)? >= max_personal {
                 return Err(keys::KeyError::LimitReached(max_personal));
             }
@@ -640,7 +687,7 @@ pub async fn create(
             &ctx.audit,
             NewKey {
                 owner: personal.then_some((user.id.as_str(), owner_label.as_str())),
-                created_by: Some(&user.id),
+                created_by: Some(&ctx.user.id),
                 name: &valid.name,
                 description: &valid.description,
                 tags: &valid.tags,

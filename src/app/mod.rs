@@ -19,6 +19,7 @@ pub mod leaks;
 pub mod mail;
 pub mod recover;
 pub mod requests;
+pub mod service_accounts;
 pub mod settings;
 pub mod users;
 pub mod webhooks;
@@ -121,6 +122,7 @@ impl From<crate::db::keys::KeyError> for Error {
             KeyError::NotFound => Error::NotFound,
             KeyError::Revoked => Error::conflict("KEY_REVOKED", e.to_string()),
             KeyError::NotRevocable => Error::conflict("KEY_NOT_REVOCABLE", e.to_string()),
+            KeyError::OwnerDisabled => Error::conflict("SERVICE_ACCOUNT_DISABLED", e.to_string()),
             KeyError::LimitReached(_) => Error::conflict("KEY_LIMIT_REACHED", e.to_string()),
             KeyError::DuplicateRequest => Error::conflict("DUPLICATE_REQUEST", e.to_string()),
             KeyError::Db(e) => Error::Db(e),

@@ -152,7 +152,8 @@ pub async fn removable(state: &AppState, ctx: &Ctx, id: &str) -> Result<User> {
     let wanted = id.to_owned();
     let target = run(state, move |c| Ok(users::get(c, &ws, &wanted)?))
         .await?
-        .filter(User::is_active)
+        // Service accounts are deleted on their own page.
+        .filter(|u| u.is_active() && !u.is_service())
         .ok_or(Error::NotFound)?;
     authorize_removal(ctx, &target.id)?;
     Ok(target)

@@ -34,6 +34,14 @@ impl<'a> EventTarget<'a> {
         }
     }
 
+    pub fn service_account(id: &'a str, name: &'a str) -> Self {
+        EventTarget {
+            target_type: Some("service_account"),
+            target_id: Some(id),
+            target_label: Some(name),
+        }
+    }
+
     pub fn workspace(id: &'a str, name: &'a str) -> Self {
         EventTarget {
             target_type: Some("workspace"),

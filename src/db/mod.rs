@@ -16,6 +16,7 @@ pub mod pool_events;
 pub mod requests;
 pub mod schema;
 pub mod secrets;
+pub mod service_accounts;
 pub mod sessions;
 pub mod settings;
 pub mod usage;

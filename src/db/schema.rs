@@ -44,6 +44,10 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         removed_at -> Nullable<Timestamp>,
+        /// `person` or `service` (a service account).
+        kind -> Text,
+        description -> Text,
+        disabled_at -> Nullable<Timestamp>,
     }
 }
 
@@ -129,6 +133,7 @@ diesel::table! {
         key_prefix -> Text,
         revoked_reason -> Nullable<Text>,
         recoverable -> Bool,
+        owner_disabled_at -> Nullable<Timestamp>,
     }
 }
 

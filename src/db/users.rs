@@ -48,9 +48,23 @@ pub struct User {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub removed_at: Option<NaiveDateTime>,
+    /// `person`, or `service` for a service account.
+    pub kind: String,
+    /// A service account's description (empty for people).
+    pub description: String,
+    /// When a service account was disabled (its keys refused meanwhile).
+    pub disabled_at: Option<NaiveDateTime>,
 }
 
+pub const KIND_PERSON: &str = "person";
+pub const KIND_SERVICE: &str = "service";
+
 impl User {
+    /// Whether this member is a service account, not a person.
+    pub fn is_service(&self) -> bool {
+        self.kind == KIND_SERVICE
+    }
+
     /// The user's role; rows are constrained to valid roles by the schema.
     pub fn role(&self) -> Role {
         self.role.parse().unwrap_or(Role::Operator)
@@ -354,6 +368,8 @@ pub fn get(conn: &mut DbConn, workspace_id: &str, id: &str) -> QueryResult<Optio
 pub fn list(conn: &mut DbConn, workspace_id: &str) -> QueryResult<Vec<User>> {
     Ok(with_person()
         .filter(users::workspace_id.eq(workspace_id))
+        // Service accounts have their own list (`db::service_accounts`).
+        .filter(users::kind.eq(KIND_PERSON))
         .select(User::as_select())
         .order((users::status.asc(), people_t::email.asc()))
         .load(conn)?
@@ -403,6 +419,9 @@ fn active_admins(conn: &mut DbConn, workspace_id: &str) -> QueryResult<i64> {
         .filter(users::workspace_id.eq(workspace_id))
         .filter(users::status.eq(STATUS_ACTIVE))
         .filter(users::role.eq(Role::Admin.as_str()))
+        // An admin service account keeps no one able to sign in and
+        // manage the workspace: only people count.
+        .filter(users::kind.eq(KIND_PERSON))
         .count()
         .get_result(conn)
 }
@@ -416,7 +435,8 @@ fn locked_active_user(
 ) -> Result<User, UserChangeError> {
     workspaces::lock(conn, workspace_id)?;
     match get(conn, workspace_id, id)? {
-        Some(u) if u.is_active() => Ok(u),
+        // Service accounts change through their own use cases.
+        Some(u) if u.is_active() && !u.is_service() => Ok(u),
         _ => Err(UserChangeError::NotFound),
     }
 }

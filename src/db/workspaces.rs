@@ -95,6 +95,8 @@ pub fn summaries(conn: &mut DbConn) -> QueryResult<Vec<Summary>> {
                 .filter(users::workspace_id.eq(&workspace.id))
                 .filter(users::status.eq(super::users::STATUS_ACTIVE))
                 .filter(users::accepted_at.is_not_null())
+                // People: service accounts are not members anyone counts.
+                .filter(users::kind.eq(super::users::KIND_PERSON))
                 .count()
                 .get_result(conn)?;
             let keys = api_keys::table

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// Every action the application records (the Events filter offers them).
 /// Each must have a sentence: see the tests.
-pub const ACTIONS: [&str; 40] = [
+pub const ACTIONS: [&str; 45] = [
     "login.succeeded",
     "login.failed",
     "logout",
@@ -20,6 +20,12 @@ pub const ACTIONS: [&str; 40] = [
     "user.password_changed",
     "user.role_changed",
     "user.removed",
+    // Service accounts.
+    "service_account.created",
+    "service_account.changed",
+    "service_account.disabled",
+    "service_account.enabled",
+    "service_account.deleted",
     "key.created",
     "key.updated",
     "key.disabled",
@@ -82,7 +88,7 @@ pub struct Facts<'a> {
     pub actor: &'a str,
     /// The target's name (a key's name, a user's email, a permission).
     pub target: Option<&'a str>,
-    /// For key events: `personal` or `workspace`, when known.
+    /// For key events: `personal`, `service` or `workspace`, when known.
     pub key_kind: Option<&'a str>,
     /// The recorded details (a JSON object).
     pub details: &'a Value,
@@ -174,6 +180,7 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
         let kind = match f.key_kind {
             Some("personal") => "personal key",
             Some("workspace") => "workspace key",
+            Some("service") => "service account key",
             _ => "key",
         };
         format!("the {kind} {}", quoted(f.target))
@@ -208,6 +215,40 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
             _ => format!("{actor} changed the role of {}", target()),
         },
         "user.removed" => format!("{actor} removed {} from the workspace", target()),
+        "service_account.created" => match field("role") {
+            Some(role) => format!(
+                "{actor} created the service account {} as {}",
+                quoted(f.target),
+                role_phrase(&role)
+            ),
+            None => format!("{actor} created the service account {}", quoted(f.target)),
+        },
+        "service_account.changed" => {
+            let old_role = d.pointer("/old/role").and_then(Value::as_str);
+            let new_role = d.pointer("/new/role").and_then(Value::as_str);
+            match (old_role, new_role) {
+                (Some(o), Some(n)) if o != n => format!(
+                    "{actor} edited the service account {} (role from {o} to {n})",
+                    quoted(f.target)
+                ),
+                _ => format!("{actor} edited the service account {}", quoted(f.target)),
+            }
+        }
+        "service_account.disabled" => format!(
+            "{actor} disabled the service account {}; its keys stopped working",
+            quoted(f.target)
+        ),
+        "service_account.enabled" => format!(
+            "{actor} enabled the service account {}; its keys work again",
+            quoted(f.target)
+        ),
+        "service_account.deleted" => match field("keys_revoked") {
+            Some(n) if n != "0" => format!(
+                "{actor} deleted the service account {} and revoked its {n} key(s)",
+                quoted(f.target)
+            ),
+            _ => format!("{actor} deleted the service account {}", quoted(f.target)),
+        },
         "key.created" => format!("{actor} created {}", key()),
         "key.updated" => {
             let old_name = d.pointer("/old/name").and_then(Value::as_str);

@@ -21,6 +21,16 @@ pub fn is_id(prefix: &str, s: &str) -> bool {
         .is_some_and(|r| r.len() == 22 && r.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
+/// The prefix of a service account's membership id (people's are `usr_`).
+pub const SERVICE_ACCOUNT_PREFIX: &str = "sa";
+
+/// Whether a membership id is a service account's: the id says so, so a
+/// key's owner kind needs no extra column or join (see the
+/// `service_accounts` migration).
+pub fn is_service_account_id(id: &str) -> bool {
+    id.starts_with("sa_")
+}
+
 /// A new secret token (setup links, invitations, sessions): 43 base62
 /// characters, about 256 bits of entropy.
 pub fn new_token() -> String {

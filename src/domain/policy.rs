@@ -25,6 +25,8 @@ pub enum KeyOwner<'a> {
     Personal(&'a str),
     /// A workspace (organization) key.
     Workspace,
+    /// A key of the service account with this (membership) id.
+    Service(&'a str),
 }
 
 /// The facts about a key that authorization needs.
@@ -38,6 +40,14 @@ pub struct KeyRef<'a> {
 /// needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UserRef<'a> {
+    pub workspace_id: &'a str,
+    pub user_id: &'a str,
+}
+
+/// A service account (as the target of an action): its membership id in
+/// its workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceAccountRef<'a> {
     pub workspace_id: &'a str,
     pub user_id: &'a str,
 }
@@ -77,6 +87,15 @@ pub enum Action<'a> {
     /// own account (another admin does that), so nobody locks themselves
     /// out by a slip of the finger.
     RemoveUser(UserRef<'a>),
+    /// Workspace → Users → Service accounts: list them and create one.
+    ServiceAccounts,
+    /// See, edit, disable or enable a service account, and create, rotate
+    /// and revoke its keys.
+    ManageServiceAccount(ServiceAccountRef<'a>),
+    /// Delete a service account (its keys are revoked with it). Never
+    /// itself: a service account's own management key cannot delete the
+    /// account it acts as.
+    RemoveServiceAccount(ServiceAccountRef<'a>),
     /// Workspace → Settings.
     ManageSettings,
     /// Workspace → Events.
@@ -125,9 +144,24 @@ pub fn authorize(actor: &Actor, action: Action<'_>) -> Decision {
         | Action::ListAllKeys
         | Action::CreateWorkspaceKey
         | Action::ManageUsers
+        | Action::ServiceAccounts
         | Action::ManageSettings
         | Action::ViewEvents => allow_if(role == Role::Admin),
         Action::RemoveUser(target) => {
+            if target.workspace_id != actor.workspace_id {
+                NotFound
+            } else {
+                allow_if(role == Role::Admin && target.user_id != actor.user_id)
+            }
+        }
+        Action::ManageServiceAccount(target) => {
+            if target.workspace_id != actor.workspace_id {
+                NotFound
+            } else {
+                allow_if(role == Role::Admin)
+            }
+        }
+        Action::RemoveServiceAccount(target) => {
             if target.workspace_id != actor.workspace_id {
                 NotFound
             } else {
@@ -139,7 +173,7 @@ pub fn authorize(actor: &Actor, action: Action<'_>) -> Decision {
                 NotFound
             } else if role == Role::Admin {
                 Allow
-            } else if role == Role::Normal && key.owner == KeyOwner::Personal(&actor.user_id) {
+            } else if role == Role::Normal && owned_by(key.owner, &actor.user_id) {
                 // Their own key: they see it, but reviewing is an admin's job.
                 Forbidden
             } else {
@@ -156,10 +190,12 @@ pub fn authorize(actor: &Actor, action: Action<'_>) -> Decision {
                 // made-up one, so ids cannot be probed.
                 return NotFound;
             }
-            let own = key.owner == KeyOwner::Personal(&actor.user_id);
+            let own = owned_by(key.owner, &actor.user_id);
             match (role, key.owner) {
                 _ if own => Allow,
-                (Role::Admin, KeyOwner::Workspace) => Allow,
+                // A service account's keys are the workspace's to run:
+                // admins create, rotate and revoke them like workspace keys.
+                (Role::Admin, KeyOwner::Workspace | KeyOwner::Service(_)) => Allow,
                 // Admins see and can switch off anyone's key, but cannot edit,
                 // regenerate (which would show them the new secret) or delete it.
                 (Role::Admin, KeyOwner::Personal(_)) => match action {
@@ -169,6 +205,15 @@ pub fn authorize(actor: &Actor, action: Action<'_>) -> Decision {
                 _ => NotFound,
             }
         }
+    }
+}
+
+/// Whether `owner` is the member `user_id` (a person's own personal key,
+/// or a service account's own key when its management key acts as it).
+fn owned_by(owner: KeyOwner<'_>, user_id: &str) -> bool {
+    match owner {
+        KeyOwner::Personal(o) | KeyOwner::Service(o) => o == user_id,
+        KeyOwner::Workspace => false,
     }
 }
 
@@ -188,14 +233,21 @@ pub mod management {
     /// Show a recoverable key's secret again (issue 27): its own
     /// permission, never implied by `keyward:keys:write`.
     pub const KEYS_REVEAL: &str = "keyward:keys:reveal";
+    /// List and read service accounts and their keys.
+    pub const SERVICE_ACCOUNTS_READ: &str = "keyward:service-accounts:read";
+    /// Create, edit, disable, enable and delete service accounts, and
+    /// create keys for them (never broader than the acting key).
+    pub const SERVICE_ACCOUNTS_WRITE: &str = "keyward:service-accounts:write";
     /// All of them, in the order the create dialog lists them.
-    pub const ALL: [&str; 6] = [
+    pub const ALL: [&str; 8] = [
         KEYS_READ,
         KEYS_WRITE,
         KEYS_REVEAL,
         EVENTS_READ,
         WEBHOOKS_READ,
         WEBHOOKS_WRITE,
+        SERVICE_ACCOUNTS_READ,
+        SERVICE_ACCOUNTS_WRITE,
     ];
 
     /// Whether `name` is one of the management permissions (the
@@ -242,7 +294,12 @@ mod tests {
     /// Targets: `own` (the actor's personal key), `other` (another user's
     /// personal key in the same workspace), `ws` (a workspace key),
     /// `foreign-*` (the same in another workspace), `-` (no target); users
-    /// as targets: `self`, `other-user`, `foreign-user`. Every
+    /// as targets: `self`, `other-user`, `foreign-user`; service-account
+    /// keys: `svc` (another member's, here a service account's),
+    /// `own-svc` (the actor is that service account, acting through its
+    /// management key), `foreign-svc`; service accounts as targets:
+    /// `self-sa` (the acting service account itself), `other-sa`,
+    /// `foreign-sa`. Every
     /// role x action x target appears exactly once (checked below).
     const TABLE: &str = "
         admin    list-own    -             allow
@@ -283,6 +340,25 @@ mod tests {
         admin    review      foreign-own   notfound
         admin    review      foreign-other notfound
         admin    review      foreign-ws    notfound
+        admin    service-accounts -        allow
+        admin    manage-sa   self-sa       allow
+        admin    manage-sa   other-sa      allow
+        admin    manage-sa   foreign-sa    notfound
+        admin    remove-sa   self-sa       forbidden
+        admin    remove-sa   other-sa      allow
+        admin    remove-sa   foreign-sa    notfound
+        admin    view        svc           allow
+        admin    view        own-svc       allow
+        admin    view        foreign-svc   notfound
+        admin    manage      svc           allow
+        admin    manage      own-svc       allow
+        admin    manage      foreign-svc   notfound
+        admin    revoke      svc           allow
+        admin    revoke      own-svc       allow
+        admin    revoke      foreign-svc   notfound
+        admin    review      svc           allow
+        admin    review      own-svc       allow
+        admin    review      foreign-svc   notfound
         normal   list-own    -             allow
         normal   create-own  -             allow
         normal   list-ws     -             forbidden
@@ -321,6 +397,25 @@ mod tests {
         normal   review      foreign-own   notfound
         normal   review      foreign-other notfound
         normal   review      foreign-ws    notfound
+        normal   service-accounts -        forbidden
+        normal   manage-sa   self-sa       forbidden
+        normal   manage-sa   other-sa      forbidden
+        normal   manage-sa   foreign-sa    notfound
+        normal   remove-sa   self-sa       forbidden
+        normal   remove-sa   other-sa      forbidden
+        normal   remove-sa   foreign-sa    notfound
+        normal   view        svc           notfound
+        normal   view        own-svc       allow
+        normal   view        foreign-svc   notfound
+        normal   manage      svc           notfound
+        normal   manage      own-svc       allow
+        normal   manage      foreign-svc   notfound
+        normal   revoke      svc           notfound
+        normal   revoke      own-svc       allow
+        normal   revoke      foreign-svc   notfound
+        normal   review      svc           notfound
+        normal   review      own-svc       forbidden
+        normal   review      foreign-svc   notfound
         operator list-own    -             forbidden
         operator create-own  -             forbidden
         operator list-ws     -             forbidden
@@ -359,15 +454,37 @@ mod tests {
         operator review      foreign-own   notfound
         operator review      foreign-other notfound
         operator review      foreign-ws    notfound
+        operator service-accounts -        forbidden
+        operator manage-sa   self-sa       forbidden
+        operator manage-sa   other-sa      forbidden
+        operator manage-sa   foreign-sa    notfound
+        operator remove-sa   self-sa       forbidden
+        operator remove-sa   other-sa      forbidden
+        operator remove-sa   foreign-sa    notfound
+        operator view        svc           notfound
+        operator view        own-svc       notfound
+        operator view        foreign-svc   notfound
+        operator manage      svc           notfound
+        operator manage      own-svc       notfound
+        operator manage      foreign-svc   notfound
+        operator revoke      svc           notfound
+        operator revoke      own-svc       notfound
+        operator revoke      foreign-svc   notfound
+        operator review      svc           notfound
+        operator review      own-svc       notfound
+        operator review      foreign-svc   notfound
     ";
 
-    const TARGETS: [&str; 6] = [
+    const TARGETS: [&str; 9] = [
         "own",
         "other",
         "ws",
         "foreign-own",
         "foreign-other",
         "foreign-ws",
+        "svc",
+        "own-svc",
+        "foreign-svc",
     ];
 
     fn key_ref(target: &str) -> KeyRef<'static> {
@@ -397,6 +514,20 @@ mod tests {
             "foreign-ws" => KeyRef {
                 workspace_id: "wsp_theirs",
                 owner: KeyOwner::Workspace,
+            },
+            "svc" => KeyRef {
+                workspace_id: "wsp_mine",
+                owner: KeyOwner::Service("usr_svc"),
+            },
+            // The actor is the service account (its management key acts
+            // as it): its own key.
+            "own-svc" => KeyRef {
+                workspace_id: "wsp_mine",
+                owner: KeyOwner::Service("usr_me"),
+            },
+            "foreign-svc" => KeyRef {
+                workspace_id: "wsp_theirs",
+                owner: KeyOwner::Service("usr_svc"),
             },
             other => panic!("unknown target {other}"),
         }
@@ -436,6 +567,9 @@ mod tests {
             Action::CreateWorkspaceKey => "create-ws",
             Action::ManageUsers => "users",
             Action::ManageSettings => "settings",
+            Action::ServiceAccounts => "service-accounts",
+            Action::ManageServiceAccount(_) => "manage-sa",
+            Action::RemoveServiceAccount(_) => "remove-sa",
             Action::ViewEvents => "events",
             Action::ChangeOwnPassword => "password",
             Action::ViewKey(_) => "view",
@@ -456,6 +590,7 @@ mod tests {
             Action::ListAllKeys,
             Action::CreateWorkspaceKey,
             Action::ManageUsers,
+            Action::ServiceAccounts,
             Action::ManageSettings,
             Action::ViewEvents,
             Action::ChangeOwnPassword,
@@ -476,6 +611,18 @@ mod tests {
                 }),
                 target,
             ));
+        }
+        for (target, workspace_id, user_id) in [
+            ("self-sa", "wsp_mine", "usr_me"),
+            ("other-sa", "wsp_mine", "usr_svc"),
+            ("foreign-sa", "wsp_theirs", "usr_svc"),
+        ] {
+            let t = ServiceAccountRef {
+                workspace_id,
+                user_id,
+            };
+            all.push((Action::ManageServiceAccount(t), target));
+            all.push((Action::RemoveServiceAccount(t), target));
         }
         for (target, person_id) in [("mine", "per_me"), ("theirs", "per_other")] {
             all.push((Action::UseMembership(MembershipRef { person_id }), target));

@@ -253,7 +253,13 @@ fn remind(
     let workspace = crate::db::workspaces::get(c, &key.workspace_id)?;
     let members = crate::db::users::list(c, &key.workspace_id)?;
     let joined = |u: &&User| u.is_active() && !u.invite_pending();
-    let recipients: Vec<&User> = if key.kind == "workspace" {
+    // A service account's keys are the admins' to look after, like
+    // workspace keys: nobody reads the account's (placeholder) address.
+    let service = key
+        .owner_id
+        .as_deref()
+        .is_some_and(crate::domain::ids::is_service_account_id);
+    let recipients: Vec<&User> = if key.kind == "workspace" || service {
         members
             .iter()
             .filter(joined)
@@ -280,6 +286,8 @@ fn remind(
     let regenerate = format!("{base}/keys/{}/regenerate", key.id);
     let whose = if key.kind == "workspace" {
         "a workspace key; every admin of the workspace gets this"
+    } else if service {
+        "a service account's key; every admin of the workspace gets this"
     } else {
         "your personal key"
     };

@@ -378,6 +378,7 @@ mod tests {
                 key_prefix: "sk_".into(),
                 revoked_reason: None,
                 recoverable: false,
+                owner_disabled_at: None,
             },
             owner_email: None,
             api_keys_disabled_at: None,

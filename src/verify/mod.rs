@@ -332,6 +332,13 @@ impl Verifier {
             )
             .about(&record));
         }
+        if key.owner_disabled_at.is_some() {
+            return Err(Outcome::new(
+                Code::Disabled,
+                "This key's service account is disabled. An admin can enable it again on the Users page, or use another key.",
+            )
+            .about(&record));
+        }
         if let Some(expired) = key.expires_at.filter(|e| *e <= now) {
             return Err(Outcome::new(
                 Code::Expired,

@@ -161,6 +161,7 @@ fn view(told: Told, now: chrono::NaiveDateTime, link_targets: bool) -> EventView
             "user" => "User",
             "workspace" => "Workspace",
             "permission" => "Permission",
+            "service_account" => "Service account",
             _ => "Target",
         };
         if let Some(l) = &e.target_label {

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod layout;
 pub mod leaks;
 pub mod pages;
+pub mod service_accounts;
 pub mod session;
 pub mod settings;
 pub mod users;
@@ -126,6 +127,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(users::renew_invite)
         .service(users::remove_confirm)
         .service(users::remove)
+        // Before `/workspace/service-accounts/{id}`.
+        .service(service_accounts::new_form)
+        .service(service_accounts::create)
+        .service(service_accounts::detail)
+        .service(service_accounts::update)
+        .service(service_accounts::disable)
+        .service(service_accounts::enable)
+        .service(service_accounts::delete_confirm)
+        .service(service_accounts::delete)
+        .service(service_accounts::create_key)
         .service(workspaces::list)
         .service(workspaces::switch)
         .service(workspaces::accept)

@@ -56,6 +56,8 @@ impl Panel {
 struct UsersPage {
     layout: Layout,
     panel: Panel,
+    /// Shown apart from people, in their own table.
+    service_accounts: Vec<User>,
 }
 
 #[derive(Template)]
@@ -86,8 +88,9 @@ async fn panel(
 }
 
 /// The full page, or only the panel for htmx.
-fn respond(
+async fn respond(
     req: &HttpRequest,
+    state: &web::Data<AppState>,
     session: &Session,
     user: &CurrentUser,
     panel: Panel,
@@ -97,7 +100,19 @@ fn respond(
         render(&UsersPartial { panel }, status)
     } else {
         let layout = Layout::new(session, user, "Users", "users")?;
-        render(&UsersPage { layout, panel }, status)
+        let ws = user.actor.workspace_id.clone();
+        let service_accounts = db(state, move |c| {
+            Ok(crate::db::service_accounts::list(c, &ws)?)
+        })
+        .await?;
+        render(
+            &UsersPage {
+                layout,
+                panel,
+                service_accounts,
+            },
+            status,
+        )
     }
 }
 
@@ -110,7 +125,7 @@ pub async fn list(
 ) -> Result<HttpResponse, AppError> {
     authorize(&user, Action::ManageUsers)?;
     let panel = panel(&state, &session, &user).await?;
-    respond(&req, &session, &user, panel, StatusCode::OK)
+    respond(&req, &state, &session, &user, panel, StatusCode::OK).await
 }
 
 #[derive(Deserialize)]
@@ -143,7 +158,7 @@ pub async fn add(
                 email: invited.user.email,
                 link: invited.link,
             });
-            respond(&req, &session, &user, panel, StatusCode::OK)
+            respond(&req, &state, &session, &user, panel, StatusCode::OK).await
         }
         Err(Error::Invalid(errors)) => {
             panel.email = form.email;
@@ -152,11 +167,13 @@ pub async fn add(
             panel.errors = FormErrors::from(errors);
             respond(
                 &req,
+                &state,
                 &session,
                 &user,
                 panel,
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
+            .await
         }
         Err(e) => Err(e.into()),
     }
@@ -175,7 +192,7 @@ async fn after_change(
     if is_htmx(req) {
         let mut panel = panel(state, session, user).await?;
         panel.notice = Some(notice);
-        respond(req, session, user, panel, status)
+        respond(req, state, session, user, panel, status).await
     } else {
         session::set_flash(session, notice)?;
         Ok(see_other("/workspace/users"))
@@ -252,7 +269,7 @@ pub async fn renew_invite(
         link: renewed.link,
         email: renewed.user.email,
     });
-    respond(&req, &session, &user, panel, StatusCode::OK)
+    respond(&req, &state, &session, &user, panel, StatusCode::OK).await
 }
 
 #[derive(Template)]

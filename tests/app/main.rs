@@ -30,6 +30,7 @@ mod resilience;
 mod scanner;
 mod search;
 mod security;
+mod service_accounts;
 mod setup;
 mod tenants;
 mod upgrade;

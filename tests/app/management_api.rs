@@ -2471,9 +2471,12 @@ async fn the_document_declares_what_the_server_enforces() {
     assert_eq!(s, StatusCode::CREATED);
     // Key ids in paths: `key_` and letters or digits; anything else is
     // not found (or, with a control character, a bad request). (Webhook
-    // endpoints' are `whk_…`.)
+    // endpoints' are `whk_…`, service accounts' `sa_…`.)
     for (path, ops) in doc["paths"].as_object().unwrap() {
-        if !path.contains("{id}") || path.starts_with("/api/v1/webhooks") {
+        if !path.contains("{id}")
+            || path.starts_with("/api/v1/webhooks")
+            || path.starts_with("/api/v1/service-accounts")
+        {
             continue;
         }
         for (method, op) in ops.as_object().unwrap() {

@@ -48,6 +48,17 @@ impl Need for WebhooksWrite {
     const PERMISSION: &'static str = management::WEBHOOKS_WRITE;
 }
 
+/// `keyward:service-accounts:read`.
+pub struct ServiceAccountsRead;
+/// `keyward:service-accounts:write`.
+pub struct ServiceAccountsWrite;
+impl Need for ServiceAccountsRead {
+    const PERMISSION: &'static str = management::SERVICE_ACCOUNTS_READ;
+}
+impl Need for ServiceAccountsWrite {
+    const PERMISSION: &'static str = management::SERVICE_ACCOUNTS_WRITE;
+}
+
 /// A request authenticated by a key holding the management permission `N`:
 /// the use-case context of the member it acts for, with the key as the
 /// audit actor.

@@ -53,7 +53,7 @@ pub async fn list_keys(
         expiring_until: p.expiring.unwrap_or(false).then(uc::expiring_until),
         status: p.status.map(Status::from),
         environment: p.environment.map(KeyEnvironment::environment),
-        personal: p.kind.map(|k| k == KeyKind::Personal),
+        owner: p.kind.map(KeyKind::owner_kind),
     };
     let query = ListQuery {
         q: p.q.unwrap_or_default(),
@@ -79,7 +79,7 @@ fn api_field(field: &'static str, expiry_field: &'static str) -> &'static str {
 }
 
 /// Field errors under the API's names.
-fn renamed(e: crate::app::Error, expiry_field: &'static str) -> ApiError {
+pub(crate) fn renamed(e: crate::app::Error, expiry_field: &'static str) -> ApiError {
     match e {
         crate::app::Error::Invalid(errors) => ApiError::validation(
             &errors
@@ -95,7 +95,7 @@ fn renamed(e: crate::app::Error, expiry_field: &'static str) -> ApiError {
 /// the use case trims it first, which a JSON Schema cannot say, so a
 /// longer name padded with spaces is refused here rather than accepted
 /// against the document.
-fn name_as_sent(name: Option<&str>) -> Result<(), ApiError> {
+pub(crate) fn name_as_sent(name: Option<&str>) -> Result<(), ApiError> {
     match name {
         Some(name) if name.chars().count() > 100 => Err(ApiError::validation(&[FieldError::new(
             "name",
@@ -107,7 +107,7 @@ fn name_as_sent(name: Option<&str>) -> Result<(), ApiError> {
 
 /// A key made or regenerated: 201 (create) or 200 with its secret, or 200
 /// without one for a repeat.
-fn made(made: Made, created: bool) -> HttpResponse {
+pub(crate) fn made(made: Made, created: bool) -> HttpResponse {
     let key = made.key;
     let body = KeyWithSecret {
         id: key.id.clone(),
@@ -157,8 +157,24 @@ pub async fn create_key(
     let kind = match input.kind.unwrap_or(KeyKind::Personal) {
         KeyKind::Personal => uc::Kind::Personal,
         KeyKind::Workspace => uc::Kind::Workspace,
+        KeyKind::Service => {
+            return Err(ApiError::from(crate::app::Error::invalid(
+                "kind",
+                "A service account's keys are created at /api/v1/service-accounts/{id}/keys.",
+            )));
+        }
     };
     let once = once(&req, &[b"create", canonical.as_bytes()])?;
+    let (input, expiry_field) = new_key_input(input);
+    let key = uc::create(&m.state, &m.ctx, kind, input, once)
+        .await
+        .map_err(|e| renamed(e, expiry_field))?;
+    Ok(made(key, true))
+}
+
+/// A create request's fields as the use case takes them, and the name of
+/// the expiry field the sender used (errors name it).
+pub(crate) fn new_key_input(input: CreateKeyRequest) -> (NewKeyInput, &'static str) {
     let today = crate::db::now().date();
     let never = input.never.unwrap_or(false);
     let chosen = [
@@ -203,10 +219,7 @@ pub async fn create_key(
         resources: ListInput::Items(input.resources.unwrap_or_default()),
         recoverable: input.recoverable.unwrap_or(false),
     };
-    let key = uc::create(&m.state, &m.ctx, kind, input, once)
-        .await
-        .map_err(|e| renamed(e, expiry_field))?;
-    Ok(made(key, true))
+    (input, expiry_field)
 }
 
 // ---- one key ----------------------------------------------------------------

@@ -20,12 +20,14 @@ pub mod body;
 pub mod events;
 pub mod keys;
 pub mod requests;
+pub mod service_accounts;
 pub mod shapes;
 pub mod webhooks;
 
 pub use events::*;
 pub use keys::*;
 pub use requests::{end_grace, key_callers, key_requests};
+pub use service_accounts::*;
 pub use shapes::*;
 pub use webhooks::*;
 
@@ -80,6 +82,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/keys/{id}/end-grace").post(end_grace))
     .service(web::resource("/keys/{id}/reveal").post(reveal_key))
     .service(web::resource("/settings/recoverable-keys").put(set_recoverable_keys))
+    // Service accounts (members that are not people) and their keys.
+    .service(
+        web::resource("/service-accounts")
+            .get(list_service_accounts)
+            .head(list_service_accounts)
+            .post(create_service_account),
+    )
+    .service(
+        web::resource("/service-accounts/{id}")
+            .get(get_service_account)
+            .head(get_service_account)
+            .patch(update_service_account)
+            .delete(delete_service_account),
+    )
+    .service(web::resource("/service-accounts/{id}/disable").post(disable_service_account))
+    .service(web::resource("/service-accounts/{id}/enable").post(enable_service_account))
+    .service(web::resource("/service-accounts/{id}/keys").post(create_service_account_key))
     .service(web::resource("/events").get(list_events).head(list_events))
     // Webhook endpoints (notifications).
     .service(

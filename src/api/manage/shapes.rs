@@ -15,6 +15,21 @@ pub enum KeyKind {
     Personal,
     /// Belongs to the workspace (integrations that outlive staff changes).
     Workspace,
+    /// Belongs to a service account (`owner` is its `sa_…` id): acts with
+    /// the account's role, whoever created it.
+    Service,
+}
+
+impl KeyKind {
+    /// The list filter this kind asks for.
+    pub fn owner_kind(self) -> crate::db::keys::OwnerKind {
+        use crate::db::keys::OwnerKind;
+        match self {
+            KeyKind::Personal => OwnerKind::Personal,
+            KeyKind::Workspace => OwnerKind::Workspace,
+            KeyKind::Service => OwnerKind::Service,
+        }
+    }
 }
 
 /// A key's state.
@@ -153,7 +168,9 @@ impl KeyView {
             name: key.name.clone(),
             description: key.description.clone(),
             tags: key.tag_list(),
-            kind: if key.is_personal() {
+            kind: if key.is_service() {
+                KeyKind::Service
+            } else if key.is_personal() {
                 KeyKind::Personal
             } else {
                 KeyKind::Workspace

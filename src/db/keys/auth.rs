@@ -55,8 +55,10 @@ pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<Auth
         .optional()?;
     Ok(row.map(
         |(key, owner_email, api_keys_disabled_at, first, version)| AuthRecord {
+            // A service account has no email (its person row holds a
+            // placeholder): gateways and `/me` get none.
+            owner_email: owner_email.filter(|_| !key.is_service()),
             key,
-            owner_email,
             api_keys_disabled_at,
             in_first_workspace: first == Some(true),
             version,

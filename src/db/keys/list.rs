@@ -50,6 +50,17 @@ impl Cursor {
     }
 }
 
+/// Who owns a key, as lists filter by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerKind {
+    /// A person's personal key.
+    Personal,
+    /// A service account's key.
+    Service,
+    /// A workspace key.
+    Workspace,
+}
+
 /// What a key list is narrowed to, besides its scope and search text.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Filter {
@@ -58,8 +69,8 @@ pub struct Filter {
     /// Keys in this status now.
     pub status: Option<Status>,
     pub environment: Option<Environment>,
-    /// Only personal keys (`true`) or only workspace keys (`false`).
-    pub personal: Option<bool>,
+    /// Only keys of this owner kind.
+    pub owner: Option<OwnerKind>,
 }
 
 /// One page of a key list: newest first, filtered by `query` (name, id,
@@ -204,16 +215,21 @@ pub fn list(
     q = match filter.status {
         None => q,
         Some(Status::Revoked) => q.filter(api_keys::revoked_at.is_not_null()),
-        Some(Status::Inactive) => q
-            .filter(api_keys::revoked_at.is_null())
-            .filter(api_keys::disabled_at.is_not_null()),
+        // A key of a disabled service account counts as switched off.
+        Some(Status::Inactive) => q.filter(api_keys::revoked_at.is_null()).filter(
+            api_keys::disabled_at
+                .is_not_null()
+                .or(api_keys::owner_disabled_at.is_not_null()),
+        ),
         Some(Status::Expired) => q
             .filter(api_keys::revoked_at.is_null())
             .filter(api_keys::disabled_at.is_null())
+            .filter(api_keys::owner_disabled_at.is_null())
             .filter(api_keys::expires_at.le(now)),
         Some(Status::Active) => q
             .filter(api_keys::revoked_at.is_null())
             .filter(api_keys::disabled_at.is_null())
+            .filter(api_keys::owner_disabled_at.is_null())
             .filter(
                 api_keys::expires_at
                     .is_null()
@@ -223,14 +239,19 @@ pub fn list(
     if let Some(env) = filter.environment {
         q = q.filter(api_keys::environment.eq(env.as_str()));
     }
-    if let Some(personal) = filter.personal {
-        let kind = if personal {
-            KIND_PERSONAL
-        } else {
-            KIND_WORKSPACE
-        };
-        q = q.filter(api_keys::kind.eq(kind));
-    }
+    // A service account's keys are personal keys whose owner id starts
+    // `sa_` (see `domain::ids::is_service_account_id`).
+    let service_owner = || api_keys::owner_id.like("sa\\_%").escape('\\');
+    q = match filter.owner {
+        None => q,
+        Some(OwnerKind::Personal) => q
+            .filter(api_keys::kind.eq(KIND_PERSONAL))
+            .filter(diesel::dsl::not(service_owner())),
+        Some(OwnerKind::Service) => q
+            .filter(api_keys::kind.eq(KIND_PERSONAL))
+            .filter(service_owner()),
+        Some(OwnerKind::Workspace) => q.filter(api_keys::kind.eq(KIND_WORKSPACE)),
+    };
     if let Some(c) = after {
         q = q.filter(
             api_keys::created_at

@@ -65,6 +65,9 @@ pub struct ApiKey {
     /// Created recoverable (issue 27): its secret was kept encrypted in
     /// `key_secrets`, until the key was revoked or deleted.
     pub recoverable: bool,
+    /// Set while the owning service account is disabled: the key is
+    /// refused like a disabled one.
+    pub owner_disabled_at: Option<NaiveDateTime>,
 }
 
 fn json_list(raw: &str) -> Vec<String> {
@@ -76,8 +79,30 @@ fn to_json(list: &[String]) -> String {
 }
 
 impl ApiKey {
+    /// A key owned by a member: a person's personal key or a service
+    /// account's key.
     pub fn is_personal(&self) -> bool {
         self.kind == KIND_PERSONAL
+    }
+
+    /// A key owned by a service account (a personal key of its
+    /// membership, whose id says so).
+    pub fn is_service(&self) -> bool {
+        self.owner_id
+            .as_deref()
+            .is_some_and(crate::domain::ids::is_service_account_id)
+    }
+
+    /// The owner kind as the API and the CSV export name it: `personal`,
+    /// `service` or `workspace`.
+    pub fn owner_kind(&self) -> &'static str {
+        if self.is_service() {
+            "service"
+        } else if self.is_personal() {
+            KIND_PERSONAL
+        } else {
+            KIND_WORKSPACE
+        }
     }
 
     pub fn environment(&self) -> Environment {
@@ -87,7 +112,7 @@ impl ApiKey {
     pub fn status(&self, now: NaiveDateTime) -> Status {
         Status::derive(
             self.revoked_at.or(self.deleted_at),
-            self.disabled_at,
+            self.disabled_at.or(self.owner_disabled_at),
             self.expires_at,
             now,
         )
@@ -115,6 +140,9 @@ impl ApiKey {
         KeyRef {
             workspace_id: &self.workspace_id,
             owner: match &self.owner_id {
+                Some(owner) if crate::domain::ids::is_service_account_id(owner) => {
+                    KeyOwner::Service(owner)
+                }
                 Some(owner) => KeyOwner::Personal(owner),
                 None => KeyOwner::Workspace,
             },
@@ -151,6 +179,8 @@ pub enum KeyError {
     DuplicateRequest,
     #[error("Only active or inactive keys can be revoked.")]
     NotRevocable,
+    #[error("This service account is disabled: enable it before creating keys for it.")]
+    OwnerDisabled,
     #[error("This key is revoked; it can no longer be changed.")]
     Revoked,
     #[error(
@@ -762,6 +792,31 @@ pub fn on_user_removed(conn: &mut DbConn, ctx: &AuditContext, user_id: &str) -> 
     Ok(personal.len())
 }
 
+/// A service account was disabled (`at` set) or enabled (`None`), inside
+/// that transaction: mark or clear all its keys (revoked and deleted ones
+/// too, so nothing of it answers differently later), each noted for the
+/// key cache and, on PostgreSQL, notified by the change feed's trigger.
+/// Returns how many keys were marked.
+pub fn set_owner_disabled(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    owner_id: &str,
+    at: Option<NaiveDateTime>,
+) -> QueryResult<usize> {
+    let owned: Vec<ApiKey> = api_keys::table
+        .filter(api_keys::workspace_id.eq(workspace_id))
+        .filter(api_keys::owner_id.eq(owner_id))
+        .select(ApiKey::as_select())
+        .load(conn)?;
+    for key in &owned {
+        diesel::update(api_keys::table.filter(api_keys::id.eq(&key.id)))
+            .set(api_keys::owner_disabled_at.eq(at))
+            .execute(conn)?;
+        record_change(conn, key)?;
+    }
+    Ok(owned.len())
+}
+
 /// How many personal keys a user has that count against limits (active or
 /// inactive: not revoked, not deleted).
 pub fn count_live_personal(
@@ -778,7 +833,7 @@ pub fn count_live_personal(
         .get_result(conn)
 }
 
-/// The kind (`personal` or `workspace`) of these keys of the workspace,
+/// The kind (`personal`, `service` or `workspace`) of these keys of the workspace,
 /// deleted ones included, by id: the audit trail names a key's kind.
 pub fn kinds(
     conn: &mut DbConn,
@@ -787,9 +842,9 @@ pub fn kinds(
 ) -> QueryResult<Vec<(String, String)>> {
     let query = api_keys::table
         .filter(api_keys::id.eq_any(ids))
-        .select((api_keys::id, api_keys::kind))
+        .select((api_keys::id, api_keys::kind, api_keys::owner_id))
         .into_boxed();
-    match conn {
+    let rows: Vec<(String, String, Option<String>)> = match conn {
         // Without planner statistics SQLite preferred scanning the
         // workspace's keys through (workspace_id, …) to finding 25 ids by
         // primary key: 124 ms for the events page at 100k keys. A unary
@@ -805,5 +860,15 @@ pub fn kinds(
         DbConn::Pg(_) => query
             .filter(api_keys::workspace_id.eq(workspace_id))
             .load(conn),
-    }
+    }?;
+    // A service account's keys are personal keys of an `sa_` owner.
+    Ok(rows
+        .into_iter()
+        .map(|(id, kind, owner)| {
+            let service = owner
+                .as_deref()
+                .is_some_and(crate::domain::ids::is_service_account_id);
+            (id, if service { "service".to_owned() } else { kind })
+        })
+        .collect())
 }

@@ -186,6 +186,10 @@ pub fn management_text(permission: &str) -> &'static str {
         management::EVENTS_READ => "Read the audit trail",
         management::WEBHOOKS_READ => "List webhook endpoints and their delivery logs",
         management::WEBHOOKS_WRITE => "Add, edit and delete webhook endpoints",
+        management::SERVICE_ACCOUNTS_READ => "List and read service accounts and their keys",
+        management::SERVICE_ACCOUNTS_WRITE => {
+            "Create, edit, disable and delete service accounts, and create their keys"
+        }
         _ => "",
     }
 }

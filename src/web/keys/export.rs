@@ -32,8 +32,18 @@ fn record(k: &KeyWithOwner, now: chrono::NaiveDateTime) -> Vec<String> {
     vec![
         key.id.clone(),
         cell(&key.name),
-        key.kind.clone(),
-        cell(k.owner_email.as_deref().unwrap_or("")),
+        // `personal`, `service` (a service account's key) or `workspace`.
+        key.owner_kind().to_owned(),
+        // A service account has no email: its name and id say who it is.
+        if key.is_service() {
+            cell(&format!(
+                "{} ({})",
+                k.owner_name.as_deref().unwrap_or(""),
+                key.owner_id.as_deref().unwrap_or("")
+            ))
+        } else {
+            cell(k.owner_email.as_deref().unwrap_or(""))
+        },
         key.environment().as_str().to_owned(),
         cell(&key.permission_list().join(" ")),
         cell(&key.tag_list().join(", ")),

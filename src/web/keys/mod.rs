@@ -215,6 +215,8 @@ fn row(k: &KeyWithOwner, user: &CurrentUser, now: NaiveDateTime) -> Row {
     let status = key.status(now);
     let may_manage = policy::authorize(&user.actor, Action::ManageKey(key.key_ref())).is_allowed();
     let owner = match (&k.owner_name, &k.owner_email) {
+        // A service account's address is a placeholder: say what it is.
+        (Some(name), Some(_)) if key.is_service() => format!("{name} (service account)"),
         (Some(name), Some(email)) => format!("{name} ({email})"),
         _ => "Workspace".to_owned(),
     };
@@ -280,12 +282,17 @@ fn safe_return(raw: Option<&str>, key: Option<&ApiKey>) -> String {
         Some(r)
             if (r.starts_with("/account/keys")
                 || r.starts_with("/workspace/keys")
-                || r.starts_with("/keys/key_"))
+                || r.starts_with("/keys/key_")
+                || r.starts_with("/workspace/service-accounts/sa_"))
                 && !r.contains("//") =>
         {
             r.to_owned()
         }
         _ => match key {
+            Some(k) if k.is_service() => format!(
+                "/workspace/service-accounts/{}",
+                k.owner_id.as_deref().unwrap_or_default()
+            ),
             Some(k) if !k.is_personal() => "/workspace/keys".to_owned(),
             _ => "/account/keys".to_owned(),
         },
@@ -294,7 +301,7 @@ fn safe_return(raw: Option<&str>, key: Option<&ApiKey>) -> String {
 
 /// The one-time form nonce (what makes a re-submitted create or regenerate
 /// form do nothing) must be present and look like one we issued.
-fn check_nonce(nonce: &str) -> Result<(), AppError> {
+pub(crate) fn check_nonce(nonce: &str) -> Result<(), AppError> {
     let ok =
         !nonce.is_empty() && nonce.len() <= 64 && nonce.bytes().all(|b| b.is_ascii_alphanumeric());
     if ok {
@@ -307,7 +314,7 @@ fn check_nonce(nonce: &str) -> Result<(), AppError> {
 }
 
 /// Parse a form body that may repeat a field (checkboxes).
-fn parse_form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+pub(crate) fn parse_form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     serde_html_form::from_bytes(body).map_err(|e| {
         AppError::BadRequest(format!(
             "The form could not be read ({e}); nothing was changed."
