@@ -298,6 +298,12 @@ struct Seeded {
     erp: String,
     grafana: String,
     revoked: String,
+    /// A service account with a long name and a key; a webhook endpoint; a
+    /// recoverable key.
+    account: String,
+    account_key: String,
+    webhook: String,
+    recoverable: String,
     bob_email: String,
     bob_password: String,
     bob_user: String,
@@ -470,6 +476,95 @@ async fn seed(app: &TestApp, admin: &Browser) -> Seeded {
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK, "invited");
+    // A service account that owns a key, a webhook endpoint, and (with
+    // recoverable keys on) a recoverable key.
+    let res = admin
+        .post_form(
+            "/workspace/service-accounts",
+            &[
+                (
+                    "name",
+                    "Nightly ERP reconciliation pipeline (GitLab CI, finance-platform group)",
+                ),
+                (
+                    "description",
+                    "Rotates the ERP connector's key every quarter; owned by the finance platform team.",
+                ),
+                ("role", "admin"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::SEE_OTHER,
+        "service account created"
+    );
+    let account = location(&res)
+        .strip_prefix("/workspace/service-accounts/")
+        .expect("its page")
+        .to_owned();
+    let (_, page) = admin
+        .page(&format!("/workspace/service-accounts/{account}"))
+        .await;
+    let nonce = hidden(&page, "nonce").expect("nonce");
+    let res = admin
+        .post_form(
+            &format!("/workspace/service-accounts/{account}/keys"),
+            &[
+                ("nonce", nonce.as_str()),
+                (
+                    "name",
+                    "GitLab CI — quarterly rotation of the ERP connector key",
+                ),
+                ("environment", "live"),
+                ("expiry", "90"),
+                ("permissions", "data:read"),
+            ],
+        )
+        .await;
+    let body = res.text().await.unwrap();
+    let start = body.find("<code>key_").expect("key id shown") + 6;
+    let account_key = body[start..start + body[start..].find('<').unwrap()].to_owned();
+    let res = admin
+        .post_form(
+            "/workspace/webhooks",
+            &[
+                ("url", "http://127.0.0.1:9/siem/keyward-events/production"),
+                (
+                    "description",
+                    "SIEM (Splunk HEC bridge) — every key and user event",
+                ),
+                ("event_types", "key.*"),
+                ("event_types", "user.*"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK, "webhook added");
+    let (_, hooks) = admin.page("/workspace/webhooks").await;
+    let start = hooks
+        .find("/workspace/webhooks/whk_")
+        .expect("the endpoint is listed")
+        + "/workspace/webhooks/".len();
+    let webhook = hooks[start..start + hooks[start..].find('"').unwrap()].to_owned();
+    let res = admin
+        .post_form("/workspace/settings/recoverable-keys", &[("enabled", "on")])
+        .await;
+    assert!(res.status().is_redirection(), "recoverable keys on");
+    let recoverable = admin
+        .create_key(
+            "/workspace/keys",
+            &[
+                (
+                    "name",
+                    "Staging sandbox key for the partner onboarding team",
+                ),
+                ("environment", "test"),
+                ("recoverable", "on"),
+            ],
+        )
+        .await
+        .id;
+
     let (_, users) = admin.page("/workspace/users").await;
     let at = users
         .find("/remove\"")
@@ -480,6 +575,10 @@ async fn seed(app: &TestApp, admin: &Browser) -> Seeded {
         erp: erp.id,
         grafana: grafana.id,
         revoked: revoked.id,
+        account,
+        account_key,
+        webhook,
+        recoverable,
         bob_email,
         bob_password,
         bob_user,
@@ -518,7 +617,15 @@ impl Totals {
 #[tokio::test]
 #[ignore = "needs chromium and chromium-driver; run with --ignored"]
 async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
-    let (app, admin) = spawn_ready().await;
+    let (app, admin) = spawn_ready_with(|c| {
+        c.recovery_keys = Some(
+            keyward::domain::recovery::OperatorKeys::parse(
+                "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            )
+            .expect("operator keys"),
+        )
+    })
+    .await;
     let s = seed(&app, &admin).await;
     // Ada works in a second workspace with a long name and is invited to a
     // third: every page's header has the switcher and the invitation.
@@ -559,6 +666,28 @@ async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
             format!("/workspace/users/{}/remove", s.bob_user),
         ),
         ("settings", "/workspace/settings".into()),
+        (
+            "service-account",
+            format!("/workspace/service-accounts/{}", s.account),
+        ),
+        (
+            "new-service-account",
+            "/workspace/service-accounts/new".into(),
+        ),
+        (
+            "delete-service-account",
+            format!("/workspace/service-accounts/{}/delete", s.account),
+        ),
+        ("service-account-key", format!("/keys/{}", s.account_key)),
+        ("webhooks", "/workspace/webhooks".into()),
+        ("webhook", format!("/workspace/webhooks/{}", s.webhook)),
+        ("recoverable-key", format!("/keys/{}", s.recoverable)),
+        ("show-secret", format!("/keys/{}/secret", s.recoverable)),
+        (
+            "recoverable-off",
+            "/workspace/settings/recoverable-keys/off".into(),
+        ),
+        ("key-requests", format!("/keys/{}/requests", s.erp)),
         ("api-keys-off", "/workspace/settings/api-keys/off".into()),
         ("events", "/workspace/events".into()),
         ("account", "/account".into()),
@@ -570,8 +699,11 @@ async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
         ("bob-keys", "/account/keys".into()),
         ("forbidden", "/workspace/users".into()),
     ];
-    let signed_out: Vec<(&str, String)> =
-        vec![("login", "/login".into()), ("invite-existing", join)];
+    let signed_out: Vec<(&str, String)> = vec![
+        ("login", "/login".into()),
+        ("invite-existing", join),
+        ("report-leak", "/report-leak".into()),
+    ];
     let key_lists = ["workspace-keys", "all-keys", "personal-keys", "bob-keys"];
     let screenshots = [
         "workspace-keys",
@@ -581,6 +713,9 @@ async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
         "create-key",
         "users",
         "settings",
+        "service-account",
+        "webhooks",
+        "recoverable-key",
         "events",
         "bob-keys",
         "workspaces",
