@@ -31,7 +31,8 @@ pub struct Pending {
     pub outcome: &'static str,
     /// [`CURRENT`] or [`PREVIOUS`].
     pub secret: &'static str,
-    /// 1: every check of the key is recorded; n: about one in n.
+    /// How many checks the row stands for: 1, n identical calls merged
+    /// by the flush, or about n for a busy key's sample (one in n).
     pub one_in: u32,
 }
 

@@ -490,8 +490,13 @@ async fn a_busy_key_is_sampled_and_says_so() {
         )
         .await;
     const CHECKS: u32 = 100;
-    for _ in 0..CHECKS {
-        let v = verify(&app.base, json!({"key": k.secret, "path": "/busy"})).await;
+    for i in 0..CHECKS {
+        // Distinct paths: identical calls would be merged into one row.
+        let v = verify(
+            &app.base,
+            json!({"key": k.secret, "path": format!("/busy/{i}")}),
+        )
+        .await;
         assert_eq!(v["valid"], json!(true));
     }
     let (verifier, pool) = (app.state.verifier.clone(), app.pool.clone());
@@ -523,8 +528,69 @@ async fn a_busy_key_is_sampled_and_says_so() {
     let total: i32 = weights.iter().sum();
     assert!((50..=200).contains(&total), "{total}");
     let (_, page) = admin.page(&format!("/keys/{}/requests", k.id)).await;
-    assert!(page.contains("This key was busy"), "{page}");
-    assert!(page.contains("(1 in 2)"));
+    assert!(page.contains("stand for n checks"), "{page}");
+    assert!(page.contains("(×2)"));
+}
+
+/// A key polled by one client writes one row a flush interval, standing
+/// for every identical call; a different call is its own row.
+#[tokio::test]
+async fn identical_calls_within_a_flush_are_one_row_standing_for_all() {
+    let (app, admin) = spawn_ready_with(|c| {
+        c.usage_flush_interval = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    let k = admin
+        .create_key(
+            "/workspace/keys",
+            &[("name", "polled"), ("permissions", "data:read")],
+        )
+        .await;
+    for _ in 0..4 {
+        let v = verify(
+            &app.base,
+            json!({"key": k.secret, "method": "GET", "path": "/dashboards/poll", "ip": "203.0.113.7"}),
+        )
+        .await;
+        assert_eq!(v["valid"], json!(true));
+    }
+    verify(
+        &app.base,
+        json!({"key": k.secret, "method": "POST", "path": "/dashboards/save", "ip": "203.0.113.7"}),
+    )
+    .await;
+    let (verifier, pool) = (app.state.verifier.clone(), app.pool.clone());
+    tokio::task::spawn_blocking(move || verifier.flush(&pool))
+        .await
+        .unwrap();
+    let rows = stored(&app, &k.id).await;
+    let id = k.id.clone();
+    let mut weights: Vec<(Option<String>, i32)> = app
+        .with_db(move |c| {
+            use diesel::prelude::*;
+            use keyward::db::schema::key_requests as r;
+            r::table
+                .filter(r::key_id.eq(id))
+                .select((r::path, r::one_in))
+                .load(c)
+                .unwrap()
+        })
+        .await;
+    weights.sort();
+    assert_eq!(
+        weights,
+        [
+            (Some("/dashboards/poll".to_owned()), 4),
+            (Some("/dashboards/save".to_owned()), 1)
+        ],
+        "{rows:?}"
+    );
+    let (_, page) = admin.page(&format!("/keys/{}/requests", k.id)).await;
+    assert!(page.contains("(×4)"), "{page}");
+    assert!(page.contains("stand for n checks"), "{page}");
+    // The caller counts every check.
+    let (_, key_page) = admin.page(&format!("/keys/{}", k.id)).await;
+    assert!(key_page.contains("203.0.113.7"), "{key_page}");
 }
 
 #[tokio::test]

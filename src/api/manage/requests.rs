@@ -49,8 +49,9 @@ pub struct RequestView {
     /// Which secret was presented: `current`, or `previous` (a regenerated
     /// key's old secret).
     pub secret: String,
-    /// 1 when every check of the key was recorded; n when the key was busy
-    /// and this row stands for about n checks (one in n recorded).
+    /// How many checks this row stands for: 1 for a single check; n for n
+    /// identical calls within one flush interval, or (a busy key's
+    /// sample) about n checks.
     pub sampled_one_in: i32,
 }
 
