@@ -298,12 +298,10 @@ struct Seeded {
     erp: String,
     grafana: String,
     revoked: String,
-    /// A service account with a long name and a key; a webhook endpoint; a
-    /// recoverable key.
+    /// A service account with a long name and a key; a webhook endpoint.
     account: String,
     account_key: String,
     webhook: String,
-    recoverable: String,
     bob_email: String,
     bob_password: String,
     bob_user: String,
@@ -476,8 +474,7 @@ async fn seed(app: &TestApp, admin: &Browser) -> Seeded {
         )
         .await;
     assert_eq!(res.status(), StatusCode::OK, "invited");
-    // A service account that owns a key, a webhook endpoint, and (with
-    // recoverable keys on) a recoverable key.
+    // A service account that owns a key, and a webhook endpoint.
     let res = admin
         .post_form(
             "/workspace/service-accounts",
@@ -546,24 +543,6 @@ async fn seed(app: &TestApp, admin: &Browser) -> Seeded {
         .expect("the endpoint is listed")
         + "/workspace/webhooks/".len();
     let webhook = hooks[start..start + hooks[start..].find('"').unwrap()].to_owned();
-    let res = admin
-        .post_form("/workspace/settings/recoverable-keys", &[("enabled", "on")])
-        .await;
-    assert!(res.status().is_redirection(), "recoverable keys on");
-    let recoverable = admin
-        .create_key(
-            "/workspace/keys",
-            &[
-                (
-                    "name",
-                    "Staging sandbox key for the partner onboarding team",
-                ),
-                ("environment", "test"),
-                ("recoverable", "on"),
-            ],
-        )
-        .await
-        .id;
 
     let (_, users) = admin.page("/workspace/users").await;
     let at = users
@@ -578,7 +557,6 @@ async fn seed(app: &TestApp, admin: &Browser) -> Seeded {
         account,
         account_key,
         webhook,
-        recoverable,
         bob_email,
         bob_password,
         bob_user,
@@ -627,6 +605,25 @@ async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
     })
     .await;
     let s = seed(&app, &admin).await;
+    // Recoverable keys on (this server has an operator key), and one key.
+    let res = admin
+        .post_form("/workspace/settings/recoverable-keys", &[("enabled", "on")])
+        .await;
+    assert!(res.status().is_redirection(), "recoverable keys on");
+    let recoverable = admin
+        .create_key(
+            "/workspace/keys",
+            &[
+                (
+                    "name",
+                    "Staging sandbox key for the partner onboarding team",
+                ),
+                ("environment", "test"),
+                ("recoverable", "on"),
+            ],
+        )
+        .await
+        .id;
     // Ada works in a second workspace with a long name and is invited to a
     // third: every page's header has the switcher and the invitation.
     app.ada_also_admin_of(
@@ -681,8 +678,8 @@ async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
         ("service-account-key", format!("/keys/{}", s.account_key)),
         ("webhooks", "/workspace/webhooks".into()),
         ("webhook", format!("/workspace/webhooks/{}", s.webhook)),
-        ("recoverable-key", format!("/keys/{}", s.recoverable)),
-        ("show-secret", format!("/keys/{}/secret", s.recoverable)),
+        ("recoverable-key", format!("/keys/{recoverable}")),
+        ("show-secret", format!("/keys/{recoverable}/secret")),
         (
             "recoverable-off",
             "/workspace/settings/recoverable-keys/off".into(),
