@@ -712,16 +712,31 @@ async fn key_lists_and_the_csv_export_name_the_service_account() {
         all.contains("Nightly export (service account)"),
         "owner column"
     );
-    // The "service accounts' keys" filter of the All keys view.
+    // The "service accounts' keys" view: by owner, not by name (a person's
+    // key named like one is not in it).
     let people = admin
-        .create_key("/account/keys", &[("name", "ada's own")])
+        .create_key("/account/keys", &[("name", "service-account sync")])
         .await;
-    let (_, only) = admin
-        .page("/workspace/keys?view=all&q=service-account")
+    let workspace_key = admin
+        .create_key("/workspace/keys", &[("name", "service-account bridge")])
         .await;
-    assert!(only.contains("Show only service accounts' keys"));
+    assert!(all.contains("Service accounts' keys"), "a tab");
+    let (status, only) = admin.page("/workspace/keys?view=service").await;
+    assert_eq!(status, StatusCode::OK);
     assert!(only.contains(&key.id), "the account's key is listed");
     assert!(!only.contains(&people.id), "a person's key is not");
+    assert!(!only.contains(&workspace_key.id), "a workspace key is not");
+    assert!(
+        only.contains("name=\"view\" value=\"service\""),
+        "searching stays in the view"
+    );
+    // Searching within it keeps the view and the owner rule.
+    let (_, found) = admin.page("/workspace/keys?view=service&q=export").await;
+    assert!(found.contains(&key.id));
+    let (_, none) = admin
+        .page("/workspace/keys?view=service&q=service-account")
+        .await;
+    assert!(!none.contains(&people.id) && !none.contains(&workspace_key.id));
     let csv = admin.get("/workspace/keys.csv").await.text().await.unwrap();
     let row = csv
         .lines()

@@ -79,13 +79,16 @@ impl Results {
         self.kind.base()
     }
 
-    pub fn view_param(&self) -> &'static str {
-        match (self.kind == ListKind::All, self.expiring) {
-            (true, true) => "&view=all&expiring=1",
-            (true, false) => "&view=all",
-            (false, true) => "&expiring=1",
-            (false, false) => "",
+    pub fn view_param(&self) -> String {
+        let mut out = String::new();
+        if let Some(view) = self.kind.view() {
+            out.push_str("&view=");
+            out.push_str(view);
         }
+        if self.expiring {
+            out.push_str("&expiring=1");
+        }
+        out
     }
 
     pub fn q_param(&self) -> String {
@@ -174,7 +177,8 @@ async fn list_page(
     let soon = now + chrono::TimeDelta::days(EXPIRING_DAYS);
     let personal = kind == ListKind::Personal;
     let since = crate::verify::hour_of(now) - chrono::TimeDelta::hours(23);
-    let unfiltered = search.is_empty() && !expiring;
+    let unfiltered = search.is_empty() && !expiring && !kind.is_service();
+    let owner = kind.is_service().then_some(keys::OwnerKind::Service);
     let (rows, next, ws_row, usage, expiring_soon, top, total) = db(&call.state, move |c| {
         let (rows, next) = keys::list(
             c,
@@ -183,6 +187,7 @@ async fn list_page(
             &search,
             &keys::Filter {
                 expiring_until: expiring.then_some(soon),
+                owner,
                 ..keys::Filter::default()
             },
             after.as_ref(),
@@ -334,6 +339,7 @@ impl ListQuery {
     fn workspace_kind(&self) -> ListKind {
         match self.view.as_deref() {
             Some("all") => ListKind::All,
+            Some("service") => ListKind::Service,
             _ => ListKind::Workspace,
         }
     }

@@ -49,11 +49,28 @@ pub enum ListKind {
     Personal,
     Workspace,
     All,
+    /// The All keys view narrowed to service accounts' keys.
+    Service,
 }
 
 impl ListKind {
+    /// Every owner's keys (the owner column shows): All, or its service
+    /// accounts' part.
     pub fn is_all(self) -> bool {
-        self == ListKind::All
+        matches!(self, ListKind::All | ListKind::Service)
+    }
+
+    pub fn is_service(self) -> bool {
+        self == ListKind::Service
+    }
+
+    /// The `view` parameter of this list, if it has one.
+    pub fn view(self) -> Option<&'static str> {
+        match self {
+            ListKind::All => Some("all"),
+            ListKind::Service => Some("service"),
+            ListKind::Personal | ListKind::Workspace => None,
+        }
     }
 
     pub fn is_personal(self) -> bool {
@@ -63,21 +80,21 @@ impl ListKind {
     pub fn title(self) -> &'static str {
         match self {
             ListKind::Personal => "Personal API keys",
-            ListKind::Workspace | ListKind::All => "Workspace API keys",
+            ListKind::Workspace | ListKind::All | ListKind::Service => "Workspace API keys",
         }
     }
 
     pub fn base(self) -> &'static str {
         match self {
             ListKind::Personal => "/account/keys",
-            ListKind::Workspace | ListKind::All => "/workspace/keys",
+            ListKind::Workspace | ListKind::All | ListKind::Service => "/workspace/keys",
         }
     }
 
     fn nav(self) -> &'static str {
         match self {
             ListKind::Personal => "personal-keys",
-            ListKind::Workspace | ListKind::All => "workspace-keys",
+            ListKind::Workspace | ListKind::All | ListKind::Service => "workspace-keys",
         }
     }
 
@@ -86,7 +103,7 @@ impl ListKind {
         match self {
             ListKind::Personal => Listing::Own,
             ListKind::Workspace => Listing::Workspace,
-            ListKind::All => Listing::All,
+            ListKind::All | ListKind::Service => Listing::All,
         }
     }
 
@@ -94,7 +111,7 @@ impl ListKind {
     fn key_kind(self) -> Kind {
         match self {
             ListKind::Personal => Kind::Personal,
-            ListKind::Workspace | ListKind::All => Kind::Workspace,
+            ListKind::Workspace | ListKind::All | ListKind::Service => Kind::Workspace,
         }
     }
 
@@ -106,8 +123,8 @@ impl ListKind {
     /// The list URL, optionally showing only keys that expire soon.
     fn url_with(self, q: &str, expiring: bool) -> String {
         let mut params: Vec<(&str, &str)> = Vec::new();
-        if self == ListKind::All {
-            params.push(("view", "all"));
+        if let Some(view) = self.view() {
+            params.push(("view", view));
         }
         if expiring {
             params.push(("expiring", "1"));

@@ -648,6 +648,7 @@ async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
     let admin_pages: Vec<(&str, String)> = vec![
         ("workspace-keys", "/workspace/keys".into()),
         ("all-keys", "/workspace/keys?view=all".into()),
+        ("service-keys", "/workspace/keys?view=service".into()),
         ("personal-keys", "/account/keys".into()),
         ("key-grace", format!("/keys/{}", s.grafana)),
         ("key-revoked", format!("/keys/{}", s.revoked)),
