@@ -502,6 +502,7 @@ pub async fn reveal_key(
         (status = 200, description = "The setting as it now is", body = RecoverableKeysView),
         Refusals,
         KeyRefusals,
+        BodyRefusals,
     )
 )]
 pub async fn set_recoverable_keys(
