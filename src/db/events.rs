@@ -17,6 +17,18 @@ pub struct AuditContext {
     pub user_agent: Option<String>,
 }
 
+impl AuditContext {
+    /// keyward itself, acting in `workspace_id` (the expiry scan, the
+    /// webhook worker): no person, address or client.
+    pub fn system(workspace_id: &str) -> Self {
+        AuditContext {
+            workspace_id: workspace_id.to_owned(),
+            actor_label: "system".into(),
+            ..AuditContext::default()
+        }
+    }
+}
+
 /// What happened to what.
 #[derive(Debug, Clone, Default)]
 pub struct EventTarget<'a> {

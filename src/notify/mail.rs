@@ -341,13 +341,7 @@ fn record_expiry(
     left: TimeDelta,
 ) -> diesel::QueryResult<()> {
     use crate::db::events::{AuditContext, EventTarget};
-    let ctx = AuditContext {
-        workspace_id: key.workspace_id.clone(),
-        actor_id: None,
-        actor_label: "system".into(),
-        ip: None,
-        user_agent: None,
-    };
+    let ctx = AuditContext::system(&key.workspace_id);
     let (action, details) = if threshold == 0 {
         (
             "key.expired",

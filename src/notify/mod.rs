@@ -159,13 +159,7 @@ async fn deliver(state: &Arc<AppState>, client: &reqwest::Client, d: Delivery) {
                 webhooks::set_failing(c, &d.endpoint_id, None)?;
             } else if given_up && webhooks::set_failing(c, &d.endpoint_id, Some(crate::db::now()))?
             {
-                let ctx = AuditContext {
-                    workspace_id: d.workspace_id.clone(),
-                    actor_id: None,
-                    actor_label: "system".into(),
-                    ip: None,
-                    user_agent: None,
-                };
+                let ctx = AuditContext::system(&d.workspace_id);
                 crate::db::events::record(
                     c,
                     &ctx,
