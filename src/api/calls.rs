@@ -3,7 +3,18 @@
 //! asks (a busy key's unrecorded checks build nothing). Never the key, an
 //! `Authorization` header or a query string.
 
-use crate::verify::{CallInfo, DescribeCall};
+use crate::verify::{CallInfo, CallerAddr, DescribeCall};
+
+/// The client's address for an IP allowlist, as `/me` and forward-auth see
+/// it: the TCP peer, or `X-Forwarded-For` from a trusted proxy (a gateway
+/// in `KEYWARD_TRUSTED_PROXIES`), the header once.
+fn allowlist_address(req: &HttpRequest) -> CallerAddr {
+    match crate::http::allowlist_addr(req) {
+        Ok(Some(ip)) => CallerAddr::Known(ip),
+        Ok(None) => CallerAddr::Unknown,
+        Err(header) => CallerAddr::Repeated(header),
+    }
+}
 use actix_web::HttpRequest;
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -30,6 +41,10 @@ impl DescribeCall for Direct<'_> {
             path: CallInfo::clean_path(req.path()),
             user_agent: user_agent(req),
         }
+    }
+
+    fn address(&self) -> CallerAddr {
+        allowlist_address(self.0)
     }
 }
 
@@ -61,5 +76,9 @@ impl DescribeCall for Gateway<'_> {
             path,
             user_agent: user_agent(req),
         }
+    }
+
+    fn address(&self) -> CallerAddr {
+        allowlist_address(self.0)
     }
 }

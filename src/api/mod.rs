@@ -179,9 +179,9 @@ pub struct MeQuery {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The key is valid", body = openapi::KeyFacts),
-        (status = 400, description = "An invalid parameter, or more than one Authorization header (REPEATED_HEADER)", body = openapi::ErrorBody),
+        (status = 400, description = "An invalid parameter, or more than one Authorization header, or more than one X-Forwarded-For header from a trusted proxy for a key with an IP allowlist (REPEATED_HEADER)", body = openapi::ErrorBody),
         (status = 401, description = "Missing, malformed, unknown, revoked, inactive or expired key, or another environment", body = openapi::ErrorBody),
-        (status = 403, description = "The key belongs to another workspace than `workspace` (WRONG_WORKSPACE)", body = openapi::ErrorBody),
+        (status = 403, description = "The key belongs to another workspace than `workspace` (WRONG_WORKSPACE), or has an IP allowlist the caller's address is not on (IP_NOT_ALLOWED; the TCP peer, or X-Forwarded-For from a proxy in KEYWARD_TRUSTED_PROXIES)", body = openapi::ErrorBody),
         (status = 429, description = "Rate limit exceeded; see Retry-After", body = openapi::ErrorBody),
         (status = 503, description = "The database is unreachable", body = openapi::ErrorBody),
     )
@@ -291,8 +291,10 @@ pub struct VerifyRequest {
     /// The path of that request, for the request log (optional; a query
     /// string is cut off and never recorded).
     path: Option<String>,
-    /// The address of the client that sent the key, for the request log
-    /// (optional; an IP address).
+    /// The address of the client that sent the key (an IP address): for
+    /// the request log, and checked against the key's IP allowlist. A key
+    /// with an allowlist is refused (`IP_NOT_ALLOWED`) when it is absent
+    /// or not an IP address, as when it is not on the list.
     ip: Option<String>,
 }
 
@@ -549,9 +551,9 @@ fn forward_auth_refusal(outcome: &Outcome) -> HttpResponse {
                 ("X-Keyward-Permissions" = String, description = "The key's permissions, comma-separated (empty: none)"),
                 ("X-Keyward-Owner" = String, description = "The owner's email, percent-encoded; empty for a workspace key"),
             )),
-        (status = 400, description = "A requirement header or Authorization sent more than once (REPEATED_HEADER)", body = openapi::ErrorBody),
+        (status = 400, description = "A requirement header or Authorization sent more than once, or X-Forwarded-For more than once from a trusted gateway for a key with an IP allowlist (REPEATED_HEADER)", body = openapi::ErrorBody),
         (status = 401, description = "No valid key", body = openapi::ErrorBody),
-        (status = 403, description = "The key lacks the permission or resource, or belongs to another workspace (WRONG_WORKSPACE)", body = openapi::ErrorBody),
+        (status = 403, description = "The key lacks the permission or resource, belongs to another workspace (WRONG_WORKSPACE), or has an IP allowlist the client's address is not on (IP_NOT_ALLOWED; the gateway's X-Forwarded-For when the gateway is in KEYWARD_TRUSTED_PROXIES, else the gateway's own address)", body = openapi::ErrorBody),
         (status = 429, description = "Rate limit exceeded", body = openapi::ErrorBody),
         (status = 503, description = "The database is unreachable", body = openapi::ErrorBody),
     )

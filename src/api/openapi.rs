@@ -258,7 +258,8 @@ pub struct ErrorDetail {
     /// Stable code: `MISSING_KEY`, `MALFORMED`, `NOT_FOUND`, `REVOKED`,
     /// `DISABLED`, `EXPIRED`, `ENVIRONMENT_MISMATCH`, `API_KEYS_DISABLED`,
     /// `INSUFFICIENT_PERMISSION`, `RESOURCE_NOT_ALLOWED`, `WRONG_WORKSPACE`,
-    /// `RATE_LIMITED`, `UNAVAILABLE`, `REPEATED_HEADER`, `BAD_REQUEST`.
+    /// `IP_NOT_ALLOWED` (403: the key has an IP allowlist and the call came
+    /// from elsewhere; the message names the address seen), `RATE_LIMITED`, `UNAVAILABLE`, `REPEATED_HEADER`, `BAD_REQUEST`.
     pub code: String,
     pub message: String,
 }

@@ -254,6 +254,8 @@ pub struct NewKeyInput {
     /// Requests per minute; empty for none.
     pub rate_limit: String,
     pub resources: ListInput,
+    /// The IP allowlist: addresses and CIDR ranges; nothing for none.
+    pub allowed_ips: ListInput,
     /// Keep the secret, encrypted, so it can be shown again (issue 27):
     /// only where the workspace turned recoverable keys on.
     pub recoverable: bool,
@@ -270,6 +272,8 @@ pub struct ValidKey {
     pub rate_limit: Option<i32>,
     pub resources: Vec<String>,
     pub permissions: Vec<String>,
+    /// The stored form of the IP allowlist; `None`: none.
+    pub allowed_ips: Option<String>,
 }
 
 /// The grant of an existing key, for the ceiling.
@@ -308,6 +312,17 @@ fn within_ceiling(ctx: &Ctx, wanted: &Grant<'_>) -> Result<()> {
 fn key_within_ceiling(ctx: &Ctx, key: &ApiKey) -> Result<()> {
     let (permissions, resources) = (key.permission_list(), key.resource_list());
     within_ceiling(ctx, &grant_of(key, &permissions, &resources))
+}
+
+/// The one reading of an IP allowlist as sent (a form's text or the API's
+/// items): its stored form, `None` for no allowlist.
+fn parse_allowlist(
+    input: &ListInput,
+    errors: &mut Vec<FieldError>,
+) -> std::result::Result<Option<String>, FieldError> {
+    let text = input.text(crate::domain::allowlist::FIELD, errors);
+    crate::domain::allowlist::parse(&text)
+        .map(|list| crate::domain::allowlist::stored(list.as_ref()))
 }
 
 /// Keep a value, or remember its field's error.
@@ -370,6 +385,10 @@ pub fn validate(
     let rate_limit = keep(dk::parse_rate_limit(&input.rate_limit), &mut errors);
     let resources_text = input.resources.text("resources", &mut errors);
     let resources = keep(dk::parse_resources(&resources_text), &mut errors);
+    let allowed_ips = keep(
+        parse_allowlist(&input.allowed_ips, &mut errors),
+        &mut errors,
+    );
     let management = grantable(role, kind);
     let mut chosen: Vec<String> = Vec::new();
     for p in &input.permissions {
@@ -404,6 +423,7 @@ pub fn validate(
         expiry,
         rate_limit,
         resources,
+        allowed_ips,
     ) {
         (
             Some(name),
@@ -413,6 +433,7 @@ pub fn validate(
             Some(expiry),
             Some(rate_limit),
             Some(resources),
+            Some(allowed_ips),
         ) if errors.is_empty() => Ok(ValidKey {
             name,
             description,
@@ -422,6 +443,7 @@ pub fn validate(
             rate_limit,
             resources,
             permissions: chosen,
+            allowed_ips,
         }),
         _ => Err(errors),
     }
@@ -696,6 +718,7 @@ async fn create_owned(
                 facts: &secret_facts,
                 expires_at,
                 rate_limit: valid.rate_limit,
+                allowed_ips: valid.allowed_ips.as_deref(),
                 request_nonce: nonce,
                 recoverable: to_seal.is_some(),
             },
@@ -768,9 +791,11 @@ pub struct Edit {
     pub tags: Option<ListInput>,
     /// Requests per minute; empty removes the limit.
     pub rate_limit: Option<String>,
+    /// The IP allowlist; empty removes it.
+    pub allowed_ips: Option<ListInput>,
 }
 
-/// Edit a key's name, description, tags or rate limit.
+/// Edit a key's name, description, tags, rate limit or IP allowlist.
 pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result<ApiKey> {
     let key = load(state, ctx, id, Act::Manage).await?;
     refuse_revoked(&key)?;
@@ -794,8 +819,12 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result
         Some(r) => keep(dk::parse_rate_limit(r), &mut errors),
         None => Some(key.rate_limit),
     };
-    let (Some(name), Some(description), Some(tags), Some(rate_limit)) =
-        (name, description, tags, rate_limit)
+    let allowed_ips = match &edit.allowed_ips {
+        Some(list) => keep(parse_allowlist(list, &mut errors), &mut errors),
+        None => Some(key.allowed_ips.clone()),
+    };
+    let (Some(name), Some(description), Some(tags), Some(rate_limit), Some(allowed_ips)) =
+        (name, description, tags, rate_limit, allowed_ips)
     else {
         return Err(Error::Invalid(errors));
     };
@@ -817,6 +846,7 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result
         description: description.clone(),
         tags: tags.clone(),
         rate_limit,
+        allowed_ips: allowed_ips.clone(),
     };
     let written = run(state, move |c| {
         // The owner's email and name stay searchable under the new name.
@@ -830,6 +860,7 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result
             description,
             tags,
             rate_limit,
+            allowed_ips,
         };
         Ok(keys::update_details(
             c,
@@ -847,6 +878,7 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result
                 && k.description == wanted.description
                 && k.tag_list() == wanted.tags
                 && k.rate_limit == wanted.rate_limit
+                && k.allowed_ips == wanted.allowed_ips
         }))
     })
     .await

@@ -25,7 +25,7 @@ pub const REFUSED: &str = "refused";
 
 /// The outcomes a recorded check can have (only checks of a key that was
 /// identified are recorded).
-pub const OUTCOMES: [&str; 10] = [
+pub const OUTCOMES: [&str; 11] = [
     crate::domain::chart::VALID,
     "API_KEYS_DISABLED",
     "REVOKED",
@@ -36,6 +36,7 @@ pub const OUTCOMES: [&str; 10] = [
     "RESOURCE_NOT_ALLOWED",
     "RATE_LIMITED",
     "WRONG_WORKSPACE",
+    "IP_NOT_ALLOWED",
 ];
 
 /// A filter as a surface received it, checked.

@@ -134,6 +134,7 @@ diesel::table! {
         revoked_reason -> Nullable<Text>,
         recoverable -> Bool,
         owner_disabled_at -> Nullable<Timestamp>,
+        allowed_ips -> Nullable<Text>,
     }
 }
 

@@ -253,15 +253,21 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
         "key.updated" => {
             let old_name = d.pointer("/old/name").and_then(Value::as_str);
             let new_name = d.pointer("/new/name").and_then(Value::as_str);
+            // An allowlist change is the one an incident review looks for:
+            // the sentence says so (the entries are in the details).
+            let allowlist = match (d.pointer("/old/allowed_ips"), d.pointer("/new/allowed_ips")) {
+                (Some(o), Some(n)) if o != n => "; changed its IP allowlist",
+                _ => "",
+            };
             match (old_name, new_name) {
                 (Some(o), Some(n)) if o != n => {
                     format!(
-                        "{actor} edited {} (renamed from {})",
+                        "{actor} edited {} (renamed from {}){allowlist}",
                         key(),
                         quoted(Some(o))
                     )
                 }
-                _ => format!("{actor} edited {}", key()),
+                _ => format!("{actor} edited {}{allowlist}", key()),
             }
         }
         "key.grace_ended" => format!(
@@ -516,6 +522,14 @@ mod tests {
             )
             .unwrap(),
             "Ada Admin edited the workspace key “ERP connector” (renamed from “ERP”)"
+        );
+        assert_eq!(
+            say(
+                "key.updated",
+                json!({"old": {"name": "ERP", "allowed_ips": []}, "new": {"name": "ERP", "allowed_ips": ["10.0.0.0/8"]}})
+            )
+            .unwrap(),
+            "Ada Admin edited the workspace key “ERP connector”; changed its IP allowlist"
         );
         assert_eq!(
             say(

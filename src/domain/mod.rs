@@ -1,5 +1,6 @@
 //! Pure domain logic: no I/O, no HTTP, no database types.
 
+pub mod allowlist;
 pub mod audit;
 pub mod ceiling;
 pub mod chart;

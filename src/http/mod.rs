@@ -27,9 +27,7 @@ pub fn client_ip(req: &HttpRequest) -> Option<String> {
 /// else is read.
 pub fn client_addr(req: &HttpRequest) -> Option<std::net::IpAddr> {
     let peer = req.peer_addr()?.ip();
-    let trusted: &[ipnet::IpNet] = req
-        .app_data::<web::Data<AppState>>()
-        .map_or(&[], |s| &s.config.trusted_proxies);
+    let trusted = trusted_proxies(req);
     if trusted.is_empty() {
         return Some(peer);
     }
@@ -39,6 +37,33 @@ pub fn client_addr(req: &HttpRequest) -> Option<std::net::IpAddr> {
         .filter_map(|v| v.to_str().ok())
         .collect();
     Some(forwarded_client(peer, &forwarded.join(","), trusted))
+}
+
+fn trusted_proxies(req: &HttpRequest) -> &[ipnet::IpNet] {
+    req.app_data::<web::Data<AppState>>()
+        .map_or(&[], |s| &s.config.trusted_proxies)
+}
+
+/// [`client_addr`] for a key's IP allowlist, where a doubt must refuse:
+/// `Err` when a trusted proxy's request carries `X-Forwarded-For` more
+/// than once (which copy is the proxy's own is a guess; send one header,
+/// as nginx's `$proxy_add_x_forwarded_for` and Caddy do). From an
+/// untrusted peer the header is not read at all: the peer is the client.
+pub fn allowlist_addr(req: &HttpRequest) -> Result<Option<std::net::IpAddr>, &'static str> {
+    let Some(peer) = req.peer_addr().map(|p| p.ip()) else {
+        return Ok(None);
+    };
+    let trusted = trusted_proxies(req);
+    if !trusted.iter().any(|n| n.contains(&peer)) {
+        return Ok(Some(peer));
+    }
+    let mut values = req.headers().get_all("x-forwarded-for");
+    let first = values.next();
+    if values.next().is_some() {
+        return Err("X-Forwarded-For");
+    }
+    let forwarded = first.and_then(|v| v.to_str().ok()).unwrap_or_default();
+    Ok(Some(forwarded_client(peer, forwarded, trusted)))
 }
 
 /// Walk `X-Forwarded-For` from the right (the hop nearest to us) past

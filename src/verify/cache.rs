@@ -379,12 +379,14 @@ mod tests {
                 revoked_reason: None,
                 recoverable: false,
                 owner_disabled_at: None,
+                allowed_ips: None,
             },
             owner_email: None,
             api_keys_disabled_at: None,
             in_first_workspace: true,
             version: 0,
             facts_json: Default::default(),
+            allowlist: None,
         }
     }
 

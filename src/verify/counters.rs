@@ -8,7 +8,7 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts};
 use std::time::Duration;
 
 /// Every refusal code, in a fixed order (their counters are indexed by it).
-const CODES: [Code; 14] = [
+const CODES: [Code; 15] = [
     Code::MissingKey,
     Code::Malformed,
     Code::NotFound,
@@ -23,6 +23,7 @@ const CODES: [Code; 14] = [
     Code::Unavailable,
     Code::RepeatedHeader,
     Code::WrongWorkspace,
+    Code::IpNotAllowed,
 ];
 
 fn counter(name: &str, help: &str) -> IntCounter {

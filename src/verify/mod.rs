@@ -27,7 +27,7 @@ use chrono::NaiveDateTime;
 use feed::FeedStatus;
 use limiter::{Limiter, RetryAfter};
 pub use outcome::{Code, Outcome, RateInfo, Requirements, Verified, WorkspaceRequirement};
-pub use requests::{CallInfo, DescribeCall, NoCall};
+pub use requests::{CallInfo, CallerAddr, DescribeCall, NoCall};
 use std::sync::Arc;
 use std::time::Duration;
 use usage::UsageBuffers;
@@ -63,6 +63,28 @@ pub struct Verifier {
 /// not know, on PostgreSQL: enough for keys created elsewhere a moment ago,
 /// too few for a flood of made-up keys to matter.
 const UNKNOWN_LOOKUPS_PER_MINUTE: i32 = 300;
+
+/// The refusal of a call from outside a key's IP allowlist, naming the
+/// address seen; `None` when the allowlist lets it through.
+fn ip_refusal(
+    list: &crate::domain::allowlist::Allowlist,
+    call: &dyn DescribeCall,
+) -> Option<Outcome> {
+    match call.address() {
+        CallerAddr::Known(ip) if list.allows(ip) => None,
+        CallerAddr::Known(ip) => Some(Outcome::new(
+            Code::IpNotAllowed,
+            format!(
+                "This key may only be used from the addresses on its IP allowlist, and this request came from {ip}. Call from an allowed address, or ask whoever manages the key to add this one."
+            ),
+        )),
+        CallerAddr::Unknown => Some(Outcome::new(
+            Code::IpNotAllowed,
+            "This key may only be used from the addresses on its IP allowlist, and the address of this call is not known. A service checking keys on /api/v1/keys/verify sends its caller's address as \"ip\".",
+        )),
+        CallerAddr::Repeated(header) => Some(Outcome::repeated_header(header)),
+    }
+}
 
 fn fmt_time(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
@@ -253,7 +275,7 @@ impl Verifier {
     ) -> Result<Verified, Outcome> {
         let started = std::time::Instant::now();
         let mut secret = requests::Secret::Current;
-        let result = self.check(pool, raw, req, &mut secret).await;
+        let result = self.check(pool, raw, req, call, &mut secret).await;
         self.metrics
             .observe(result.as_ref().err().map(|o| o.code), started.elapsed());
         // A passed check also sets the key's "last used".
@@ -279,13 +301,14 @@ impl Verifier {
 
     /// Run every check, in the documented order: format and checksum, lookup,
     /// the caller's workspace, workspace switch, revoked or deleted, disabled, expired (and old secrets
-    /// past their grace), environment, permission and resource, rate limit.
+    /// past their grace), IP allowlist, environment, permission and resource, rate limit.
     /// `secret` is set to the secret that matched once the key is found.
     async fn check(
         &self,
         pool: &Pool,
         raw: &str,
         req: &Requirements,
+        call: &dyn DescribeCall,
         secret: &mut requests::Secret,
     ) -> Result<Verified, Outcome> {
         let facts = parse(raw).map_err(|e| Outcome::new(Code::Malformed, e.to_string()))?;
@@ -362,6 +385,12 @@ impl Verifier {
                     .about(&record));
                 }
             }
+        }
+        // A key without an allowlist pays this `Option` check only.
+        if let Some(list) = &record.allowlist
+            && let Some(refusal) = ip_refusal(list, call)
+        {
+            return Err(refusal.about(&record));
         }
         if let Some(wanted) = req.environment.as_deref().filter(|s| !s.trim().is_empty()) {
             let env = key.environment();

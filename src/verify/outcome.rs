@@ -25,6 +25,9 @@ pub enum Code {
     RepeatedHeader,
     /// The key belongs to a workspace the caller does not accept.
     WrongWorkspace,
+    /// The key has an IP allowlist and the call came from elsewhere (or
+    /// from an address nobody told).
+    IpNotAllowed,
 }
 
 impl Code {
@@ -44,15 +47,17 @@ impl Code {
             Code::Unavailable => "UNAVAILABLE",
             Code::RepeatedHeader => "REPEATED_HEADER",
             Code::WrongWorkspace => "WRONG_WORKSPACE",
+            Code::IpNotAllowed => "IP_NOT_ALLOWED",
         }
     }
 
     /// The HTTP status on `/api/v1/me`.
     pub fn status(self) -> StatusCode {
         match self {
-            Code::InsufficientPermission | Code::ResourceNotAllowed | Code::WrongWorkspace => {
-                StatusCode::FORBIDDEN
-            }
+            Code::InsufficientPermission
+            | Code::ResourceNotAllowed
+            | Code::WrongWorkspace
+            | Code::IpNotAllowed => StatusCode::FORBIDDEN,
             Code::RepeatedHeader => StatusCode::BAD_REQUEST,
             Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -88,6 +88,26 @@ fn bounded(text: &str, max: usize) -> String {
 /// check is recorded, so a busy key's unrecorded checks cost nothing here.
 pub trait DescribeCall {
     fn describe(&self) -> CallInfo;
+
+    /// The client's address for a key's IP allowlist: asked only of keys
+    /// that have one, so other keys' checks pay nothing for it. By
+    /// default the address the description holds.
+    fn address(&self) -> CallerAddr {
+        self.describe()
+            .ip
+            .map_or(CallerAddr::Unknown, CallerAddr::Known)
+    }
+}
+
+/// The address an IP allowlist is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallerAddr {
+    Known(std::net::IpAddr),
+    /// Not told (a service that sent no `ip` to `/api/v1/keys/verify`).
+    Unknown,
+    /// The header that would say it came more than once (named here):
+    /// which copy counts is up to each proxy on the way, so none does.
+    Repeated(&'static str),
 }
 
 /// Nothing known about the call.

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod admin;
+mod allowlists;
 mod api;
 mod auth;
 mod browser;

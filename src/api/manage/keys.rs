@@ -217,6 +217,7 @@ pub(crate) fn new_key_input(input: CreateKeyRequest) -> (NewKeyInput, &'static s
             .map(|r| r.to_string())
             .unwrap_or_default(),
         resources: ListInput::Items(input.resources.unwrap_or_default()),
+        allowed_ips: ListInput::Items(input.allowed_ips.unwrap_or_default()),
         recoverable: input.recoverable.unwrap_or(false),
     };
     (input, expiry_field)
@@ -245,7 +246,7 @@ pub async fn get_key(
     Ok(HttpResponse::Ok().json(KeyView::of(&key)))
 }
 
-/// Edit a key's name, description, tags or rate limit.
+/// Edit a key's name, description, tags, rate limit or IP allowlist.
 #[utoipa::path(
     patch,
     path = "/api/v1/keys/{id}",
@@ -276,6 +277,9 @@ pub async fn update_key(
         rate_limit: input
             .rate_limit_per_minute
             .map(|r| r.map(|r| r.to_string()).unwrap_or_default()),
+        allowed_ips: input
+            .allowed_ips
+            .map(|list| ListInput::Items(list.unwrap_or_default())),
     };
     let saved = uc::update(&m.state, &m.ctx, &id, edit)
         .await

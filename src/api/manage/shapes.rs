@@ -116,6 +116,7 @@ pub fn time(t: chrono::NaiveDateTime) -> String {
     "masked": "sk_live_…5G08",
     "expires_at": "2027-02-21T10:00:00Z",
     "rate_limit_per_minute": 600,
+    "allowed_ips": ["203.0.113.7", "198.51.100.0/24"],
     "created_at": "2026-11-23T10:00:00Z",
     "updated_at": "2026-11-23T10:00:00Z",
     "last_used_at": null,
@@ -143,6 +144,10 @@ pub struct KeyView {
     pub expires_at: Option<String>,
     #[schema(minimum = 1, maximum = 1_000_000)]
     pub rate_limit_per_minute: Option<i32>,
+    /// The key's IP allowlist: addresses and CIDR ranges, normalised; a
+    /// check from elsewhere is refused `IP_NOT_ALLOWED`. Empty: usable
+    /// from anywhere.
+    pub allowed_ips: Vec<String>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -184,6 +189,7 @@ impl KeyView {
             masked: key.excerpt(),
             expires_at: key.expires_at.map(time),
             rate_limit_per_minute: key.rate_limit,
+            allowed_ips: key.allowed_ip_list(),
             created_at: time(key.created_at),
             updated_at: time(key.updated_at),
             last_used_at: key.last_used_at.map(time),
@@ -351,6 +357,12 @@ pub struct CreateKeyRequest {
     /// Resource identifiers the key is limited to (up to 50).
     #[serde(default)]
     pub resources: Option<Vec<String>>,
+    /// IP addresses and CIDR ranges the key may be used from (up to 100,
+    /// e.g. `203.0.113.7`, `198.51.100.0/24`, `2001:db8::/32`); absent or
+    /// empty: anywhere.
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub allowed_ips: Option<Vec<String>>,
     /// `true`: keep the secret encrypted so it can be shown again
     /// (only where an admin turned recoverable keys on).
     #[serde(default)]
@@ -411,6 +423,11 @@ pub struct UpdateKeyRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(minimum = 1, maximum = 1_000_000)]
     pub rate_limit_per_minute: Option<Option<i32>>,
+    /// The IP allowlist, replaced as a whole (up to 100 addresses and CIDR
+    /// ranges); `null` or `[]` removes it, absent keeps it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(max_items = 100)]
+    pub allowed_ips: Option<Option<Vec<String>>>,
 }
 
 /// A field that may be absent (`None`), `null` (`Some(None)`) or a value.

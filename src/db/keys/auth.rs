@@ -26,6 +26,9 @@ pub struct AuthRecord {
     /// The key's facts as the API shows them, rendered once on first use:
     /// they are the same for every check answered from this record.
     pub facts_json: std::sync::OnceLock<Box<str>>,
+    /// The key's IP allowlist, parsed once when the record is read (never
+    /// per check); `None`: usable from anywhere.
+    pub allowlist: Option<crate::domain::allowlist::Allowlist>,
 }
 
 /// One row of [`find_for_auth`]: the key, its owner's email, the
@@ -58,6 +61,7 @@ pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<Auth
             // A service account has no email (its person row holds a
             // placeholder): gateways and `/me` get none.
             owner_email: owner_email.filter(|_| !key.is_service()),
+            allowlist: crate::domain::allowlist::Allowlist::from_stored(key.allowed_ips.as_deref()),
             key,
             api_keys_disabled_at,
             in_first_workspace: first == Some(true),

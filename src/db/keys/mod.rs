@@ -68,6 +68,10 @@ pub struct ApiKey {
     /// Set while the owning service account is disabled: the key is
     /// refused like a disabled one.
     pub owner_disabled_at: Option<NaiveDateTime>,
+    /// The key's IP allowlist in its stored form (normalised entries,
+    /// comma-separated; [`crate::domain::allowlist`]); `None`: usable from
+    /// anywhere.
+    pub allowed_ips: Option<String>,
 }
 
 fn json_list(raw: &str) -> Vec<String> {
@@ -133,6 +137,11 @@ impl ApiKey {
 
     pub fn resource_list(&self) -> Vec<String> {
         json_list(&self.resources)
+    }
+
+    /// The IP allowlist's entries (empty: none).
+    pub fn allowed_ip_list(&self) -> Vec<String> {
+        crate::domain::allowlist::stored_entries(self.allowed_ips.as_deref())
     }
 
     /// What the policy module needs to know about this key.
@@ -214,6 +223,8 @@ pub struct NewKey<'a> {
     pub facts: &'a SecretFacts,
     pub expires_at: Option<NaiveDateTime>,
     pub rate_limit: Option<i32>,
+    /// The stored form of the key's IP allowlist; `None`: none.
+    pub allowed_ips: Option<&'a str>,
     pub request_nonce: &'a str,
     /// Created recoverable: the caller stores its sealed secret in the
     /// same transaction ([`super::secrets::store`]).
@@ -239,6 +250,7 @@ impl<'a> NewKey<'a> {
             facts,
             expires_at: None,
             rate_limit: None,
+            allowed_ips: None,
             request_nonce,
             recoverable: false,
         }
@@ -308,6 +320,7 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
                 api_keys::key_prefix.eq(&new.facts.prefix),
                 api_keys::expires_at.eq(new.expires_at),
                 api_keys::rate_limit.eq(new.rate_limit),
+                api_keys::allowed_ips.eq(new.allowed_ips),
                 api_keys::request_nonce.eq(new.request_nonce),
                 api_keys::search.eq(search_text(&id, new.name, owner_label, new.tags)),
                 api_keys::created_at.eq(now),
@@ -337,6 +350,7 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
                 "resources": new.resources,
                 "expires_at": key.expires_at,
                 "rate_limit": key.rate_limit,
+                "allowed_ips": key.allowed_ip_list(),
                 "excerpt": key.excerpt(),
                 "recoverable": new.recoverable,
             }),
@@ -409,9 +423,11 @@ pub struct Details {
     pub description: String,
     pub tags: Vec<String>,
     pub rate_limit: Option<i32>,
+    /// The stored form of the IP allowlist; `None`: none.
+    pub allowed_ips: Option<String>,
 }
 
-/// Change a key's name, description, tags and rate limit. Saving what is
+/// Change a key's name, description, tags, rate limit and IP allowlist. Saving what is
 /// already there changes nothing and records no event.
 pub fn update_details(
     conn: &mut DbConn,
@@ -425,6 +441,7 @@ pub fn update_details(
         description,
         tags,
         rate_limit,
+        allowed_ips,
     } = details;
     let rate_limit = *rate_limit;
     if key.revoked_at.is_some() {
@@ -438,7 +455,8 @@ pub fn update_details(
         let unchanged = key.name == *name
             && key.description == *description
             && key.tag_list() == *tags
-            && key.rate_limit == rate_limit;
+            && key.rate_limit == rate_limit
+            && key.allowed_ips == *allowed_ips;
         if unchanged {
             return Ok(key.clone());
         }
@@ -452,6 +470,7 @@ pub fn update_details(
             api_keys::description.eq(description),
             api_keys::tags.eq(to_json(tags)),
             api_keys::rate_limit.eq(rate_limit),
+            api_keys::allowed_ips.eq(allowed_ips),
             api_keys::search.eq(search_text(&key.id, name, owner_label, tags)),
             api_keys::updated_at.eq(super::now()),
         ))
@@ -464,8 +483,8 @@ pub fn update_details(
             "key.updated",
             key_target(&updated),
             json!({
-                "old": { "name": key.name, "description": key.description, "tags": key.tag_list(), "rate_limit": key.rate_limit },
-                "new": { "name": name, "description": description, "tags": tags, "rate_limit": rate_limit },
+                "old": { "name": key.name, "description": key.description, "tags": key.tag_list(), "rate_limit": key.rate_limit, "allowed_ips": key.allowed_ip_list() },
+                "new": { "name": name, "description": description, "tags": tags, "rate_limit": rate_limit, "allowed_ips": updated.allowed_ip_list() },
             }),
         )?;
         Ok(updated)

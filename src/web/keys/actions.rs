@@ -110,6 +110,8 @@ struct EditForm {
     rate_limit: String,
     /// Whether the limit holds across instances.
     rate_hint: &'static str,
+    /// One entry a line.
+    allowed_ips: String,
     errors: FormErrors,
 }
 
@@ -128,6 +130,7 @@ pub async fn edit_form(
         description: key.description.clone(),
         tags: key.tag_list().join(", "),
         rate_limit: key.rate_limit.map(|r| r.to_string()).unwrap_or_default(),
+        allowed_ips: key.allowed_ip_list().join("\n"),
         key,
         errors: FormErrors::default(),
     };
@@ -144,6 +147,8 @@ pub struct EditBody {
     tags: String,
     #[serde(default)]
     rate_limit: String,
+    #[serde(default)]
+    allowed_ips: String,
     return_to: Option<String>,
 }
 
@@ -157,6 +162,7 @@ pub async fn edit(target: KeyTarget, form: web::Form<EditBody>) -> Result<HttpRe
         description: Some(form.description.clone()),
         tags: Some(ListInput::Text(form.tags.clone())),
         rate_limit: Some(form.rate_limit.clone()),
+        allowed_ips: Some(ListInput::Text(form.allowed_ips.clone())),
     };
     let saved = match uc::update(&call.state, &call.ctx(), &key.id, edit).await {
         Ok(saved) => saved,
@@ -170,6 +176,7 @@ pub async fn edit(target: KeyTarget, form: web::Form<EditBody>) -> Result<HttpRe
                 description: form.description,
                 tags: form.tags,
                 rate_limit: form.rate_limit,
+                allowed_ips: form.allowed_ips,
                 errors: FormErrors::from(errors),
             };
             return call.fragment_or_page(

@@ -41,6 +41,8 @@ pub struct NewKeyForm {
     /// Whether the limit holds across instances.
     pub rate_hint: &'static str,
     pub resources: String,
+    /// The IP allowlist as typed.
+    pub allowed_ips: String,
     pub errors: FormErrors,
     /// Personal keys: how many count against the limit, and the limit.
     pub quota: Option<Quota>,
@@ -126,6 +128,7 @@ fn form(call: &Call, kind: ListKind, facts: CreateFacts) -> Result<NewKeyForm, A
             .map(|r| r.to_string())
             .unwrap_or_default(),
         resources: String::new(),
+        allowed_ips: String::new(),
         errors: FormErrors::default(),
         quota: facts.personal.map(|(used, limit)| Quota { used, limit }),
         management: uc::grantable(call.user.actor.role, kind.key_kind()),
@@ -172,6 +175,8 @@ pub struct CreateForm {
     rate_limit: String,
     #[serde(default)]
     resources: String,
+    #[serde(default)]
+    allowed_ips: String,
     /// The "recoverable" checkbox: present when ticked.
     #[serde(default)]
     recoverable: Option<String>,
@@ -210,6 +215,7 @@ async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResp
         expiry: Some(Expiry::parse(&form.expiry, &form.expiry_date, today)),
         rate_limit: form.rate_limit.clone(),
         resources: ListInput::Text(form.resources.clone()),
+        allowed_ips: ListInput::Text(form.allowed_ips.clone()),
         recoverable: form.recoverable.is_some(),
     };
     let once = Once::Nonce(form.nonce.clone());
@@ -230,6 +236,7 @@ async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResp
                 expiry_date: form.expiry_date,
                 rate_limit: form.rate_limit,
                 resources: form.resources,
+                allowed_ips: form.allowed_ips,
                 recoverable: form.recoverable.is_some(),
                 errors: FormErrors::from(errors),
                 ..self::form(&call, kind, facts)?

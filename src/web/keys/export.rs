@@ -23,6 +23,8 @@ const HEADER: &[&str] = &[
     "expires_utc",
     "last_used_utc",
     "masked_key",
+    // Last, so readers of the earlier columns by position keep working.
+    "allowed_ips",
 ];
 
 fn record(k: &KeyWithOwner, now: chrono::NaiveDateTime) -> Vec<String> {
@@ -52,6 +54,8 @@ fn record(k: &KeyWithOwner, now: chrono::NaiveDateTime) -> Vec<String> {
         time(key.expires_at),
         time(key.last_used_at),
         key.excerpt(),
+        // Space-separated like the permissions; empty: any address.
+        cell(&key.allowed_ip_list().join(" ")),
     ]
 }
 

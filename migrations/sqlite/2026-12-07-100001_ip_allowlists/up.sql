@@ -1,0 +1,17 @@
+-- IP allowlists (issue 23, section 2): the addresses and CIDR ranges a key
+-- may be used from, normalised and comma-separated (at most 100 entries);
+-- NULL for none, the key then usable from anywhere.
+ALTER TABLE api_keys ADD COLUMN allowed_ips TEXT;
+
+-- A key check reads it: an allowlist change bumps the key's version.
+DROP TRIGGER IF EXISTS api_keys_version;
+CREATE TRIGGER api_keys_version
+    AFTER UPDATE OF
+        name, kind, owner_id, environment, permissions, resources, digest,
+        previous_digest, previous_expires_at, expires_at, rate_limit,
+        disabled_at, revoked_at, deleted_at, owner_disabled_at, allowed_ips
+    ON api_keys
+    FOR EACH ROW
+BEGIN
+    UPDATE api_keys SET version = OLD.version + 1 WHERE id = NEW.id;
+END;
