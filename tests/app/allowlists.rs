@@ -16,38 +16,43 @@ pub(crate) fn client_from(addr: &str) -> reqwest::Client {
         .unwrap()
 }
 
-/// `/api/v1/me` from `addr`, with extra headers: status and JSON.
+/// GET `path` from `addr` with a bearer key and extra headers (a name
+/// given twice is sent twice): status and JSON.
+async fn get_from(
+    base: &str,
+    path: &str,
+    addr: &str,
+    key: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut req = client_from(addr)
+        .get(format!("{base}{path}"))
+        .bearer_auth(key);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let res = req.send().await.expect("request");
+    (res.status(), res.json().await.unwrap_or(Value::Null))
+}
+
+/// `/api/v1/me` from `addr`.
 async fn me_from(
     base: &str,
     addr: &str,
     key: &str,
     headers: &[(&str, &str)],
 ) -> (StatusCode, Value) {
-    let mut req = client_from(addr)
-        .get(format!("{base}/api/v1/me"))
-        .bearer_auth(key);
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    let res = req.send().await.expect("GET /api/v1/me");
-    (res.status(), res.json().await.unwrap_or(Value::Null))
+    get_from(base, "/api/v1/me", addr, key, headers).await
 }
 
-/// `/api/v1/forward-auth` from `addr` (a gateway there), with headers.
+/// `/api/v1/forward-auth` from `addr` (a gateway there).
 async fn forward_from(
     base: &str,
     addr: &str,
     key: &str,
     headers: &[(&str, &str)],
 ) -> (StatusCode, Value) {
-    let mut req = client_from(addr)
-        .get(format!("{base}/api/v1/forward-auth"))
-        .bearer_auth(key);
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    let res = req.send().await.expect("forward-auth");
-    (res.status(), res.json().await.unwrap_or(Value::Null))
+    get_from(base, "/api/v1/forward-auth", addr, key, headers).await
 }
 
 fn assert_refused(status: StatusCode, body: &Value, seen: &str) {
@@ -136,16 +141,17 @@ async fn forwarded_for_counts_only_from_a_trusted_proxy() {
     let (s, body) = me_from(b, "127.0.0.4", k, &[]).await;
     assert_refused(s, &body, "127.0.0.4");
     // Two headers from the proxy: which is its own is a guess, so neither.
-    let res = client_from("127.0.0.4")
-        .get(format!("{b}/api/v1/me"))
-        .bearer_auth(k)
-        .header("X-Forwarded-For", "127.0.0.3")
-        .header("X-Forwarded-For", "127.0.0.2")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    let body: Value = res.json().await.unwrap();
+    let (s, body) = me_from(
+        b,
+        "127.0.0.4",
+        k,
+        &[
+            ("X-Forwarded-For", "127.0.0.3"),
+            ("X-Forwarded-For", "127.0.0.2"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["code"], "REPEATED_HEADER", "{body}");
 
     // Forward-auth: a gateway in KEYWARD_TRUSTED_PROXIES passes the client.
