@@ -395,3 +395,48 @@ async fn pg_only_an_allowlist_edit_reaches_the_other_instance() {
     let (s, _) = me_from(&b.base, "127.0.0.2", &key.secret, &[]).await;
     assert_eq!(s, StatusCode::OK);
 }
+
+/// A keyward whose gateway connects from 127.0.0.1 (trusted, so the
+/// address it passes in X-Forwarded-For is the one checked), a key allowed
+/// from 127.0.0.2 only, and its workspace's id for the gateway to pin.
+pub(crate) async fn behind_a_gateway() -> (TestApp, CreatedKey, String) {
+    let (app, admin) = spawn_ready_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let key = admin
+        .create_key("/workspace/keys", &[("allowed_ips", "127.0.0.2")])
+        .await;
+    let (_, facts) = me_from(&app.base, "127.0.0.2", &key.secret, &[]).await;
+    let workspace = facts["workspace_id"].as_str().unwrap().to_owned();
+    (app, key, workspace)
+}
+
+/// Through the gateway at `url`: a client on 127.0.0.2 reaches the service;
+/// one on 127.0.0.3 is refused, its address named, also when it claims the
+/// allowed one in its own X-Forwarded-For (the gateway replaces it).
+pub(crate) async fn assert_gateway_passes_the_client(
+    url: &str,
+    key: &str,
+    log: impl Fn() -> String,
+) {
+    let res = client_from("127.0.0.2")
+        .get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{}", log());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["echo"], true, "{body}");
+    for forged in [None, Some("127.0.0.2")] {
+        let mut req = client_from("127.0.0.3").get(url).bearer_auth(key);
+        if let Some(forged) = forged {
+            req = req.header("X-Forwarded-For", forged);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        assert_refused(status, &body, "127.0.0.3");
+    }
+}

@@ -270,3 +270,15 @@ async fn caddy_passes_keywards_refusals_to_the_client() {
         "the key is not logged"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs Caddy (Debian caddy); run with --ignored"]
+async fn caddy_passes_the_client_address_to_ip_allowlists() {
+    let (app, key, workspace) = crate::allowlists::behind_a_gateway().await;
+    let echo = spawn_echo();
+    let caddy = CaddyConfig::start(port_of(&app.base), echo, &workspace);
+    crate::allowlists::assert_gateway_passes_the_client(&caddy.url("/data/1"), &key.secret, || {
+        caddy.log()
+    })
+    .await;
+}

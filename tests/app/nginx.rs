@@ -407,59 +407,11 @@ async fn nginx_answers_503_when_keyward_cannot_be_reached() {
 #[tokio::test]
 #[ignore = "needs nginx (Debian nginx-light); run with --ignored"]
 async fn nginx_passes_the_client_address_to_ip_allowlists() {
-    // nginx connects to keyward from 127.0.0.1: trusted, so the address
-    // it passes in X-Forwarded-For is the one checked.
-    let (app, admin) = spawn_ready_with(|c| {
-        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-    })
-    .await;
-    let key = admin
-        .create_key("/workspace/keys", &[("allowed_ips", "127.0.0.2")])
-        .await;
-    let from_allowed = crate::allowlists::client_from("127.0.0.2");
-    let workspace = from_allowed
-        .get(format!("{}/api/v1/me", app.base))
-        .bearer_auth(&key.secret)
-        .send()
-        .await
-        .unwrap()
-        .json::<serde_json::Value>()
-        .await
-        .unwrap()["workspace_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (app, key, workspace) = crate::allowlists::behind_a_gateway().await;
     let echo = spawn_echo();
     let nginx = NginxConfig::start(port_of(&app.base), echo, &workspace);
-
-    let res = from_allowed
-        .get(nginx.url("/data/1"))
-        .bearer_auth(&key.secret)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "{}", nginx.log());
-    assert_eq!(json(&res.text().await.unwrap())["echo"], true);
-
-    // Another address is refused and named, even when the client claims
-    // the allowed one: nginx replaces its X-Forwarded-For.
-    for forged in [None, Some("127.0.0.2")] {
-        let mut req = crate::allowlists::client_from("127.0.0.3")
-            .get(nginx.url("/data/1"))
-            .bearer_auth(&key.secret);
-        if let Some(forged) = forged {
-            req = req.header("X-Forwarded-For", forged);
-        }
-        let res = req.send().await.unwrap();
-        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{}", nginx.log());
-        let body = json(&res.text().await.unwrap());
-        assert_eq!(body["error"]["code"], "IP_NOT_ALLOWED", "{body}");
-        assert!(
-            body["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("127.0.0.3"),
-            "{body}"
-        );
-    }
+    crate::allowlists::assert_gateway_passes_the_client(&nginx.url("/data/1"), &key.secret, || {
+        nginx.log()
+    })
+    .await;
 }
