@@ -126,6 +126,24 @@ impl DescribeCall for CallInfo {
     }
 }
 
+/// A call described beforehand together with the address its allowlist
+/// check uses (where the request cannot be kept until the check runs:
+/// the management API's extractor).
+pub struct Described {
+    pub info: CallInfo,
+    pub address: CallerAddr,
+}
+
+impl DescribeCall for Described {
+    fn describe(&self) -> CallInfo {
+        self.info.clone()
+    }
+
+    fn address(&self) -> CallerAddr {
+        self.address
+    }
+}
+
 /// Which secret of a key answered a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Secret {

@@ -440,3 +440,26 @@ pub(crate) async fn assert_gateway_passes_the_client(
         assert_refused(status, &body, "127.0.0.3");
     }
 }
+
+#[tokio::test]
+async fn a_management_key_obeys_its_own_allowlist() {
+    let (app, admin) = spawn_ready().await;
+    let manager = admin
+        .create_key(
+            "/workspace/keys",
+            &[
+                ("permissions", "keyward:keys:read"),
+                ("allowed_ips", "127.0.0.2"),
+            ],
+        )
+        .await;
+    let (s, body) = get_from(&app.base, "/api/v1/keys", "127.0.0.2", &manager.secret, &[]).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, body) = get_from(&app.base, "/api/v1/keys", "127.0.0.3", &manager.secret, &[]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "IP_NOT_ALLOWED", "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("127.0.0.3"),
+        "{body}"
+    );
+}

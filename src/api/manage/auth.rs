@@ -86,7 +86,15 @@ impl<N: Need + 'static> FromRequest for Manager<N> {
         let control = has_control(req.query_string()) || has_control(req.path());
         let ip = crate::http::client_ip(req);
         let user_agent = crate::http::user_agent(req);
-        let call = crate::verify::DescribeCall::describe(&crate::api::calls::Direct(req));
+        // Described now (the request is not kept): what the request log
+        // records, and the address a key's IP allowlist is checked
+        // against, as strict as on /me (a repeated X-Forwarded-For from a
+        // trusted proxy is refused).
+        let direct = crate::api::calls::Direct(req);
+        let call = crate::verify::requests::Described {
+            info: crate::verify::DescribeCall::describe(&direct),
+            address: crate::verify::DescribeCall::address(&direct),
+        };
         Box::pin(async move {
             let state = state.ok_or_else(|| {
                 ApiError::from(crate::error::AppError::Internal("no state".into()))
