@@ -103,29 +103,47 @@ pub fn bearer(req: &HttpRequest) -> Result<&str, Outcome> {
     }
 }
 
-fn rfc3339(t: Option<chrono::NaiveDateTime>) -> serde_json::Value {
-    match t {
-        Some(t) => json!(crate::domain::time::rfc3339(t)),
-        None => serde_json::Value::Null,
-    }
+#[derive(serde::Serialize)]
+struct Owner<'a> {
+    id: &'a str,
+    email: Option<&'a str>,
 }
 
-/// The facts about a key that its holder may see.
-fn key_facts(v: &Verified) -> serde_json::Value {
-    let k = &v.record.key;
-    json!({
-        "id": k.id,
-        "name": k.name,
-        "kind": k.owner_kind(),
-        "owner": k.owner_id.as_ref().map(|id| json!({ "id": id, "email": v.record.owner_email })),
-        "workspace_id": k.workspace_id,
-        "environment": k.environment,
-        "permissions": k.permission_list(),
-        "resources": k.resource_list(),
-        "expires_at": rfc3339(k.expires_at),
-        "rate_limit_per_minute": k.rate_limit,
-        "created_at": rfc3339(Some(k.created_at)),
-    })
+/// The facts about a key that its holder may see, rendered from the cached
+/// record on every answer (borrowed: no intermediate JSON tree).
+#[derive(serde::Serialize)]
+struct KeyFacts<'a> {
+    id: &'a str,
+    name: &'a str,
+    kind: &'static str,
+    owner: Option<Owner<'a>>,
+    workspace_id: &'a str,
+    environment: &'static str,
+    permissions: crate::db::keys::List<'a>,
+    resources: crate::db::keys::List<'a>,
+    expires_at: Option<String>,
+    rate_limit_per_minute: Option<i32>,
+    created_at: String,
+}
+
+fn key_facts(v: &Verified) -> KeyFacts<'_> {
+    let k = &v.record;
+    KeyFacts {
+        id: k.id(),
+        name: k.name(),
+        kind: k.owner_kind(),
+        owner: k.owner_id().map(|id| Owner {
+            id,
+            email: k.owner_email(),
+        }),
+        workspace_id: k.workspace_id(),
+        environment: k.environment.as_str(),
+        permissions: k.permissions(),
+        resources: k.resources(),
+        expires_at: k.expires_at.map(crate::domain::time::rfc3339),
+        rate_limit_per_minute: k.rate_limit,
+        created_at: crate::domain::time::rfc3339(k.created_at),
+    }
 }
 
 fn rate_headers(res: &mut actix_web::HttpResponseBuilder, v: &Verified) {
@@ -206,13 +224,7 @@ pub async fn me(
         Ok(v) => {
             let mut res = HttpResponse::Ok();
             rate_headers(&mut res, &v);
-            // The facts are the same for every check of this record: they
-            // are rendered once, not on every request.
-            let body = v
-                .record
-                .facts_json
-                .get_or_init(|| key_facts(&v).to_string().into_boxed_str());
-            res.content_type("application/json").body(body.to_string())
+            res.json(key_facts(&v))
         }
         Err(outcome) => failure_response(&outcome),
     }
@@ -366,7 +378,7 @@ pub async fn verify(state: web::Data<AppState>, body: web::Json<VerifyRequest>) 
                 body["retry_after"] = json!(retry);
             }
             if let Some(v) = &outcome.identified {
-                body["key"] = key_facts(v);
+                body["key"] = json!(key_facts(v));
             }
             HttpResponse::Ok().json(body)
         }
@@ -484,26 +496,26 @@ pub async fn forward_auth(req: HttpRequest, state: web::Data<AppState>) -> HttpR
     };
     match check_bearer(&req, &state, &requirements, &calls::Gateway(&req)).await {
         Ok(v) => {
-            let key = &v.record.key;
+            let key = &v.record;
             let mut res = HttpResponse::Ok();
             // Every identity header on every 200, empty when it does not
             // apply (no owner for a workspace key): gateways that copy
             // headers copy only those present, so a missing one would let
             // the client's own value through (or, in Caddy, a literal
             // placeholder).
-            let owner = match (&key.owner_id, &v.record.owner_email) {
+            let owner = match (key.owner_id(), key.owner_email()) {
                 (Some(_), Some(email)) => header_safe(email),
                 _ => String::new(),
             };
             // A gateway caches nothing of a key check.
             res.insert_header((header::CACHE_CONTROL, "no-store"))
-                .insert_header((KEY_ID.clone(), header_safe(&key.id)))
-                .insert_header((WORKSPACE_ID.clone(), header_safe(&key.workspace_id)))
+                .insert_header((KEY_ID.clone(), header_safe(key.id())))
+                .insert_header((WORKSPACE_ID.clone(), header_safe(key.workspace_id())))
                 .insert_header((
                     PERMISSIONS.clone(),
-                    key.permission_list()
+                    key.permissions()
                         .iter()
-                        .map(|p| header_safe(p))
+                        .map(header_safe)
                         .collect::<Vec<_>>()
                         .join(","),
                 ))

@@ -86,8 +86,8 @@ pub fn insert(
                 let opt =
                     |f: fn(&Pending) -> Option<String>| chunk.iter().map(f).collect::<Vec<_>>();
                 diesel::sql_query(SQL)
-                    .bind::<Array<Text>, _>(text(|p| p.record.key.id.clone()))
-                    .bind::<Array<Text>, _>(text(|p| p.record.key.workspace_id.clone()))
+                    .bind::<Array<Text>, _>(text(|p| p.record.id().to_owned()))
+                    .bind::<Array<Text>, _>(text(|p| p.record.workspace_id().to_owned()))
                     .bind::<Array<Timestamp>, _>(chunk.iter().map(|p| p.at).collect::<Vec<_>>())
                     .bind::<Array<Nullable<Text>>, _>(opt(|p| p.ip.map(|ip| ip.to_string())))
                     .bind::<Array<Nullable<Text>>, _>(opt(|p| p.method.clone()))
@@ -123,8 +123,8 @@ pub fn insert(
             for (p, client) in batch.iter().zip(&clients) {
                 diesel::insert_into(key_requests::table)
                     .values((
-                        key_requests::key_id.eq(&p.record.key.id),
-                        key_requests::workspace_id.eq(&p.record.key.workspace_id),
+                        key_requests::key_id.eq(p.record.id()),
+                        key_requests::workspace_id.eq(p.record.workspace_id()),
                         key_requests::at.eq(p.at),
                         key_requests::ip.eq(p.ip.map(|ip| ip.to_string())),
                         key_requests::method.eq(p.method.as_deref()),

@@ -17,9 +17,9 @@
 //!   up to a poll interval after its commit, often after a check that read
 //!   the changed row; dropping that copy lost the key's outage copy).
 
-use super::shards::ExpiringMap;
+use super::shards::{Digest, ExpiringMap};
 use crate::db::changes::Change;
-use crate::db::keys::AuthRecord;
+use crate::db::keys::{AuthRecord, digest_bytes};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -85,7 +85,7 @@ impl Generations {
     /// change touched its key or workspace since, and it did not read the
     /// key at the version that change announced (or later).
     fn changed_since(&self, start: u64, digest: &str, found: &Found) -> bool {
-        let workspace = found.as_ref().map(|r| r.key.workspace_id.as_str());
+        let workspace = found.as_ref().map(|r| r.workspace_id());
         start < self.forgotten_before
             || self.all > start
             || self
@@ -137,13 +137,23 @@ impl Generations {
 
 type Flight = Arc<tokio::sync::OnceCell<Result<Found, LookupFailed>>>;
 
+/// One digest's entry: the answer, until when it is answered from the
+/// cache, and when it was read (a found key is also kept, past that, as
+/// the outage copy until its stale lifetime ends: the map's own expiry).
+#[derive(Clone)]
+struct Entry {
+    found: Found,
+    /// Milliseconds on the map's clock (see [`ExpiringMap::tick`]).
+    fresh_until: u64,
+    read_at: u64,
+}
+
 /// The key cache.
 pub struct KeyCache {
-    entries: ExpiringMap<Found>,
-    /// Last answers read from the database for found keys, with when they
-    /// were read: used only when the database cannot be asked
-    /// (stale-if-error), and kept exact by changes like `entries`.
-    stale: Option<ExpiringMap<(Arc<AuthRecord>, Instant)>>,
+    /// Fresh answers and, for found keys, the outage copy (the last answer
+    /// read from the database, used only when it cannot be asked:
+    /// stale-if-error), in one entry per digest, kept exact by changes.
+    entries: ExpiringMap<Entry>,
     lifetimes: Lifetimes,
     generations: Mutex<Generations>,
     inflight: Mutex<HashMap<String, Flight>>,
@@ -185,7 +195,6 @@ impl KeyCache {
         stale_ttl: Duration,
     ) -> Self {
         KeyCache {
-            stale: (!stale_ttl.is_zero()).then(|| ExpiringMap::new(capacity)),
             entries: ExpiringMap::new(capacity),
             lifetimes: Lifetimes {
                 found: found_ttl,
@@ -207,7 +216,15 @@ impl KeyCache {
 
     /// The cached answer for `digest`, if any.
     pub fn get(&self, digest: &str) -> Option<Found> {
-        self.entries.get(digest, Instant::now())
+        self.fresh(&digest_bytes(digest), Instant::now())
+    }
+
+    fn fresh(&self, digest: &Digest, now: Instant) -> Option<Found> {
+        let tick = self.entries.tick(now);
+        self.entries
+            .get(digest, now)
+            .filter(|e| e.fresh_until > tick)
+            .map(|e| e.found)
     }
 
     /// The cached answer, or the one `load` gives (one `load` per digest at
@@ -246,17 +263,25 @@ impl KeyCache {
         let generations = self.lock_generations();
         if !generations.changed_since(start, digest, &found) {
             let now = Instant::now();
-            if let (Some(stale), Some(record)) = (&self.stale, &found) {
-                let until = after(now, self.lifetimes.stale);
-                stale.insert(digest, (record.clone(), now), until, now);
-            }
             let lifetime = if found.is_some() {
                 self.lifetimes.found
             } else {
                 self.lifetimes.missing
             };
+            let fresh_until = after(now, lifetime);
+            // A found key stays as the outage copy after it stops being
+            // fresh, for the stale lifetime (if longer).
+            let until = match &found {
+                Some(_) => fresh_until.max(after(now, self.lifetimes.stale)),
+                None => fresh_until,
+            };
+            let entry = Entry {
+                found,
+                fresh_until: self.entries.tick(fresh_until),
+                read_at: self.entries.tick(now),
+            };
             self.entries
-                .insert(digest, found, after(now, lifetime), now);
+                .insert(&digest_bytes(digest), entry, until, now);
         }
     }
 
@@ -276,34 +301,30 @@ impl KeyCache {
                     generations.key_changed(d, version, now);
                     // Insertions take the generations lock too, so nothing
                     // is cached between this look and the invalidation.
+                    // A copy read at the announced version or later shows
+                    // the change already: it stays, fresh and as the
+                    // outage copy; any other goes ("no such key" too).
+                    let key = digest_bytes(d);
                     if !self
                         .entries
-                        .get(d, now)
-                        .is_some_and(|found| shows(&found, version))
+                        .get(&key, now)
+                        .is_some_and(|e| shows(&e.found, version))
                     {
-                        self.entries.remove(d);
-                    }
-                    if let Some(stale) = &self.stale
-                        && stale.get(d, now).is_none_or(|(r, _)| r.version < version)
-                    {
-                        stale.remove(d);
+                        self.entries.remove(&key);
                     }
                 }
             }
             Change::Workspace(ws) => {
                 generations.workspaces.insert(ws.clone(), (current, now));
-                self.entries
-                    .remove_if(|found| found.as_ref().is_none_or(|r| r.key.workspace_id == *ws));
-                if let Some(stale) = &self.stale {
-                    stale.remove_if(|(r, _)| r.key.workspace_id == *ws);
-                }
+                self.entries.remove_if(|e| {
+                    e.found
+                        .as_ref()
+                        .is_none_or(|r| r.workspace_id() == ws.as_str())
+                });
             }
             Change::All => {
                 generations.all = current;
                 self.entries.clear();
-                if let Some(stale) = &self.stale {
-                    stale.clear();
-                }
             }
         }
         generations.prune(now);
@@ -312,19 +333,20 @@ impl KeyCache {
     /// The last answer read from the database for `digest` and its age,
     /// for use while the database cannot be asked.
     pub fn get_stale(&self, digest: &str) -> Option<(Arc<AuthRecord>, Duration)> {
-        self.stale
-            .as_ref()?
-            .get(digest, Instant::now())
-            .map(|(r, at)| (r, at.elapsed()))
+        if self.lifetimes.stale.is_zero() {
+            return None;
+        }
+        let now = Instant::now();
+        let entry = self.entries.get(&digest_bytes(digest), now)?;
+        let record = entry.found?;
+        let age = self.entries.tick(now).saturating_sub(entry.read_at);
+        let age = Duration::from_millis(age);
+        (age < self.lifetimes.stale).then_some((record, age))
     }
 
     /// Drop expired entries (they are never answered, but hold memory).
     pub fn purge_expired(&self) {
-        let now = Instant::now();
-        self.entries.purge_expired(now);
-        if let Some(stale) = &self.stale {
-            stale.purge_expired(now);
-        }
+        self.entries.purge_expired(Instant::now());
     }
 
     /// How many entries are cached (expired ones not yet purged included;
@@ -341,53 +363,42 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::keys::ApiKey;
+    use crate::db::keys::{AuthColumns, AuthContext};
 
     fn record(id: &str, ws: &str, digest: &str) -> AuthRecord {
+        at_version(id, ws, digest, 0)
+    }
+
+    fn at_version(id: &str, ws: &str, digest: &str, version: i64) -> AuthRecord {
         let now = chrono::Utc::now().naive_utc();
-        AuthRecord {
-            key: ApiKey {
+        AuthRecord::new(
+            AuthColumns {
                 id: id.into(),
                 workspace_id: ws.into(),
                 kind: "workspace".into(),
                 owner_id: None,
-                created_by: "usr".into(),
                 name: id.into(),
-                description: String::new(),
-                tags: "[]".into(),
                 environment: "live".into(),
                 permissions: "[]".into(),
                 resources: "[]".into(),
                 digest: digest.into(),
-                head: String::new(),
-                tail: String::new(),
-                previous_digest: None,
                 previous_expires_at: None,
                 expires_at: None,
                 rate_limit: None,
                 disabled_at: None,
                 revoked_at: None,
-                revoked_by: None,
                 deleted_at: None,
-                creator_removed_at: None,
-                request_nonce: String::new(),
-                search: String::new(),
                 created_at: now,
-                updated_at: now,
-                last_used_at: None,
-                key_prefix: "sk_".into(),
                 revoked_reason: None,
-                recoverable: false,
                 owner_disabled_at: None,
                 allowed_ips: None,
+                version,
             },
-            owner_email: None,
-            api_keys_disabled_at: None,
-            in_first_workspace: true,
-            version: 0,
-            facts_json: Default::default(),
-            allowlist: None,
-        }
+            AuthContext {
+                in_first_workspace: true,
+                ..Default::default()
+            },
+        )
     }
 
     fn cache() -> KeyCache {
@@ -422,13 +433,6 @@ mod tests {
         assert!(c.get("d1").is_some());
     }
 
-    fn at_version(id: &str, digest: &str, version: i64) -> AuthRecord {
-        AuthRecord {
-            version,
-            ..record(id, "ws", digest)
-        }
-    }
-
     fn notice(digest: &str, version: Option<i64>) -> Change {
         Change::Key {
             workspace_id: "ws".into(),
@@ -445,7 +449,7 @@ mod tests {
             Duration::from_secs(5),
             Duration::from_secs(900),
         );
-        c.get_or_load("d", || async { Ok(Some(at_version("k", "d", 3))) })
+        c.get_or_load("d", || async { Ok(Some(at_version("k", "ws", "d", 3))) })
             .await
             .unwrap();
         for old in [Some(3), Some(2)] {
@@ -457,7 +461,7 @@ mod tests {
         assert!(c.get("d").is_none(), "a newer version drops the copy");
         assert!(c.get_stale("d").is_none(), "and the outage copy");
 
-        c.get_or_load("d", || async { Ok(Some(at_version("k", "d", 4))) })
+        c.get_or_load("d", || async { Ok(Some(at_version("k", "ws", "d", 4))) })
             .await
             .unwrap();
         c.apply(&notice("d", None));
@@ -476,7 +480,7 @@ mod tests {
             let (release, wait) = tokio::sync::oneshot::channel::<()>();
             let lookup = c.get_or_load("d", || async move {
                 wait.await.ok();
-                Ok(Some(at_version("k", "d", read)))
+                Ok(Some(at_version("k", "ws", "d", read)))
             });
             let change = async {
                 tokio::task::yield_now().await;

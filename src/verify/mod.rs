@@ -322,47 +322,49 @@ impl Verifier {
         if let Some(refusal) = req.workspace_refusal(&record) {
             return Err(refusal);
         }
-        let key = &record.key;
-        if key.digest != facts.digest {
+        // The record was found by this digest: it is the key's current
+        // secret, or else its previous one.
+        let previous = record.digest != keys::digest_bytes(&facts.digest);
+        if previous {
             *secret = requests::Secret::Previous;
         }
         let now = db::now();
-        if record.api_keys_disabled_at.is_some() {
+        if record.api_keys_disabled() {
             return Err(Outcome::new(
                 Code::ApiKeysDisabled,
                 "API keys are switched off for this workspace. Ask a workspace admin to turn them back on in Settings.",
             )
             .about(&record));
         }
-        if key.revoked_at.is_some() || key.deleted_at.is_some() {
+        if record.is_revoked() || record.is_deleted() {
             // A leak revocation says so (the reason is on the row already
             // read: no extra work on this path).
-            let message = match key.revoked_reason.as_deref() {
-                Some("leaked_github") if key.deleted_at.is_none() => {
+            let message = match record.revoked_reason() {
+                Some("leaked_github") if !record.is_deleted() => {
                     "This key was revoked because GitHub secret scanning found it in public. Create a new key and keep it out of code and public places."
                 }
-                Some(_) if key.deleted_at.is_none() => {
+                Some(_) if !record.is_deleted() => {
                     "This key was revoked because it was reported leaked. Create a new key and keep it out of code and public places."
                 }
                 _ => "This key was revoked and can no longer be used. Create a new key.",
             };
             return Err(Outcome::new(Code::Revoked, message).about(&record));
         }
-        if key.disabled_at.is_some() {
+        if record.is_disabled() {
             return Err(Outcome::new(
                 Code::Disabled,
                 "This key is disabled. Enable it again on the API keys page, or use another key.",
             )
             .about(&record));
         }
-        if key.owner_disabled_at.is_some() {
+        if record.is_owner_disabled() {
             return Err(Outcome::new(
                 Code::Disabled,
                 "This key's service account is disabled. An admin can enable it again on the Users page, or use another key.",
             )
             .about(&record));
         }
-        if let Some(expired) = key.expires_at.filter(|e| *e <= now) {
+        if let Some(expired) = record.expires_at.filter(|e| *e <= now) {
             return Err(Outcome::new(
                 Code::Expired,
                 format!(
@@ -372,19 +374,13 @@ impl Verifier {
             )
             .about(&record));
         }
-        if key.digest != facts.digest {
-            // The previous secret of a regenerated key.
-            match key.previous_expires_at {
-                Some(until)
-                    if until > now && key.previous_digest.as_deref() == Some(&facts.digest) => {}
-                _ => {
-                    return Err(Outcome::new(
-                        Code::Expired,
-                        "This secret was replaced when the key was regenerated and no longer works. Use the new secret.",
-                    )
-                    .about(&record));
-                }
-            }
+        if previous && record.previous_expires_at.is_none_or(|until| until <= now) {
+            // The previous secret of a regenerated key, past its grace.
+            return Err(Outcome::new(
+                Code::Expired,
+                "This secret was replaced when the key was regenerated and no longer works. Use the new secret.",
+            )
+            .about(&record));
         }
         // A key without an allowlist pays this `Option` check only.
         if let Some(list) = &record.allowlist
@@ -393,7 +389,7 @@ impl Verifier {
             return Err(refusal.about(&record));
         }
         if let Some(wanted) = req.environment.as_deref().filter(|s| !s.trim().is_empty()) {
-            let env = key.environment();
+            let env = record.environment;
             match wanted.parse::<Environment>() {
                 Ok(w) if w == env => {}
                 Ok(w) => {
@@ -419,19 +415,17 @@ impl Verifier {
             }
         }
         if let Some(p) = req.permission.as_deref().filter(|s| !s.is_empty())
-            && !key.permission_list().iter().any(|have| have == p)
+            && !record.permissions().iter().any(|have| have == p)
         {
-            {
-                return Err(Outcome::new(
-                    Code::InsufficientPermission,
-                    format!("This key does not have the permission \"{p}\". Permissions are fixed when a key is created: create a key that has it."),
-                )
-                .about(&record));
-            }
+            return Err(Outcome::new(
+                Code::InsufficientPermission,
+                format!("This key does not have the permission \"{p}\". Permissions are fixed when a key is created: create a key that has it."),
+            )
+            .about(&record));
         }
         if let Some(r) = req.resource.as_deref().filter(|s| !s.is_empty()) {
-            let scope = key.resource_list();
-            if !scope.is_empty() && !scope.iter().any(|have| have == r) {
+            let mut scope = record.resources().iter().peekable();
+            if scope.peek().is_some() && !scope.any(|have| have == r) {
                 return Err(Outcome::new(
                     Code::ResourceNotAllowed,
                     format!("This key is limited to other resources and may not access \"{r}\"."),
@@ -439,8 +433,8 @@ impl Verifier {
                 .about(&record));
             }
         }
-        let rate = match key.rate_limit {
-            Some(limit) if limit > 0 => match self.limiter.take(&key.id, limit).await {
+        let rate = match record.rate_limit {
+            Some(limit) if limit > 0 => match self.limiter.take(record.id(), limit).await {
                 Ok(info) => Some(info),
                 Err(RetryAfter(retry)) => {
                     let mut outcome = Outcome::new(

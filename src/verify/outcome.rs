@@ -112,12 +112,12 @@ impl Requirements {
     pub(crate) fn workspace_refusal(&self, record: &AuthRecord) -> Option<Outcome> {
         match &self.workspace {
             WorkspaceRequirement::Any => None,
-            WorkspaceRequirement::First if record.in_first_workspace => None,
+            WorkspaceRequirement::First if record.in_first_workspace() => None,
             WorkspaceRequirement::First => Some(Outcome::new(
                 Code::WrongWorkspace,
                 "This key belongs to a workspace that this service does not accept. (A gateway or service for another workspace of this keyward names it: X-Keyward-Workspace, or \"workspace\" on /api/v1/keys/verify.)",
             )),
-            WorkspaceRequirement::Id(id) if *id == record.key.workspace_id => None,
+            WorkspaceRequirement::Id(id) if id == record.workspace_id() => None,
             WorkspaceRequirement::Id(_) => Some(Outcome::new(
                 Code::WrongWorkspace,
                 "This key belongs to a workspace that this service does not accept. Use a key of the service's workspace.",

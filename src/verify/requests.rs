@@ -267,7 +267,7 @@ impl RequestLog {
             let prune: Vec<String> = {
                 let mut unpruned = lock(&self.unpruned);
                 for p in &batch {
-                    *unpruned.entry_ref(p.record.key.id.as_str()).or_insert(0) += 1;
+                    *unpruned.entry_ref(p.record.id()).or_insert(0) += 1;
                 }
                 unpruned
                     .iter()
@@ -330,7 +330,7 @@ fn merge_identical(batch: Vec<Pending>) -> Vec<Pending> {
         let h = std::hash::BuildHasher::hash_one(
             &hasher,
             (
-                p.record.key.id.as_str(),
+                p.record.id(),
                 p.ip,
                 p.method.as_deref(),
                 p.path.as_deref(),
@@ -340,7 +340,7 @@ fn merge_identical(batch: Vec<Pending>) -> Vec<Pending> {
             ),
         );
         let same = |q: &Pending| {
-            q.record.key.id == p.record.key.id
+            q.record.id() == p.record.id()
                 && q.ip == p.ip
                 && q.method == p.method
                 && q.path == p.path

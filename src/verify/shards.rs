@@ -14,13 +14,19 @@ use std::hash::BuildHasher;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
+/// A key of the map: a digest's 32 bytes (half of its hex text, and no
+/// allocation of its own).
+pub type Digest = [u8; 32];
+
 /// Enough shards that two cores rarely wait for the same lock.
 const SHARDS: usize = 64;
 
+/// An entry: 32 bytes of key, the value, and its expiry in milliseconds
+/// since the map was made (8 bytes rather than an `Instant`'s 16).
 struct Slot<V> {
-    key: String,
+    key: Digest,
     value: V,
-    until: Instant,
+    until: u64,
 }
 
 type Shard<V> = RwLock<HashTable<Slot<V>>>;
@@ -30,6 +36,8 @@ pub struct ExpiringMap<V> {
     shards: Box<[Shard<V>]>,
     per_shard: usize,
     hasher: hashbrown::DefaultHashBuilder,
+    /// Times are kept as milliseconds since this instant.
+    base: Instant,
 }
 
 impl<V: Clone> ExpiringMap<V> {
@@ -41,7 +49,13 @@ impl<V: Clone> ExpiringMap<V> {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
             hasher: hashbrown::DefaultHashBuilder::default(),
+            base: Instant::now(),
         }
+    }
+
+    /// `t` as milliseconds since the map was made (0 before).
+    pub fn tick(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.base).as_millis()).unwrap_or(u64::MAX)
     }
 
     fn shard(&self, hash: u64) -> &Shard<V> {
@@ -58,20 +72,22 @@ impl<V: Clone> ExpiringMap<V> {
     }
 
     /// The value for `key` if it has not expired at `now`.
-    pub fn get(&self, key: &str, now: Instant) -> Option<V> {
+    pub fn get(&self, key: &Digest, now: Instant) -> Option<V> {
         let hash = self.hasher.hash_one(key);
+        let now = self.tick(now);
         let table = Self::read(self.shard(hash));
         table
-            .find(hash, |s| s.key == key)
+            .find(hash, |s| s.key == *key)
             .filter(|s| s.until > now)
             .map(|s| s.value.clone())
     }
 
     /// Set `key` to `value` until `until`.
-    pub fn insert(&self, key: &str, value: V, until: Instant, now: Instant) {
+    pub fn insert(&self, key: &Digest, value: V, until: Instant, now: Instant) {
         let hash = self.hasher.hash_one(key);
+        let (until, now) = (self.tick(until), self.tick(now));
         let mut table = Self::write(self.shard(hash));
-        if let Some(slot) = table.find_mut(hash, |s| s.key == key) {
+        if let Some(slot) = table.find_mut(hash, |s| s.key == *key) {
             slot.value = value;
             slot.until = until;
             return;
@@ -96,19 +112,19 @@ impl<V: Clone> ExpiringMap<V> {
         table.insert_unique(
             hash,
             Slot {
-                key: key.to_owned(),
+                key: *key,
                 value,
                 until,
             },
-            |s| hasher.hash_one(&s.key),
+            |s| hasher.hash_one(s.key),
         );
     }
 
     /// Forget `key`.
-    pub fn remove(&self, key: &str) {
+    pub fn remove(&self, key: &Digest) {
         let hash = self.hasher.hash_one(key);
         let mut table = Self::write(self.shard(hash));
-        if let Ok(entry) = table.find_entry(hash, |s| s.key == key) {
+        if let Ok(entry) = table.find_entry(hash, |s| s.key == *key) {
             entry.remove();
         }
     }
@@ -130,6 +146,7 @@ impl<V: Clone> ExpiringMap<V> {
     /// Forget entries expired at `now`: nothing reads them, but they would
     /// hold memory until their shard fills.
     pub fn purge_expired(&self, now: Instant) {
+        let now = self.tick(now);
         for shard in &self.shards {
             Self::write(shard).retain(|s| s.until > now);
         }
@@ -150,21 +167,31 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn d(name: &str) -> Digest {
+        let mut key = [0u8; 32];
+        key[..name.len()].copy_from_slice(name.as_bytes());
+        key
+    }
+
     #[test]
     fn entries_expire_and_go_exactly() {
         let m = ExpiringMap::new(100);
         let now = Instant::now();
-        m.insert("a", 1, now + Duration::from_secs(5), now);
-        m.insert("b", 2, now + Duration::from_secs(1), now);
-        assert_eq!(m.get("a", now), Some(1));
-        assert_eq!(m.get("b", now + Duration::from_secs(2)), None, "expired");
-        m.insert("a", 3, now + Duration::from_secs(5), now);
-        assert_eq!((m.get("a", now), m.len()), (Some(3), 2), "replaced");
-        m.remove("a");
-        assert_eq!(m.get("a", now), None);
-        m.insert("c", 4, now + Duration::from_secs(5), now);
+        m.insert(&d("a"), 1, now + Duration::from_secs(5), now);
+        m.insert(&d("b"), 2, now + Duration::from_secs(1), now);
+        assert_eq!(m.get(&d("a"), now), Some(1));
+        assert_eq!(
+            m.get(&d("b"), now + Duration::from_secs(2)),
+            None,
+            "expired"
+        );
+        m.insert(&d("a"), 3, now + Duration::from_secs(5), now);
+        assert_eq!((m.get(&d("a"), now), m.len()), (Some(3), 2), "replaced");
+        m.remove(&d("a"));
+        assert_eq!(m.get(&d("a"), now), None);
+        m.insert(&d("c"), 4, now + Duration::from_secs(5), now);
         m.remove_if(|v| *v == 4);
-        assert_eq!(m.get("c", now), None);
+        assert_eq!(m.get(&d("c"), now), None);
         m.purge_expired(now + Duration::from_secs(2));
         assert!(m.is_empty(), "b was expired");
     }
@@ -175,15 +202,15 @@ mod tests {
         let now = Instant::now();
         let later = now + Duration::from_secs(60);
         for i in 0..10_000 {
-            m.insert(&format!("{i:064x}"), i, later, now);
+            m.insert(&d(&format!("{i:032x}")), i, later, now);
             assert!(m.len() <= 640);
         }
         // The newest entry is always kept.
-        assert_eq!(m.get(&format!("{:064x}", 9_999), now), Some(9_999));
+        assert_eq!(m.get(&d(&format!("{:032x}", 9_999)), now), Some(9_999));
         // A capacity below the shard count still holds one entry a shard.
         let m = ExpiringMap::new(1);
         for i in 0..1000 {
-            m.insert(&format!("{i}"), i, later, now);
+            m.insert(&d(&format!("{i}")), i, later, now);
         }
         assert!(m.len() <= 64);
         m.clear();

@@ -110,7 +110,11 @@ impl UsageBuffers {
 
     /// Move what checks noted into the per-id buffers the flush writes.
     fn absorb_recent(&self) {
-        let recent: Vec<Uses> = lock(&self.recent).drain().map(|(_, u)| u).collect();
+        // Taken, not drained: a drained map keeps its capacity, and after a
+        // burst over 100k keys that is megabytes held until the next one.
+        let recent: Vec<Uses> = std::mem::take(&mut *lock(&self.recent))
+            .into_values()
+            .collect();
         if recent.is_empty() {
             return;
         }
@@ -118,10 +122,10 @@ impl UsageBuffers {
             let mut last_used = lock(&self.last_used);
             for u in &recent {
                 if let Some(at) = u.last_used {
-                    match last_used.get_mut(u.record.key.id.as_str()) {
+                    match last_used.get_mut(u.record.id()) {
                         Some(t) => *t = (*t).max(at),
                         None => {
-                            last_used.insert(u.record.key.id.clone(), at);
+                            last_used.insert(u.record.id().to_owned(), at);
                         }
                     }
                 }
@@ -129,8 +133,7 @@ impl UsageBuffers {
         }
         for u in &recent {
             for (hour, outcome, n) in &u.counts {
-                let key = &u.record.key;
-                self.add_count(&key.id, &key.workspace_id, *hour, outcome, *n);
+                self.add_count(u.record.id(), u.record.workspace_id(), *hour, outcome, *n);
             }
         }
     }
@@ -224,10 +227,9 @@ fn drain_and_write<K: std::hash::Hash + Eq, V>(
     merge: impl Fn(&mut V, V),
     what: &str,
 ) {
-    let batch: Vec<(K, V)> = map
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .drain()
+    // Taken, not drained (which would keep the map's capacity).
+    let batch: Vec<(K, V)> = std::mem::take(&mut *map.lock().unwrap_or_else(|e| e.into_inner()))
+        .into_iter()
         .collect();
     if batch.is_empty() {
         return;

@@ -120,23 +120,37 @@ impl<N: Need + 'static> FromRequest for Manager<N> {
                     "The address contains a control character (such as a NUL byte), which no id, filter or search holds.",
                 ));
             }
-            let key = verified.record.key.clone();
-            let ws = key.workspace_id.clone();
-            let person_id = key
-                .owner_id
-                .clone()
-                .unwrap_or_else(|| key.created_by.clone());
-            let person = crate::app::run(&state, move |c| {
-                Ok(crate::db::users::get(c, &ws, &person_id)?)
+            // The record the check cached is compact; acting needs the
+            // whole row (its grant bounds what the key may hand out).
+            let ws = verified.record.workspace_id().to_owned();
+            let key_id = verified.record.id().to_owned();
+            let found = crate::app::run(&state, move |c| {
+                let Some(key) = crate::db::keys::get(c, &ws, &key_id)? else {
+                    return Ok(None);
+                };
+                let person_id = key
+                    .owner_id
+                    .clone()
+                    .unwrap_or_else(|| key.created_by.clone());
+                let person = crate::db::users::get(c, &ws, &person_id)?;
+                Ok(Some((key, person)))
             })
-            .await?
-            // An active member who has joined (not one still invited).
-            .filter(|u| u.is_active() && !u.invite_pending())
-            .ok_or_else(|| {
-                ApiError::forbidden(
-                    "The person this key acts for is no longer a member of the workspace, so the key cannot manage anything. An admin can create a new management key.",
-                )
-            })?;
+            .await?;
+            let Some((key, person)) = found else {
+                // Deleted between the check and now.
+                return Err(ApiError::refused(crate::verify::Outcome::new(
+                    crate::verify::Code::Revoked,
+                    "This key was revoked and can no longer be used. Create a new key.",
+                )));
+            };
+            let person = person
+                // An active member who has joined (not one still invited).
+                .filter(|u| u.is_active() && !u.invite_pending())
+                .ok_or_else(|| {
+                    ApiError::forbidden(
+                        "The person this key acts for is no longer a member of the workspace, so the key cannot manage anything. An admin can create a new management key.",
+                    )
+                })?;
             let role = person.role();
             if !policy::management_key_may_act(role, !key.is_personal()) {
                 return Err(ApiError::forbidden(format!(
