@@ -2,7 +2,7 @@
 //! needs about its owner and workspace), coalesced last-used times, and
 //! the digests the in-memory index starts from.
 
-use super::{KIND_PERSONAL, KIND_WORKSPACE, json_list};
+use super::{KIND_PERSONAL, json_list};
 use crate::db::DbConn;
 use crate::db::schema::{api_keys, people, users, workspaces};
 use crate::domain::keys::Environment;
@@ -241,13 +241,7 @@ impl AuthRecord {
     /// The owner kind as the API names it: `personal`, `service` or
     /// `workspace`.
     pub fn owner_kind(&self) -> &'static str {
-        if self.is_service() {
-            "service"
-        } else if self.is_personal() {
-            KIND_PERSONAL
-        } else {
-            KIND_WORKSPACE
-        }
+        super::owner_kind(self.owner_id(), self.is_personal())
     }
 
     pub fn is_disabled(&self) -> bool {

@@ -74,6 +74,18 @@ pub struct ApiKey {
     pub allowed_ips: Option<String>,
 }
 
+/// The owner kind as the API and the CSV export name it: `service` for a
+/// key a service account owns, else `personal` or `workspace`.
+pub(crate) fn owner_kind(owner_id: Option<&str>, personal: bool) -> &'static str {
+    if owner_id.is_some_and(crate::domain::ids::is_service_account_id) {
+        "service"
+    } else if personal {
+        KIND_PERSONAL
+    } else {
+        KIND_WORKSPACE
+    }
+}
+
 fn json_list(raw: &str) -> Vec<String> {
     serde_json::from_str(raw).unwrap_or_default()
 }
@@ -100,13 +112,7 @@ impl ApiKey {
     /// The owner kind as the API and the CSV export name it: `personal`,
     /// `service` or `workspace`.
     pub fn owner_kind(&self) -> &'static str {
-        if self.is_service() {
-            "service"
-        } else if self.is_personal() {
-            KIND_PERSONAL
-        } else {
-            KIND_WORKSPACE
-        }
+        owner_kind(self.owner_id.as_deref(), self.is_personal())
     }
 
     pub fn environment(&self) -> Environment {
