@@ -123,6 +123,7 @@ struct KeyFacts<'a> {
     resources: crate::db::keys::List<'a>,
     expires_at: Option<String>,
     rate_limit_per_minute: Option<i32>,
+    allowed_ips: Vec<String>,
     created_at: String,
 }
 
@@ -142,6 +143,11 @@ fn key_facts(v: &Verified) -> KeyFacts<'_> {
         resources: k.resources(),
         expires_at: k.expires_at.map(crate::domain::time::rfc3339),
         rate_limit_per_minute: k.rate_limit,
+        allowed_ips: k
+            .allowlist
+            .as_ref()
+            .map(|l| l.entries())
+            .unwrap_or_default(),
         created_at: crate::domain::time::rfc3339(k.created_at),
     }
 }

@@ -228,6 +228,7 @@ pub struct KeyOwner {
     "resources": [],
     "expires_at": "2027-02-21T10:00:00Z",
     "rate_limit_per_minute": null,
+    "allowed_ips": ["203.0.113.7", "198.51.100.0/24"],
     "created_at": "2026-11-23T10:00:00Z"
 }))]
 pub struct KeyFacts {
@@ -242,6 +243,8 @@ pub struct KeyFacts {
     #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     pub rate_limit_per_minute: Option<i32>,
+    /// The addresses and CIDR ranges the key may be used from; empty: any.
+    pub allowed_ips: Vec<String>,
     #[schema(format = DateTime)]
     pub created_at: String,
 }

@@ -277,13 +277,14 @@ pub struct ValidKey {
 }
 
 /// The grant of an existing key, for the ceiling.
-fn grant_of<'a>(key: &ApiKey, permissions: &'a [String], resources: &'a [String]) -> Grant<'a> {
+fn grant_of<'a>(key: &'a ApiKey, permissions: &'a [String], resources: &'a [String]) -> Grant<'a> {
     Grant {
         permissions,
         environment: dk_environment(key),
         expires_at: key.expires_at,
         resources,
         rate_limit: key.rate_limit,
+        allowed_ips: key.allowed_ips.as_deref(),
     }
 }
 
@@ -669,6 +670,7 @@ async fn create_owned(
             expires_at,
             resources: &valid.resources,
             rate_limit: valid.rate_limit,
+            allowed_ips: valid.allowed_ips.as_deref(),
         },
     )?;
     let sealer = super::recover::sealer(state, &facts.workspace, input.recoverable)?;
@@ -836,6 +838,7 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result
         ctx,
         &Grant {
             rate_limit,
+            allowed_ips: allowed_ips.as_deref(),
             ..grant_of(&key, &permissions, &resources)
         },
     )?;

@@ -40,6 +40,19 @@ impl Allowlist {
         self.0.iter().any(|net| net.contains(&ip))
     }
 
+    /// The entries of `other` that no entry of this list contains: what a
+    /// list narrower than this one may not hold (empty: `other` is within
+    /// this list).
+    pub fn uncovered(&self, other: &Allowlist) -> Vec<String> {
+        other
+            .0
+            .iter()
+            .zip(other.entries())
+            .filter(|(net, _)| !self.0.iter().any(|mine| mine.contains(*net)))
+            .map(|(_, shown)| shown)
+            .collect()
+    }
+
     /// The entries as shown and stored: an address alone, a range in CIDR
     /// form.
     pub fn entries(&self) -> Vec<String> {

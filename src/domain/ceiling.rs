@@ -2,6 +2,7 @@
 //! acting key's grant is the ceiling of every key it creates, edits or
 //! regenerates (a regenerated key's secret is as good as a new key).
 
+use super::allowlist::{self, Allowlist};
 use super::input::FieldError;
 use chrono::NaiveDateTime;
 
@@ -18,6 +19,8 @@ pub struct Grant<'a> {
     pub resources: &'a [String],
     /// Requests per minute; `None`: unlimited.
     pub rate_limit: Option<i32>,
+    /// The stored IP allowlist; `None`: any address.
+    pub allowed_ips: Option<&'a str>,
 }
 
 /// Every way `wanted` is broader than `ceiling`, one message per field
@@ -109,6 +112,29 @@ pub fn exceeding(ceiling: &Grant<'_>, wanted: &Grant<'_>) -> Vec<FieldError> {
         )),
         _ => {}
     }
+    if let Some(limit) = Allowlist::from_stored(ceiling.allowed_ips) {
+        let shown = limit.entries().join(", ");
+        match Allowlist::from_stored(wanted.allowed_ips) {
+            None => out.push(FieldError::new(
+                allowlist::FIELD,
+                format!(
+                    "The key making this request may only be used from {shown}; a key it manages needs an allowlist within it."
+                ),
+            )),
+            Some(list) => {
+                let outside = limit.uncovered(&list);
+                if !outside.is_empty() {
+                    out.push(FieldError::new(
+                        allowlist::FIELD,
+                        format!(
+                            "The key making this request may only be used from {shown}, so it cannot allow {}.",
+                            outside.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
     out
 }
 
@@ -136,6 +162,7 @@ mod tests {
             expires_at: Some(day(10)),
             resources: &plant,
             rate_limit: Some(100),
+            allowed_ips: Some("10.0.0.0/8,127.0.0.2"),
         };
         let fields = |g: Grant<'_>| {
             exceeding(&ceiling, &g)
@@ -151,6 +178,7 @@ mod tests {
             expires_at: Some(day(2)),
             resources: &one_plant,
             rate_limit: Some(5),
+            allowed_ips: Some("10.1.0.0/16,127.0.0.2"),
             ..ceiling
         };
         assert!(fields(narrower).is_empty(), "narrower fits");
@@ -222,9 +250,42 @@ mod tests {
                 },
                 "rate_limit",
             ),
+            (
+                Grant {
+                    allowed_ips: None,
+                    ..ceiling
+                },
+                "allowed_ips",
+            ),
+            (
+                Grant {
+                    allowed_ips: Some("10.0.0.0/7"),
+                    ..ceiling
+                },
+                "allowed_ips",
+            ),
+            (
+                Grant {
+                    allowed_ips: Some("10.0.0.1,127.0.0.3"),
+                    ..ceiling
+                },
+                "allowed_ips",
+            ),
         ] {
             assert_eq!(fields(wanted), vec![field], "{wanted:?}");
         }
+        let outside = exceeding(
+            &ceiling,
+            &Grant {
+                allowed_ips: Some("10.0.0.1,127.0.0.3,::1"),
+                ..ceiling
+            },
+        );
+        assert!(
+            outside[0].message.ends_with("cannot allow 127.0.0.3, ::1."),
+            "only the entries outside are named: {}",
+            outside[0].message
+        );
         // An unlimited ceiling bounds nothing but permissions and environment.
         let open = Grant {
             permissions: &perms,
@@ -232,11 +293,13 @@ mod tests {
             expires_at: None,
             resources: &none,
             rate_limit: None,
+            allowed_ips: None,
         };
         let wide = Grant {
             expires_at: None,
             resources: &none,
             rate_limit: None,
+            allowed_ips: None,
             ..ceiling
         };
         assert!(exceeding(&open, &wide).is_empty());
@@ -247,6 +310,7 @@ mod tests {
             expires_at: None,
             resources: &none,
             rate_limit: None,
+            allowed_ips: None,
         };
         assert_eq!(
             fields(all),
@@ -255,7 +319,8 @@ mod tests {
                 "environment",
                 "expiry",
                 "resources",
-                "rate_limit"
+                "rate_limit",
+                "allowed_ips"
             ]
         );
     }

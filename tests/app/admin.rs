@@ -828,7 +828,7 @@ async fn the_key_inventory_lists_every_key_once_without_secrets_for_admins_only(
         .collect();
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-    assert_eq!(rows.len(), BULK + 3, "every key");
+    assert_eq!(rows.len(), BULK + 3, "every key: {:?}", rows.first());
     let ids: std::collections::HashSet<&str> = rows.iter().map(|r| &r[col("id")]).collect();
     assert_eq!(ids.len(), rows.len(), "no key twice");
     let by_id = |id: &str| rows.iter().find(|r| &r[col("id")] == id).unwrap();
@@ -848,7 +848,12 @@ async fn the_key_inventory_lists_every_key_once_without_secrets_for_admins_only(
             .ends_with(masked.rsplit('…').next().unwrap())
     );
     // Newest first: the bulk keys were created last.
-    assert!(rows[0][col("name")].starts_with("bulk "));
+    assert!(
+        rows[0][col("name")].starts_with("bulk "),
+        "newest first: {:?} then {:?}",
+        rows[0],
+        rows.get(1)
+    );
 
     assert_eq!(
         bob.get("/workspace/keys.csv").await.status(),

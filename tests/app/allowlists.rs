@@ -83,11 +83,18 @@ async fn me_answers_the_listed_address_and_refuses_others_naming_them() {
 
     let (status, body) = me_from(&app.base, "127.0.0.2", &key.secret, &[]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // Its holder sees where it may be used from.
+    assert_eq!(
+        body["allowed_ips"],
+        json!(["127.0.0.2", "10.0.0.0/8"]),
+        "{body}"
+    );
     let (status, body) = me_from(&app.base, "127.0.0.3", &key.secret, &[]).await;
     assert_refused(status, &body, "127.0.0.3");
     // A key without an allowlist is usable from anywhere.
-    let (status, _) = me_from(&app.base, "127.0.0.3", &open.secret, &[]).await;
+    let (status, body) = me_from(&app.base, "127.0.0.3", &open.secret, &[]).await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["allowed_ips"], json!([]), "{body}");
 
     // The key page shows the list, normalised.
     let (_, page) = admin.page(&format!("/keys/{}", key.id)).await;
@@ -462,4 +469,87 @@ async fn a_management_key_obeys_its_own_allowlist() {
         body["detail"].as_str().unwrap().contains("127.0.0.3"),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn a_management_key_with_an_allowlist_cannot_make_a_key_without_one() {
+    let (app, admin) = spawn_ready().await;
+    // The test client calls from 127.0.0.1, inside the acting key's list.
+    let manager = admin
+        .create_key(
+            "/workspace/keys",
+            &[
+                ("name", "Plant provisioning"),
+                ("expiry", "never"),
+                ("permissions", "keyward:keys:read"),
+                ("permissions", "keyward:keys:write"),
+                ("allowed_ips", "127.0.0.0/24\n10.20.0.0/16"),
+            ],
+        )
+        .await;
+    let api = Api::new(&app.base, &manager.secret);
+    let (_, before) = api.get("/api/v1/keys").await;
+    let fields = |p: &Value| -> Vec<String> {
+        p["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for (allowed, named) in [
+        (Value::Null, None),
+        (json!([]), None),
+        (json!(["127.0.0.0/16"]), Some("127.0.0.0/16")),
+        (json!(["10.20.1.0/24", "192.0.2.7"]), Some("192.0.2.7")),
+    ] {
+        let mut body = json!({"name": "sensor", "kind": "workspace"});
+        if !allowed.is_null() {
+            body["allowed_ips"] = allowed.clone();
+        }
+        let (s, p) = api.post("/api/v1/keys", body).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{allowed} → {p}");
+        assert_eq!(fields(&p), vec!["allowed_ips"], "{allowed} → {p}");
+        let message = p["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("127.0.0.0/24, 10.20.0.0/16"), "{message}");
+        if let Some(outside) = named {
+            assert!(
+                message.ends_with(&format!("cannot allow {outside}.")),
+                "{message}"
+            );
+        }
+    }
+    let ids = |page: &Value| -> Vec<String> {
+        page["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, after) = api.get("/api/v1/keys").await;
+    assert_eq!(ids(&after), ids(&before), "nothing was created");
+
+    // Within the list: made, and then neither widened nor cleared by PATCH.
+    let (s, made) = api
+        .post(
+            "/api/v1/keys",
+            json!({"name": "sensor", "kind": "workspace", "allowed_ips": ["127.0.0.7", "10.20.3.0/24"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    let path = format!("/api/v1/keys/{}", made["id"].as_str().unwrap());
+    for allowed in [Value::Null, json!([]), json!(["0.0.0.0/0"])] {
+        let (s, p) = api.patch(&path, json!({"allowed_ips": allowed})).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{allowed} → {p}");
+        assert_eq!(fields(&p), vec!["allowed_ips"], "{p}");
+    }
+    let (_, key) = api.get(&path).await;
+    assert_eq!(key["allowed_ips"], json!(["127.0.0.7", "10.20.3.0/24"]));
+    // Narrowing further is fine.
+    let (s, p) = api
+        .patch(&path, json!({"allowed_ips": ["127.0.0.7"]}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p["allowed_ips"], json!(["127.0.0.7"]), "{p}");
 }

@@ -772,3 +772,89 @@ impl Browser {
         .status()
     }
 }
+
+/// A client of the management API authenticated by one key.
+pub struct Api {
+    base: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str, key: &str) -> Api {
+        Api {
+            base: base.to_owned(),
+            key: key.to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn send(
+        &self,
+        rb: reqwest::RequestBuilder,
+    ) -> (StatusCode, reqwest::header::HeaderMap, serde_json::Value) {
+        let res = rb.bearer_auth(&self.key).send().await.expect("request");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+        };
+        (status, headers, json)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, serde_json::Value) {
+        let (s, _, j) = self
+            .send(self.http.get(format!("{}{path}", self.base)))
+            .await;
+        (s, j)
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (StatusCode, serde_json::Value) {
+        let (s, _, j) = self
+            .send(self.http.post(format!("{}{path}", self.base)).json(&body))
+            .await;
+        (s, j)
+    }
+
+    pub async fn patch(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (StatusCode, serde_json::Value) {
+        let (s, _, j) = self
+            .send(self.http.patch(format!("{}{path}", self.base)).json(&body))
+            .await;
+        (s, j)
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, serde_json::Value) {
+        let (s, _, j) = self
+            .send(self.http.delete(format!("{}{path}", self.base)))
+            .await;
+        (s, j)
+    }
+
+    /// Create with an `Idempotency-Key`.
+    pub async fn create_idem(
+        &self,
+        idem: &str,
+        body: serde_json::Value,
+    ) -> (StatusCode, serde_json::Value) {
+        let (s, _, j) = self
+            .send(
+                self.http
+                    .post(format!("{}/api/v1/keys", self.base))
+                    .header("Idempotency-Key", idem)
+                    .json(&body),
+            )
+            .await;
+        (s, j)
+    }
+}

@@ -5,79 +5,6 @@ use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// A client of the management API authenticated by one key.
-struct Api {
-    base: String,
-    key: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn new(base: &str, key: &str) -> Api {
-        Api {
-            base: base.to_owned(),
-            key: key.to_owned(),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn send(
-        &self,
-        rb: reqwest::RequestBuilder,
-    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        let res = rb.bearer_auth(&self.key).send().await.expect("request");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let text = res.text().await.unwrap();
-        let json = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-        };
-        (status, headers, json)
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let (s, _, j) = self
-            .send(self.http.get(format!("{}{path}", self.base)))
-            .await;
-        (s, j)
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let (s, _, j) = self
-            .send(self.http.post(format!("{}{path}", self.base)).json(&body))
-            .await;
-        (s, j)
-    }
-
-    async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let (s, _, j) = self
-            .send(self.http.patch(format!("{}{path}", self.base)).json(&body))
-            .await;
-        (s, j)
-    }
-
-    async fn delete(&self, path: &str) -> StatusCode {
-        self.send(self.http.delete(format!("{}{path}", self.base)))
-            .await
-            .0
-    }
-
-    /// Create with an `Idempotency-Key`.
-    async fn create_idem(&self, idem: &str, body: Value) -> (StatusCode, Value) {
-        let (s, _, j) = self
-            .send(
-                self.http
-                    .post(format!("{}/api/v1/keys", self.base))
-                    .header("Idempotency-Key", idem)
-                    .json(&body),
-            )
-            .await;
-        (s, j)
-    }
-}
-
 const ALL_MANAGEMENT: [(&str, &str); 3] = [
     ("permissions", "keyward:keys:read"),
     ("permissions", "keyward:keys:write"),
@@ -284,7 +211,7 @@ async fn an_admin_workspace_key_manages_keys_and_every_change_is_audited() {
     );
 
     assert_eq!(
-        api.delete(&format!("/api/v1/keys/{id}")).await,
+        api.delete(&format!("/api/v1/keys/{id}")).await.0,
         StatusCode::NO_CONTENT
     );
     let (s, gone) = api.get(&format!("/api/v1/keys/{id}")).await;
@@ -395,7 +322,7 @@ async fn a_normal_users_personal_key_acts_only_on_their_own_personal_keys() {
             .await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         assert_eq!(
-            api.delete(&format!("/api/v1/keys/{other}")).await,
+            api.delete(&format!("/api/v1/keys/{other}")).await.0,
             StatusCode::NOT_FOUND
         );
         assert_eq!(
@@ -482,7 +409,7 @@ async fn a_normal_users_personal_key_acts_only_on_their_own_personal_keys() {
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_eq!(
-        admin_api.delete(&format!("/api/v1/keys/{bobs}")).await,
+        admin_api.delete(&format!("/api/v1/keys/{bobs}")).await.0,
         StatusCode::FORBIDDEN
     );
     let (s, k) = admin_api
@@ -1790,7 +1717,7 @@ async fn a_revoked_key_is_refused_alike_on_pages_and_api() {
     assert_eq!(key["status"], "revoked");
     assert_eq!(key["name"], "Old ERP");
     assert_eq!(
-        api.delete(&format!("/api/v1/keys/{}", target.id)).await,
+        api.delete(&format!("/api/v1/keys/{}", target.id)).await.0,
         StatusCode::NO_CONTENT
     );
 }

@@ -9,55 +9,6 @@ use keyward::config::DatabaseUrl;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// A management API client authenticated by one key.
-struct Api {
-    base: String,
-    key: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn new(base: &str, key: &str) -> Api {
-        Api {
-            base: base.to_owned(),
-            key: key.to_owned(),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn send(&self, rb: reqwest::RequestBuilder) -> (StatusCode, Value) {
-        let res = rb.bearer_auth(&self.key).send().await.expect("request");
-        let status = res.status();
-        let text = res.text().await.unwrap();
-        let json = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-        };
-        (status, json)
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.send(self.http.get(format!("{}{path}", self.base)))
-            .await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
-            .await
-    }
-
-    async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(self.http.patch(format!("{}{path}", self.base)).json(&body))
-            .await
-    }
-
-    async fn delete(&self, path: &str) -> (StatusCode, Value) {
-        self.send(self.http.delete(format!("{}{path}", self.base)))
-            .await
-    }
-}
-
 /// Create a service account through the page; returns its id.
 async fn create_account(admin: &Browser, name: &str, role: &str) -> String {
     let res = admin
