@@ -123,8 +123,25 @@ struct KeyFacts<'a> {
     resources: crate::db::keys::List<'a>,
     expires_at: Option<String>,
     rate_limit_per_minute: Option<i32>,
+    quota: Option<QuotaFacts>,
     allowed_ips: Vec<String>,
     created_at: String,
+}
+
+/// A key's quota and what is left of it after this check.
+#[derive(serde::Serialize)]
+struct QuotaFacts {
+    limit: i64,
+    period: &'static str,
+    refill: Option<Refill>,
+    remaining: Option<i64>,
+    resets_at: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct Refill {
+    amount: i64,
+    period: &'static str,
 }
 
 fn key_facts(v: &Verified) -> KeyFacts<'_> {
@@ -143,6 +160,21 @@ fn key_facts(v: &Verified) -> KeyFacts<'_> {
         resources: k.resources(),
         expires_at: k.expires_at.map(crate::domain::time::rfc3339),
         rate_limit_per_minute: k.rate_limit,
+        quota: k.quota.as_deref().map(|q| QuotaFacts {
+            limit: q.limit,
+            period: crate::domain::quota::period_name(q),
+            refill: q
+                .refill
+                .filter(|(a, _)| *a < q.limit)
+                .map(|(amount, p)| Refill {
+                    amount,
+                    period: p.as_str(),
+                }),
+            remaining: v.quota,
+            resets_at: q
+                .refills_at(crate::db::now())
+                .map(crate::domain::time::rfc3339),
+        }),
         allowed_ips: k
             .allowlist
             .as_ref()
@@ -163,6 +195,9 @@ fn rate_headers(res: &mut actix_web::HttpResponseBuilder, v: &Verified) {
         res.insert_header(("X-RateLimit-Limit", rate.limit.to_string()))
             .insert_header(("X-RateLimit-Remaining", rate.remaining.to_string()))
             .insert_header(("X-RateLimit-Reset", rate.reset_secs.to_string()));
+    }
+    if let Some(quota) = &v.quota {
+        res.insert_header((QUOTA_REMAINING.clone(), quota.to_string()));
     }
 }
 
@@ -202,11 +237,12 @@ pub struct MeQuery {
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The key is valid", body = openapi::KeyFacts),
+        (status = 200, description = "The key is valid", body = openapi::KeyFacts,
+            headers(("X-Keyward-Quota-Remaining" = Option<i64>, description = "What is left of the key's quota after this check (keys with a quota)"))),
         (status = 400, description = "An invalid parameter, or more than one Authorization header, or more than one X-Forwarded-For header from a trusted proxy for a key with an IP allowlist (REPEATED_HEADER)", body = openapi::ErrorBody),
         (status = 401, description = "Missing, malformed, unknown, revoked, inactive or expired key, or another environment", body = openapi::ErrorBody),
         (status = 403, description = "The key belongs to another workspace than `workspace` (WRONG_WORKSPACE), or has an IP allowlist the caller's address is not on (IP_NOT_ALLOWED; the TCP peer, or X-Forwarded-For from a proxy in KEYWARD_TRUSTED_PROXIES)", body = openapi::ErrorBody),
-        (status = 429, description = "Rate limit exceeded; see Retry-After", body = openapi::ErrorBody),
+        (status = 429, description = "Rate limit exceeded (RATE_LIMITED), or the key's quota is used up (QUOTA_EXCEEDED); see Retry-After", body = openapi::ErrorBody),
         (status = 503, description = "The database is unreachable", body = openapi::ErrorBody),
     )
 )]
@@ -225,6 +261,7 @@ pub async fn me(
             Some(id) if !id.is_empty() => WorkspaceRequirement::Id(id.to_owned()),
             _ => WorkspaceRequirement::Any,
         },
+        cost: None,
     };
     match check_bearer(&req, &state, &requirements, &calls::Direct(&req)).await {
         Ok(v) => {
@@ -314,6 +351,10 @@ pub struct VerifyRequest {
     /// with an allowlist is refused (`IP_NOT_ALLOWED`) when it is absent
     /// or not an IP address, as when it is not on the list.
     ip: Option<String>,
+    /// How many uses of the key's quota this check spends (a whole number
+    /// from 0 to 1,000,000; absent: 1; 0 checks without spending). Keys
+    /// without a quota ignore it.
+    cost: Option<i64>,
 }
 
 /// Let the platform's services check a key they received. Always answers
@@ -352,11 +393,15 @@ pub async fn verify(state: web::Data<AppState>, body: web::Json<VerifyRequest>) 
             .and_then(crate::verify::CallInfo::clean_path),
         user_agent: None,
     };
+    if let Some(refusal) = body.cost.and_then(cost_refusal) {
+        return json_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", &refusal.message);
+    }
     let requirements = Requirements {
         environment: body.environment,
         permission: body.permission,
         resource: body.resource,
         workspace: WorkspaceRequirement::named(body.workspace.as_deref()),
+        cost: body.cost,
     };
     match state
         .verifier
@@ -430,6 +475,40 @@ static KEY_ID: HeaderName = HeaderName::from_static("x-keyward-key-id");
 static WORKSPACE_ID: HeaderName = HeaderName::from_static("x-keyward-workspace-id");
 static PERMISSIONS: HeaderName = HeaderName::from_static("x-keyward-permissions");
 static OWNER: HeaderName = HeaderName::from_static("x-keyward-owner");
+static COST: HeaderName = HeaderName::from_static("x-keyward-cost");
+static QUOTA_REMAINING: HeaderName = HeaderName::from_static("x-keyward-quota-remaining");
+
+/// The refusal of a cost outside 0 ..= 1,000,000.
+fn cost_refusal(cost: i64) -> Option<Outcome> {
+    let max = crate::domain::quota::MAX_COST;
+    (!(0..=max).contains(&cost)).then(|| {
+        Outcome::new(
+            Code::BadRequest,
+            format!("A check's cost is a whole number from 0 to {max}; {cost} is not."),
+        )
+    })
+}
+
+/// The cost a gateway states in `X-Keyward-Cost` (absent or blank: 1).
+fn gateway_cost(req: &HttpRequest) -> Result<Option<i64>, Outcome> {
+    let Some(text) = required(req, &COST)? else {
+        return Ok(None);
+    };
+    let cost = text.parse::<i64>().map_err(|_| {
+        Outcome::new(
+            Code::BadRequest,
+            format!(
+                "X-Keyward-Cost is a whole number from 0 to {}, not \"{}\".",
+                crate::domain::quota::MAX_COST,
+                text.chars().take(40).collect::<String>()
+            ),
+        )
+    })?;
+    match cost_refusal(cost) {
+        Some(refusal) => Err(refusal),
+        None => Ok(Some(cost)),
+    }
+}
 
 /// The one value of a header that must come at most once. Sent twice (any
 /// values, an empty first one included) it is refused: proxies differ on
@@ -456,6 +535,7 @@ fn header_label(name: &HeaderName) -> &'static str {
         "x-keyward-environment" => "X-Keyward-Environment",
         "x-keyward-resource" => "X-Keyward-Resource",
         "x-keyward-workspace" => "X-Keyward-Workspace",
+        "x-keyward-cost" => "X-Keyward-Cost",
         _ => "such a",
     }
 }
@@ -480,6 +560,7 @@ fn gateway_requirements(req: &HttpRequest) -> Result<Requirements, Outcome> {
         permission: required(req, &PERMISSION)?,
         resource: required(req, &RESOURCE)?,
         workspace: WorkspaceRequirement::named(required(req, &WORKSPACE)?.as_deref()),
+        cost: gateway_cost(req)?,
     })
 }
 
@@ -559,11 +640,13 @@ fn forward_auth_refusal(outcome: &Outcome) -> HttpResponse {
         ("X-Keyward-Permission" = Option<String>, Header, description = "A permission the key must have"),
         ("X-Keyward-Environment" = Option<String>, Header, description = "The environment the key must be for"),
         ("X-Keyward-Resource" = Option<String>, Header, description = "A resource the key must be allowed"),
+        ("X-Keyward-Cost" = Option<i64>, Header, description = "How many uses of the key's quota this request spends (0 to 1000000; absent: 1)"),
     ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The key is valid; its identity is in the response headers",
             headers(
+                ("X-Keyward-Quota-Remaining" = Option<i64>, description = "What is left of the key's quota after this request (keys with a quota)"),
                 ("X-Keyward-Key-Id" = String, description = "The key's id"),
                 ("X-Keyward-Workspace-Id" = String, description = "The key's workspace"),
                 ("X-Keyward-Permissions" = String, description = "The key's permissions, comma-separated (empty: none)"),
@@ -572,7 +655,7 @@ fn forward_auth_refusal(outcome: &Outcome) -> HttpResponse {
         (status = 400, description = "A requirement header or Authorization sent more than once, or X-Forwarded-For more than once from a trusted gateway for a key with an IP allowlist (REPEATED_HEADER)", body = openapi::ErrorBody),
         (status = 401, description = "No valid key", body = openapi::ErrorBody),
         (status = 403, description = "The key lacks the permission or resource, belongs to another workspace (WRONG_WORKSPACE), or has an IP allowlist the client's address is not on (IP_NOT_ALLOWED; the gateway's X-Forwarded-For when the gateway is in KEYWARD_TRUSTED_PROXIES, else the gateway's own address)", body = openapi::ErrorBody),
-        (status = 429, description = "Rate limit exceeded", body = openapi::ErrorBody),
+        (status = 429, description = "Rate limit exceeded (RATE_LIMITED), or the key's quota has fewer uses left than X-Keyward-Cost (QUOTA_EXCEEDED; Retry-After when it refills)", body = openapi::ErrorBody),
         (status = 503, description = "The database is unreachable", body = openapi::ErrorBody),
     )
 )]

@@ -36,6 +36,8 @@ endpoints are RFC 9457 \
         manage::enable_key,
         manage::revoke_key,
         manage::regenerate_key,
+        manage::get_quota,
+        manage::top_up_quota,
         manage::key_usage,
         manage::requests::key_requests,
         manage::requests::key_callers,
@@ -243,10 +245,33 @@ pub struct KeyFacts {
     #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     pub rate_limit_per_minute: Option<i32>,
+    /// The key's usage quota and what is left of it; `null`: none.
+    pub quota: Option<QuotaFacts>,
     /// The addresses and CIDR ranges the key may be used from; empty: any.
     pub allowed_ips: Vec<String>,
     #[schema(format = DateTime)]
     pub created_at: String,
+}
+
+/// A key's usage quota as a check reports it.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"limit": 1000, "period": "day", "refill": null, "remaining": 958, "resets_at": "2026-12-06T00:00:00Z"}))]
+pub struct QuotaFacts {
+    /// The most uses held at once.
+    pub limit: i64,
+    /// `day`, `week` or `month`: the limit comes back whole at the start of
+    /// each (00:00 UTC; weeks start on Monday). `total`: credits, refilled
+    /// only by `refill` or a top-up.
+    pub period: manage::QuotaPeriod,
+    /// Credits' refill: an amount added at the start of each period, up to
+    /// the limit; `null`: none.
+    pub refill: Option<manage::QuotaRefill>,
+    /// What is left after this check (`null` on a refusal before the
+    /// quota was consulted).
+    pub remaining: Option<i64>,
+    /// When the quota next refills; `null`: it does not.
+    #[schema(format = DateTime)]
+    pub resets_at: Option<String>,
 }
 
 /// A refusal of `/me` or `/forward-auth`.

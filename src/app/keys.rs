@@ -256,6 +256,8 @@ pub struct NewKeyInput {
     pub resources: ListInput,
     /// The IP allowlist: addresses and CIDR ranges; nothing for none.
     pub allowed_ips: ListInput,
+    /// The usage quota; a blank limit for none.
+    pub quota: crate::domain::quota::QuotaInput,
     /// Keep the secret, encrypted, so it can be shown again (issue 27):
     /// only where the workspace turned recoverable keys on.
     pub recoverable: bool,
@@ -274,6 +276,7 @@ pub struct ValidKey {
     pub permissions: Vec<String>,
     /// The stored form of the IP allowlist; `None`: none.
     pub allowed_ips: Option<String>,
+    pub quota: Option<crate::domain::quota::Quota>,
 }
 
 /// The grant of an existing key, for the ceiling.
@@ -285,6 +288,7 @@ fn grant_of<'a>(key: &'a ApiKey, permissions: &'a [String], resources: &'a [Stri
         resources,
         rate_limit: key.rate_limit,
         allowed_ips: key.allowed_ips.as_deref(),
+        quota_limit: key.quota_limit,
     }
 }
 
@@ -390,6 +394,11 @@ pub fn validate(
         parse_allowlist(&input.allowed_ips, &mut errors),
         &mut errors,
     );
+    let quota = input
+        .quota
+        .parse()
+        .map_err(|mut e| errors.append(&mut e))
+        .ok();
     let management = grantable(role, kind);
     let mut chosen: Vec<String> = Vec::new();
     for p in &input.permissions {
@@ -425,6 +434,7 @@ pub fn validate(
         rate_limit,
         resources,
         allowed_ips,
+        quota,
     ) {
         (
             Some(name),
@@ -435,6 +445,7 @@ pub fn validate(
             Some(rate_limit),
             Some(resources),
             Some(allowed_ips),
+            Some(quota),
         ) if errors.is_empty() => Ok(ValidKey {
             name,
             description,
@@ -445,6 +456,7 @@ pub fn validate(
             resources,
             permissions: chosen,
             allowed_ips,
+            quota,
         }),
         _ => Err(errors),
     }
@@ -671,6 +683,7 @@ async fn create_owned(
             resources: &valid.resources,
             rate_limit: valid.rate_limit,
             allowed_ips: valid.allowed_ips.as_deref(),
+            quota_limit: valid.quota.map(|q| q.limit),
         },
     )?;
     let sealer = super::recover::sealer(state, &facts.workspace, input.recoverable)?;
@@ -721,6 +734,7 @@ async fn create_owned(
                 expires_at,
                 rate_limit: valid.rate_limit,
                 allowed_ips: valid.allowed_ips.as_deref(),
+                quota: valid.quota,
                 request_nonce: nonce,
                 recoverable: to_seal.is_some(),
             },
@@ -795,6 +809,8 @@ pub struct Edit {
     pub rate_limit: Option<String>,
     /// The IP allowlist; empty removes it.
     pub allowed_ips: Option<ListInput>,
+    /// The usage quota; a blank limit removes it.
+    pub quota: Option<crate::domain::quota::QuotaInput>,
 }
 
 /// Edit a key's name, description, tags, rate limit or IP allowlist.
@@ -825,8 +841,18 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result
         Some(list) => keep(parse_allowlist(list, &mut errors), &mut errors),
         None => Some(key.allowed_ips.clone()),
     };
-    let (Some(name), Some(description), Some(tags), Some(rate_limit), Some(allowed_ips)) =
-        (name, description, tags, rate_limit, allowed_ips)
+    let quota = match &edit.quota {
+        Some(q) => q.parse().map_err(|mut e| errors.append(&mut e)).ok(),
+        None => Some(key.quota()),
+    };
+    let (
+        Some(name),
+        Some(description),
+        Some(tags),
+        Some(rate_limit),
+        Some(allowed_ips),
+        Some(quota),
+    ) = (name, description, tags, rate_limit, allowed_ips, quota)
     else {
         return Err(Error::Invalid(errors));
     };
@@ -839,6 +865,7 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result
         &Grant {
             rate_limit,
             allowed_ips: allowed_ips.as_deref(),
+            quota_limit: quota.map(|q| q.limit),
             ..grant_of(&key, &permissions, &resources)
         },
     )?;
@@ -850,6 +877,7 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result
         tags: tags.clone(),
         rate_limit,
         allowed_ips: allowed_ips.clone(),
+        quota,
     };
     let written = run(state, move |c| {
         // The owner's email and name stay searchable under the new name.
@@ -864,6 +892,7 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result
             tags,
             rate_limit,
             allowed_ips,
+            quota,
         };
         Ok(keys::update_details(
             c,
@@ -882,9 +911,97 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result
                 && k.tag_list() == wanted.tags
                 && k.rate_limit == wanted.rate_limit
                 && k.allowed_ips == wanted.allowed_ips
+                && k.quota() == wanted.quota
         }))
     })
     .await
+}
+
+/// What is left of a key's quota.
+#[derive(Debug, Clone)]
+pub struct QuotaState {
+    pub quota: crate::domain::quota::Quota,
+    /// The database's balance plus this instance's unspent reserve (other
+    /// instances may hold up to 64 uses each in reserve).
+    pub remaining: i64,
+    pub resets_at: Option<chrono::NaiveDateTime>,
+}
+
+/// A key's quota and what is left of it (`None`: the key has none).
+pub async fn quota_state(state: &AppState, ctx: &Ctx, id: &str) -> Result<Option<QuotaState>> {
+    let key = load(state, ctx, id, Act::View).await?;
+    read_quota(state, &key).await
+}
+
+async fn read_quota(state: &AppState, key: &ApiKey) -> Result<Option<QuotaState>> {
+    let Some(quota) = key.quota() else {
+        return Ok(None);
+    };
+    let id = key.id.clone();
+    let now = crate::db::now();
+    let in_db = run(state, move |c| {
+        Ok(crate::db::quotas::remaining(c, &id, &quota, now)?)
+    })
+    .await?;
+    Ok(Some(QuotaState {
+        quota,
+        remaining: in_db + state.verifier.quotas.held(&key.id),
+        resets_at: quota.refills_at(now),
+    }))
+}
+
+/// A top-up as sent: set what is left, or add to it (text, as typed).
+#[derive(Debug, Clone, Default)]
+pub struct TopUp {
+    pub set: Option<String>,
+    pub add: Option<String>,
+}
+
+/// Top a key's quota up (who may edit the key may). Exactly one of set (0
+/// or more) or add (1 or more), at most 1,000,000,000.
+pub async fn top_up(state: &AppState, ctx: &Ctx, id: &str, input: TopUp) -> Result<QuotaState> {
+    use crate::domain::quota::{MAX, thousands};
+    let key = load(state, ctx, id, Act::Manage).await?;
+    refuse_revoked(&key)?;
+    if key.quota().is_none() {
+        return Err(keys::KeyError::NoQuota.into());
+    }
+    let number = |text: &str, field: &'static str, min: i64| -> Result<i64> {
+        let text = text.trim().replace([',', '_', ' '], "");
+        match text.parse::<i64>() {
+            Ok(n) if (min..=MAX).contains(&n) => Ok(n),
+            _ => Err(Error::Invalid(vec![FieldError::new(
+                field,
+                format!(
+                    "Enter a whole number of uses from {min} to {}.",
+                    thousands(MAX)
+                ),
+            )])),
+        }
+    };
+    let blank = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
+    let (set, add) = match (blank(&input.set), blank(&input.add)) {
+        (false, true) => (
+            Some(number(input.set.as_deref().unwrap_or(""), "set", 0)?),
+            0,
+        ),
+        (true, false) => (None, number(input.add.as_deref().unwrap_or(""), "add", 1)?),
+        _ => {
+            return Err(Error::Invalid(vec![FieldError::new(
+                "add",
+                "Either add uses to what is left, or set what is left: one of the two.",
+            )]));
+        }
+    };
+    let audit = ctx.audit.clone();
+    let k = key.clone();
+    run(state, move |c| {
+        Ok(keys::top_up_quota(c, &audit, &k, set, add)?)
+    })
+    .await?;
+    read_quota(state, &key)
+        .await?
+        .ok_or_else(|| keys::KeyError::NoQuota.into())
 }
 
 /// A change of one key's state, from its row, its page or the API.

@@ -124,6 +124,7 @@ impl From<crate::db::keys::KeyError> for Error {
             KeyError::NotRevocable => Error::conflict("KEY_NOT_REVOCABLE", e.to_string()),
             KeyError::OwnerDisabled => Error::conflict("SERVICE_ACCOUNT_DISABLED", e.to_string()),
             KeyError::LimitReached(_) => Error::conflict("KEY_LIMIT_REACHED", e.to_string()),
+            KeyError::NoQuota => Error::conflict("NO_QUOTA", e.to_string()),
             KeyError::DuplicateRequest => Error::conflict("DUPLICATE_REQUEST", e.to_string()),
             KeyError::Db(e) => Error::Db(e),
         }

@@ -25,7 +25,7 @@ pub const REFUSED: &str = "refused";
 
 /// The outcomes a recorded check can have (only checks of a key that was
 /// identified are recorded).
-pub const OUTCOMES: [&str; 11] = [
+pub const OUTCOMES: [&str; 12] = [
     crate::domain::chart::VALID,
     "API_KEYS_DISABLED",
     "REVOKED",
@@ -37,6 +37,7 @@ pub const OUTCOMES: [&str; 11] = [
     "RATE_LIMITED",
     "WRONG_WORKSPACE",
     "IP_NOT_ALLOWED",
+    "QUOTA_EXCEEDED",
 ];
 
 /// A filter as a surface received it, checked.

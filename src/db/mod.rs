@@ -13,6 +13,7 @@ pub mod mail;
 pub mod people;
 pub mod permissions;
 pub mod pool_events;
+pub mod quotas;
 pub mod requests;
 pub mod schema;
 pub mod secrets;

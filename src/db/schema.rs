@@ -135,8 +135,23 @@ diesel::table! {
         recoverable -> Bool,
         owner_disabled_at -> Nullable<Timestamp>,
         allowed_ips -> Nullable<Text>,
+        quota_limit -> Nullable<BigInt>,
+        quota_refill -> Nullable<BigInt>,
+        quota_period -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    /// What is left of a key's usage quota in the database (issue 23):
+    /// instances reserve uses from it and spend them locally.
+    key_quotas (key_id) {
+        key_id -> Text,
+        remaining -> BigInt,
+        window_start -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(key_quotas -> api_keys (key_id));
 
 diesel::table! {
     /// The encrypted secret of a recoverable key (issue 27): one row per

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// Every action the application records (the Events filter offers them).
 /// Each must have a sentence: see the tests.
-pub const ACTIONS: [&str; 45] = [
+pub const ACTIONS: [&str; 46] = [
     "login.succeeded",
     "login.failed",
     "logout",
@@ -32,6 +32,7 @@ pub const ACTIONS: [&str; 45] = [
     "key.enabled",
     "key.regenerated",
     "key.grace_ended",
+    "key.quota_topped_up",
     "key.revoked",
     "key.deleted",
     "key.reviewed",
@@ -255,10 +256,16 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
             let new_name = d.pointer("/new/name").and_then(Value::as_str);
             // An allowlist change is the one an incident review looks for:
             // the sentence says so (the entries are in the details).
-            let allowlist = match (d.pointer("/old/allowed_ips"), d.pointer("/new/allowed_ips")) {
-                (Some(o), Some(n)) if o != n => "; changed its IP allowlist",
-                _ => "",
+            let mut allowlist = match (d.pointer("/old/allowed_ips"), d.pointer("/new/allowed_ips"))
+            {
+                (Some(o), Some(n)) if o != n => "; changed its IP allowlist".to_owned(),
+                _ => String::new(),
             };
+            if let (Some(o), Some(n)) = (d.pointer("/old/quota"), d.pointer("/new/quota"))
+                && o != n
+            {
+                allowlist.push_str("; changed its usage quota");
+            }
             match (old_name, new_name) {
                 (Some(o), Some(n)) if o != n => {
                     format!(
@@ -270,6 +277,20 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
                 _ => format!("{actor} edited {}{allowlist}", key()),
             }
         }
+        "key.quota_topped_up" => match (d.get("set").filter(|v| !v.is_null()), field("add")) {
+            (Some(set), _) => format!(
+                "{actor} set what is left of the quota of {} to {} (it was {})",
+                key(),
+                value_text(set),
+                field("before").unwrap_or_default()
+            ),
+            (None, Some(add)) => format!(
+                "{actor} topped up the quota of {} by {add} (now {})",
+                key(),
+                field("after").unwrap_or_default()
+            ),
+            _ => format!("{actor} topped up the quota of {}", key()),
+        },
         "key.grace_ended" => format!(
             "{actor} ended the grace period of the previous secret of {}",
             key()

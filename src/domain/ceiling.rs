@@ -21,6 +21,8 @@ pub struct Grant<'a> {
     pub rate_limit: Option<i32>,
     /// The stored IP allowlist; `None`: any address.
     pub allowed_ips: Option<&'a str>,
+    /// The usage quota's limit; `None`: no quota.
+    pub quota_limit: Option<i64>,
 }
 
 /// Every way `wanted` is broader than `ceiling`, one message per field
@@ -112,6 +114,23 @@ pub fn exceeding(ceiling: &Grant<'_>, wanted: &Grant<'_>) -> Vec<FieldError> {
         )),
         _ => {}
     }
+    match (ceiling.quota_limit, wanted.quota_limit) {
+        (Some(limit), None) => out.push(FieldError::new(
+            super::quota::LIMIT_FIELD,
+            format!(
+                "The key making this request has a quota of {}; a key it manages needs a quota no larger.",
+                super::quota::thousands(limit)
+            ),
+        )),
+        (Some(limit), Some(q)) if q > limit => out.push(FieldError::new(
+            super::quota::LIMIT_FIELD,
+            format!(
+                "The key making this request has a quota of {}; a key it manages cannot have more.",
+                super::quota::thousands(limit)
+            ),
+        )),
+        _ => {}
+    }
     if let Some(limit) = Allowlist::from_stored(ceiling.allowed_ips) {
         let shown = limit.entries().join(", ");
         match Allowlist::from_stored(wanted.allowed_ips) {
@@ -163,6 +182,7 @@ mod tests {
             resources: &plant,
             rate_limit: Some(100),
             allowed_ips: Some("10.0.0.0/8,127.0.0.2"),
+            quota_limit: Some(1000),
         };
         let fields = |g: Grant<'_>| {
             exceeding(&ceiling, &g)
@@ -179,6 +199,7 @@ mod tests {
             resources: &one_plant,
             rate_limit: Some(5),
             allowed_ips: Some("10.1.0.0/16,127.0.0.2"),
+            quota_limit: Some(10),
             ..ceiling
         };
         assert!(fields(narrower).is_empty(), "narrower fits");
@@ -271,6 +292,20 @@ mod tests {
                 },
                 "allowed_ips",
             ),
+            (
+                Grant {
+                    quota_limit: None,
+                    ..ceiling
+                },
+                "quota_limit",
+            ),
+            (
+                Grant {
+                    quota_limit: Some(1001),
+                    ..ceiling
+                },
+                "quota_limit",
+            ),
         ] {
             assert_eq!(fields(wanted), vec![field], "{wanted:?}");
         }
@@ -294,12 +329,14 @@ mod tests {
             resources: &none,
             rate_limit: None,
             allowed_ips: None,
+            quota_limit: None,
         };
         let wide = Grant {
             expires_at: None,
             resources: &none,
             rate_limit: None,
             allowed_ips: None,
+            quota_limit: None,
             ..ceiling
         };
         assert!(exceeding(&open, &wide).is_empty());
@@ -311,6 +348,7 @@ mod tests {
             resources: &none,
             rate_limit: None,
             allowed_ips: None,
+            quota_limit: None,
         };
         assert_eq!(
             fields(all),
@@ -320,6 +358,7 @@ mod tests {
                 "expiry",
                 "resources",
                 "rate_limit",
+                "quota_limit",
                 "allowed_ips"
             ]
         );

@@ -9,6 +9,7 @@ pub mod input;
 pub mod keys;
 pub mod password;
 pub mod policy;
+pub mod quota;
 pub mod recovery;
 pub mod role;
 pub mod throttle;

@@ -392,6 +392,9 @@ mod tests {
                 revoked_reason: None,
                 owner_disabled_at: None,
                 allowed_ips: None,
+                quota_limit: None,
+                quota_refill: None,
+                quota_period: None,
                 version,
             },
             AuthContext {

@@ -8,7 +8,7 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts};
 use std::time::Duration;
 
 /// Every refusal code, in a fixed order (their counters are indexed by it).
-const CODES: [Code; 15] = [
+const CODES: [Code; 17] = [
     Code::MissingKey,
     Code::Malformed,
     Code::NotFound,
@@ -24,6 +24,8 @@ const CODES: [Code; 15] = [
     Code::RepeatedHeader,
     Code::WrongWorkspace,
     Code::IpNotAllowed,
+    Code::QuotaExceeded,
+    Code::BadRequest,
 ];
 
 fn counter(name: &str, help: &str) -> IntCounter {

@@ -13,6 +13,7 @@ pub mod feed;
 pub mod index;
 pub mod limiter;
 pub mod outcome;
+pub mod quota;
 pub mod requests;
 pub mod shards;
 pub mod usage;
@@ -20,6 +21,7 @@ pub mod workers;
 
 use crate::db::changes::Change;
 use crate::db::health::DbHealth;
+use crate::db::keys::AuthRecord;
 use crate::db::{self, Pool, keys};
 use crate::domain::keys::{Environment, parse};
 use cache::{Found, KeyCache, LookupFailed};
@@ -55,6 +57,8 @@ pub struct Verifier {
     db_lookups: std::sync::atomic::AtomicU64,
     /// Outcome counters, duration histogram, cache hits and misses.
     pub metrics: counters::VerifyMetrics,
+    /// The uses of keys' quotas this instance holds in reserve.
+    pub quotas: quota::Quotas,
     /// When answering from stale state was last logged, and how often since.
     stale_log: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
 }
@@ -117,6 +121,7 @@ impl Verifier {
                 .then(limiter::LocalLimiter::default),
             db_lookups: std::sync::atomic::AtomicU64::new(0),
             metrics: counters::VerifyMetrics::default(),
+            quotas: quota::Quotas::default(),
             cache: KeyCache::with_stale(
                 settings.cache_capacity,
                 settings.cache_ttl,
@@ -433,7 +438,23 @@ impl Verifier {
                 .about(&record));
             }
         }
-        let rate = match record.rate_limit {
+        let rate = self.rate(&record).await?;
+        // A key without a quota pays this `Option` check only.
+        let quota = match record.quota.as_deref() {
+            Some(q) => Some(self.spend_quota(pool, &record, *q, req).await?.remaining),
+            None => None,
+        };
+        Ok(Verified {
+            record,
+            rate,
+            quota,
+            stale_age,
+        })
+    }
+
+    /// Take one request of the key's rate limit (keys with one).
+    async fn rate(&self, record: &Arc<AuthRecord>) -> Result<Option<RateInfo>, Outcome> {
+        Ok(match record.rate_limit {
             Some(limit) if limit > 0 => match self.limiter.take(record.id(), limit).await {
                 Ok(info) => Some(info),
                 Err(RetryAfter(retry)) => {
@@ -441,19 +462,66 @@ impl Verifier {
                         Code::RateLimited,
                         format!("This key's rate limit of {limit} requests per minute was exceeded. Retry after {retry} seconds."),
                     )
-                    .about(&record);
+                    .about(record);
                     outcome.retry_after_secs = Some(retry);
                     outcome.limit = Some(limit);
                     return Err(outcome);
                 }
             },
             _ => None,
-        };
-        Ok(Verified {
-            record,
-            rate,
-            stale_age,
         })
+    }
+
+    /// Spend the check's cost of the key's usage quota.
+    async fn spend_quota(
+        &self,
+        pool: &Pool,
+        record: &Arc<AuthRecord>,
+        quota: crate::domain::quota::Quota,
+        req: &Requirements,
+    ) -> Result<quota::QuotaLeft, Outcome> {
+        let cost = req.cost.unwrap_or(1);
+        match self
+            .quotas
+            .spend(pool, &self.workers, record, quota, cost)
+            .await
+        {
+            Ok(left) => Ok(left),
+            Err(quota::QuotaRefusal::Exceeded(left)) => {
+                let mut outcome = Outcome::new(
+                    Code::QuotaExceeded,
+                    match left.resets_at {
+                        Some(at) => format!(
+                            "This key's quota of {} has {} left, fewer than this request costs ({cost}). It refills at {}.",
+                            crate::domain::quota::thousands(left.limit),
+                            crate::domain::quota::thousands(left.remaining),
+                            fmt_time(at)
+                        ),
+                        None => format!(
+                            "This key's quota has {} left, fewer than this request costs ({cost}), and it does not refill. Ask whoever manages the key to top it up.",
+                            crate::domain::quota::thousands(left.remaining)
+                        ),
+                    },
+                )
+                .about(record);
+                outcome.retry_after_secs = left
+                    .resets_at
+                    .map(|at| u64::try_from((at - db::now()).num_seconds().max(1)).unwrap_or(1));
+                if let Some(v) = outcome.identified.as_mut() {
+                    v.quota = Some(left.remaining);
+                }
+                Err(outcome)
+            }
+            Err(quota::QuotaRefusal::Unavailable(e)) => {
+                if !self.health.is_down() {
+                    tracing::error!(error = %e, "quota reservation failed");
+                }
+                Err(Outcome::new(
+                    Code::Unavailable,
+                    "This key's quota cannot be checked right now. Retry in a moment.",
+                ))
+            }
+        }
     }
 
     /// Write buffered "last used" times and usage counts, and forget idle
@@ -462,6 +530,7 @@ impl Verifier {
         self.usage.flush(pool);
         self.requests.flush(pool);
         self.limiter.prune();
+        self.quotas.prune();
         self.cache.purge_expired();
     }
 
@@ -472,7 +541,7 @@ impl Verifier {
     /// statement timeout, twice). What was not written is logged.
     pub fn flush_before_exit(self: &Arc<Self>, pool: &Pool, budget: Duration) {
         let (last_used, counters) = self.pending();
-        if last_used == 0 && counters == 0 {
+        if last_used == 0 && counters == 0 && self.quotas.held_total() == 0 {
             return;
         }
         let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -482,6 +551,13 @@ impl Verifier {
         let spawned = std::thread::Builder::new()
             .name("keyward-final-flush".into())
             .spawn(move || {
+                let lost = verifier.quotas.give_back(&pool);
+                if lost > 0 {
+                    tracing::warn!(
+                        uses = lost,
+                        "stopping: reserved quota uses could not be given back (the keys' quotas are that much lower)"
+                    );
+                }
                 verifier.usage.flush(&pool);
                 verifier.requests.flush(&pool);
                 let _ = done_tx.send(());

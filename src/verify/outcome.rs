@@ -28,6 +28,11 @@ pub enum Code {
     /// The key has an IP allowlist and the call came from elsewhere (or
     /// from an address nobody told).
     IpNotAllowed,
+    /// The key's usage quota has fewer uses left than the check costs.
+    QuotaExceeded,
+    /// A requirement that is not valid (a cost that is not a whole number
+    /// from 0 to 1,000,000).
+    BadRequest,
 }
 
 impl Code {
@@ -48,6 +53,8 @@ impl Code {
             Code::RepeatedHeader => "REPEATED_HEADER",
             Code::WrongWorkspace => "WRONG_WORKSPACE",
             Code::IpNotAllowed => "IP_NOT_ALLOWED",
+            Code::QuotaExceeded => "QUOTA_EXCEEDED",
+            Code::BadRequest => "BAD_REQUEST",
         }
     }
 
@@ -58,8 +65,8 @@ impl Code {
             | Code::ResourceNotAllowed
             | Code::WrongWorkspace
             | Code::IpNotAllowed => StatusCode::FORBIDDEN,
-            Code::RepeatedHeader => StatusCode::BAD_REQUEST,
-            Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Code::RepeatedHeader | Code::BadRequest => StatusCode::BAD_REQUEST,
+            Code::RateLimited | Code::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
         }
@@ -73,6 +80,9 @@ pub struct Requirements {
     pub permission: Option<String>,
     pub resource: Option<String>,
     pub workspace: WorkspaceRequirement,
+    /// How many uses of the key's quota the check spends (`None`: 1; 0
+    /// checks without spending).
+    pub cost: Option<i64>,
 }
 
 /// Which workspaces' keys the caller accepts.
@@ -131,6 +141,9 @@ impl Requirements {
 pub struct Verified {
     pub record: Arc<AuthRecord>,
     pub rate: Option<RateInfo>,
+    /// What is left of the key's usage quota after this check (keys with
+    /// one; when it refills follows from the quota).
+    pub quota: Option<i64>,
     /// Set when the database could not be asked and the key's last known
     /// state was used (stale-if-error): how old that state is.
     pub stale_age: Option<std::time::Duration>,
@@ -163,6 +176,7 @@ impl Outcome {
         self.identified = Some(Verified {
             record: record.clone(),
             rate: None,
+            quota: None,
             stale_age: None,
         });
         self

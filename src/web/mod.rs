@@ -84,6 +84,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(keys::review)
         .service(keys::edit_form)
         .service(keys::edit)
+        .service(keys::actions::top_up)
         .service(keys::regenerate)
         .service(keys::revoke)
         .service(keys::delete)

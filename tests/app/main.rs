@@ -25,6 +25,7 @@ mod notify;
 mod ops;
 mod outage;
 mod package;
+mod quotas;
 mod recover;
 mod requests;
 mod resilience;

@@ -109,6 +109,7 @@ impl<N: Need + 'static> FromRequest for Manager<N> {
                 resource: None,
                 // A management key acts in its own workspace.
                 workspace: crate::verify::WorkspaceRequirement::Any,
+                cost: None,
             };
             let verified = state
                 .verifier

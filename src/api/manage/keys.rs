@@ -218,6 +218,7 @@ pub(crate) fn new_key_input(input: CreateKeyRequest) -> (NewKeyInput, &'static s
             .unwrap_or_default(),
         resources: ListInput::Items(input.resources.unwrap_or_default()),
         allowed_ips: ListInput::Items(input.allowed_ips.unwrap_or_default()),
+        quota: QuotaSpec::input(input.quota.as_ref()),
         recoverable: input.recoverable.unwrap_or(false),
     };
     (input, expiry_field)
@@ -280,6 +281,7 @@ pub async fn update_key(
         allowed_ips: input
             .allowed_ips
             .map(|list| ListInput::Items(list.unwrap_or_default())),
+        quota: input.quota.map(|q| QuotaSpec::input(q.as_ref())),
     };
     let saved = uc::update(&m.state, &m.ctx, &id, edit)
         .await
@@ -411,6 +413,72 @@ pub async fn regenerate_key(
     let once = once(&req, &[b"regenerate", id.as_bytes(), canonical.as_bytes()])?;
     let fresh = uc::regenerate(&m.state, &m.ctx, &id, grace, once).await?;
     Ok(made(fresh, false))
+}
+
+/// What is left of a key's usage quota.
+#[utoipa::path(
+    get,
+    path = "/api/v1/keys/{id}/quota",
+    tag = "keys",
+    params(("id" = String, Path, description = "The key's id", pattern = "^key_[0-9A-Za-z]+$")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The quota and what is left", body = QuotaStateView),
+        (status = 409, description = "The key has no quota (NO_QUOTA)", body = crate::api::problem::Problem),
+        Refusals,
+        KeyRefusals,
+    )
+)]
+pub async fn get_quota(
+    m: Manager<KeysRead>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let state = uc::quota_state(&m.state, &m.ctx, &id)
+        .await?
+        .ok_or_else(|| crate::app::Error::from(keys::KeyError::NoQuota))?;
+    Ok(HttpResponse::Ok().json(quota_view(&id, &state)))
+}
+
+/// Top a key's quota up: `{"add": n}` adds to what is left, `{"set": n}`
+/// makes it n. Audited as `key.quota_topped_up`; every instance drops its
+/// reserve of the key, so nothing spends an old reserve on top.
+#[utoipa::path(
+    post,
+    path = "/api/v1/keys/{id}/quota",
+    tag = "keys",
+    params(("id" = String, Path, description = "The key's id", pattern = "^key_[0-9A-Za-z]+$")),
+    request_body = TopUpRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The quota and what is left after the top-up", body = QuotaStateView),
+        (status = 409, description = "The key has no quota (NO_QUOTA), or is revoked", body = crate::api::problem::Problem),
+        Refusals,
+        KeyRefusals,
+        BodyRefusals,
+    )
+)]
+pub async fn top_up_quota(
+    m: Manager<KeysWrite>,
+    id: web::Path<String>,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    uc::load(&m.state, &m.ctx, &id, uc::Act::Manage).await?;
+    let input = body.json::<TopUpRequest>(false)?.value;
+    let top_up = uc::TopUp {
+        set: input.set.map(|n| n.to_string()),
+        add: input.add.map(|n| n.to_string()),
+    };
+    let state = uc::top_up(&m.state, &m.ctx, &id, top_up).await?;
+    Ok(HttpResponse::Ok().json(quota_view(&id, &state)))
+}
+
+fn quota_view(id: &str, state: &uc::QuotaState) -> QuotaStateView {
+    QuotaStateView {
+        key_id: id.to_owned(),
+        quota: QuotaSpec::of(&state.quota),
+        remaining: state.remaining,
+        resets_at: state.resets_at.map(time),
+    }
 }
 
 /// A key's usage: hourly counts of verifications by outcome.

@@ -65,6 +65,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/keys/{id}/revoke").post(revoke_key))
     .service(web::resource("/keys/{id}/regenerate").post(regenerate_key))
     .service(
+        web::resource("/keys/{id}/quota")
+            .get(get_quota)
+            .head(get_quota)
+            .post(top_up_quota),
+    )
+    .service(
         web::resource("/keys/{id}/usage")
             .get(key_usage)
             .head(key_usage),

@@ -148,6 +148,9 @@ pub struct KeyView {
     /// check from elsewhere is refused `IP_NOT_ALLOWED`. Empty: usable
     /// from anywhere.
     pub allowed_ips: Vec<String>,
+    /// The key's usage quota; `null`: none. What is left:
+    /// `GET /api/v1/keys/{id}/quota`.
+    pub quota: Option<QuotaSpec>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -190,6 +193,7 @@ impl KeyView {
             expires_at: key.expires_at.map(time),
             rate_limit_per_minute: key.rate_limit,
             allowed_ips: key.allowed_ip_list(),
+            quota: key.quota().as_ref().map(QuotaSpec::of),
             created_at: time(key.created_at),
             updated_at: time(key.updated_at),
             last_used_at: key.last_used_at.map(time),
@@ -363,6 +367,9 @@ pub struct CreateKeyRequest {
     #[serde(default)]
     #[schema(max_items = 100)]
     pub allowed_ips: Option<Vec<String>>,
+    /// A usage quota; absent or `null`: none.
+    #[serde(default)]
+    pub quota: Option<QuotaSpec>,
     /// `true`: keep the secret encrypted so it can be shown again
     /// (only where an admin turned recoverable keys on).
     #[serde(default)]
@@ -428,6 +435,144 @@ pub struct UpdateKeyRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(max_items = 100)]
     pub allowed_ips: Option<Option<Vec<String>>>,
+    /// The usage quota, replaced as a whole; `null` removes it, absent
+    /// keeps it. What is left moves by the change of the limit.
+    #[serde(default, deserialize_with = "present")]
+    pub quota: Option<Option<QuotaSpec>>,
+}
+
+/// How often a quota comes back whole: `day`, `week` or `month` (from
+/// 00:00 UTC; weeks start on Monday), or `total`: credits, refilled only by
+/// `refill` or a top-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaPeriod {
+    Day,
+    Week,
+    Month,
+    Total,
+}
+
+/// When credits' refill comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RefillPeriod {
+    Day,
+    Week,
+    Month,
+}
+
+/// Credits' refill: `amount` uses added at the start of each `period`, up
+/// to the quota's limit.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaRefill {
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    pub amount: i64,
+    pub period: RefillPeriod,
+}
+
+/// A key's usage quota: at most `limit` uses per `period`, or `limit`
+/// credits in total (`period` `total`), optionally refilled.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"limit": 10000, "period": "total", "refill": {"amount": 1000, "period": "month"}}))]
+pub struct QuotaSpec {
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    pub limit: i64,
+    pub period: QuotaPeriod,
+    /// Only with `period` `total`; `null`: credits never refill.
+    #[serde(default)]
+    pub refill: Option<QuotaRefill>,
+}
+
+impl QuotaSpec {
+    pub fn of(q: &crate::domain::quota::Quota) -> QuotaSpec {
+        use crate::domain::quota::Period;
+        let period = |p: Period| match p {
+            Period::Day => RefillPeriod::Day,
+            Period::Week => RefillPeriod::Week,
+            Period::Month => RefillPeriod::Month,
+        };
+        let (period_of, refill) = match q.refill {
+            Some((amount, p)) if amount >= q.limit => (
+                match p {
+                    Period::Day => QuotaPeriod::Day,
+                    Period::Week => QuotaPeriod::Week,
+                    Period::Month => QuotaPeriod::Month,
+                },
+                None,
+            ),
+            Some((amount, p)) => (
+                QuotaPeriod::Total,
+                Some(QuotaRefill {
+                    amount,
+                    period: period(p),
+                }),
+            ),
+            None => (QuotaPeriod::Total, None),
+        };
+        QuotaSpec {
+            limit: q.limit,
+            period: period_of,
+            refill,
+        }
+    }
+
+    /// The pages' input for the same quota (`None`: none).
+    pub fn input(spec: Option<&QuotaSpec>) -> crate::domain::quota::QuotaInput {
+        let Some(s) = spec else {
+            return crate::domain::quota::QuotaInput::default();
+        };
+        let name = |p: RefillPeriod| match p {
+            RefillPeriod::Day => "day",
+            RefillPeriod::Week => "week",
+            RefillPeriod::Month => "month",
+        };
+        crate::domain::quota::QuotaInput {
+            limit: s.limit.to_string(),
+            period: match s.period {
+                QuotaPeriod::Day => "day",
+                QuotaPeriod::Week => "week",
+                QuotaPeriod::Month => "month",
+                QuotaPeriod::Total => "total",
+            }
+            .into(),
+            refill: s
+                .refill
+                .as_ref()
+                .map(|r| r.amount.to_string())
+                .unwrap_or_default(),
+            refill_period: s.refill.as_ref().map_or("", |r| name(r.period)).into(),
+        }
+    }
+}
+
+/// What is left of a key's quota.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"key_id": "key_01JD3X5M8Q2W7Y4N6P9R0T1V3B", "quota": {"limit": 1000, "period": "day", "refill": null}, "remaining": 958, "resets_at": "2026-12-06T00:00:00Z"}))]
+pub struct QuotaStateView {
+    pub key_id: String,
+    pub quota: QuotaSpec,
+    /// What is left in the database plus this instance's unspent reserve;
+    /// other instances may hold up to 64 uses each in reserve.
+    pub remaining: i64,
+    /// When the quota next refills; `null`: it does not.
+    #[schema(format = DateTime)]
+    pub resets_at: Option<String>,
+}
+
+/// A top-up: exactly one of `set` (what is left becomes this) or `add`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"add": 5000}))]
+pub struct TopUpRequest {
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
+    pub set: Option<i64>,
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    pub add: Option<i64>,
 }
 
 /// A field that may be absent (`None`), `null` (`Some(None)`) or a value.

@@ -41,6 +41,8 @@ pub struct AuthRecord {
     /// The key's IP allowlist, parsed once when the record is read (never
     /// per check); `None`: usable from anywhere (and 8 bytes only).
     pub allowlist: Option<Box<crate::domain::allowlist::Allowlist>>,
+    /// The key's usage quota; `None`: none (8 bytes only).
+    pub quota: Option<Box<crate::domain::quota::Quota>>,
 }
 
 const PARTS: usize = 8;
@@ -84,6 +86,9 @@ pub struct AuthColumns {
     pub revoked_reason: Option<String>,
     pub owner_disabled_at: Option<NaiveDateTime>,
     pub allowed_ips: Option<String>,
+    pub quota_limit: Option<i64>,
+    pub quota_refill: Option<i64>,
+    pub quota_period: Option<String>,
     pub version: i64,
 }
 
@@ -171,6 +176,12 @@ impl AuthRecord {
             flags,
             allowlist: crate::domain::allowlist::Allowlist::from_stored(key.allowed_ips.as_deref())
                 .map(Box::new),
+            quota: crate::domain::quota::Quota::from_columns(
+                key.quota_limit,
+                key.quota_refill,
+                key.quota_period.as_deref(),
+            )
+            .map(Box::new),
         }
     }
 

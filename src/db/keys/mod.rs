@@ -72,6 +72,10 @@ pub struct ApiKey {
     /// comma-separated; [`crate::domain::allowlist`]); `None`: usable from
     /// anywhere.
     pub allowed_ips: Option<String>,
+    /// The usage quota ([`crate::domain::quota::Quota::from_columns`]).
+    pub quota_limit: Option<i64>,
+    pub quota_refill: Option<i64>,
+    pub quota_period: Option<String>,
 }
 
 /// The owner kind as the API and the CSV export name it: `service` for a
@@ -145,6 +149,21 @@ impl ApiKey {
         json_list(&self.resources)
     }
 
+    /// The key's usage quota, if it has one.
+    pub fn quota(&self) -> Option<crate::domain::quota::Quota> {
+        crate::domain::quota::Quota::from_columns(
+            self.quota_limit,
+            self.quota_refill,
+            self.quota_period.as_deref(),
+        )
+    }
+
+    /// The quota as the audit trail records it: `{limit, period, refill}`
+    /// or `null`.
+    pub fn quota_json(&self) -> serde_json::Value {
+        crate::domain::quota::to_json(self.quota().as_ref())
+    }
+
     /// The IP allowlist's entries (empty: none).
     pub fn allowed_ip_list(&self) -> Vec<String> {
         crate::domain::allowlist::stored_entries(self.allowed_ips.as_deref())
@@ -202,6 +221,8 @@ pub enum KeyError {
         "You already have {0} personal keys, the most this workspace allows. Revoke or delete one you no longer need, or ask an admin to raise the limit."
     )]
     LimitReached(i64),
+    #[error("This key has no quota to top up: give it a quota first.")]
+    NoQuota,
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
 }
@@ -231,6 +252,8 @@ pub struct NewKey<'a> {
     pub rate_limit: Option<i32>,
     /// The stored form of the key's IP allowlist; `None`: none.
     pub allowed_ips: Option<&'a str>,
+    /// The usage quota; `None`: none.
+    pub quota: Option<crate::domain::quota::Quota>,
     pub request_nonce: &'a str,
     /// Created recoverable: the caller stores its sealed secret in the
     /// same transaction ([`super::secrets::store`]).
@@ -257,6 +280,7 @@ impl<'a> NewKey<'a> {
             expires_at: None,
             rate_limit: None,
             allowed_ips: None,
+            quota: None,
             request_nonce,
             recoverable: false,
         }
@@ -297,6 +321,7 @@ pub(crate) fn key_target(key: &ApiKey) -> EventTarget<'_> {
 pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<ApiKey, KeyError> {
     let id = crate::domain::ids::new_id("key");
     let now = super::now();
+    let quota = crate::domain::quota::Quota::columns(new.quota.as_ref());
     let (kind, owner_id, owner_label) = match new.owner {
         Some((owner, label)) => (KIND_PERSONAL, Some(owner), Some(label)),
         None => (KIND_WORKSPACE, None, None),
@@ -327,6 +352,9 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
                 api_keys::expires_at.eq(new.expires_at),
                 api_keys::rate_limit.eq(new.rate_limit),
                 api_keys::allowed_ips.eq(new.allowed_ips),
+                api_keys::quota_limit.eq(quota.0),
+                api_keys::quota_refill.eq(quota.1),
+                api_keys::quota_period.eq(quota.2),
                 api_keys::request_nonce.eq(new.request_nonce),
                 api_keys::search.eq(search_text(&id, new.name, owner_label, new.tags)),
                 api_keys::created_at.eq(now),
@@ -357,6 +385,7 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
                 "expires_at": key.expires_at,
                 "rate_limit": key.rate_limit,
                 "allowed_ips": key.allowed_ip_list(),
+                "quota": key.quota_json(),
                 "excerpt": key.excerpt(),
                 "recoverable": new.recoverable,
             }),
@@ -431,6 +460,8 @@ pub struct Details {
     pub rate_limit: Option<i32>,
     /// The stored form of the IP allowlist; `None`: none.
     pub allowed_ips: Option<String>,
+    /// The usage quota; `None`: none.
+    pub quota: Option<crate::domain::quota::Quota>,
 }
 
 /// Change a key's name, description, tags, rate limit and IP allowlist. Saving what is
@@ -448,8 +479,10 @@ pub fn update_details(
         tags,
         rate_limit,
         allowed_ips,
+        quota,
     } = details;
     let rate_limit = *rate_limit;
+    let quota_columns = crate::domain::quota::Quota::columns(quota.as_ref());
     if key.revoked_at.is_some() {
         return Err(KeyError::Revoked);
     }
@@ -462,7 +495,8 @@ pub fn update_details(
             && key.description == *description
             && key.tag_list() == *tags
             && key.rate_limit == rate_limit
-            && key.allowed_ips == *allowed_ips;
+            && key.allowed_ips == *allowed_ips
+            && key.quota() == *quota;
         if unchanged {
             return Ok(key.clone());
         }
@@ -477,10 +511,20 @@ pub fn update_details(
             api_keys::tags.eq(to_json(tags)),
             api_keys::rate_limit.eq(rate_limit),
             api_keys::allowed_ips.eq(allowed_ips),
+            api_keys::quota_limit.eq(quota_columns.0),
+            api_keys::quota_refill.eq(quota_columns.1),
+            api_keys::quota_period.eq(quota_columns.2),
             api_keys::search.eq(search_text(&key.id, name, owner_label, tags)),
             api_keys::updated_at.eq(super::now()),
         ))
         .execute(conn)?;
+        super::quotas::quota_changed(
+            conn,
+            &key.id,
+            key.quota().as_ref(),
+            quota.as_ref(),
+            super::now(),
+        )?;
         let updated = get(conn, &ctx.workspace_id, &key.id)?.ok_or(KeyError::NotFound)?;
         record_change(conn, key)?;
         events::record(
@@ -489,11 +533,42 @@ pub fn update_details(
             "key.updated",
             key_target(&updated),
             json!({
-                "old": { "name": key.name, "description": key.description, "tags": key.tag_list(), "rate_limit": key.rate_limit, "allowed_ips": key.allowed_ip_list() },
-                "new": { "name": name, "description": description, "tags": tags, "rate_limit": rate_limit, "allowed_ips": updated.allowed_ip_list() },
+                "old": { "name": key.name, "description": key.description, "tags": key.tag_list(), "rate_limit": key.rate_limit, "allowed_ips": key.allowed_ip_list(), "quota": key.quota_json() },
+                "new": { "name": name, "description": description, "tags": tags, "rate_limit": rate_limit, "allowed_ips": updated.allowed_ip_list(), "quota": updated.quota_json() },
             }),
         )?;
         Ok(updated)
+    })
+}
+
+/// Top a key's quota up: set what is left to `set`, or add `add` to it.
+/// Returns what was left before and after. Audited as
+/// `key.quota_topped_up`.
+pub fn top_up_quota(
+    conn: &mut DbConn,
+    ctx: &AuditContext,
+    key: &ApiKey,
+    set: Option<i64>,
+    add: i64,
+) -> Result<(i64, i64), KeyError> {
+    super::write_transaction(conn, |conn| {
+        let key = &get_locked(conn, &ctx.workspace_id, &key.id)?.ok_or(KeyError::NotFound)?;
+        if key.revoked_at.is_some() {
+            return Err(KeyError::Revoked);
+        }
+        let Some(quota) = key.quota() else {
+            return Err(KeyError::NoQuota);
+        };
+        let (before, after) = super::quotas::top_up(conn, &key.id, &quota, set, add, super::now())?;
+        record_change(conn, key)?;
+        events::record(
+            conn,
+            ctx,
+            "key.quota_topped_up",
+            key_target(key),
+            json!({ "before": before, "after": after, "set": set, "add": (add != 0).then_some(add) }),
+        )?;
+        Ok((before, after))
     })
 }
 

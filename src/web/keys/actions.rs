@@ -9,6 +9,7 @@ use crate::app::Error;
 use crate::app::keys::{self as uc, Act, Edit, ListInput, Once, Switch};
 use crate::db::keys::ApiKey;
 use crate::domain::ids;
+use crate::domain::quota::QuotaInput;
 use crate::error::AppError;
 use crate::web::FormErrors;
 use crate::web::session::{self, Flash};
@@ -112,6 +113,7 @@ struct EditForm {
     rate_hint: &'static str,
     /// One entry a line.
     allowed_ips: String,
+    usage_quota: QuotaInput,
     errors: FormErrors,
 }
 
@@ -131,6 +133,7 @@ pub async fn edit_form(
         tags: key.tag_list().join(", "),
         rate_limit: key.rate_limit.map(|r| r.to_string()).unwrap_or_default(),
         allowed_ips: key.allowed_ip_list().join("\n"),
+        usage_quota: QuotaInput::of(key.quota().as_ref()),
         key,
         errors: FormErrors::default(),
     };
@@ -149,7 +152,25 @@ pub struct EditBody {
     rate_limit: String,
     #[serde(default)]
     allowed_ips: String,
+    #[serde(default)]
+    quota_limit: String,
+    #[serde(default)]
+    quota_period: String,
+    #[serde(default)]
+    quota_refill: String,
+    #[serde(default)]
+    quota_refill_period: String,
     return_to: Option<String>,
+}
+
+/// The quota a create or edit form sent.
+pub fn quota_input(limit: &str, period: &str, refill: &str, refill_period: &str) -> QuotaInput {
+    QuotaInput {
+        limit: limit.to_owned(),
+        period: period.to_owned(),
+        refill: refill.to_owned(),
+        refill_period: refill_period.to_owned(),
+    }
 }
 
 #[post("/keys/{id}/edit")]
@@ -163,6 +184,12 @@ pub async fn edit(target: KeyTarget, form: web::Form<EditBody>) -> Result<HttpRe
         tags: Some(ListInput::Text(form.tags.clone())),
         rate_limit: Some(form.rate_limit.clone()),
         allowed_ips: Some(ListInput::Text(form.allowed_ips.clone())),
+        quota: Some(quota_input(
+            &form.quota_limit,
+            &form.quota_period,
+            &form.quota_refill,
+            &form.quota_refill_period,
+        )),
     };
     let saved = match uc::update(&call.state, &call.ctx(), &key.id, edit).await {
         Ok(saved) => saved,
@@ -177,6 +204,12 @@ pub async fn edit(target: KeyTarget, form: web::Form<EditBody>) -> Result<HttpRe
                 tags: form.tags,
                 rate_limit: form.rate_limit,
                 allowed_ips: form.allowed_ips,
+                usage_quota: quota_input(
+                    &form.quota_limit,
+                    &form.quota_period,
+                    &form.quota_refill,
+                    &form.quota_refill_period,
+                ),
                 errors: FormErrors::from(errors),
             };
             return call.fragment_or_page(
@@ -193,6 +226,57 @@ pub async fn edit(target: KeyTarget, form: web::Form<EditBody>) -> Result<HttpRe
         Flash::success(format!("\"{}\" was saved.", saved.name)),
     )?;
     Ok(call.done(&return_to))
+}
+
+// ---- quota top-up ------------------------------------------------------------
+
+#[derive(Deserialize)]
+pub struct TopUpBody {
+    /// `add` (the default) or `set`.
+    #[serde(default)]
+    how: String,
+    #[serde(default)]
+    amount: String,
+}
+
+/// Top a key's quota up from its page: add uses, or set what is left.
+#[post("/keys/{id}/quota")]
+pub async fn top_up(
+    target: KeyTarget,
+    form: web::Form<TopUpBody>,
+) -> Result<HttpResponse, AppError> {
+    let (call, key) = target.load(Act::Manage).await?;
+    let form = form.into_inner();
+    let input = if form.how == "set" {
+        uc::TopUp {
+            set: Some(form.amount),
+            add: None,
+        }
+    } else {
+        uc::TopUp {
+            set: None,
+            add: Some(form.amount),
+        }
+    };
+    let back = format!("/keys/{}", key.id);
+    let flash = match uc::top_up(&call.state, &call.ctx(), &key.id, input).await {
+        Ok(left) => Flash::success(format!(
+            "\"{}\" was topped up: {} uses left.",
+            key.name,
+            crate::domain::quota::thousands(left.remaining)
+        )),
+        Err(Error::Invalid(errors)) => Flash::error(format!(
+            "Nothing was changed: {}",
+            errors
+                .iter()
+                .map(|e| e.message.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        )),
+        Err(e) => return Err(e.into()),
+    };
+    session::set_flash(&call.session, flash)?;
+    Ok(call.done(&back))
 }
 
 // ---- regenerate, revoke, delete --------------------------------------------

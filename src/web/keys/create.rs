@@ -43,6 +43,8 @@ pub struct NewKeyForm {
     pub resources: String,
     /// The IP allowlist as typed.
     pub allowed_ips: String,
+    /// The usage quota as typed.
+    pub usage_quota: crate::domain::quota::QuotaInput,
     pub errors: FormErrors,
     /// Personal keys: how many count against the limit, and the limit.
     pub quota: Option<Quota>,
@@ -129,6 +131,7 @@ fn form(call: &Call, kind: ListKind, facts: CreateFacts) -> Result<NewKeyForm, A
             .unwrap_or_default(),
         resources: String::new(),
         allowed_ips: String::new(),
+        usage_quota: crate::domain::quota::QuotaInput::of(None),
         errors: FormErrors::default(),
         quota: facts.personal.map(|(used, limit)| Quota { used, limit }),
         management: uc::grantable(call.user.actor.role, kind.key_kind()),
@@ -177,6 +180,14 @@ pub struct CreateForm {
     resources: String,
     #[serde(default)]
     allowed_ips: String,
+    #[serde(default)]
+    quota_limit: String,
+    #[serde(default)]
+    quota_period: String,
+    #[serde(default)]
+    quota_refill: String,
+    #[serde(default)]
+    quota_refill_period: String,
     /// The "recoverable" checkbox: present when ticked.
     #[serde(default)]
     recoverable: Option<String>,
@@ -216,6 +227,12 @@ async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResp
         rate_limit: form.rate_limit.clone(),
         resources: ListInput::Text(form.resources.clone()),
         allowed_ips: ListInput::Text(form.allowed_ips.clone()),
+        quota: super::actions::quota_input(
+            &form.quota_limit,
+            &form.quota_period,
+            &form.quota_refill,
+            &form.quota_refill_period,
+        ),
         recoverable: form.recoverable.is_some(),
     };
     let once = Once::Nonce(form.nonce.clone());
@@ -237,6 +254,12 @@ async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResp
                 rate_limit: form.rate_limit,
                 resources: form.resources,
                 allowed_ips: form.allowed_ips,
+                usage_quota: super::actions::quota_input(
+                    &form.quota_limit,
+                    &form.quota_period,
+                    &form.quota_refill,
+                    &form.quota_refill_period,
+                ),
                 recoverable: form.recoverable.is_some(),
                 errors: FormErrors::from(errors),
                 ..self::form(&call, kind, facts)?

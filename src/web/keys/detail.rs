@@ -37,6 +37,18 @@ struct DetailPage {
     leaks: Vec<crate::db::leaks::KeyLeak>,
     /// "Still in use by" (the request log's last 24 hours).
     callers: super::requests::CallersView,
+    /// The usage quota and what is left of it.
+    quota: Option<QuotaView>,
+}
+
+/// A key's quota as its page shows it.
+struct QuotaView {
+    /// "1,000 a day".
+    describe: String,
+    /// "958".
+    remaining: String,
+    /// When it refills, exactly (UTC).
+    resets: Option<String>,
 }
 
 /// One day of the usage chart.
@@ -105,6 +117,15 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
         *by_outcome.entry(u.outcome.clone()).or_default() += u.count;
     }
     let callers = crate::app::requests::callers(&call.state, &call.ctx(), &key.id).await?;
+    let quota = crate::app::keys::quota_state(&call.state, &call.ctx(), &key.id)
+        .await?
+        .map(|q| QuotaView {
+            describe: q.quota.describe(),
+            remaining: crate::domain::quota::thousands(q.remaining),
+            resets: q
+                .resets_at
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
+        });
     let callers = super::requests::CallersView::new(&callers, &format!("/keys/{}", key.id));
     let key_with_owner = KeyWithOwner {
         key: key.clone(),
@@ -161,6 +182,7 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
         history,
         leaks,
         callers,
+        quota,
     };
     render(&page, StatusCode::OK)
 }

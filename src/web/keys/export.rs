@@ -25,6 +25,7 @@ const HEADER: &[&str] = &[
     "masked_key",
     // Last, so readers of the earlier columns by position keep working.
     "allowed_ips",
+    "quota",
 ];
 
 fn record(k: &KeyWithOwner, now: chrono::NaiveDateTime) -> Vec<String> {
@@ -56,6 +57,8 @@ fn record(k: &KeyWithOwner, now: chrono::NaiveDateTime) -> Vec<String> {
         key.excerpt(),
         // Space-separated like the permissions; empty: any address.
         cell(&key.allowed_ip_list().join(" ")),
+        // "1,000 a day", "5,000 in total, no refill"; empty: none.
+        cell(&key.quota().map(|q| q.describe()).unwrap_or_default()),
     ]
 }
 
