@@ -494,7 +494,14 @@ fn gateway_cost(req: &HttpRequest) -> Result<Option<i64>, Outcome> {
     let Some(text) = required(req, &COST)? else {
         return Ok(None);
     };
-    let cost = text.parse::<i64>().map_err(|_| {
+    // Digits only: `+5` or `5.0` is a gateway's mistake, not a cost.
+    let digits = text.bytes().all(|b| b.is_ascii_digit()) && text.len() <= 7;
+    let cost = (if digits {
+        text.parse::<i64>().ok()
+    } else {
+        None
+    })
+    .ok_or_else(|| {
         Outcome::new(
             Code::BadRequest,
             format!(
@@ -640,7 +647,7 @@ fn forward_auth_refusal(outcome: &Outcome) -> HttpResponse {
         ("X-Keyward-Permission" = Option<String>, Header, description = "A permission the key must have"),
         ("X-Keyward-Environment" = Option<String>, Header, description = "The environment the key must be for"),
         ("X-Keyward-Resource" = Option<String>, Header, description = "A resource the key must be allowed"),
-        ("X-Keyward-Cost" = Option<i64>, Header, description = "How many uses of the key's quota this request spends (0 to 1000000; absent: 1)"),
+        ("X-Keyward-Cost" = Option<String>, Header, description = "How many uses of the key's quota this request spends: a whole number from 0 to 1000000 (absent: 1)", pattern = "^[0-9]{0,7}$"),
     ),
     security(("bearer" = [])),
     responses(
