@@ -19,6 +19,7 @@ pub mod secrets;
 pub mod service_accounts;
 pub mod sessions;
 pub mod settings;
+pub mod sso;
 pub mod usage;
 pub mod users;
 pub mod webhooks;
