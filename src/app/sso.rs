@@ -118,7 +118,14 @@ async fn discover(p: &OidcProvider, http: &reqwest::Client) -> Result<CoreProvid
     CoreProviderMetadata::discover_async(issuer, http)
         .await
         .map_err(|e| {
-            tracing::warn!(provider = %p.id, error = %e, "OpenID provider discovery failed");
+            let mut error = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                error.push_str(": ");
+                error.push_str(&s.to_string());
+                source = s.source();
+            }
+            tracing::warn!(provider = %p.id, %error, "OpenID provider discovery failed");
             unreachable_provider(p)
         })
 }

@@ -114,4 +114,11 @@ server.on('request', async (req, res) => {
   }
 });
 
-console.log(`listening ${issuer}`);
+// The test reads standard output up to this line and then stops reading:
+// everything after it (oidc-provider's notices included) goes to standard
+// error, so that a write to the closed pipe cannot end the process.
+process.stdout.write(`listening ${issuer}\n`);
+process.stdout.on('error', () => {});
+for (const level of ['log', 'info', 'warn', 'debug']) {
+  console[level] = (...args) => process.stderr.write(`${args.join(' ')}\n`);
+}
