@@ -582,3 +582,104 @@ async fn sso_settings_refuse_bad_input_per_field() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
 }
+
+/// The same settings through the management API: `keyward:settings:read`
+/// / `keyward:settings:write`, the same checks and the same trail.
+#[tokio::test]
+async fn sso_settings_through_the_management_api() {
+    let (app, admin) = spawn_ready_with(|c| {
+        c.oidc_providers = vec![OidcProvider {
+            id: PROVIDER.into(),
+            name: "Corp ID".into(),
+            issuer: "http://127.0.0.1:9".into(),
+            client_id: "keyward".into(),
+            client_secret: "unused".into(),
+            scopes: Vec::new(),
+        }];
+    })
+    .await;
+    let manager = |permissions: &'static [&'static str]| {
+        let admin = &admin;
+        async move {
+            let mut fields = vec![("name", "sso settings"), ("expiry", "never")];
+            for p in permissions {
+                fields.push(("permissions", *p));
+            }
+            admin.create_key("/workspace/keys", &fields).await.secret
+        }
+    };
+    let reader = manager(&["keyward:settings:read"]).await;
+    let writer = manager(&["keyward:settings:read", "keyward:settings:write"]).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/v1/settings/sso", app.base);
+
+    let res = http.get(&url).bearer_auth(&reader).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["join_provider"], Value::Null);
+    assert_eq!(body["providers"][0]["id"], PROVIDER);
+
+    let put = |key: String, body: Value| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            http.put(&url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let good = json!({
+        "join_provider": PROVIDER,
+        "default_role": "operator",
+        "email_domains": ["Example.com"],
+        "group_roles": [{"group": "kw-admins", "role": "admin"}],
+        "sso_only": true,
+    });
+    let res = put(reader.clone(), good.clone()).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "read is not write");
+
+    let res = put(
+        writer.clone(),
+        json!({"join_provider": "nope", "email_domains": ["bad domain"]}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem = res.text().await.unwrap();
+    assert!(problem.contains("join_provider"), "{problem}");
+    assert!(problem.contains("email_domains"), "{problem}");
+    assert!(
+        !app.event_actions()
+            .await
+            .contains(&"workspace.sso_settings_changed".to_owned())
+    );
+
+    let res = put(writer.clone(), good).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["default_role"], "operator");
+    assert_eq!(body["email_domains"], json!(["example.com"]));
+    assert_eq!(body["group_roles"][0]["role"], "admin");
+    assert_eq!(body["sso_only"], true);
+    let (_, page) = admin.page("/workspace/settings/sso").await;
+    assert!(page.contains("kw-admins=admin"), "the page shows the same");
+    assert!(
+        app.event_actions()
+            .await
+            .contains(&"workspace.sso_settings_changed".to_owned())
+    );
+
+    // Listed in the OpenAPI document, with its body refusals.
+    let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let put_doc = &doc["paths"]["/api/v1/settings/sso"]["put"];
+    for status in ["200", "413", "415", "422"] {
+        assert!(put_doc["responses"][status].is_object(), "{status}");
+    }
+}
