@@ -360,6 +360,22 @@ pub async fn use_invite(
             ));
         }
         attempt.succeeded(state);
+        // A password must not open a session that SSO-only workspaces
+        // refuse it at sign-in (issue 26): the invitation waits on the
+        // Workspaces page, for after signing in through the provider.
+        let break_glass = state.config.sso_break_glass.contains(&user.email);
+        let person = user.person_id.clone();
+        if !break_glass
+            && run(state, move |c| {
+                Ok(crate::db::sso::sso_only_for(c, &person)?)
+            })
+            .await?
+        {
+            return Err(Error::Forbidden(
+                "Your workspace signs in through single sign-on only: sign in with your provider, then accept this invitation on the Workspaces page."
+                    .into(),
+            ));
+        }
         let person_id = user.person_id.clone();
         let lifetime = state.session_lifetime();
         let (membership, secret) = run(state, move |c| {

@@ -474,6 +474,33 @@ async fn peer_sso_only_refuses_passwords_except_break_glass() {
         "the way in is offered"
     );
 
+    // Nor does an invitation to another workspace open a password session.
+    let zed = app.other_workspace_admin().await;
+    let res = zed
+        .post_form(
+            "/workspace/users",
+            &[
+                ("email", "bob@example.com"),
+                ("name", "Bob"),
+                ("role", "normal"),
+            ],
+        )
+        .await;
+    let link = invite_link(&res.text().await.unwrap()).expect("invitation link");
+    let path = format!("/invite/{}", link.split_once("/invite/").unwrap().1);
+    let invited = app.browser();
+    let res = invited
+        .post_form(
+            &path,
+            &[
+                ("password", "bob's long password"),
+                ("password_confirm", ""),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(!invited.signed_in().await);
+
     // The break-glass admin still signs in with her password…
     let res = app.browser().login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
