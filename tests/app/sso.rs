@@ -409,6 +409,23 @@ async fn peer_a_tampered_state_and_a_replayed_code_are_refused() {
 
 #[tokio::test]
 #[ignore = "needs the OIDC peer: npm ci in tests/peers/oidc; run with --ignored"]
+async fn peer_a_rotated_signing_key_is_followed() {
+    let peer = Peer::start().await;
+    let (app, _admin) = sso_app(&peer, &[]).await;
+    peer.user("sub-ada", ADMIN_EMAIL, true, &[]).await;
+    let (status, _) = sso_sign_in(&app.browser()).await;
+    assert_eq!(status, StatusCode::OK);
+    // The provider signs with a new key (a new kid) from now on: keyward
+    // fetches the key set again and follows.
+    peer.control("rotate", json!({})).await;
+    let b = app.browser();
+    let (status, page) = sso_sign_in(&b).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(b.signed_in().await);
+}
+
+#[tokio::test]
+#[ignore = "needs the OIDC peer: npm ci in tests/peers/oidc; run with --ignored"]
 async fn peer_an_id_token_for_another_client_is_refused() {
     let peer = Peer::start().await;
     let (app, _admin) = sso_app(&peer, &[]).await;

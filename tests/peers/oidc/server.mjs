@@ -7,6 +7,8 @@
 //                     registers the clients (keyward's port is known only then)
 //   POST /test/user   {"sub", "email", "email_verified", "groups"}
 //                     who signs in next: the login step is not interactive
+//   POST /test/rotate {}
+//                     a new signing key (a new kid) replaces the old one
 //   POST /test/mode   {"deny": bool, "audience": string|null}
 //                     deny: the user refuses (error=access_denied at the
 //                     callback); audience: ID tokens are re-signed, with the
@@ -21,8 +23,16 @@ let mode = { deny: false, audience: null };
 let provider = null;
 
 // The signing key, made here so that a token can be re-signed with it.
-const { privateKey } = await jose.generateKeyPair('RS256', { extractable: true });
-const jwk = { ...(await jose.exportJWK(privateKey)), kid: 'test-key-1', alg: 'RS256', use: 'sig' };
+let privateKey;
+let jwk;
+let generation = 0;
+async function newKey() {
+  generation += 1;
+  ({ privateKey } = await jose.generateKeyPair('RS256', { extractable: true }));
+  jwk = { ...(await jose.exportJWK(privateKey)), kid: `test-key-${generation}`, alg: 'RS256', use: 'sig' };
+}
+await newKey();
+let lastSetup = null;
 
 const server = http.createServer();
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -35,6 +45,7 @@ async function body(req) {
 }
 
 function setup({ redirect_uri, clients }) {
+  lastSetup = { redirect_uri, clients };
   provider = new Provider(issuer, {
     clients: clients.map((c) => ({
       client_id: c.client_id,
@@ -92,6 +103,7 @@ server.on('request', async (req, res) => {
       const input = await body(req);
       if (url.pathname === '/test/setup') setup(input);
       else if (url.pathname === '/test/user') user = { ...user, ...input };
+      else if (url.pathname === '/test/rotate') { await newKey(); setup(lastSetup); }
       else if (url.pathname === '/test/mode') mode = { ...mode, ...input };
       else { res.statusCode = 404; return res.end(); }
       res.statusCode = 204;
