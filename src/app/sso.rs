@@ -23,7 +23,7 @@ use crate::db::events::{self, EventTarget};
 use crate::db::sso::{self, SsoSettings};
 use crate::db::{people, sessions};
 use crate::domain::Role;
-use crate::domain::input::FieldError;
+use crate::domain::input::{Email, FieldError, PersonName};
 use crate::domain::policy::Action;
 use crate::state::AppState;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
@@ -270,18 +270,13 @@ async fn verified_identity(
     })
 }
 
-/// The name a person joining gets: the provider's, when it is usable.
+/// The name a person joining gets: the provider's, when it passes the
+/// checks a typed name does (length, no characters that reorder text),
+/// else the email's local part.
 fn person_name(name: Option<&str>, email: &str) -> String {
-    let clean = name
-        .map(|n| {
-            n.chars()
-                .filter(|c| !c.is_control())
-                .take(100)
-                .collect::<String>()
-        })
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty());
-    clean.unwrap_or_else(|| email.split('@').next().unwrap_or(email).to_owned())
+    name.and_then(|n| PersonName::parse(n).ok())
+        .map(PersonName::into_inner)
+        .unwrap_or_else(|| email.split('@').next().unwrap_or(email).to_owned())
 }
 
 /// Finish a sign-in at the callback: check the return against `pending`
@@ -372,7 +367,15 @@ fn link_or_join(
     client: &Client,
 ) -> Result<people::Person> {
     let email = match (&identity.email, identity.email_verified) {
-        (Some(email), true) if email.contains('@') => email.clone(),
+        // Normalised and checked as any address typed into keyward is.
+        (Some(raw), true) => match Email::parse(raw) {
+            Ok(email) => email.as_str().to_owned(),
+            Err(_) => {
+                return Err(Error::Forbidden(format!(
+                    "{provider_name} sent an email address keyward cannot use, so it cannot tell who you are."
+                )));
+            }
+        },
         (Some(email), _) => {
             return Err(Error::Forbidden(format!(
                 "{provider_name} has not confirmed that {email} is your address, so keyward cannot tell who you are. Confirm it there, or sign in with your password."
