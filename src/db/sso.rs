@@ -138,21 +138,41 @@ pub fn save(conn: &mut DbConn, ctx: &AuditContext, new: &SsoSettings) -> QueryRe
                 .values((sso_settings::workspace_id.eq(&ctx.workspace_id), values))
                 .execute(conn)?;
         }
-        let described = |s: &SsoSettings| {
-            json!({
-                "join_provider": s.join_provider,
-                "default_role": s.default_role.as_str(),
-                "email_domains": s.email_domains,
-                "group_roles": s.group_roles.iter().map(|(g, r)| format!("{g}={}", r.as_str())).collect::<Vec<_>>(),
-                "sso_only": s.sso_only,
-            })
-        };
+        // The settings as they now are, flat (the events page shows each
+        // as a labelled pair), and which of them changed.
+        let mut changed = Vec::new();
+        if current.join_provider != new.join_provider {
+            changed.push("join_provider");
+        }
+        if current.default_role != new.default_role {
+            changed.push("default_role");
+        }
+        if current.email_domains != new.email_domains {
+            changed.push("email_domains");
+        }
+        if current.group_roles != new.group_roles {
+            changed.push("group_roles");
+        }
+        if current.sso_only != new.sso_only {
+            changed.push("sso_only");
+        }
         events::record(
             conn,
             ctx,
             "workspace.sso_settings_changed",
             EventTarget::workspace(&workspace.id, &workspace.name),
-            json!({ "old": described(&current), "new": described(new) }),
+            json!({
+                "changed": changed,
+                "join_provider": new.join_provider,
+                "default_role": new.default_role.as_str(),
+                "email_domains": new.email_domains,
+                "group_roles": new
+                    .group_roles
+                    .iter()
+                    .map(|(g, r)| format!("{g}={}", r.as_str()))
+                    .collect::<Vec<_>>(),
+                "sso_only": new.sso_only,
+            }),
         )?;
         Ok(true)
     })

@@ -227,9 +227,13 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
             }
             _ => format!("{actor} joined the workspace through single sign-on"),
         },
-        "workspace.sso_settings_changed" => {
-            format!("{actor} changed the workspace's single sign-on settings")
-        }
+        "workspace.sso_settings_changed" => match field("changed") {
+            Some(what) if what != "none" => format!(
+                "{actor} changed the workspace's single sign-on settings ({})",
+                what.replace('_', " ")
+            ),
+            _ => format!("{actor} changed the workspace's single sign-on settings"),
+        },
         "user.role_changed" => match (field("old"), field("new")) {
             (Some(old), Some(new)) => format!(
                 "{actor} changed the role of {} from {old} to {new}",

@@ -601,7 +601,12 @@ async fn sso_settings_refuse_bad_input_per_field() {
     let (_, page) = admin.page("/workspace/settings/sso").await;
     assert!(page.contains("kw-admins=admin"), "{page}");
     let (_, events) = admin.page("/workspace/events").await;
-    assert!(events.contains("single sign-on settings"), "{events}");
+    assert!(
+        events.contains(
+            "single sign-on settings (join provider, default role, email domains, group roles)"
+        ),
+        "the event says what changed: {events}"
+    );
 
     // Not for a normal member.
     let normal = app
