@@ -121,6 +121,15 @@ pub async fn callback(
 ) -> Result<HttpResponse, AppError> {
     let query = query.into_inner();
     let pending = read_pending(&req, &state);
+    // A return that carries this sign-in's state ends it, however it ends:
+    // the cookie goes with the answer. One whose state does not match
+    // leaves it for the real return.
+    let ends_it = pending.as_ref().is_some_and(|p| {
+        query
+            .state
+            .as_deref()
+            .is_some_and(|s| crate::http::middleware::same(s, &p.state))
+    });
     let next = pending
         .as_ref()
         .map(|p| p.next.clone())
@@ -135,8 +144,14 @@ pub async fn callback(
         user_agent: user_agent(&req),
     };
     let signed = uc::finish(&state, &provider, pending, returned, client).await;
-    let refused = |message: &str| -> Result<HttpResponse, AppError> {
-        Err(AppError::Forbidden(message.to_owned()))
+    let refused = |e: AppError| -> Result<HttpResponse, AppError> {
+        if !ends_it {
+            return Err(e);
+        }
+        let mut res = actix_web::ResponseError::error_response(&e);
+        res.add_removal_cookie(&removal_cookie())
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        Ok(res)
     };
     match signed {
         Ok(SignIn::Session { secret, .. }) => {
@@ -150,11 +165,13 @@ pub async fn callback(
                 .map_err(|e| AppError::Internal(e.to_string()))?;
             Ok(res)
         }
-        Ok(SignIn::NoWorkspace) => refused(
-            "You are not a member of any workspace. If you were invited, open the invitation link your administrator gave you.",
-        ),
-        Ok(SignIn::Refused | SignIn::SsoOnly) => refused("You were not signed in."),
-        Err(e) => Err(e.into()),
+        Ok(SignIn::NoWorkspace) => refused(AppError::Forbidden(
+            "You are not a member of any workspace. If you were invited, open the invitation link your administrator gave you.".into(),
+        )),
+        Ok(SignIn::Refused | SignIn::SsoOnly) => {
+            refused(AppError::Forbidden("You were not signed in.".into()))
+        }
+        Err(e) => refused(e.into()),
     }
 }
 

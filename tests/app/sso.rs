@@ -433,8 +433,16 @@ async fn peer_an_id_token_for_another_client_is_refused() {
     // Properly signed by the provider's key, but for the other client.
     peer.control("mode", json!({"audience": "other"})).await;
     let b = app.browser();
-    let (status, page) = sso_sign_in(&b).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+    let callback = to_callback(&b).await;
+    let res = b.get(&callback).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let ended = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|v| v.to_str().unwrap().starts_with("keyward_oidc=;"));
+    assert!(ended, "the refused sign-in is over: its cookie goes");
+    let page = res.text().await.unwrap();
     assert!(page.contains("could not be verified"), "{page}");
     assert!(!b.signed_in().await);
     assert!(
