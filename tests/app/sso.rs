@@ -740,3 +740,57 @@ async fn sso_settings_through_the_management_api() {
         assert!(put_doc["responses"][status].is_object(), "{status}");
     }
 }
+
+/// A providers file that is wrong stops keyward at start-up: exit 1, one
+/// line naming the variable, and never the client secret.
+#[tokio::test]
+async fn sso_invalid_providers_file_names_the_variable_and_exits_1() {
+    let (db, _guard) = tokio::task::spawn_blocking(fresh_database).await.unwrap();
+    let url = match &db {
+        keyward::config::DatabaseUrl::Sqlite(path) => path.display().to_string(),
+        keyward::config::DatabaseUrl::Postgres(url) => url.clone(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "very-secret-client-secret").unwrap();
+    let file = dir.path().join("providers.json");
+    let run = |json: String| {
+        std::fs::write(&file, json).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .arg("migrate")
+            .env_clear()
+            .env("DATABASE_URL", &url)
+            .env(
+                "KEYWARD_SECRET",
+                "cli-test-secret-cli-test-secret-cli-test-secret",
+            )
+            .env("KEYWARD_OIDC_PROVIDERS_FILE", &file)
+            .output()
+            .unwrap()
+    };
+    for bad in [
+        "not json".to_owned(),
+        format!(
+            r#"[{{"id":"Corp ID","name":"Corp","issuer":"https://login.example.com","client_id":"kw","client_secret_file":{:?}}}]"#,
+            secret.display().to_string()
+        ),
+        r#"[{"id":"corp","name":"Corp","issuer":"https://login.example.com","client_id":"kw","client_secret_file":"/nonexistent/secret"}]"#.to_owned(),
+    ] {
+        let out = run(bad.clone());
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("KEYWARD_OIDC_PROVIDERS_FILE"), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one clear line: {stderr}");
+        assert!(!stderr.contains("very-secret"), "{stderr}");
+    }
+    let out = run(format!(
+        r#"[{{"id":"corp","name":"Corp","issuer":"https://login.example.com","client_id":"kw","client_secret_file":{:?}}}]"#,
+        secret.display().to_string()
+    ));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
