@@ -255,6 +255,16 @@ pub struct Options {
     /// The From address of keyward's email (needed with KEYWARD_SMTP_URL).
     #[arg(long, env = "KEYWARD_SMTP_FROM", global = true)]
     pub smtp_from: Option<String>,
+    /// OpenID Connect providers people may sign in with: a JSON file, a
+    /// list of {id, name, issuer, client_id, client_secret_file}
+    /// (docs/sso.md); unset, sign-in is by password only.
+    #[arg(long, env = "KEYWARD_OIDC_PROVIDERS_FILE", global = true)]
+    pub oidc_providers_file: Option<std::path::PathBuf>,
+    /// Emails that may still sign in with a password in workspaces that
+    /// allow sign-in through SSO only (comma-separated), for when the
+    /// provider is down.
+    #[arg(long, env = "KEYWARD_SSO_BREAK_GLASS", global = true)]
+    pub sso_break_glass: Option<String>,
 }
 
 /// How log lines are written (`KEYWARD_LOG_FORMAT`).
@@ -365,6 +375,39 @@ pub struct Config {
     /// (`KEYWARD_RECOVERY_KEYS_FILE`); `None`: recoverable keys cannot be
     /// turned on, and stored ones cannot be shown.
     pub recovery_keys: Option<crate::domain::recovery::OperatorKeys>,
+    /// OpenID Connect providers (`KEYWARD_OIDC_PROVIDERS_FILE`); empty: none.
+    pub oidc_providers: Vec<OidcProvider>,
+    /// Break-glass emails, lower-case (`KEYWARD_SSO_BREAK_GLASS`).
+    pub sso_break_glass: Vec<String>,
+}
+
+/// An OpenID Connect provider the operator configured.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OidcProvider {
+    /// Short name in URLs (`/auth/oidc/{id}/…`) and the database.
+    pub id: String,
+    /// What the sign-in button says ("Sign in with {name}").
+    pub name: String,
+    /// The issuer URL; its metadata is discovered from it.
+    pub issuer: String,
+    pub client_id: String,
+    /// Read from the file the configuration names; never logged.
+    pub client_secret: String,
+    /// Scopes asked for besides openid, email and profile (say `groups`).
+    pub scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for OidcProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcProvider")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("scopes", &self.scopes)
+            .finish()
+    }
 }
 
 /// The installation's key prefix and where GitHub's secret scanning keys
@@ -433,6 +476,8 @@ impl std::fmt::Debug for Config {
             .field("webhook_allow_private", &self.webhook_allow_private)
             .field("smtp_url", &self.smtp_url.as_ref().map(|_| "<set>"))
             .field("smtp_from", &self.smtp_from)
+            .field("oidc_providers", &self.oidc_providers)
+            .field("sso_break_glass", &self.sso_break_glass)
             .finish()
     }
 }
@@ -464,6 +509,100 @@ pub fn read_recovery_keys(
         .map_err(|e| ConfigError::new(VAR, format!("cannot be read ({}): {e}", path.display())))?;
     crate::domain::recovery::OperatorKeys::parse(&text)
         .map_err(|problem| ConfigError::new(VAR, format!("{}: {problem}", path.display())))
+}
+
+/// The providers listed in `path` (`KEYWARD_OIDC_PROVIDERS_FILE`), each
+/// with its client secret read from its own file; anything wrong stops
+/// start-up, naming the variable.
+pub fn read_oidc_providers(path: &std::path::Path) -> Result<Vec<OidcProvider>, ConfigError> {
+    const VAR: &str = "KEYWARD_OIDC_PROVIDERS_FILE";
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        id: String,
+        name: String,
+        issuer: String,
+        client_id: String,
+        client_secret_file: std::path::PathBuf,
+        #[serde(default)]
+        scopes: Vec<String>,
+    }
+    let bad = |problem: String| ConfigError::new(VAR, format!("{}: {problem}", path.display()));
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(VAR, format!("cannot be read ({}): {e}", path.display())))?;
+    let entries: Vec<Entry> = serde_json::from_str(&text).map_err(|e| {
+        bad(format!(
+            "must be a JSON list of {{\"id\", \"name\", \"issuer\", \"client_id\", \"client_secret_file\"}} ({e})"
+        ))
+    })?;
+    let mut providers: Vec<OidcProvider> = Vec::new();
+    for e in entries {
+        let id = e.id.trim().to_owned();
+        if id.is_empty()
+            || id.len() > 40
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(bad(format!(
+                "provider id \"{id}\" must be 1 to 40 lower-case letters, digits or -"
+            )));
+        }
+        if providers.iter().any(|p| p.id == id) {
+            return Err(bad(format!("provider id \"{id}\" is listed twice")));
+        }
+        let name = e.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 60 || name.chars().any(char::is_control) {
+            return Err(bad(format!(
+                "provider {id}: name must be 1 to 60 characters"
+            )));
+        }
+        let issuer = e.issuer.trim().trim_end_matches('/').to_owned();
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://"))
+            || issuer.contains(['?', '#', ' '])
+        {
+            return Err(bad(format!(
+                "provider {id}: issuer must be an http(s) URL like https://login.example.com"
+            )));
+        }
+        if let Some(scope) = e
+            .scopes
+            .iter()
+            .find(|s| s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic() && b != b'"'))
+        {
+            return Err(bad(format!(
+                "provider {id}: scope \"{scope}\" is not a scope name"
+            )));
+        }
+        if e.client_id.trim().is_empty() {
+            return Err(bad(format!("provider {id}: client_id must not be empty")));
+        }
+        let secret_path = &e.client_secret_file;
+        let client_secret = std::fs::read_to_string(secret_path)
+            .map_err(|err| {
+                bad(format!(
+                    "provider {id}: client_secret_file {} cannot be read: {err}",
+                    secret_path.display()
+                ))
+            })?
+            .trim()
+            .to_owned();
+        if client_secret.is_empty() {
+            return Err(bad(format!(
+                "provider {id}: client_secret_file {} is empty",
+                secret_path.display()
+            )));
+        }
+        providers.push(OidcProvider {
+            id,
+            name,
+            issuer,
+            client_id: e.client_id.trim().to_owned(),
+            client_secret,
+            scopes: e.scopes,
+        });
+    }
+    Ok(providers)
 }
 
 /// Minimum length of `KEYWARD_SECRET`.
@@ -640,7 +779,27 @@ impl Options {
             Some(path) if !path.as_os_str().is_empty() => Some(read_recovery_keys(path)?),
             _ => None,
         };
+        let oidc_providers = match &self.oidc_providers_file {
+            Some(path) if !path.as_os_str().is_empty() => read_oidc_providers(path)?,
+            _ => Vec::new(),
+        };
+        let sso_break_glass = self
+            .sso_break_glass
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(|e| e.trim().to_lowercase())
+            .filter(|e| !e.is_empty())
+            .collect::<Vec<_>>();
+        if let Some(bad) = sso_break_glass.iter().find(|e| !e.contains('@')) {
+            return Err(ConfigError::new(
+                "KEYWARD_SSO_BREAK_GLASS",
+                format!("must be email addresses separated by commas (\"{bad}\" is not one)"),
+            ));
+        }
         Ok(Config {
+            oidc_providers,
+            sso_break_glass,
             recovery_keys,
             leaks,
             webhook_allow_private,
@@ -870,7 +1029,52 @@ mod tests {
             webhook_allow_private: "false".into(),
             smtp_url: None,
             smtp_from: None,
+            oidc_providers_file: None,
+            sso_break_glass: None,
         }
+    }
+
+    #[test]
+    fn oidc_providers_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let file = dir.path().join("providers.json");
+        let write = |json: String| std::fs::write(&file, json).unwrap();
+        let mut o = options();
+        o.oidc_providers_file = Some(file.clone());
+        write(format!(
+            r#"[{{"id":"corp","name":"Corp","issuer":"https://login.example.com/","client_id":"kw","client_secret_file":{:?}}}]"#,
+            secret.display().to_string()
+        ));
+        let providers = o.resolve().unwrap().oidc_providers;
+        assert_eq!(providers[0].issuer, "https://login.example.com");
+        assert_eq!(providers[0].client_secret, "s3cret");
+        assert!(
+            !format!("{providers:?}").contains("s3cret"),
+            "the secret is never printed"
+        );
+        for bad in [
+            "{}".to_owned(),
+            r#"[{"id":"Corp!","name":"C","issuer":"https://x","client_id":"a","client_secret_file":"/nonexistent"}]"#.to_owned(),
+            format!(
+                r#"[{{"id":"corp","name":"C","issuer":"ftp://x","client_id":"a","client_secret_file":{:?}}}]"#,
+                secret.display().to_string()
+            ),
+            r#"[{"id":"corp","name":"C","issuer":"https://x","client_id":"a","client_secret_file":"/nonexistent"}]"#.to_owned(),
+        ] {
+            write(bad.clone());
+            assert_eq!(
+                o.resolve().unwrap_err().variable,
+                "KEYWARD_OIDC_PROVIDERS_FILE",
+                "{bad}"
+            );
+        }
+        o.oidc_providers_file = None;
+        o.sso_break_glass = Some("root@example.com, nobody".into());
+        assert_eq!(o.resolve().unwrap_err().variable, "KEYWARD_SSO_BREAK_GLASS");
+        o.sso_break_glass = Some(" Root@Example.com ".into());
+        assert_eq!(o.resolve().unwrap().sso_break_glass, ["root@example.com"]);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 (keys, events, usage). Send a key as `Authorization: Bearer sk_live_…`. Management endpoints need \
 a key with `keyward:keys:read`, `keyward:keys:write`, `keyward:keys:reveal`, `keyward:events:read`, \
 `keyward:webhooks:read`, `keyward:webhooks:write`, `keyward:service-accounts:read` or \
-`keyward:service-accounts:write`; such a key acts with the role of the member behind it (a person, \
+`keyward:service-accounts:write`, `keyward:settings:read` or `keyward:settings:write`; such a key acts with the role of the member behind it (a person, \
 or a service account, whose keys act with its role whoever created them). Errors of the management \
 endpoints are RFC 9457 \
 `application/problem+json` bodies with a stable `code`."
@@ -44,6 +44,8 @@ endpoints are RFC 9457 \
         manage::requests::end_grace,
         manage::reveal_key,
         manage::set_recoverable_keys,
+        manage::get_sso_settings,
+        manage::put_sso_settings,
         manage::list_events,
         super::leaks::github,
         super::leaks::report,
@@ -74,6 +76,7 @@ endpoints are RFC 9457 \
         (name = "events", description = "The audit trail (keyward:events:read)"),
         (name = "leaks", description = "Leaked keys: GitHub secret scanning alerts and public reports"),
         (name = "webhooks", description = "Webhook endpoints (keyward:webhooks:read / keyward:webhooks:write)"),
+        (name = "settings", description = "Workspace settings: single sign-on (keyward:settings:read / keyward:settings:write)"),
         (name = "service-accounts", description = "Service accounts: members that are not people, owning keys no person's departure takes down (keyward:service-accounts:read / keyward:service-accounts:write)"),
     )
 )]

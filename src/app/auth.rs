@@ -119,6 +119,9 @@ pub enum SignIn {
     NoWorkspace,
     /// Unknown email or wrong password (not told apart).
     Refused,
+    /// The right password, but a workspace of the person's signs in
+    /// through single sign-on only (only the person learns this).
+    SsoOnly,
 }
 
 /// Sign in with an email and password, throttled per address and account.
@@ -149,6 +152,7 @@ pub async fn sign_in(
         return Ok(SignIn::Refused);
     };
     let lifetime = state.session_lifetime();
+    let break_glass = state.config.sso_break_glass.contains(&person.email);
     let recorded = run(state, move |c| {
         if !ok {
             // Every workspace the person belongs to sees the attempt on
@@ -168,6 +172,9 @@ pub async fn sign_in(
                 events::record(c, &ctx, "login.failed", target, json!({}))?;
             }
             return Ok(SignIn::Refused);
+        }
+        if !break_glass && crate::db::sso::sso_only_for(c, &person.id)? {
+            return Ok(SignIn::SsoOnly);
         }
         let Some(user) = people::sign_in_membership(c, &person)? else {
             return Ok(SignIn::NoWorkspace);
@@ -353,6 +360,22 @@ pub async fn use_invite(
             ));
         }
         attempt.succeeded(state);
+        // A password must not open a session that SSO-only workspaces
+        // refuse it at sign-in (issue 26): the invitation waits on the
+        // Workspaces page, for after signing in through the provider.
+        let break_glass = state.config.sso_break_glass.contains(&user.email);
+        let person = user.person_id.clone();
+        if !break_glass
+            && run(state, move |c| {
+                Ok(crate::db::sso::sso_only_for(c, &person)?)
+            })
+            .await?
+        {
+            return Err(Error::Forbidden(
+                "Your workspace signs in through single sign-on only: sign in with your provider, then accept this invitation on the Workspaces page."
+                    .into(),
+            ));
+        }
         let person_id = user.person_id.clone();
         let lifetime = state.session_lifetime();
         let (membership, secret) = run(state, move |c| {

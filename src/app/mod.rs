@@ -21,6 +21,7 @@ pub mod recover;
 pub mod requests;
 pub mod service_accounts;
 pub mod settings;
+pub mod sso;
 pub mod users;
 pub mod webhooks;
 pub mod workspaces;

@@ -20,6 +20,7 @@ pub mod secrets;
 pub mod service_accounts;
 pub mod sessions;
 pub mod settings;
+pub mod sso;
 pub mod usage;
 pub mod users;
 pub mod webhooks;

@@ -327,3 +327,27 @@ diesel::table! {
         updated_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    /// A person's link to an OpenID provider's subject (issue 26).
+    oidc_identities (provider, subject) {
+        provider -> Text,
+        subject -> Text,
+        person_id -> Text,
+        email -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// A workspace's single sign-on settings (issue 26).
+    sso_settings (workspace_id) {
+        workspace_id -> Text,
+        join_provider -> Nullable<Text>,
+        default_role -> Text,
+        email_domains -> Text,
+        group_roles -> Text,
+        sso_only -> Bool,
+        updated_at -> Timestamp,
+    }
+}

@@ -177,6 +177,17 @@ fn insert_user(
         .first(conn)?)
 }
 
+/// A membership that starts joined (a person arriving through single
+/// sign-on, issue 26); the caller records the event.
+pub(crate) fn insert_joined(
+    conn: &mut DbConn,
+    workspace_id: &str,
+    person: &Person,
+    role: Role,
+) -> Result<User, UserChangeError> {
+    insert_user(conn, workspace_id, person, role, Joining::Now)
+}
+
 /// First-run setup: create the first workspace and its admin, in one
 /// transaction, unless a workspace already exists.
 pub fn setup_first_workspace(

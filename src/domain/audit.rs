@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// Every action the application records (the Events filter offers them).
 /// Each must have a sentence: see the tests.
-pub const ACTIONS: [&str; 46] = [
+pub const ACTIONS: [&str; 49] = [
     "login.succeeded",
     "login.failed",
     "logout",
@@ -20,6 +20,10 @@ pub const ACTIONS: [&str; 46] = [
     "user.password_changed",
     "user.role_changed",
     "user.removed",
+    // Single sign-on (issue 26).
+    "user.sso_linked",
+    "user.sso_joined",
+    "workspace.sso_settings_changed",
     // Service accounts.
     "service_account.created",
     "service_account.changed",
@@ -70,6 +74,9 @@ pub fn action_label(action: &str) -> String {
         "user.declined" => "Invitation declined",
         "user.invite_renewed" => "User invitation renewed",
         "user.password_set" => "User joined (password chosen)",
+        "user.sso_linked" => "Single sign-on linked",
+        "user.sso_joined" => "User joined through single sign-on",
+        "workspace.sso_settings_changed" => "Single sign-on settings changed",
         "settings.api_keys_disabled" => "API keys switched off",
         "settings.api_keys_enabled" => "API keys switched on",
         "settings.changed" => "Setting changed",
@@ -188,7 +195,10 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
     };
     let target = || f.target.unwrap_or("a user").to_owned();
     Some(match f.action {
-        "login.succeeded" => format!("{actor} signed in"),
+        "login.succeeded" => match field("provider") {
+            Some(p) => format!("{actor} signed in through single sign-on ({p})"),
+            None => format!("{actor} signed in"),
+        },
         "login.failed" => format!("A sign-in as {} failed: wrong password", target()),
         "logout" => format!("{actor} signed out"),
         "workspace.setup" => format!("{actor} set up the workspace {}", quoted(f.target)),
@@ -208,6 +218,23 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
         "user.invite_renewed" => format!("{actor} made a new invitation link for {}", target()),
         "user.password_set" => format!("{actor} chose a password and joined the workspace"),
         "user.password_changed" => format!("{actor} changed their password"),
+        "user.sso_linked" => match field("provider") {
+            Some(p) => format!("{actor} linked their account to single sign-on through {p}"),
+            None => format!("{actor} linked their account to single sign-on"),
+        },
+        "user.sso_joined" => match (field("provider"), field("role")) {
+            (Some(p), Some(role)) => {
+                format!("{actor} joined the workspace through single sign-on ({p}) as {role}")
+            }
+            _ => format!("{actor} joined the workspace through single sign-on"),
+        },
+        "workspace.sso_settings_changed" => match field("changed") {
+            Some(what) if what != "none" => format!(
+                "{actor} changed the workspace's single sign-on settings ({})",
+                what.replace('_', " ")
+            ),
+            _ => format!("{actor} changed the workspace's single sign-on settings"),
+        },
         "user.role_changed" => match (field("old"), field("new")) {
             (Some(old), Some(new)) => format!(
                 "{actor} changed the role of {} from {old} to {new}",

@@ -238,8 +238,12 @@ pub mod management {
     /// Create, edit, disable, enable and delete service accounts, and
     /// create keys for them (never broader than the acting key).
     pub const SERVICE_ACCOUNTS_WRITE: &str = "keyward:service-accounts:write";
+    /// Read workspace settings (single sign-on).
+    pub const SETTINGS_READ: &str = "keyward:settings:read";
+    /// Change workspace settings (single sign-on).
+    pub const SETTINGS_WRITE: &str = "keyward:settings:write";
     /// All of them, in the order the create dialog lists them.
-    pub const ALL: [&str; 8] = [
+    pub const ALL: [&str; 10] = [
         KEYS_READ,
         KEYS_WRITE,
         KEYS_REVEAL,
@@ -248,6 +252,8 @@ pub mod management {
         WEBHOOKS_WRITE,
         SERVICE_ACCOUNTS_READ,
         SERVICE_ACCOUNTS_WRITE,
+        SETTINGS_READ,
+        SETTINGS_WRITE,
     ];
 
     /// Whether `name` is one of the management permissions (the

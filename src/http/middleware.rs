@@ -144,7 +144,7 @@ fn is_state_changing(method: &Method) -> bool {
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte.
-fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())

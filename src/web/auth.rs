@@ -18,7 +18,7 @@ use serde::Deserialize;
 /// that starts with `//`, holds a backslash, white space or a control
 /// character (browsers drop tabs and newlines and would read `/\t/host` as
 /// another host), or does not parse as a path, sends the user home.
-fn safe_next(next: Option<&str>) -> String {
+pub(crate) fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
             if n.starts_with('/')
@@ -41,6 +41,8 @@ struct LoginPage {
     next: String,
     error: Option<String>,
     notice: Option<&'static str>,
+    /// The OpenID providers offered beside the password form.
+    providers: Vec<crate::app::sso::ProviderLink>,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +66,7 @@ pub async fn login_form(
             notice: Some(
                 "keyward is not set up yet. Open the setup link printed in the server log when keyward started.",
             ),
+            providers: Vec::new(),
         };
         return render(&page, StatusCode::OK);
     }
@@ -76,6 +79,7 @@ pub async fn login_form(
             .signed_out
             .as_ref()
             .map(|_| "You have been signed out."),
+        providers: crate::app::sso::providers(&state),
     };
     render(&page, StatusCode::OK)
 }
@@ -110,6 +114,10 @@ pub async fn login(
             StatusCode::FORBIDDEN,
             "You are not a member of any workspace. If you were invited, open the invitation link your administrator gave you.".to_owned(),
         ),
+        Ok(SignIn::SsoOnly) => (
+            StatusCode::FORBIDDEN,
+            "Your workspace signs in through single sign-on only: use the sign-in button of your provider below.".to_owned(),
+        ),
         Ok(SignIn::Refused) => {
             tracing::info!(ip = ?ip, "failed sign-in");
             (
@@ -132,6 +140,7 @@ pub async fn login(
         next,
         error: Some(error),
         notice: None,
+        providers: crate::app::sso::providers(&state),
     };
     render(&page, status)
 }

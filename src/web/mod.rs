@@ -14,6 +14,7 @@ pub mod pages;
 pub mod service_accounts;
 pub mod session;
 pub mod settings;
+pub mod sso;
 pub mod users;
 pub mod webhooks;
 pub mod workspaces;
@@ -64,6 +65,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(auth::setup)
         .service(auth::invite_form)
         .service(auth::invite)
+        .service(sso::start)
+        .service(sso::callback)
         .service(account::overview)
         .service(account::password_form)
         .service(account::change_password)
@@ -108,6 +111,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(settings::describe_permission)
         .service(settings::retire_permission)
         .service(settings::restore_permission)
+        // Settings → Single sign-on.
+        .service(sso::settings_page)
+        .service(sso::save_settings)
         // Settings → Webhooks.
         .service(webhooks::list)
         .service(webhooks::create)

@@ -232,6 +232,8 @@ pub fn test_config(database: DatabaseUrl) -> Config {
         smtp_from: None,
         reminder_scan_every: Duration::from_secs(1),
         recovery_keys: None,
+        oidc_providers: Vec::new(),
+        sso_break_glass: Vec::new(),
     }
 }
 

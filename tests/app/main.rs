@@ -34,6 +34,7 @@ mod search;
 mod security;
 mod service_accounts;
 mod setup;
+mod sso;
 mod tenants;
 mod upgrade;
 mod users;

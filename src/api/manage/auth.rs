@@ -59,6 +59,17 @@ impl Need for ServiceAccountsWrite {
     const PERMISSION: &'static str = management::SERVICE_ACCOUNTS_WRITE;
 }
 
+/// `keyward:settings:read`.
+pub struct SettingsRead;
+/// `keyward:settings:write`.
+pub struct SettingsWrite;
+impl Need for SettingsRead {
+    const PERMISSION: &'static str = management::SETTINGS_READ;
+}
+impl Need for SettingsWrite {
+    const PERMISSION: &'static str = management::SETTINGS_WRITE;
+}
+
 /// A request authenticated by a key holding the management permission `N`:
 /// the use-case context of the member it acts for, with the key as the
 /// audit actor.

@@ -22,6 +22,7 @@ pub mod keys;
 pub mod requests;
 pub mod service_accounts;
 pub mod shapes;
+pub mod sso;
 pub mod webhooks;
 
 pub use events::*;
@@ -29,6 +30,7 @@ pub use keys::*;
 pub use requests::{end_grace, key_callers, key_requests};
 pub use service_accounts::*;
 pub use shapes::*;
+pub use sso::*;
 pub use webhooks::*;
 
 use actix_web::web;
@@ -88,6 +90,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/keys/{id}/end-grace").post(end_grace))
     .service(web::resource("/keys/{id}/reveal").post(reveal_key))
     .service(web::resource("/settings/recoverable-keys").put(set_recoverable_keys))
+    .service(
+        web::resource("/settings/sso")
+            .get(get_sso_settings)
+            .head(get_sso_settings)
+            .put(put_sso_settings),
+    )
     // Service accounts (members that are not people) and their keys.
     .service(
         web::resource("/service-accounts")

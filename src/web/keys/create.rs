@@ -206,6 +206,8 @@ pub fn management_text(permission: &str) -> &'static str {
         management::SERVICE_ACCOUNTS_WRITE => {
             "Create, edit, disable and delete service accounts, and create their keys"
         }
+        management::SETTINGS_READ => "Read workspace settings (single sign-on)",
+        management::SETTINGS_WRITE => "Change workspace settings (single sign-on)",
         _ => "",
     }
 }

@@ -1,0 +1,2 @@
+DROP TABLE sso_settings;
+DROP TABLE oidc_identities;
