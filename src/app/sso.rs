@@ -313,7 +313,7 @@ pub async fn finish(
     let state_ok = returned
         .state
         .as_deref()
-        .is_some_and(|s| crate::http::middleware::same(s, &pending.state));
+        .is_some_and(|s| crate::domain::input::same(s, &pending.state));
     if !state_ok {
         tracing::info!(provider = %p.id, "OpenID callback with a state that does not match its sign-in");
         return Err(expired_sign_in());

@@ -409,3 +409,13 @@ mod tests {
         );
     }
 }
+
+/// Constant-time comparison of two secrets (a CSRF token, a sign-in's
+/// state), so neither can be guessed byte by byte.
+pub fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}

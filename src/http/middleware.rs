@@ -143,14 +143,7 @@ fn is_state_changing(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// Constant-time comparison, so the token cannot be guessed byte by byte.
-pub(crate) fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
+use crate::domain::input::same;
 
 fn bytes_to_payload(buf: web::Bytes) -> Payload {
     let (_, mut payload) = actix_http::h1::Payload::create(true);

@@ -128,7 +128,7 @@ pub async fn callback(
         query
             .state
             .as_deref()
-            .is_some_and(|s| crate::http::middleware::same(s, &p.state))
+            .is_some_and(|s| crate::domain::input::same(s, &p.state))
     });
     let next = pending
         .as_ref()

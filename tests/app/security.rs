@@ -182,7 +182,8 @@ async fn every_state_changing_route_refuses_a_missing_csrf_token() {
             let path = pattern
                 .replace("{id}", id)
                 .replace("{token}", &invite_token)
-                .replace("{message}", &message);
+                .replace("{message}", &message)
+                .replace("{provider}", "corp");
             assert!(!path.contains('{'), "unknown parameter in {pattern}");
             path
         })

@@ -335,6 +335,12 @@ async fn seed(app: &TestApp, admin: &Browser) -> Seeded {
                 ("tags", "grafana, operations, maintenance, dashboards"),
                 ("permissions", "data:read"),
                 ("permissions", "devices:read"),
+                // The quota's facts and top-up form, the allowlist's list.
+                ("quota_limit", "100000"),
+                ("quota_period", "total"),
+                ("quota_refill", "5000"),
+                ("quota_refill_period", "week"),
+                ("allowed_ips", "203.0.113.7\n198.51.100.0/24\n2001:db8::/32"),
             ],
         )
         .await;
@@ -664,6 +670,7 @@ async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
             format!("/workspace/users/{}/remove", s.bob_user),
         ),
         ("settings", "/workspace/settings".into()),
+        ("sso-settings", "/workspace/settings/sso".into()),
         (
             "service-account",
             format!("/workspace/service-accounts/{}", s.account),
