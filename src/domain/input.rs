@@ -270,6 +270,16 @@ impl fmt::Debug for NewPassword {
     }
 }
 
+/// Constant-time comparison of two secrets (a CSRF token, a sign-in's
+/// state), so neither can be guessed byte by byte.
+pub fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,14 +418,4 @@ mod tests {
             .contains("long")
         );
     }
-}
-
-/// Constant-time comparison of two secrets (a CSRF token, a sign-in's
-/// state), so neither can be guessed byte by byte.
-pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }

@@ -79,15 +79,39 @@ pub struct StartForm {
 #[post("/auth/oidc/{provider}/start")]
 pub async fn start(
     state: web::Data<AppState>,
+    session: Session,
     provider: web::Path<String>,
     form: web::Form<StartForm>,
 ) -> Result<HttpResponse, AppError> {
     let next = super::auth::safe_next(form.next.as_deref());
     let (url, pending) = uc::begin(&state, &provider, next).await?;
-    Ok(HttpResponse::SeeOther()
-        .cookie(pending_cookie(&state, &pending)?)
-        .insert_header((actix_web::http::header::LOCATION, url))
-        .finish())
+    let name = state
+        .config
+        .oidc_providers
+        .iter()
+        .find(|p| p.id == *provider)
+        .map_or_else(|| provider.to_string(), |p| p.name.clone());
+    let page = GoPage {
+        layout: Layout::anonymous(&session, "Signing in")?,
+        provider: name,
+        url: url.to_string(),
+    };
+    let mut res = render(&page, StatusCode::OK)?;
+    res.add_cookie(&pending_cookie(&state, &pending)?)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(res)
+}
+
+/// The page that takes the browser on to the provider. A redirect would
+/// not do: it answers a form, and the pages' `form-action 'self'` policy
+/// stops a form's redirect to another site (a real Chromium showed it);
+/// this page's own navigation is not a form's.
+#[derive(Template)]
+#[template(path = "auth/sso_go.html")]
+struct GoPage {
+    layout: Layout,
+    provider: String,
+    url: String,
 }
 
 #[derive(Deserialize)]
