@@ -516,6 +516,10 @@ impl Browser {
             client: reqwest::Client::builder()
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
+                // Never reuse a connection idle for nearly as long as the
+                // server keeps one (actix's 5 s): a request sent as the
+                // server closes it fails with IncompleteMessage (CI saw it).
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
                 .build()
                 .expect("client"),
         }
@@ -787,7 +791,12 @@ impl Api {
         Api {
             base: base.to_owned(),
             key: key.to_owned(),
-            http: reqwest::Client::new(),
+            // As the browser's: no reuse of a connection the server may be
+            // closing.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
+                .build()
+                .expect("client"),
         }
     }
 
