@@ -23,8 +23,27 @@ pub enum Reserved {
 
 /// The row as it is now, its refill periods applied, locked for the
 /// transaction (PostgreSQL; SQLite's write transaction holds the database).
-/// A key with a quota but no row yet (never checked) starts full.
+/// A key with a quota but no row yet (never checked) starts full: the row
+/// is made first, so that two instances asking at once cannot both find
+/// "no row" (which `FOR UPDATE` does not lock) and both hand out the whole
+/// quota. The second insert waits for the first transaction and then
+/// does nothing; its `FOR UPDATE` then waits for the row.
 fn current(conn: &mut DbConn, key_id: &str, quota: &Quota, now: NaiveDateTime) -> QueryResult<i64> {
+    let fresh = (
+        key_quotas::key_id.eq(key_id),
+        key_quotas::remaining.eq(quota.limit),
+        key_quotas::window_start.eq(quota.window(now)),
+    );
+    match conn {
+        DbConn::Pg(pg) => diesel::insert_into(key_quotas::table)
+            .values(fresh)
+            .on_conflict_do_nothing()
+            .execute(pg)?,
+        DbConn::Sqlite(lite) => diesel::insert_into(key_quotas::table)
+            .values(fresh)
+            .on_conflict_do_nothing()
+            .execute(lite)?,
+    };
     let row: Option<(i64, Option<NaiveDateTime>)> = match conn {
         DbConn::Pg(pg) => key_quotas::table
             .find(key_id)
