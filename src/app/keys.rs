@@ -967,9 +967,8 @@ pub async fn top_up(state: &AppState, ctx: &Ctx, id: &str, input: TopUp) -> Resu
         return Err(keys::KeyError::NoQuota.into());
     }
     let number = |text: &str, field: &'static str, min: i64| -> Result<i64> {
-        let text = text.trim().replace([',', '_', ' '], "");
-        match text.parse::<i64>() {
-            Ok(n) if (min..=MAX).contains(&n) => Ok(n),
+        match crate::domain::quota::uses(text) {
+            Some(n) if (min..=MAX).contains(&n) => Ok(n),
             _ => Err(Error::Invalid(vec![FieldError::new(
                 field,
                 format!(

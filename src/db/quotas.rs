@@ -44,7 +44,7 @@ fn current(conn: &mut DbConn, key_id: &str, quota: &Quota, now: NaiveDateTime) -
             .on_conflict_do_nothing()
             .execute(lite)?,
     };
-    let row: Option<(i64, Option<NaiveDateTime>)> = match conn {
+    let row = match conn {
         DbConn::Pg(pg) => key_quotas::table
             .find(key_id)
             .select((key_quotas::remaining, key_quotas::window_start))
@@ -57,10 +57,16 @@ fn current(conn: &mut DbConn, key_id: &str, quota: &Quota, now: NaiveDateTime) -
             .first(lite)
             .optional()?,
     };
-    Ok(match row {
+    Ok(left_in(row, quota, now))
+}
+
+/// What a row says is left at `now`, its refill periods applied; no row
+/// (a key never checked): the whole quota.
+fn left_in(row: Option<(i64, Option<NaiveDateTime>)>, quota: &Quota, now: NaiveDateTime) -> i64 {
+    match row {
         Some((remaining, window)) => quota.rolled(remaining, window, now),
         None => quota.limit,
-    })
+    }
 }
 
 /// Store what is left in the window of `now`.
@@ -150,15 +156,12 @@ pub fn remaining(
     quota: &Quota,
     now: NaiveDateTime,
 ) -> QueryResult<i64> {
-    let row: Option<(i64, Option<NaiveDateTime>)> = key_quotas::table
+    let row = key_quotas::table
         .find(key_id)
         .select((key_quotas::remaining, key_quotas::window_start))
         .first(conn)
         .optional()?;
-    Ok(match row {
-        Some((remaining, window)) => quota.rolled(remaining, window, now),
-        None => quota.limit,
-    })
+    Ok(left_in(row, quota, now))
 }
 
 /// A key's quota changed from `old` to `new` (inside the edit's

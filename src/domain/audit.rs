@@ -281,27 +281,26 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
         "key.updated" => {
             let old_name = d.pointer("/old/name").and_then(Value::as_str);
             let new_name = d.pointer("/new/name").and_then(Value::as_str);
-            // An allowlist change is the one an incident review looks for:
-            // the sentence says so (the entries are in the details).
-            let mut allowlist = match (d.pointer("/old/allowed_ips"), d.pointer("/new/allowed_ips"))
-            {
+            // Allowlist and quota changes are what an incident review looks
+            // for: the sentence says so (the values are in the details).
+            let mut changed = match (d.pointer("/old/allowed_ips"), d.pointer("/new/allowed_ips")) {
                 (Some(o), Some(n)) if o != n => "; changed its IP allowlist".to_owned(),
                 _ => String::new(),
             };
             if let (Some(o), Some(n)) = (d.pointer("/old/quota"), d.pointer("/new/quota"))
                 && o != n
             {
-                allowlist.push_str("; changed its usage quota");
+                changed.push_str("; changed its usage quota");
             }
             match (old_name, new_name) {
                 (Some(o), Some(n)) if o != n => {
                     format!(
-                        "{actor} edited {} (renamed from {}){allowlist}",
+                        "{actor} edited {} (renamed from {}){changed}",
                         key(),
                         quoted(Some(o))
                     )
                 }
-                _ => format!("{actor} edited {}{allowlist}", key()),
+                _ => format!("{actor} edited {}{changed}", key()),
             }
         }
         "key.quota_topped_up" => match (d.get("set").filter(|v| !v.is_null()), field("add")) {

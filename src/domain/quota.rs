@@ -321,11 +321,10 @@ impl QuotaInput {
     /// Check it: [`parse`] after reading the numbers.
     pub fn parse(&self) -> Result<Option<Quota>, Vec<FieldError>> {
         let number = |text: &str, field: &'static str| -> Result<Option<i64>, FieldError> {
-            let text = text.trim().replace([',', '_', ' '], "");
-            if text.is_empty() {
+            if text.trim().is_empty() {
                 return Ok(None);
             }
-            text.parse::<i64>().map(Some).map_err(|_| {
+            uses(text).map(Some).ok_or_else(|| {
                 FieldError::new(field, "Enter a whole number of uses, or leave it empty.")
             })
         };
@@ -336,6 +335,13 @@ impl QuotaInput {
         }
         parse(limit, &self.period, refill, &self.refill_period)
     }
+}
+
+/// A number of uses as typed ("10,000", "10 000" and "10_000" alike);
+/// `None` when it is not a whole number. The one reading for the quota
+/// fields and top-ups.
+pub fn uses(text: &str) -> Option<i64> {
+    text.trim().replace([',', '_', ' '], "").parse().ok()
 }
 
 /// A quota as the audit trail and the API record it.
