@@ -237,6 +237,19 @@ pub fn test_config(database: DatabaseUrl) -> Config {
     }
 }
 
+/// Wait (up to 30 s) until no instance holds a SQLite file's lock.
+async fn wait_for_sqlite_lock(path: &std::path::Path) {
+    let since = std::time::Instant::now();
+    while keyward::db::claim_sqlite(path).is_err() {
+        assert!(
+            since.elapsed() < Duration::from_secs(30),
+            "the earlier instance never let go of {}",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Start the app on a fresh, empty database (first-run setup pending). The
 /// server runs on its own thread with its own actix system, as in the binary.
 pub async fn spawn_app() -> TestApp {
@@ -256,6 +269,13 @@ async fn start(
     guard: Option<TestDb>,
     configure: impl FnOnce(&mut Config) + Send + 'static,
 ) -> TestApp {
+    if guard.is_none()
+        && let DatabaseUrl::Sqlite(path) = &database
+    {
+        // A restart on the same file: the earlier instance's worker threads
+        // may let go of the instance lock a moment after its server stopped.
+        wait_for_sqlite_lock(path).await;
+    }
     let (tx, rx) = tokio::sync::oneshot::channel();
     let db = database.clone();
     let thread = std::thread::spawn(move || {
