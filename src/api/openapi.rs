@@ -18,7 +18,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
 (keys, events, usage). Send a key as `Authorization: Bearer sk_live_…`. Management endpoints need \
 a key with `keyward:keys:read`, `keyward:keys:write`, `keyward:keys:reveal`, `keyward:events:read`, \
 `keyward:webhooks:read`, `keyward:webhooks:write`, `keyward:service-accounts:read` or \
-`keyward:service-accounts:write`, `keyward:settings:read` or `keyward:settings:write`; such a key acts with the role of the member behind it (a person, \
+`keyward:service-accounts:write`, `keyward:settings:read` or `keyward:settings:write`, \
+`keyward:plans:read` or `keyward:plans:write`; such a key acts with the role of the member behind it (a person, \
 or a service account, whose keys act with its role whoever created them). Errors of the management \
 endpoints are RFC 9457 \
 `application/problem+json` bodies with a stable `code`."
@@ -66,6 +67,11 @@ endpoints are RFC 9457 \
         manage::disable_service_account,
         manage::enable_service_account,
         manage::create_service_account_key,
+        manage::list_plans,
+        manage::create_plan,
+        manage::get_plan,
+        manage::update_plan,
+        manage::delete_plan,
         openapi_json,
     ),
     components(schemas(Problem)),
@@ -77,6 +83,7 @@ endpoints are RFC 9457 \
         (name = "leaks", description = "Leaked keys: GitHub secret scanning alerts and public reports"),
         (name = "webhooks", description = "Webhook endpoints (keyward:webhooks:read / keyward:webhooks:write)"),
         (name = "settings", description = "Workspace settings: single sign-on (keyward:settings:read / keyward:settings:write)"),
+        (name = "plans", description = "Plans: named rate limits, quotas, IP allowlists and permission ceilings that every key on them follows; an edit changes them all at once (keyward:plans:read / keyward:plans:write)"),
         (name = "service-accounts", description = "Service accounts: members that are not people, owning keys no person's departure takes down (keyward:service-accounts:read / keyward:service-accounts:write)"),
     )
 )]

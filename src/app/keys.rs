@@ -2,6 +2,7 @@
 //! delete, review and bulk revoke — the one set of rules for the pages and
 //! the management API.
 
+use super::plans::Choice;
 use super::{Ctx, Error, Result, run};
 use crate::db::keys::{self, ApiKey, Cursor, KeyWithOwner, NewKey, Scope};
 use crate::db::{idempotency, permissions, workspaces};
@@ -221,7 +222,7 @@ impl Default for ListInput {
 impl ListInput {
     /// The text the parsers split; an item holding a comma or line break
     /// would silently become two, so it is refused for `field`.
-    fn text(&self, field: &'static str, errors: &mut Vec<FieldError>) -> String {
+    pub(crate) fn text(&self, field: &'static str, errors: &mut Vec<FieldError>) -> String {
         match self {
             ListInput::Text(t) => t.clone(),
             ListInput::Items(items) => {
@@ -261,6 +262,9 @@ pub struct NewKeyInput {
     /// Keep the secret, encrypted, so it can be shown again (issue 27):
     /// only where the workspace turned recoverable keys on.
     pub recoverable: bool,
+    /// The id of the plan to put the key on; empty: none. Its rate limit,
+    /// quota and IP allowlist apply where the sender chose none.
+    pub plan: String,
 }
 
 /// A new key's fields, checked against the workspace's rules.
@@ -328,6 +332,15 @@ fn parse_allowlist(
     let text = input.text(crate::domain::allowlist::FIELD, errors);
     crate::domain::allowlist::parse(&text)
         .map(|list| crate::domain::allowlist::stored(list.as_ref()))
+}
+
+/// A new key's setting on a plan: a value chosen overrides the plan's
+/// (unless equal to it); none chosen follows the plan.
+fn chosen<T>(value: Option<T>) -> Choice<Option<T>> {
+    match value {
+        Some(v) => Choice::Choose(Some(v)),
+        None => Choice::Follow,
+    }
 }
 
 /// Keep a value, or remember its field's error.
@@ -466,6 +479,8 @@ pub fn validate(
 /// limits, and for personal keys how many count against the limit.
 pub struct CreateFacts {
     pub catalog: Vec<permissions::Permission>,
+    /// The plans a key may be put on.
+    pub plans: Vec<crate::db::plans::Plan>,
     pub workspace: workspaces::Workspace,
     /// Personal keys: (used, limit).
     pub personal: Option<(i64, i64)>,
@@ -492,6 +507,10 @@ async fn facts_for(state: &AppState, ctx: &Ctx, kind: Kind, me: String) -> Resul
         };
         Ok(CreateFacts {
             catalog: permissions::active(c, &ws)?,
+            plans: crate::db::plans::list(c, &ws)?
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect(),
             workspace,
             personal,
         })
@@ -663,8 +682,26 @@ async fn create_owned(
     let facts = facts_for(state, ctx, kind, owner_id).await?;
     // A service account's key may hold what the account's role may.
     let role = service.as_ref().map_or(ctx.actor.role, |a| a.role());
-    let valid =
+    let mut valid =
         validate(&input, &facts.catalog, &facts.workspace, role, kind).map_err(Error::Invalid)?;
+    // On a plan, what the sender left unset is the plan's.
+    let on_plan = match input.plan.trim() {
+        "" => None,
+        id => {
+            let plan = super::plans::for_key(state, ctx, id).await?;
+            super::plans::allows_permissions(&plan, &valid.permissions)?;
+            let on = super::plans::resolve(
+                &plan,
+                chosen(valid.rate_limit),
+                chosen(valid.allowed_ips.clone()),
+                chosen(valid.quota),
+            );
+            valid.rate_limit = on.rate_limit;
+            valid.allowed_ips = on.allowed_ips;
+            valid.quota = on.quota;
+            Some((plan.id, crate::domain::plans::stored(&on.overrides)))
+        }
+    };
     let mut expires_at = valid.expiry.expires_at(crate::db::now());
     // Without an expiry chosen, a key made by a management key gets the
     // default or the acting key's own expiry, whichever comes first; an
@@ -735,6 +772,9 @@ async fn create_owned(
                 rate_limit: valid.rate_limit,
                 allowed_ips: valid.allowed_ips.as_deref(),
                 quota: valid.quota,
+                plan: on_plan
+                    .as_ref()
+                    .map(|(id, own)| (id.as_str(), own.as_str())),
                 request_nonce: nonce,
                 recoverable: to_seal.is_some(),
             },
@@ -811,9 +851,66 @@ pub struct Edit {
     pub allowed_ips: Option<ListInput>,
     /// The usage quota; a blank limit removes it.
     pub quota: Option<crate::domain::quota::QuotaInput>,
+    /// Put the key on the plan with this id; empty: take it off its plan
+    /// (it keeps its settings as its own).
+    pub plan: Option<String>,
 }
 
-/// Edit a key's name, description, tags, rate limit or IP allowlist.
+/// A key's settings after an edit, on the plan it ends up on. A setting
+/// the edit changes is the key's own unless it equals the plan's; one it
+/// leaves as it was stays overridden if it was, else follows the plan
+/// (so a key joining a plan takes the plan's settings).
+fn settle_plan(
+    key: &ApiKey,
+    plan: Option<&crate::db::plans::Plan>,
+    (rate_limit, allowed_ips, quota): (
+        Option<i32>,
+        Option<String>,
+        Option<crate::domain::quota::Quota>,
+    ),
+) -> (
+    Option<i32>,
+    Option<String>,
+    Option<crate::domain::quota::Quota>,
+    Option<String>,
+    String,
+) {
+    use crate::domain::plans::{Field, overrides, stored};
+    let Some(plan) = plan else {
+        return (rate_limit, allowed_ips, quota, None, String::new());
+    };
+    let own = overrides(&key.plan_overrides);
+    let kept = |f: Field| key.plan_id.is_some() && own.contains(&f);
+    fn choice<T: PartialEq>(new: T, current: T, kept: bool) -> Choice<T> {
+        if new != current {
+            Choice::Choose(new)
+        } else if kept {
+            Choice::Keep(new)
+        } else {
+            Choice::Follow
+        }
+    }
+    let on = super::plans::resolve(
+        plan,
+        choice(rate_limit, key.rate_limit, kept(Field::RateLimit)),
+        choice(
+            allowed_ips,
+            key.allowed_ips.clone(),
+            kept(Field::AllowedIps),
+        ),
+        choice(quota, key.quota(), kept(Field::Quota)),
+    );
+    (
+        on.rate_limit,
+        on.allowed_ips,
+        on.quota,
+        Some(plan.id.clone()),
+        stored(&on.overrides),
+    )
+}
+
+/// Edit a key's name, description, tags, rate limit, IP allowlist, quota
+/// or plan.
 pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result<ApiKey> {
     let key = load(state, ctx, id, Act::Manage).await?;
     refuse_revoked(&key)?;
@@ -859,6 +956,24 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result
     if !errors.is_empty() {
         return Err(Error::Invalid(errors));
     }
+    let plan = match edit.plan.as_deref().map(str::trim) {
+        Some("") => None,
+        Some(id) => Some(super::plans::for_key(state, ctx, id).await?),
+        None => match &key.plan_id {
+            Some(id) => {
+                let (ws, id) = (key.workspace_id.clone(), id.clone());
+                run(state, move |c| Ok(crate::db::plans::get(c, &ws, &id)?)).await?
+            }
+            None => None,
+        },
+    };
+    if let Some(p) = &plan
+        && key.plan_id.as_deref() != Some(p.id.as_str())
+    {
+        super::plans::allows_permissions(p, &key.permission_list())?;
+    }
+    let (rate_limit, allowed_ips, quota, plan_id, plan_overrides) =
+        settle_plan(&key, plan.as_ref(), (rate_limit, allowed_ips, quota));
     let (permissions, resources) = (key.permission_list(), key.resource_list());
     within_ceiling(
         ctx,
@@ -878,6 +993,8 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result
         rate_limit,
         allowed_ips: allowed_ips.clone(),
         quota,
+        plan_id: plan_id.clone(),
+        plan_overrides: plan_overrides.clone(),
     };
     let written = run(state, move |c| {
         // The owner's email and name stay searchable under the new name.
@@ -893,6 +1010,8 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result
             rate_limit,
             allowed_ips,
             quota,
+            plan_id,
+            plan_overrides,
         };
         Ok(keys::update_details(
             c,
@@ -912,6 +1031,8 @@ pub async fn update(state: &AppState, ctx: &Ctx, id: &str, edit: Edit) -> Result
                 && k.rate_limit == wanted.rate_limit
                 && k.allowed_ips == wanted.allowed_ips
                 && k.quota() == wanted.quota
+                && k.plan_id == wanted.plan_id
+                && k.plan_overrides == wanted.plan_overrides
         }))
     })
     .await

@@ -17,6 +17,7 @@ pub mod events;
 pub mod keys;
 pub mod leaks;
 pub mod mail;
+pub mod plans;
 pub mod recover;
 pub mod requests;
 pub mod service_accounts;

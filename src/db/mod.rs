@@ -12,6 +12,7 @@ pub mod leaks;
 pub mod mail;
 pub mod people;
 pub mod permissions;
+pub mod plans;
 pub mod pool_events;
 pub mod quotas;
 pub mod requests;

@@ -138,6 +138,8 @@ diesel::table! {
         quota_limit -> Nullable<BigInt>,
         quota_refill -> Nullable<BigInt>,
         quota_period -> Nullable<Text>,
+        plan_id -> Nullable<Text>,
+        plan_overrides -> Text,
     }
 }
 
@@ -152,6 +154,30 @@ diesel::table! {
 }
 
 diesel::joinable!(key_quotas -> api_keys (key_id));
+
+diesel::table! {
+    /// Named settings keys follow (issue 23): a plan's rate limit, quota and
+    /// IP allowlist are copied into the keys on it that do not override
+    /// them; its permissions (`NULL`: any) are the most they may hold.
+    plans (id) {
+        id -> Text,
+        workspace_id -> Text,
+        name -> Text,
+        name_key -> Text,
+        description -> Text,
+        rate_limit -> Nullable<Integer>,
+        quota_limit -> Nullable<BigInt>,
+        quota_refill -> Nullable<BigInt>,
+        quota_period -> Nullable<Text>,
+        allowed_ips -> Nullable<Text>,
+        permissions -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(api_keys -> plans (plan_id));
+diesel::allow_tables_to_appear_in_same_query!(api_keys, plans);
 
 diesel::table! {
     /// The encrypted secret of a recoverable key (issue 27): one row per

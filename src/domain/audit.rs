@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// Every action the application records (the Events filter offers them).
 /// Each must have a sentence: see the tests.
-pub const ACTIONS: [&str; 49] = [
+pub const ACTIONS: [&str; 52] = [
     "login.succeeded",
     "login.failed",
     "logout",
@@ -30,6 +30,10 @@ pub const ACTIONS: [&str; 49] = [
     "service_account.disabled",
     "service_account.enabled",
     "service_account.deleted",
+    // Plans (issue 23).
+    "plan.created",
+    "plan.updated",
+    "plan.deleted",
     "key.created",
     "key.updated",
     "key.disabled",
@@ -277,6 +281,21 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
             ),
             _ => format!("{actor} deleted the service account {}", quoted(f.target)),
         },
+        "plan.created" => format!("{actor} created the plan {}", quoted(f.target)),
+        "plan.updated" => match field("keys") {
+            Some(n) => format!(
+                "{actor} edited the plan {}, which reaches {n} key(s)",
+                quoted(f.target)
+            ),
+            None => format!("{actor} edited the plan {}", quoted(f.target)),
+        },
+        "plan.deleted" => match field("keys") {
+            Some(n) if n != "0" => format!(
+                "{actor} deleted the plan {}; its {n} key(s) keep its settings as their own",
+                quoted(f.target)
+            ),
+            _ => format!("{actor} deleted the plan {}", quoted(f.target)),
+        },
         "key.created" => format!("{actor} created {}", key()),
         "key.updated" => {
             let old_name = d.pointer("/old/name").and_then(Value::as_str);
@@ -291,6 +310,15 @@ pub fn sentence(f: &Facts<'_>) -> Option<String> {
                 && o != n
             {
                 changed.push_str("; changed its usage quota");
+            }
+            if let (Some(o), Some(n)) = (d.pointer("/old/plan"), d.pointer("/new/plan"))
+                && o != n
+            {
+                changed.push_str(if n.is_null() {
+                    "; took it off its plan"
+                } else {
+                    "; put it on a plan"
+                });
             }
             match (old_name, new_name) {
                 (Some(o), Some(n)) if o != n => {

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod input;
 pub mod keys;
 pub mod password;
+pub mod plans;
 pub mod policy;
 pub mod quota;
 pub mod recovery;

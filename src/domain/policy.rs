@@ -242,8 +242,13 @@ pub mod management {
     pub const SETTINGS_READ: &str = "keyward:settings:read";
     /// Change workspace settings (single sign-on).
     pub const SETTINGS_WRITE: &str = "keyward:settings:write";
+    /// List and read plans.
+    pub const PLANS_READ: &str = "keyward:plans:read";
+    /// Create, edit and delete plans (an edit changes every key on the
+    /// plan, never beyond the acting key's own settings).
+    pub const PLANS_WRITE: &str = "keyward:plans:write";
     /// All of them, in the order the create dialog lists them.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 12] = [
         KEYS_READ,
         KEYS_WRITE,
         KEYS_REVEAL,
@@ -254,6 +259,8 @@ pub mod management {
         SERVICE_ACCOUNTS_WRITE,
         SETTINGS_READ,
         SETTINGS_WRITE,
+        PLANS_READ,
+        PLANS_WRITE,
     ];
 
     /// Whether `name` is one of the management permissions (the

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod layout;
 pub mod leaks;
 pub mod pages;
+pub mod plans;
 pub mod service_accounts;
 pub mod session;
 pub mod settings;
@@ -114,6 +115,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         // Settings → Single sign-on.
         .service(sso::settings_page)
         .service(sso::save_settings)
+        .service(plans::plans_page)
+        .service(plans::create)
+        .service(plans::delete_confirm)
+        .service(plans::delete)
+        .service(plans::plan_detail)
+        .service(plans::save)
         // Settings → Webhooks.
         .service(webhooks::list)
         .service(webhooks::create)

@@ -25,6 +25,7 @@ mod notify;
 mod ops;
 mod outage;
 mod package;
+mod plans;
 mod quotas;
 mod recover;
 mod requests;

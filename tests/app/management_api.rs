@@ -2398,7 +2398,7 @@ async fn the_document_declares_what_the_server_enforces() {
     assert_eq!(s, StatusCode::CREATED);
     // Key ids in paths: `key_` and letters or digits; anything else is
     // not found (or, with a control character, a bad request). (Webhook
-    // endpoints' are `whk_…`, service accounts' `sa_…`.)
+    // endpoints' are `whk_…`, service accounts' `sa_…`, plans' `plan_…`.)
     for (path, ops) in doc["paths"].as_object().unwrap() {
         if !path.contains("{id}")
             || path.starts_with("/api/v1/webhooks")
@@ -2406,6 +2406,11 @@ async fn the_document_declares_what_the_server_enforces() {
         {
             continue;
         }
+        let expected = if path.starts_with("/api/v1/plans") {
+            "^plan_[0-9A-Za-z]+$"
+        } else {
+            "^key_[0-9A-Za-z]+$"
+        };
         for (method, op) in ops.as_object().unwrap() {
             let id = op["parameters"]
                 .as_array()
@@ -2413,10 +2418,7 @@ async fn the_document_declares_what_the_server_enforces() {
                 .iter()
                 .find(|p| p["name"] == "id")
                 .unwrap();
-            assert_eq!(
-                id["schema"]["pattern"], "^key_[0-9A-Za-z]+$",
-                "{method} {path}"
-            );
+            assert_eq!(id["schema"]["pattern"], expected, "{method} {path}");
         }
     }
     assert_eq!(

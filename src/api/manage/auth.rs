@@ -70,6 +70,17 @@ impl Need for SettingsWrite {
     const PERMISSION: &'static str = management::SETTINGS_WRITE;
 }
 
+/// `keyward:plans:read`.
+pub struct PlansRead;
+/// `keyward:plans:write`.
+pub struct PlansWrite;
+impl Need for PlansRead {
+    const PERMISSION: &'static str = management::PLANS_READ;
+}
+impl Need for PlansWrite {
+    const PERMISSION: &'static str = management::PLANS_WRITE;
+}
+
 /// A request authenticated by a key holding the management permission `N`:
 /// the use-case context of the member it acts for, with the key as the
 /// audit actor.

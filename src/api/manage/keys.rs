@@ -220,6 +220,7 @@ pub(crate) fn new_key_input(input: CreateKeyRequest) -> (NewKeyInput, &'static s
         allowed_ips: ListInput::Items(input.allowed_ips.unwrap_or_default()),
         quota: QuotaSpec::input(input.quota.as_ref()),
         recoverable: input.recoverable.unwrap_or(false),
+        plan: input.plan.unwrap_or_default(),
     };
     (input, expiry_field)
 }
@@ -282,6 +283,7 @@ pub async fn update_key(
             .allowed_ips
             .map(|list| ListInput::Items(list.unwrap_or_default())),
         quota: input.quota.map(|q| QuotaSpec::input(q.as_ref())),
+        plan: input.plan.map(Option::unwrap_or_default),
     };
     let saved = uc::update(&m.state, &m.ctx, &id, edit)
         .await

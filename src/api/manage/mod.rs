@@ -19,6 +19,7 @@ pub mod auth;
 pub mod body;
 pub mod events;
 pub mod keys;
+pub mod plans;
 pub mod requests;
 pub mod service_accounts;
 pub mod shapes;
@@ -27,6 +28,7 @@ pub mod webhooks;
 
 pub use events::*;
 pub use keys::*;
+pub use plans::*;
 pub use requests::{end_grace, key_callers, key_requests};
 pub use service_accounts::*;
 pub use shapes::*;
@@ -113,6 +115,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/service-accounts/{id}/disable").post(disable_service_account))
     .service(web::resource("/service-accounts/{id}/enable").post(enable_service_account))
     .service(web::resource("/service-accounts/{id}/keys").post(create_service_account_key))
+    .service(
+        web::resource("/plans")
+            .get(list_plans)
+            .head(list_plans)
+            .post(create_plan),
+    )
+    .service(
+        web::resource("/plans/{id}")
+            .get(get_plan)
+            .head(get_plan)
+            .patch(update_plan)
+            .delete(delete_plan),
+    )
     .service(web::resource("/events").get(list_events).head(list_events))
     // Webhook endpoints (notifications).
     .service(

@@ -166,6 +166,12 @@ pub struct KeyView {
     /// Its secret is kept encrypted and can be shown again (recoverable
     /// keys, `POST /api/v1/keys/{id}/reveal`).
     pub recoverable: bool,
+    /// The plan the key is on (`GET /api/v1/plans/{id}`); `null`: none.
+    #[schema(example = "plan_3Qd0sWcTzE1n8mK2pL5vXa")]
+    pub plan_id: Option<String>,
+    /// The settings the key keeps as its own on its plan (`rate_limit`,
+    /// `quota`, `allowed_ips`): the plan's edits leave them alone.
+    pub plan_overrides: Vec<String>,
 }
 
 impl KeyView {
@@ -200,6 +206,11 @@ impl KeyView {
             old_secret_valid_until: key.grace_until(now).map(time),
             creator_removed: key.creator_removed_at.is_some(),
             recoverable: key.recoverable,
+            plan_id: key.plan_id.clone(),
+            plan_overrides: crate::domain::plans::overrides(&key.plan_overrides)
+                .into_iter()
+                .map(|f| f.as_str().to_owned())
+                .collect(),
         }
     }
 }
@@ -374,6 +385,11 @@ pub struct CreateKeyRequest {
     /// (only where an admin turned recoverable keys on).
     #[serde(default)]
     pub recoverable: Option<bool>,
+    /// A plan's id: the key follows its rate limit, quota and IP allowlist
+    /// where this request sets none (a value set here is the key's own),
+    /// and may hold only the permissions the plan allows.
+    #[serde(default)]
+    pub plan: Option<String>,
 }
 
 /// A recoverable key's secret, shown again.
@@ -439,6 +455,12 @@ pub struct UpdateKeyRequest {
     /// keeps it. What is left moves by the change of the limit.
     #[serde(default, deserialize_with = "present")]
     pub quota: Option<Option<QuotaSpec>>,
+    /// Put the key on this plan (its settings apply where the key has not
+    /// changed its own); `null` takes it off its plan, keeping its
+    /// settings as its own; absent keeps it. A setting changed on a key on
+    /// a plan becomes the key's own, unless it equals the plan's.
+    #[serde(default, deserialize_with = "present")]
+    pub plan: Option<Option<String>>,
 }
 
 /// How often a quota comes back whole: `day`, `week` or `month` (from
@@ -576,7 +598,7 @@ pub struct TopUpRequest {
 }
 
 /// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(super) fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,

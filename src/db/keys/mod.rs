@@ -76,6 +76,11 @@ pub struct ApiKey {
     pub quota_limit: Option<i64>,
     pub quota_refill: Option<i64>,
     pub quota_period: Option<String>,
+    /// The plan the key is on (issue 23); `None`: its own settings only.
+    pub plan_id: Option<String>,
+    /// The settings it keeps as its own on its plan
+    /// ([`crate::domain::plans::overrides`]).
+    pub plan_overrides: String,
 }
 
 /// The owner kind as the API and the CSV export name it: `service` for a
@@ -90,11 +95,11 @@ pub(crate) fn owner_kind(owner_id: Option<&str>, personal: bool) -> &'static str
     }
 }
 
-fn json_list(raw: &str) -> Vec<String> {
+pub(crate) fn json_list(raw: &str) -> Vec<String> {
     serde_json::from_str(raw).unwrap_or_default()
 }
 
-fn to_json(list: &[String]) -> String {
+pub(crate) fn to_json(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
 }
 
@@ -254,6 +259,8 @@ pub struct NewKey<'a> {
     pub allowed_ips: Option<&'a str>,
     /// The usage quota; `None`: none.
     pub quota: Option<crate::domain::quota::Quota>,
+    /// The plan it is on and the fields it overrides (stored form).
+    pub plan: Option<(&'a str, &'a str)>,
     pub request_nonce: &'a str,
     /// Created recoverable: the caller stores its sealed secret in the
     /// same transaction ([`super::secrets::store`]).
@@ -281,6 +288,7 @@ impl<'a> NewKey<'a> {
             rate_limit: None,
             allowed_ips: None,
             quota: None,
+            plan: None,
             request_nonce,
             recoverable: false,
         }
@@ -355,6 +363,8 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
                 api_keys::quota_limit.eq(quota.0),
                 api_keys::quota_refill.eq(quota.1),
                 api_keys::quota_period.eq(quota.2),
+                api_keys::plan_id.eq(new.plan.map(|p| p.0)),
+                api_keys::plan_overrides.eq(new.plan.map_or("", |p| p.1)),
                 api_keys::request_nonce.eq(new.request_nonce),
                 api_keys::search.eq(search_text(&id, new.name, owner_label, new.tags)),
                 api_keys::created_at.eq(now),
@@ -386,6 +396,7 @@ pub fn create(conn: &mut DbConn, ctx: &AuditContext, new: NewKey<'_>) -> Result<
                 "rate_limit": key.rate_limit,
                 "allowed_ips": key.allowed_ip_list(),
                 "quota": key.quota_json(),
+                "plan": key.plan_id,
                 "excerpt": key.excerpt(),
                 "recoverable": new.recoverable,
             }),
@@ -462,6 +473,9 @@ pub struct Details {
     pub allowed_ips: Option<String>,
     /// The usage quota; `None`: none.
     pub quota: Option<crate::domain::quota::Quota>,
+    /// The plan and the overridden fields (stored form).
+    pub plan_id: Option<String>,
+    pub plan_overrides: String,
 }
 
 /// Change a key's name, description, tags, rate limit and IP allowlist. Saving what is
@@ -480,6 +494,8 @@ pub fn update_details(
         rate_limit,
         allowed_ips,
         quota,
+        plan_id,
+        plan_overrides,
     } = details;
     let rate_limit = *rate_limit;
     let quota_columns = crate::domain::quota::Quota::columns(quota.as_ref());
@@ -496,7 +512,9 @@ pub fn update_details(
             && key.tag_list() == *tags
             && key.rate_limit == rate_limit
             && key.allowed_ips == *allowed_ips
-            && key.quota() == *quota;
+            && key.quota() == *quota
+            && key.plan_id == *plan_id
+            && key.plan_overrides == *plan_overrides;
         if unchanged {
             return Ok(key.clone());
         }
@@ -514,6 +532,8 @@ pub fn update_details(
             api_keys::quota_limit.eq(quota_columns.0),
             api_keys::quota_refill.eq(quota_columns.1),
             api_keys::quota_period.eq(quota_columns.2),
+            api_keys::plan_id.eq(plan_id),
+            api_keys::plan_overrides.eq(plan_overrides),
             api_keys::search.eq(search_text(&key.id, name, owner_label, tags)),
             api_keys::updated_at.eq(super::now()),
         ))
@@ -533,8 +553,8 @@ pub fn update_details(
             "key.updated",
             key_target(&updated),
             json!({
-                "old": { "name": key.name, "description": key.description, "tags": key.tag_list(), "rate_limit": key.rate_limit, "allowed_ips": key.allowed_ip_list(), "quota": key.quota_json() },
-                "new": { "name": name, "description": description, "tags": tags, "rate_limit": rate_limit, "allowed_ips": updated.allowed_ip_list(), "quota": updated.quota_json() },
+                "old": { "name": key.name, "description": key.description, "tags": key.tag_list(), "rate_limit": key.rate_limit, "allowed_ips": key.allowed_ip_list(), "quota": key.quota_json(), "plan": key.plan_id, "plan_overrides": key.plan_overrides },
+                "new": { "name": name, "description": description, "tags": tags, "rate_limit": rate_limit, "allowed_ips": updated.allowed_ip_list(), "quota": updated.quota_json(), "plan": updated.plan_id, "plan_overrides": updated.plan_overrides },
             }),
         )?;
         Ok(updated)

@@ -115,6 +115,19 @@ struct EditForm {
     allowed_ips: String,
     usage_quota: QuotaInput,
     errors: FormErrors,
+    /// The plans the key may be put on.
+    plans: Vec<super::create::PlanChoice>,
+    /// The chosen plan's id; empty: none.
+    plan: String,
+}
+
+/// The plans the edit dialog offers.
+async fn plan_choices(call: &Call) -> Result<Vec<super::create::PlanChoice>, AppError> {
+    Ok(crate::app::plans::choices(&call.state, &call.ctx())
+        .await?
+        .iter()
+        .map(super::create::PlanChoice::of)
+        .collect())
 }
 
 #[get("/keys/{id}/edit")]
@@ -134,6 +147,8 @@ pub async fn edit_form(
         rate_limit: key.rate_limit.map(|r| r.to_string()).unwrap_or_default(),
         allowed_ips: key.allowed_ip_list().join("\n"),
         usage_quota: QuotaInput::of(key.quota().as_ref()),
+        plans: plan_choices(&call).await?,
+        plan: key.plan_id.clone().unwrap_or_default(),
         key,
         errors: FormErrors::default(),
     };
@@ -161,6 +176,8 @@ pub struct EditBody {
     #[serde(default)]
     quota_refill_period: String,
     return_to: Option<String>,
+    /// Sent only where the dialog offers plans.
+    plan: Option<String>,
 }
 
 /// The quota a create or edit form sent.
@@ -190,6 +207,7 @@ pub async fn edit(target: KeyTarget, form: web::Form<EditBody>) -> Result<HttpRe
             &form.quota_refill,
             &form.quota_refill_period,
         )),
+        plan: form.plan.clone(),
     };
     let saved = match uc::update(&call.state, &call.ctx(), &key.id, edit).await {
         Ok(saved) => saved,
@@ -211,6 +229,8 @@ pub async fn edit(target: KeyTarget, form: web::Form<EditBody>) -> Result<HttpRe
                     &form.quota_refill_period,
                 ),
                 errors: FormErrors::from(errors),
+                plans: plan_choices(&call).await?,
+                plan: form.plan.unwrap_or_default(),
             };
             return call.fragment_or_page(
                 "Edit API key",

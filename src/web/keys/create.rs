@@ -53,6 +53,59 @@ pub struct NewKeyForm {
     /// Whether the workspace offers recoverable keys (issue 27).
     pub offer_recoverable: bool,
     pub recoverable: bool,
+    /// The plans a key may be put on: (id, name, what it sets).
+    pub plans: Vec<PlanChoice>,
+    /// The chosen plan's id; empty: none.
+    pub plan: String,
+}
+
+/// A plan as the create and edit dialogs offer it.
+#[derive(Debug, Clone)]
+pub struct PlanChoice {
+    pub id: String,
+    pub name: String,
+    /// What it sets, in words ("600/min; 10,000 a day; 2 IP ranges").
+    pub summary: String,
+}
+
+impl PlanChoice {
+    pub fn of(p: &crate::db::plans::Plan) -> Self {
+        PlanChoice {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            summary: plan_summary(p),
+        }
+    }
+}
+
+/// A plan's settings in a few words.
+pub fn plan_summary(p: &crate::db::plans::Plan) -> String {
+    let mut parts = Vec::new();
+    if let Some(r) = p.rate_limit {
+        parts.push(format!("{r} requests a minute"));
+    }
+    if let Some(q) = p.quota() {
+        parts.push(q.describe());
+    }
+    let ips = p.allowed_ip_list().len();
+    if ips > 0 {
+        parts.push(format!(
+            "{ips} allowed address{}",
+            if ips == 1 { "" } else { "es" }
+        ));
+    }
+    if let Some(list) = p.permission_list() {
+        parts.push(format!(
+            "at most {} permission{}",
+            list.len(),
+            if list.len() == 1 { "" } else { "s" }
+        ));
+    }
+    if parts.is_empty() {
+        "no limits".to_owned()
+    } else {
+        parts.join("; ")
+    }
 }
 
 /// "2 of 3 personal keys used".
@@ -137,6 +190,8 @@ fn form(call: &Call, kind: ListKind, facts: CreateFacts) -> Result<NewKeyForm, A
         management: uc::grantable(call.user.actor.role, kind.key_kind()),
         offer_recoverable: crate::app::recover::offered(&call.state, &facts.workspace),
         recoverable: false,
+        plans: facts.plans.iter().map(PlanChoice::of).collect(),
+        plan: String::new(),
     })
 }
 
@@ -191,6 +246,8 @@ pub struct CreateForm {
     /// The "recoverable" checkbox: present when ticked.
     #[serde(default)]
     recoverable: Option<String>,
+    #[serde(default)]
+    plan: String,
 }
 
 /// What a management permission lets a key do, for the create dialog.
@@ -208,6 +265,10 @@ pub fn management_text(permission: &str) -> &'static str {
         }
         management::SETTINGS_READ => "Read workspace settings (single sign-on)",
         management::SETTINGS_WRITE => "Change workspace settings (single sign-on)",
+        management::PLANS_READ => "List and read plans",
+        management::PLANS_WRITE => {
+            "Create, edit and delete plans (an edit changes every key on it)"
+        }
         _ => "",
     }
 }
@@ -236,6 +297,7 @@ async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResp
             &form.quota_refill_period,
         ),
         recoverable: form.recoverable.is_some(),
+        plan: form.plan.clone(),
     };
     let once = Once::Nonce(form.nonce.clone());
     let back = kind.url("");
@@ -263,6 +325,7 @@ async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResp
                     &form.quota_refill_period,
                 ),
                 recoverable: form.recoverable.is_some(),
+                plan: form.plan,
                 errors: FormErrors::from(errors),
                 ..self::form(&call, kind, facts)?
             };

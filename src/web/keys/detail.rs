@@ -39,6 +39,8 @@ struct DetailPage {
     callers: super::requests::CallersView,
     /// The usage quota and what is left of it.
     quota: Option<QuotaView>,
+    /// The plan the key is on, by name.
+    plan: Option<String>,
 }
 
 /// A key's quota as its page shows it.
@@ -62,6 +64,19 @@ pub struct DayUsage {
 }
 
 impl DetailPage {
+    /// How a setting relates to the key's plan: "" off a plan.
+    fn source(&self, field: &str) -> &'static str {
+        if self.plan.is_none() {
+            return "";
+        }
+        let own = crate::domain::plans::overrides(&self.key.plan_overrides);
+        if own.iter().any(|f| f.as_str() == field) {
+            "the key's own (overrides the plan)"
+        } else {
+            "from the plan"
+        }
+    }
+
     fn ret(&self) -> String {
         crate::http::middleware::urlencode(&self.return_to)
     }
@@ -127,6 +142,16 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
                 .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
         });
     let callers = super::requests::CallersView::new(&callers, &format!("/keys/{}", key.id));
+    let plan = match key.plan_id.clone() {
+        Some(id) => {
+            let ws = key.workspace_id.clone();
+            db(&call.state, move |c| {
+                Ok(crate::db::plans::get(c, &ws, &id)?.map(|p| p.name))
+            })
+            .await?
+        }
+        None => None,
+    };
     let key_with_owner = KeyWithOwner {
         key: key.clone(),
         owner_email: None,
@@ -183,6 +208,7 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
         leaks,
         callers,
         quota,
+        plan,
     };
     render(&page, StatusCode::OK)
 }

@@ -26,9 +26,13 @@ const HEADER: &[&str] = &[
     // Last, so readers of the earlier columns by position keep working.
     "allowed_ips",
     "quota",
+    "plan",
 ];
 
-fn record(k: &KeyWithOwner, now: chrono::NaiveDateTime) -> Vec<String> {
+/// Plans by id, for the `plan` column.
+type PlanNames = std::collections::HashMap<String, String>;
+
+fn record(k: &KeyWithOwner, now: chrono::NaiveDateTime, plans: &PlanNames) -> Vec<String> {
     let key = &k.key;
     let time =
         |t: Option<chrono::NaiveDateTime>| t.map(crate::domain::time::rfc3339).unwrap_or_default();
@@ -59,6 +63,13 @@ fn record(k: &KeyWithOwner, now: chrono::NaiveDateTime) -> Vec<String> {
         cell(&key.allowed_ip_list().join(" ")),
         // "1,000 a day", "5,000 in total, no refill"; empty: none.
         cell(&key.quota().map(|q| q.describe()).unwrap_or_default()),
+        // The plan's name; empty: none.
+        cell(
+            key.plan_id
+                .as_ref()
+                .and_then(|id| plans.get(id))
+                .map_or("", String::as_str),
+        ),
     ]
 }
 
@@ -71,8 +82,15 @@ pub async fn inventory(
 ) -> Result<HttpResponse, AppError> {
     let ctx = user.ctx();
     let scope = uc::scope_of(&ctx, Listing::All)?;
+    let plans: std::sync::Arc<PlanNames> = std::sync::Arc::new(
+        crate::app::plans::choices(&state, &ctx)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p.name))
+            .collect(),
+    );
     let next = move |after: Option<Cursor>| {
-        let (state, ctx, scope) = (state.clone(), ctx.clone(), scope.clone());
+        let (state, ctx, scope, plans) = (state.clone(), ctx.clone(), scope.clone(), plans.clone());
         async move {
             let query = ListQuery {
                 q: String::new(),
@@ -83,7 +101,7 @@ pub async fn inventory(
             let page = uc::list(&state, &ctx, scope, query).await?;
             let now = crate::db::now();
             Ok((
-                page.keys.iter().map(|k| record(k, now)).collect(),
+                page.keys.iter().map(|k| record(k, now, &plans)).collect(),
                 page.next.map(Some),
             ))
         }
