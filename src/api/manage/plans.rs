@@ -201,7 +201,7 @@ pub async fn update_plan(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     let current = uc::get(&m.state, &m.ctx, &id).await?;
-    let patch = body.json::<UpdatePlanRequest>(true)?.value;
+    let patch = body.json::<UpdatePlanRequest>(false)?.value;
     let now = uc::input_of(&current.plan);
     let input = PlanInput {
         name: patch.name.unwrap_or(now.name),

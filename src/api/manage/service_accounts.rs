@@ -179,7 +179,7 @@ pub async fn update_service_account(
     id: IdPath,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let patch = body.json::<UpdateServiceAccountRequest>(true)?.value;
+    let patch = body.json::<UpdateServiceAccountRequest>(false)?.value;
     let now = uc::get(&m.state, &m.ctx, &id).await?;
     let input = Input {
         name: patch.name.unwrap_or(now.name),

@@ -4,7 +4,7 @@
 
 use super::auth::{Manager, WebhooksRead, WebhooksWrite};
 use super::body::Body;
-use super::shapes::{KeyRefusals, Refusals, time};
+use super::shapes::{BodyRefusals, KeyRefusals, Refusals, time};
 use crate::api::problem::ApiError;
 use crate::app::webhooks::{self as uc, Input};
 use crate::db::webhooks::{Attempt, Delivery, Endpoint};
@@ -189,6 +189,7 @@ pub async fn list_webhooks(m: Manager<WebhooksRead>) -> Result<HttpResponse, Api
         (status = 201, description = "Added; `secret` is shown this once", body = WebhookWithSecret),
         Refusals,
         KeyRefusals,
+        BodyRefusals,
     )
 )]
 pub async fn create_webhook(
@@ -232,14 +233,14 @@ pub async fn get_webhook(m: Manager<WebhooksRead>, id: IdPath) -> Result<HttpRes
     request_body = UpdateWebhookRequest,
     params(("id" = String, Path, description = "The endpoint's id", pattern = "^whk_[0-9A-Za-z]+$")),
     security(("bearer" = [])),
-    responses((status = 200, description = "Changed", body = WebhookView), Refusals, KeyRefusals)
+    responses((status = 200, description = "Changed", body = WebhookView), Refusals, KeyRefusals, BodyRefusals)
 )]
 pub async fn update_webhook(
     m: Manager<WebhooksWrite>,
     id: IdPath,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let patch = body.json::<UpdateWebhookRequest>(true)?.value;
+    let patch = body.json::<UpdateWebhookRequest>(false)?.value;
     let now = uc::get(&m.state, &m.ctx, &id).await?;
     let input = Input {
         url: patch.url.unwrap_or(now.url.clone()),
