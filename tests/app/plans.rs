@@ -529,3 +529,124 @@ async fn pg_only_a_plan_edit_reaches_another_instance_with_one_notice() {
     assert_eq!(seen.len(), 1, "one notice for the plan: {seen:?}");
     assert!(seen[0].starts_with("w "), "{seen:?}");
 }
+
+/// Another workspace's plans and keys, attacked from this one: pages, the
+/// API, a key put on that plan, a top-up of that key's quota. Nothing is
+/// found, nothing changes.
+#[tokio::test]
+async fn another_workspaces_plans_and_quotas_are_out_of_reach() {
+    let (app, ada) = spawn_ready().await;
+    let zed = app.other_workspace_admin().await;
+    let res = zed
+        .post_form(
+            "/workspace/settings/plans",
+            &[
+                ("name", "Other gold"),
+                ("rate_limit", "9"),
+                ("permission_limit", "any"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let theirs = plan_id_named(&zed, "Other gold").await;
+    let their_key = zed
+        .create_key(
+            "/workspace/keys",
+            &[
+                ("name", "Other metered"),
+                ("quota_limit", "10"),
+                ("quota_period", "total"),
+                ("plan", &theirs),
+            ],
+        )
+        .await;
+
+    // Pages: the plan and the key's quota are not found from here.
+    for path in [
+        format!("/workspace/settings/plans/{theirs}"),
+        format!("/workspace/settings/plans/{theirs}/delete"),
+    ] {
+        let (status, _) = ada.page(&path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    for (path, fields) in [
+        (
+            format!("/workspace/settings/plans/{theirs}"),
+            vec![("name", "Hijacked"), ("permission_limit", "any")],
+        ),
+        (format!("/workspace/settings/plans/{theirs}/delete"), vec![]),
+        (
+            format!("/keys/{}/quota", their_key.id),
+            vec![("how", "set"), ("amount", "1000000")],
+        ),
+    ] {
+        let res = ada.post_form(&path, &fields).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    // A key of this workspace cannot be put on that plan.
+    let res = ada
+        .submit_new_key("/workspace/keys", &[("name", "Mine"), ("plan", &theirs)])
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("Choose one of this workspace")
+    );
+
+    // The API, with every permission it would take.
+    let api = manager(
+        &ada,
+        &app.base,
+        &[
+            ("permissions", "keyward:plans:read"),
+            ("permissions", "keyward:plans:write"),
+            ("permissions", "keyward:keys:read"),
+            ("permissions", "keyward:keys:write"),
+        ],
+    )
+    .await;
+    let (s, _) = api.get(&format!("/api/v1/plans/{theirs}")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = api
+        .patch(
+            &format!("/api/v1/plans/{theirs}"),
+            json!({"rate_limit_per_minute": 1}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = api.delete(&format!("/api/v1/plans/{theirs}")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = api
+        .get(&format!("/api/v1/keys/{}/quota", their_key.id))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = api
+        .post(
+            &format!("/api/v1/keys/{}/quota", their_key.id),
+            json!({"add": 5}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = api
+        .post(
+            "/api/v1/keys",
+            json!({"name": "Mine", "kind": "workspace", "plan": theirs}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (_, mine) = api.get("/api/v1/plans").await;
+    assert_eq!(mine["plans"], json!([]), "their plan is not listed here");
+
+    // Theirs is as it was: its name, limit, key and quota.
+    let (_, page) = zed
+        .page(&format!("/workspace/settings/plans/{theirs}"))
+        .await;
+    assert!(
+        page.contains("Other gold") && page.contains("value=\"9\""),
+        "{page}"
+    );
+    assert_eq!(limit_of(&app.base, &their_key.secret).await, "9");
+    assert_eq!(left_of(&app.base, &their_key.secret).await, Some(8));
+}

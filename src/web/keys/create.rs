@@ -90,8 +90,8 @@ pub fn plan_summary(p: &crate::db::plans::Plan) -> String {
     let ips = p.allowed_ip_list().len();
     if ips > 0 {
         parts.push(format!(
-            "{ips} allowed address{}",
-            if ips == 1 { "" } else { "es" }
+            "{ips} IP allowlist entr{}",
+            if ips == 1 { "y" } else { "ies" }
         ));
     }
     if let Some(list) = p.permission_list() {

@@ -630,6 +630,42 @@ async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
         )
         .await
         .id;
+    // A plan with a long name, and a key on it overriding one setting.
+    let res = admin
+        .post_form(
+            "/workspace/settings/plans",
+            &[
+                ("name", "Partner integrations — standard tier (EU plants, 24/7)"),
+                ("description", "For ERP and MES partners: 600 requests a minute, 250,000 checks a month, the plant networks only; ask the platform team before changing it."),
+                ("rate_limit", "600"),
+                ("quota_limit", "250000"),
+                ("quota_period", "month"),
+                ("allowed_ips", "10.20.0.0/16\n10.30.0.0/16\n2001:db8:1234::/48"),
+                ("permission_limit", "only"),
+                ("permissions", "data:read"),
+                ("permissions", "devices:read"),
+            ],
+        )
+        .await;
+    assert!(res.status().is_redirection(), "plan added");
+    let (_, plans) = admin.page("/workspace/settings/plans").await;
+    let start = plans
+        .find("/workspace/settings/plans/plan_")
+        .expect("the plan is listed")
+        + "/workspace/settings/plans/".len();
+    let plan = plans[start..start + plans[start..].find('"').unwrap()].to_owned();
+    let on_plan = admin
+        .create_key(
+            "/workspace/keys",
+            &[
+                ("name", "MES line 7 — partner gateway on the standard tier"),
+                ("plan", &plan),
+                ("rate_limit", "120"),
+                ("permissions", "data:read"),
+            ],
+        )
+        .await
+        .id;
     // Ada works in a second workspace with a long name and is invited to a
     // third: every page's header has the switcher and the invitation.
     app.ada_also_admin_of(
@@ -671,6 +707,14 @@ async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
         ),
         ("settings", "/workspace/settings".into()),
         ("sso-settings", "/workspace/settings/sso".into()),
+        ("plans", "/workspace/settings/plans".into()),
+        ("plan", format!("/workspace/settings/plans/{plan}")),
+        (
+            "delete-plan",
+            format!("/workspace/settings/plans/{plan}/delete"),
+        ),
+        ("key-on-plan", format!("/keys/{on_plan}")),
+        ("edit-key-on-plan", format!("/keys/{on_plan}/edit")),
         (
             "service-account",
             format!("/workspace/service-accounts/{}", s.account),
@@ -718,6 +762,8 @@ async fn browser_every_page_fits_both_widths_and_passes_axe_in_both_themes() {
         "create-key",
         "users",
         "settings",
+        "plans",
+        "key-on-plan",
         "service-account",
         "webhooks",
         "recoverable-key",
