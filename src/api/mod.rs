@@ -615,6 +615,10 @@ pub async fn forward_auth(req: HttpRequest, state: web::Data<AppState>) -> HttpR
                 ))
                 .insert_header((OWNER.clone(), owner));
             rate_headers(&mut res, &v);
+            // Always present, for the same reason: empty without a quota.
+            if v.quota.is_none() {
+                res.insert_header((QUOTA_REMAINING.clone(), ""));
+            }
             res.finish()
         }
         Err(outcome) => forward_auth_refusal(&outcome),
@@ -653,7 +657,7 @@ fn forward_auth_refusal(outcome: &Outcome) -> HttpResponse {
     responses(
         (status = 200, description = "The key is valid; its identity is in the response headers",
             headers(
-                ("X-Keyward-Quota-Remaining" = Option<i64>, description = "What is left of the key's quota after this request (keys with a quota)"),
+                ("X-Keyward-Quota-Remaining" = String, description = "What is left of the key's quota after this request; empty for a key without a quota (always sent, so gateways that copy headers never pass the client's own)"),
                 ("X-Keyward-Key-Id" = String, description = "The key's id"),
                 ("X-Keyward-Workspace-Id" = String, description = "The key's workspace"),
                 ("X-Keyward-Permissions" = String, description = "The key's permissions, comma-separated (empty: none)"),

@@ -282,3 +282,12 @@ async fn caddy_passes_the_client_address_to_ip_allowlists() {
     })
     .await;
 }
+
+#[tokio::test]
+#[ignore = "needs Caddy (Debian caddy); run with --ignored"]
+async fn caddy_spends_the_configured_cost_never_the_clients() {
+    let (app, keys, workspace) = crate::quotas::behind_a_gateway().await;
+    let echo = spawn_echo();
+    let caddy = CaddyConfig::start(port_of(&app.base), echo, &workspace);
+    crate::quotas::assert_gateway_spends_its_cost(|p| caddy.url(p), &keys, || caddy.log()).await;
+}

@@ -415,3 +415,12 @@ async fn nginx_passes_the_client_address_to_ip_allowlists() {
     })
     .await;
 }
+
+#[tokio::test]
+#[ignore = "needs nginx (Debian nginx-light); run with --ignored"]
+async fn nginx_spends_the_configured_cost_never_the_clients() {
+    let (app, keys, workspace) = crate::quotas::behind_a_gateway().await;
+    let echo = spawn_echo();
+    let nginx = NginxConfig::start(port_of(&app.base), echo, &workspace);
+    crate::quotas::assert_gateway_spends_its_cost(|p| nginx.url(p), &keys, || nginx.log()).await;
+}

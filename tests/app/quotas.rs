@@ -502,3 +502,81 @@ async fn pg_only_two_instances_never_spend_more_than_the_quota() {
     let (more_b, _) = burst(&[&b.base], &key.secret, 20).await;
     assert_eq!(ok + more_a + more_b, 40, "{ok} + {more_a} + {more_b}");
 }
+
+/// What a gateway test needs for quotas: the app, a key of 100 uses,
+/// another with `reports:export` and 100 uses, a key without a quota, and
+/// their workspace.
+pub(crate) async fn behind_a_gateway() -> (TestApp, [CreatedKey; 3], String) {
+    let (app, admin) = spawn_ready().await;
+    let metered = [("quota_limit", "100"), ("quota_period", "total")];
+    let reader = admin
+        .create_key(
+            "/workspace/keys",
+            &[&[("name", "metered reader")][..], &metered[..]].concat(),
+        )
+        .await;
+    let exporter = admin
+        .create_key(
+            "/workspace/keys",
+            &[
+                &[
+                    ("name", "metered exporter"),
+                    ("permissions", "reports:export"),
+                ][..],
+                &metered[..],
+            ]
+            .concat(),
+        )
+        .await;
+    let free = admin
+        .create_key("/workspace/keys", &[("name", "unmetered")])
+        .await;
+    let (_, _, facts) = me(&app.base, &free.secret).await;
+    let workspace = facts["workspace_id"].as_str().unwrap().to_owned();
+    (app, [reader, exporter, free], workspace)
+}
+
+/// Through the gateway at `base` (the documented configuration): a request
+/// spends what the gateway says it costs (1; a report 10), never what the
+/// client claims in its own `X-Keyward-Cost`, and the service learns what
+/// is left from keyward, never from the client.
+pub(crate) async fn assert_gateway_spends_its_cost(
+    url: impl Fn(&str) -> String,
+    [reader, exporter, free]: &[CreatedKey; 3],
+    log: impl Fn() -> String,
+) {
+    let through = |path: String, key: String, cost: &'static str| async move {
+        let res = reqwest::Client::new()
+            .get(path)
+            .bearer_auth(key)
+            .header("X-Keyward-Cost", cost)
+            .header("X-Keyward-Quota-Remaining", "999999")
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        (status, body)
+    };
+    let left = |body: &Value| -> String {
+        body["headers"]["x-keyward-quota-remaining"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    for (cost, expected) in [("0", "99"), ("1000000", "98")] {
+        let (status, body) = through(url("/data/1"), reader.secret.clone(), cost).await;
+        assert_eq!(status, StatusCode::OK, "{body}\n{}", log());
+        assert_eq!(left(&body), expected, "client's cost {cost}: {body}");
+    }
+    let (status, body) = through(url("/reports/q3"), exporter.secret.clone(), "0").await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", log());
+    assert_eq!(left(&body), "90", "a report costs 10: {body}");
+    let (status, body) = through(url("/data/2"), free.secret.clone(), "0").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        left(&body),
+        "",
+        "no quota: nothing, never the client's value: {body}"
+    );
+}
