@@ -1071,6 +1071,34 @@ async fn read_quota(state: &AppState, key: &ApiKey) -> Result<Option<QuotaState>
     }))
 }
 
+/// What is left of the quotas of `keys` that have one (a page of a list
+/// the actor was allowed to see): the database's balance plus this
+/// instance's reserve, as on each key's page.
+pub async fn quotas_left(
+    state: &AppState,
+    keys: &[&ApiKey],
+) -> Result<std::collections::HashMap<String, i64>> {
+    let metered: Vec<(String, crate::domain::quota::Quota)> = keys
+        .iter()
+        .filter_map(|k| k.quota().map(|q| (k.id.clone(), q)))
+        .collect();
+    if metered.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let now = crate::db::now();
+    let left = run(state, move |c| {
+        Ok(crate::db::quotas::remaining_of(c, &metered, now)?)
+    })
+    .await?;
+    Ok(left
+        .into_iter()
+        .map(|(id, n)| {
+            let held = state.verifier.quotas.held(&id);
+            (id, n + held)
+        })
+        .collect())
+}
+
 /// A top-up as sent: set what is left, or add to it (text, as typed).
 #[derive(Debug, Clone, Default)]
 pub struct TopUp {

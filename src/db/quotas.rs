@@ -164,6 +164,34 @@ pub fn remaining(
     Ok(left_in(row, quota, now))
 }
 
+/// What is left of several keys' quotas (a page of the key list), in one
+/// query: `(key id, what is left)` for each of `keys`.
+pub fn remaining_of(
+    conn: &mut DbConn,
+    keys: &[(String, Quota)],
+    now: NaiveDateTime,
+) -> QueryResult<Vec<(String, i64)>> {
+    let ids: Vec<&str> = keys.iter().map(|(id, _)| id.as_str()).collect();
+    let rows: Vec<(String, i64, Option<NaiveDateTime>)> = key_quotas::table
+        .filter(key_quotas::key_id.eq_any(&ids))
+        .select((
+            key_quotas::key_id,
+            key_quotas::remaining,
+            key_quotas::window_start,
+        ))
+        .load(conn)?;
+    Ok(keys
+        .iter()
+        .map(|(id, quota)| {
+            let row = rows
+                .iter()
+                .find(|(k, _, _)| k == id)
+                .map(|(_, left, window)| (*left, *window));
+            (id.clone(), left_in(row, quota, now))
+        })
+        .collect())
+}
+
 /// A key's quota changed from `old` to `new` (inside the edit's
 /// transaction): what is left moves by the change of the limit (a daily
 /// quota raised from 100 to 150 with 30 left has 80 left), never below

@@ -133,9 +133,11 @@ async fn two_hundred_parallel_checks_spend_a_quota_exactly_and_a_top_up_adds_to_
         .map(|b| b["count"].as_i64().unwrap())
         .sum();
     assert_eq!(refusals, 150 + 1 + 15, "{usage}");
-    // The inventory names the quota.
+    // The inventory names the quota; the list says what is left.
     let csv = admin.get("/workspace/keys.csv").await.text().await.unwrap();
     assert!(csv.contains("50 in total, no refill"), "{csv}");
+    let (_, list) = admin.page("/workspace/keys").await;
+    assert!(list.contains("Quota: 0 of 50 left"), "{list}");
 }
 
 #[tokio::test]

@@ -248,6 +248,11 @@ async fn list_page(
         safe_url = Some(url);
     }
     let per_key = hourly(&usage, since, 24);
+    let quotas = crate::app::keys::quotas_left(
+        &call.state,
+        &rows.iter().map(|r| &r.key).collect::<Vec<_>>(),
+    )
+    .await?;
     let paused = ws_row.api_keys_disabled_at.is_some();
     let q_shown = match &safe_url {
         Some(_) => String::new(),
@@ -272,6 +277,13 @@ async fn list_page(
                     let totals: Vec<i64> = bars.iter().map(|b| b.total()).collect();
                     r.uses_24h = totals.iter().sum();
                     r.sparkline = crate::domain::chart::sparkline(&totals, 72, 18);
+                }
+                if let (Some(left), Some(q)) = (quotas.get(&r.id), k.key.quota()) {
+                    r.quota_left = Some(format!(
+                        "{} of {} left",
+                        crate::domain::quota::thousands(*left),
+                        crate::domain::quota::thousands(q.limit)
+                    ));
                 }
                 r
             })

@@ -188,6 +188,8 @@ pub struct Row {
     pub recoverable: bool,
     /// "Show secret": a recoverable key, not revoked, the actor may manage.
     pub can_reveal: bool,
+    /// "958 of 1,000 left": a key with a usage quota.
+    pub quota_left: Option<String>,
 }
 
 impl Row {
@@ -260,6 +262,7 @@ fn row(k: &KeyWithOwner, user: &CurrentUser, now: NaiveDateTime) -> Row {
         expiring: expiring_label(key.expires_at, status, now),
         paused: false,
         uses_24h: 0,
+        quota_left: None,
         sparkline: String::new(),
         recoverable: key.recoverable,
         can_reveal: key.recoverable && status != Status::Revoked && may_manage,
