@@ -171,8 +171,10 @@ fn key_facts(v: &Verified) -> KeyFacts<'_> {
                     period: p.as_str(),
                 }),
             remaining: v.quota,
+            // The next period's start: the clock's microseconds do not
+            // matter here (no truncation, unlike a stored time).
             resets_at: q
-                .refills_at(crate::db::now())
+                .refills_at(chrono::Utc::now().naive_utc())
                 .map(crate::domain::time::rfc3339),
         }),
         allowed_ips: k

@@ -441,7 +441,11 @@ impl Verifier {
         let rate = self.rate(&record).await?;
         // A key without a quota pays this `Option` check only.
         let quota = match record.quota.as_deref() {
-            Some(q) => Some(self.spend_quota(pool, &record, *q, req).await?.remaining),
+            Some(q) => Some(
+                self.spend_quota(pool, &record, *q, req, now)
+                    .await?
+                    .remaining,
+            ),
             None => None,
         };
         Ok(Verified {
@@ -479,11 +483,12 @@ impl Verifier {
         record: &Arc<AuthRecord>,
         quota: crate::domain::quota::Quota,
         req: &Requirements,
+        now: chrono::NaiveDateTime,
     ) -> Result<quota::QuotaLeft, Outcome> {
         let cost = req.cost.unwrap_or(1);
         match self
             .quotas
-            .spend(pool, &self.workers, record, quota, cost)
+            .spend(pool, &self.workers, record, quota, cost, now)
             .await
         {
             Ok(left) => Ok(left),

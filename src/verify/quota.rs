@@ -17,7 +17,6 @@ use crate::db::keys::AuthRecord;
 use crate::db::{self, Pool, quotas};
 use crate::domain::quota::Quota;
 use chrono::NaiveDateTime;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// The most uses an instance holds in reserve for one key.
@@ -70,7 +69,9 @@ struct KeyReserve {
 /// Every reserve of this instance.
 #[derive(Default)]
 pub struct Quotas {
-    keys: Mutex<HashMap<Box<str>, Arc<KeyReserve>>>,
+    /// By key id; hashbrown's default hasher (foldhash), not SipHash: this
+    /// is looked up on every check of a metered key.
+    keys: Mutex<hashbrown::HashMap<Box<str>, Arc<KeyReserve>>>,
 }
 
 impl Reserve {
@@ -112,7 +113,8 @@ impl Quotas {
         k
     }
 
-    /// Spend `cost` uses of the key's quota (0: look without spending).
+    /// Spend `cost` uses of the key's quota (0: look without spending), at
+    /// `now` (the check's own clock reading: one per check).
     pub async fn spend(
         &self,
         pool: &Pool,
@@ -120,8 +122,8 @@ impl Quotas {
         record: &AuthRecord,
         quota: Quota,
         cost: i64,
+        now: NaiveDateTime,
     ) -> Result<QuotaLeft, QuotaRefusal> {
-        let now = db::now();
         let window = quota.window(now);
         let left = |remaining: i64| QuotaLeft {
             limit: quota.limit,

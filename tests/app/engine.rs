@@ -181,7 +181,7 @@ async fn no_check_sent_after_a_revoke_answered_is_accepted() {
     }
 }
 
-fn redis_url() -> String {
+pub(crate) fn redis_url() -> String {
     std::env::var("KEYWARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 

@@ -465,12 +465,29 @@ async fn restart(db: &keyward::config::DatabaseUrl) -> TestApp {
 #[tokio::test]
 #[ignore = "needs PostgreSQL: run with KEYWARD_TEST_DATABASE_URL and --ignored"]
 async fn pg_only_two_instances_never_spend_more_than_the_quota() {
+    two_instances_never_spend_more_than_the_quota(|_| {}).await;
+}
+
+/// The same with Redis sharing the instances' rate limits: quotas do not
+/// use it, and it changes nothing of their exactness.
+#[tokio::test]
+#[ignore = "needs PostgreSQL and Redis: run with KEYWARD_TEST_DATABASE_URL and --ignored"]
+async fn pg_only_two_instances_with_redis_never_spend_more_than_the_quota() {
+    two_instances_never_spend_more_than_the_quota(|c| {
+        c.redis_url = Some(crate::engine::redis_url());
+    })
+    .await;
+}
+
+async fn two_instances_never_spend_more_than_the_quota(
+    configure: fn(&mut keyward::config::Config),
+) {
     assert!(
         std::env::var("KEYWARD_TEST_DATABASE_URL").is_ok_and(|u| !u.trim().is_empty()),
         "this test needs two instances on one PostgreSQL: set KEYWARD_TEST_DATABASE_URL"
     );
-    let (a, admin) = spawn_ready().await;
-    let b = a.another_instance(|_| {}).await;
+    let (a, admin) = spawn_ready_with(configure).await;
+    let b = a.another_instance(configure).await;
     let key = admin
         .create_key(
             "/workspace/keys",
