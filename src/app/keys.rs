@@ -507,10 +507,7 @@ async fn facts_for(state: &AppState, ctx: &Ctx, kind: Kind, me: String) -> Resul
         };
         Ok(CreateFacts {
             catalog: permissions::active(c, &ws)?,
-            plans: crate::db::plans::list(c, &ws)?
-                .into_iter()
-                .map(|(p, _)| p)
-                .collect(),
+            plans: crate::db::plans::all(c, &ws)?,
             workspace,
             personal,
         })

@@ -168,11 +168,8 @@ async fn listed(state: &AppState, ctx: &Ctx) -> Result<Vec<Listed>> {
 /// The plans a key may be put on, for whoever creates or edits keys.
 pub async fn choices(state: &AppState, ctx: &Ctx) -> Result<Vec<Plan>> {
     ctx.authorize(Action::ListOwnKeys)?;
-    Ok(listed(state, ctx)
-        .await?
-        .into_iter()
-        .map(|l| l.plan)
-        .collect())
+    let ws = ctx.workspace_id().to_owned();
+    run(state, move |c| Ok(db::all(c, &ws)?)).await
 }
 
 /// The plan `id` of the actor's workspace (admins).

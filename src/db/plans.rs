@@ -129,13 +129,19 @@ pub fn get(conn: &mut DbConn, workspace_id: &str, id: &str) -> QueryResult<Optio
         .optional()
 }
 
-/// The workspace's plans by name, with how many live keys each reaches.
-pub fn list(conn: &mut DbConn, workspace_id: &str) -> QueryResult<Vec<(Plan, i64)>> {
-    let all: Vec<Plan> = plans::table
+/// The workspace's plans by name (what the create and edit dialogs offer:
+/// no key is read, so a dialog opens while the keys table is busy).
+pub fn all(conn: &mut DbConn, workspace_id: &str) -> QueryResult<Vec<Plan>> {
+    plans::table
         .filter(plans::workspace_id.eq(workspace_id))
         .order((plans::name_key.asc(), plans::id.asc()))
         .select(Plan::as_select())
-        .load(conn)?;
+        .load(conn)
+}
+
+/// The workspace's plans by name, with how many live keys each reaches.
+pub fn list(conn: &mut DbConn, workspace_id: &str) -> QueryResult<Vec<(Plan, i64)>> {
+    let all = all(conn, workspace_id)?;
     let counts: Vec<(Option<String>, i64)> = api_keys::table
         .filter(api_keys::workspace_id.eq(workspace_id))
         .filter(api_keys::plan_id.is_not_null())
