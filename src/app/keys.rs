@@ -1051,6 +1051,61 @@ pub async fn quota_state(state: &AppState, ctx: &Ctx, id: &str) -> Result<Option
     read_quota(state, &key).await
 }
 
+/// Checks of a key in one period of its quota: accepted (each spent its
+/// cost, 1 unless the caller said otherwise) and refused for the quota.
+#[derive(Debug, Clone)]
+pub struct PeriodUse {
+    pub period: crate::domain::quota::Period,
+    pub start: chrono::NaiveDateTime,
+    pub accepted: i64,
+    pub refused: i64,
+}
+
+/// How many periods of a quota's history its key's page shows.
+pub const QUOTA_PERIODS: usize = 4;
+
+/// A metered key's checks in its quota's last [`QUOTA_PERIODS`] periods
+/// (the current one first), from the usage counts; empty for a key whose
+/// quota has no period (credits that never refill) or no quota.
+pub async fn quota_periods(state: &AppState, ctx: &Ctx, id: &str) -> Result<Vec<PeriodUse>> {
+    let key = load(state, ctx, id, Act::View).await?;
+    let Some((_, period)) = key.quota().and_then(|q| q.refill) else {
+        return Ok(Vec::new());
+    };
+    let mut starts = vec![period.start_of(crate::db::now())];
+    while starts.len() < QUOTA_PERIODS {
+        let earlier = period.previous(starts[starts.len() - 1]);
+        starts.push(earlier);
+    }
+    let oldest = starts[starts.len() - 1];
+    let (ws, ids) = (key.workspace_id.clone(), vec![key.id.clone()]);
+    let rows = run(state, move |c| {
+        Ok(crate::db::usage::since(c, &ws, Some(&ids), oldest)?)
+    })
+    .await?;
+    Ok(starts
+        .iter()
+        .map(|start| {
+            let end = period.next(*start);
+            let in_period = rows.iter().filter(|r| r.hour >= *start && r.hour < end);
+            let (mut accepted, mut refused) = (0, 0);
+            for r in in_period {
+                match r.outcome.as_str() {
+                    "VALID" => accepted += r.count,
+                    "QUOTA_EXCEEDED" => refused += r.count,
+                    _ => {}
+                }
+            }
+            PeriodUse {
+                period,
+                start: *start,
+                accepted,
+                refused,
+            }
+        })
+        .collect())
+}
+
 async fn read_quota(state: &AppState, key: &ApiKey) -> Result<Option<QuotaState>> {
     let Some(quota) = key.quota() else {
         return Ok(None);

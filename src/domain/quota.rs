@@ -57,6 +57,11 @@ impl Period {
         start.and_hms_opt(0, 0, 0).unwrap_or(at)
     }
 
+    /// The start of the period before the one starting at `start`.
+    pub fn previous(self, start: NaiveDateTime) -> NaiveDateTime {
+        self.start_of(start - Duration::seconds(1))
+    }
+
     /// The start of the period after the one starting at `start`.
     pub fn next(self, start: NaiveDateTime) -> NaiveDateTime {
         match self {

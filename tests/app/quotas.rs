@@ -254,6 +254,29 @@ async fn verify_spends_its_cost_forward_auth_its_header_and_both_say_what_is_lef
     }
     let (_, q) = api.get(&format!("/api/v1/keys/{id}/quota")).await;
     assert_eq!(q["remaining"], 40, "refused top-ups changed nothing");
+
+    // The key's page: today's checks, accepted (verify 0, 4, 1; forward-auth
+    // 3; /me) and refused for the quota (verify 6, forward-auth 3); the
+    // three earlier days had none.
+    app.state.verifier.flush(&app.pool);
+    let (_, page) = admin.page(&format!("/keys/{id}")).await;
+    assert!(page.contains("Quota use by period"), "{page}");
+    assert!(
+        page.contains("<th scope=\"row\">Today</th><td>5</td><td>2</td>"),
+        "{page}"
+    );
+    let periods = &page[page.find("periods-title").unwrap()..];
+    let periods = &periods[..periods.find("</table>").unwrap()];
+    assert_eq!(
+        periods.matches("<th scope=\"row\">").count(),
+        4,
+        "{periods}"
+    );
+    assert_eq!(
+        periods.matches("</th><td>0</td><td>0</td>").count(),
+        3,
+        "{periods}"
+    );
 }
 
 #[tokio::test]

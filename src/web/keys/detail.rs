@@ -41,6 +41,35 @@ struct DetailPage {
     quota: Option<QuotaView>,
     /// The plan the key is on, by name.
     plan: Option<String>,
+    /// Checks in the quota's last periods, the current one first.
+    periods: Vec<PeriodRow>,
+}
+
+/// One period of a quota's history as the key's page shows it.
+struct PeriodRow {
+    /// "Today", "Sat 5 December", "Week of 30 November", "December 2026".
+    label: String,
+    accepted: i64,
+    refused: i64,
+}
+
+impl PeriodRow {
+    fn of(p: &crate::app::keys::PeriodUse, current: bool) -> Self {
+        use crate::domain::quota::Period;
+        let label = match (p.period, current) {
+            (Period::Day, true) => "Today".to_owned(),
+            (Period::Week, true) => "This week".to_owned(),
+            (Period::Month, true) => "This month".to_owned(),
+            (Period::Day, false) => p.start.format("%a %-d %B").to_string(),
+            (Period::Week, false) => p.start.format("Week of %-d %B").to_string(),
+            (Period::Month, false) => p.start.format("%B %Y").to_string(),
+        };
+        PeriodRow {
+            label,
+            accepted: p.accepted,
+            refused: p.refused,
+        }
+    }
 }
 
 /// A key's quota as its page shows it.
@@ -142,6 +171,12 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
                 .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
         });
     let callers = super::requests::CallersView::new(&callers, &format!("/keys/{}", key.id));
+    let periods = crate::app::keys::quota_periods(&call.state, &call.ctx(), &key.id)
+        .await?
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PeriodRow::of(p, i == 0))
+        .collect();
     let plan = match key.plan_id.clone() {
         Some(id) => {
             let ws = key.workspace_id.clone();
@@ -209,6 +244,7 @@ pub async fn detail(target: KeyTarget) -> Result<HttpResponse, AppError> {
         callers,
         quota,
         plan,
+        periods,
     };
     render(&page, StatusCode::OK)
 }
