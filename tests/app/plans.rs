@@ -137,6 +137,35 @@ async fn editing_a_plan_changes_every_key_on_it_except_what_a_key_overrides() {
             ],
         )
         .await;
+    // The workspace's default rate limit (set to 120 here), prefilled by
+    // the dialog and left as it was, is not an override: the plan's 100.
+    let res = admin
+        .post_form(
+            "/workspace/settings/limits",
+            &[("max_keys_per_user", "50"), ("default_rate_limit", "120")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, dialog) = admin.page("/workspace/keys/new").await;
+    assert!(dialog.contains("value=\"120\""), "prefilled: {dialog}");
+    let prefilled = admin
+        .create_key(
+            "/workspace/keys",
+            &[
+                ("name", "Prefilled"),
+                ("plan", &plan),
+                ("rate_limit", "120"),
+            ],
+        )
+        .await;
+    assert_eq!(limit_of(&app.base, &prefilled.secret).await, "100");
+    let (_, page) = admin.page(&format!("/keys/{}", prefilled.id)).await;
+    assert!(!page.contains("overrides the plan"), "{page}");
+    // Revoked: the plan's edit below reaches live keys only.
+    let res = admin
+        .post_form(&format!("/keys/{}/revoke", prefilled.id), &[])
+        .await;
+    assert!(res.status().is_redirection());
     let own_rate = admin
         .create_key(
             "/workspace/keys",

@@ -277,8 +277,19 @@ async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResp
     let ctx = call.ctx();
     // Refused before the form is read, as every page does.
     ctx.authorize(kind.key_kind().create_action())?;
-    let form: CreateForm = parse_form(&body)?;
+    let mut form: CreateForm = parse_form(&body)?;
     check_nonce(&form.nonce)?;
+    // The dialog prefills the workspace's default rate limit. On a plan,
+    // that prefill left as it was is not the key's own choice: it follows
+    // the plan's (any other value, or an emptied field, is as typed).
+    if !form.plan.trim().is_empty() {
+        let facts = uc::create_facts(&call.state, &ctx, kind.key_kind()).await?;
+        if let Some(default) = facts.workspace.default_rate_limit
+            && form.rate_limit.trim() == default.to_string()
+        {
+            form.rate_limit.clear();
+        }
+    }
     let today = crate::db::now().date();
     let input = NewKeyInput {
         name: form.name.clone(),
