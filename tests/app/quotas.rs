@@ -495,7 +495,7 @@ async fn pg_only_two_instances_never_spend_more_than_the_quota() {
 /// use it, and it changes nothing of their exactness.
 #[tokio::test]
 #[ignore = "needs PostgreSQL and Redis: run with KEYWARD_TEST_DATABASE_URL and --ignored"]
-async fn pg_only_two_instances_with_redis_never_spend_more_than_the_quota() {
+async fn pg_only_the_quota_holds_across_two_instances_with_redis() {
     two_instances_never_spend_more_than_the_quota(|c| {
         c.redis_url = Some(crate::engine::redis_url());
     })
