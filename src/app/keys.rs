@@ -284,7 +284,11 @@ pub struct ValidKey {
 }
 
 /// The grant of an existing key, for the ceiling.
-fn grant_of<'a>(key: &'a ApiKey, permissions: &'a [String], resources: &'a [String]) -> Grant<'a> {
+pub(super) fn grant_of<'a>(
+    key: &'a ApiKey,
+    permissions: &'a [String],
+    resources: &'a [String],
+) -> Grant<'a> {
     Grant {
         permissions,
         environment: dk_environment(key),
@@ -304,7 +308,7 @@ fn dk_environment(key: &ApiKey) -> &'static str {
 /// it creates, edits or regenerates: refused, naming each field that would
 /// be broader than the acting key (pages act for a person, not a key, and
 /// have no ceiling but the role).
-fn within_ceiling(ctx: &Ctx, wanted: &Grant<'_>) -> Result<()> {
+pub(super) fn within_ceiling(ctx: &Ctx, wanted: &Grant<'_>) -> Result<()> {
     let Some(acting) = &ctx.via_key else {
         return Ok(());
     };
@@ -325,7 +329,7 @@ fn key_within_ceiling(ctx: &Ctx, key: &ApiKey) -> Result<()> {
 
 /// The one reading of an IP allowlist as sent (a form's text or the API's
 /// items): its stored form, `None` for no allowlist.
-fn parse_allowlist(
+pub(super) fn parse_allowlist(
     input: &ListInput,
     errors: &mut Vec<FieldError>,
 ) -> std::result::Result<Option<String>, FieldError> {
@@ -344,7 +348,10 @@ fn chosen<T>(value: Option<T>) -> Choice<Option<T>> {
 }
 
 /// Keep a value, or remember its field's error.
-fn keep<T>(r: std::result::Result<T, FieldError>, errors: &mut Vec<FieldError>) -> Option<T> {
+pub(super) fn keep<T>(
+    r: std::result::Result<T, FieldError>,
+    errors: &mut Vec<FieldError>,
+) -> Option<T> {
     r.map_err(|e| errors.push(e)).ok()
 }
 

@@ -4,7 +4,7 @@
 //! on one. Through the management API the acting key is the ceiling of
 //! what a plan gives its keys, as it is of a key's own settings.
 
-use super::keys::ListInput;
+use super::keys::{ListInput, keep, parse_allowlist};
 use super::{Ctx, Error, Result, run};
 use crate::db::plans::{self as db, Plan, PlanError, Settings};
 use crate::domain::ceiling::Grant;
@@ -60,20 +60,13 @@ async fn validate(state: &AppState, ctx: &Ctx, input: &PlanInput) -> Result<Vali
     let ws = ctx.workspace_id().to_owned();
     let catalog = run(state, move |c| Ok(crate::db::permissions::active(c, &ws)?)).await?;
     let mut errors = Vec::new();
-    let name = dp::parse_name(&input.name).map_err(|e| errors.push(e)).ok();
-    let description = dk::parse_description(&input.description)
-        .map_err(|e| errors.push(e))
-        .ok();
-    let rate_limit = dk::parse_rate_limit(&input.rate_limit)
-        .map_err(|e| errors.push(e))
-        .ok();
-    let ips_text = input
-        .allowed_ips
-        .text(crate::domain::allowlist::FIELD, &mut errors);
-    let allowed_ips = crate::domain::allowlist::parse(&ips_text)
-        .map(|l| crate::domain::allowlist::stored(l.as_ref()))
-        .map_err(|e| errors.push(e))
-        .ok();
+    let name = keep(dp::parse_name(&input.name), &mut errors);
+    let description = keep(dk::parse_description(&input.description), &mut errors);
+    let rate_limit = keep(dk::parse_rate_limit(&input.rate_limit), &mut errors);
+    let allowed_ips = keep(
+        parse_allowlist(&input.allowed_ips, &mut errors),
+        &mut errors,
+    );
     let quota = input
         .quota
         .parse()
@@ -126,27 +119,15 @@ fn within_ceiling(ctx: &Ctx, settings: &Settings) -> Result<()> {
         return Ok(());
     };
     let (permissions, resources) = (acting.permission_list(), acting.resource_list());
-    let mine = Grant {
-        permissions: &permissions,
-        environment: acting.environment().as_str(),
-        expires_at: acting.expires_at,
-        resources: &resources,
-        rate_limit: acting.rate_limit,
-        allowed_ips: acting.allowed_ips.as_deref(),
-        quota_limit: acting.quota_limit,
-    };
-    let wanted = Grant {
-        rate_limit: settings.rate_limit,
-        allowed_ips: settings.allowed_ips.as_deref(),
-        quota_limit: settings.quota.map(|q| q.limit),
-        ..mine
-    };
-    let exceeding = crate::domain::ceiling::exceeding(&mine, &wanted);
-    if exceeding.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Invalid(exceeding))
-    }
+    super::keys::within_ceiling(
+        ctx,
+        &Grant {
+            rate_limit: settings.rate_limit,
+            allowed_ips: settings.allowed_ips.as_deref(),
+            quota_limit: settings.quota.map(|q| q.limit),
+            ..super::keys::grant_of(acting, &permissions, &resources)
+        },
+    )
 }
 
 /// The workspace's plans, by name, with how many keys each reaches (the
