@@ -147,7 +147,10 @@ async fn editing_a_plan_changes_every_key_on_it_except_what_a_key_overrides() {
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let (_, dialog) = admin.page("/workspace/keys/new").await;
-    assert!(dialog.contains("value=\"120\""), "prefilled: {dialog}");
+    assert!(
+        dialog.contains("name=\"rate_limit_prefill\" value=\"120\""),
+        "prefilled: {dialog}"
+    );
     let prefilled = admin
         .create_key(
             "/workspace/keys",
@@ -155,6 +158,7 @@ async fn editing_a_plan_changes_every_key_on_it_except_what_a_key_overrides() {
                 ("name", "Prefilled"),
                 ("plan", &plan),
                 ("rate_limit", "120"),
+                ("rate_limit_prefill", "120"),
             ],
         )
         .await;

@@ -38,6 +38,10 @@ pub struct NewKeyForm {
     pub expiry: String,
     pub expiry_date: String,
     pub rate_limit: String,
+    /// What the dialog prefilled the rate limit with (the workspace's
+    /// default), sent back hidden: on a plan, left as it was, it follows
+    /// the plan's.
+    pub rate_limit_prefill: String,
     /// Whether the limit holds across instances.
     pub rate_hint: &'static str,
     pub resources: String,
@@ -160,6 +164,11 @@ impl NewKeyForm {
 /// keys against the limit.
 fn form(call: &Call, kind: ListKind, facts: CreateFacts) -> Result<NewKeyForm, AppError> {
     let max = facts.workspace.max_expiry_days;
+    let prefill = facts
+        .workspace
+        .default_rate_limit
+        .map(|r| r.to_string())
+        .unwrap_or_default();
     Ok(NewKeyForm {
         rate_hint: super::rate_limit_hint(&call.state),
         csrf: session::csrf_token(&call.session)?,
@@ -177,11 +186,8 @@ fn form(call: &Call, kind: ListKind, facts: CreateFacts) -> Result<NewKeyForm, A
         permissions: Vec::new(),
         expiry: uc::default_expiry_days(max).to_string(),
         expiry_date: String::new(),
-        rate_limit: facts
-            .workspace
-            .default_rate_limit
-            .map(|r| r.to_string())
-            .unwrap_or_default(),
+        rate_limit: prefill.clone(),
+        rate_limit_prefill: prefill,
         resources: String::new(),
         allowed_ips: String::new(),
         usage_quota: crate::domain::quota::QuotaInput::of(None),
@@ -231,6 +237,8 @@ pub struct CreateForm {
     expiry_date: String,
     #[serde(default)]
     rate_limit: String,
+    #[serde(default)]
+    rate_limit_prefill: String,
     #[serde(default)]
     resources: String,
     #[serde(default)]
@@ -282,13 +290,9 @@ async fn create(call: Call, kind: ListKind, body: web::Bytes) -> Result<HttpResp
     // The dialog prefills the workspace's default rate limit. On a plan,
     // that prefill left as it was is not the key's own choice: it follows
     // the plan's (any other value, or an emptied field, is as typed).
-    if !form.plan.trim().is_empty() {
-        let facts = uc::create_facts(&call.state, &ctx, kind.key_kind()).await?;
-        if let Some(default) = facts.workspace.default_rate_limit
-            && form.rate_limit.trim() == default.to_string()
-        {
-            form.rate_limit.clear();
-        }
+    let prefill = form.rate_limit_prefill.trim();
+    if !form.plan.trim().is_empty() && !prefill.is_empty() && form.rate_limit.trim() == prefill {
+        form.rate_limit.clear();
     }
     let today = crate::db::now().date();
     let input = NewKeyInput {
