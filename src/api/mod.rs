@@ -51,18 +51,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(web::PathConfig::default().error_handler(|err, _| {
                 problem::ApiError::bad_request(format!("The address is not valid: {err}.")).into()
             }))
+            // Forward auth first, and its usual address as a static path:
+            // routing (and the route name the request log and metrics read)
+            // tries resources in order, a dynamic one by regular expression.
+            // Registered last, behind the management API's `{id}` routes,
+            // with its two patterns matched as one set, routing cost more
+            // than the key check (about 47k instructions of 128k a check).
+            // Any method: gateways forward the original request's method.
+            .service(web::resource("/forward-auth").to(forward_auth))
             .service(me)
             .service(verify)
             .service(openapi::openapi_json)
             .configure(methods::configure)
             .configure(manage::configure)
             .configure(leaks::configure)
-            // Any method: gateways forward the original request's method.
             // Any path below it too: Envoy's ext_authz appends the original
             // path to the one it is given.
-            .service(
-                web::resource(["/forward-auth", "/forward-auth/{tail:.*}"]).to(forward_auth),
-            ),
+            .service(web::resource("/forward-auth/{tail:.*}").to(forward_auth)),
     );
 }
 

@@ -1257,7 +1257,7 @@ struct IdemRow {
 /// The routes of `src/api/`, read from the source: `#[get("…")]` and the
 /// like inside the `/api/v1` scope, `web::resource("…")` followed by one
 /// `.get(…)`-like line per method (HEAD, implied by GET, aside), and
-/// `web::resource([…]).to(…)`, which answers every method.
+/// `web::resource(…).to(…)`, which answers every method.
 fn api_routes() -> Vec<(String, String)> {
     let mut dirs = vec![std::path::PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -1299,6 +1299,18 @@ fn api_routes() -> Vec<(String, String)> {
             let methods = match line.split_once("web::resource(\"") {
                 Some((_, rest)) => {
                     let (path, rest) = rest.split_once('"').unwrap();
+                    if rest.starts_with(").to(") {
+                        // Any method. Forward auth's `{tail}` twin (the path
+                        // Envoy appends) is the same operation, documented
+                        // once under its usual address.
+                        if !path.contains("{tail") {
+                            for method in EVERY {
+                                routes.push((method.to_owned(), format!("/api/v1{path}")));
+                            }
+                        }
+                        resource = None;
+                        continue;
+                    }
                     resource = Some(format!("/api/v1{path}"));
                     rest
                 }
