@@ -10,6 +10,7 @@
 use crate::db::Pool;
 use crate::db::keys::AuthRecord;
 use chrono::NaiveDateTime;
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -190,7 +191,14 @@ pub struct RequestLog {
     /// Rows written per key since its rows were last cut to `per_key`: a
     /// key is pruned once it may hold a tenth more than that (a delete
     /// per key and flush cost more than the inserts).
-    unpruned: Mutex<hashbrown::HashMap<String, u32>>,
+    ///
+    /// It holds every key checked since its last prune (most keys, on a
+    /// busy installation), so it is keyed by a 64-bit hash of the key's id,
+    /// 16 bytes an entry instead of an id's `String` (about 140 bytes a
+    /// key with its allocation). Two ids sharing a hash only make one of
+    /// them be pruned early, which is harmless.
+    unpruned: Mutex<hashbrown::HashMap<u64, u32>>,
+    ids: hashbrown::DefaultHashBuilder,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -206,6 +214,7 @@ impl RequestLog {
             dropped: AtomicU64::new(0),
             last_age_prune: Mutex::new(None),
             unpruned: Mutex::new(hashbrown::HashMap::new()),
+            ids: hashbrown::DefaultHashBuilder::default(),
         }
     }
 
@@ -264,15 +273,19 @@ impl RequestLog {
         }
         if !batch.is_empty() {
             let slack = (self.per_key / 10).max(1);
+            let mut rows: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
+            for p in &batch {
+                *rows.entry(p.record.id()).or_insert(0) += 1;
+            }
+            // A key whose prune failed is pruned when it is next written.
             let prune: Vec<String> = {
                 let mut unpruned = lock(&self.unpruned);
-                for p in &batch {
-                    *unpruned.entry_ref(p.record.id()).or_insert(0) += 1;
-                }
-                unpruned
-                    .iter()
-                    .filter(|(_, n)| **n >= slack)
-                    .map(|(k, _)| k.clone())
+                rows.into_iter()
+                    .filter_map(|(id, n)| {
+                        let count = unpruned.entry(self.ids.hash_one(id)).or_insert(0);
+                        *count += n;
+                        (*count >= slack).then(|| id.to_owned())
+                    })
                     .collect()
             };
             let written = pool.get().map_err(|e| e.to_string()).and_then(|mut conn| {
@@ -281,8 +294,8 @@ impl RequestLog {
             });
             if written.is_ok() {
                 let mut unpruned = lock(&self.unpruned);
-                for k in &prune {
-                    unpruned.remove(k);
+                for id in &prune {
+                    unpruned.remove(&self.ids.hash_one(id.as_str()));
                 }
             }
             if let Err(e) = written {
