@@ -293,7 +293,17 @@ pub async fn build(config: Config) -> Result<Running, StartError> {
         loop {
             tick.tick().await;
             let s = flusher.clone();
-            let _ = aweb::block(move || s.verifier.flush(&s.pool)).await;
+            let _ = aweb::block(move || {
+                s.verifier.flush(&s.pool);
+                if let Some((free, took)) = memory::give_back_free_memory() {
+                    tracing::debug!(
+                        free_mib = free >> 20,
+                        ms = took.as_secs_f64() * 1000.0,
+                        "returned free memory to the system"
+                    );
+                }
+            })
+            .await;
         }
     });
     // Deliver the outbox (webhooks).
