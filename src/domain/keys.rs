@@ -180,14 +180,15 @@ pub fn excerpt(prefix: &str, environment: Environment, tail: &str) -> String {
     format!("{}…{tail}", environment.start(prefix))
 }
 
-fn base62_checksum(body: &str) -> String {
+/// The checksum's characters (base62 digits: ASCII).
+fn base62_checksum(body: &str) -> [u8; CHECKSUM_LEN] {
     let mut n = crc32fast::hash(body.as_bytes());
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
         *slot = BASE62[(n % 62) as usize];
         n /= 62;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// Hex SHA-256 of a full key. Keys are high-entropy, so a fast hash is the
@@ -206,7 +207,8 @@ pub fn generate(environment: Environment) -> (Secret, SecretFacts) {
 pub fn generate_with(prefix: &str, environment: Environment) -> (Secret, SecretFacts) {
     let random = Alphanumeric.sample_string(&mut rand::rng(), RANDOM_LEN);
     let body = format!("{}{random}", environment.start(prefix));
-    let key = format!("{body}{}", base62_checksum(&body));
+    let checksum = base62_checksum(&body);
+    let key = format!("{body}{}", String::from_utf8_lossy(&checksum));
     let facts = facts_of(prefix, environment, &key);
     (Secret(key), facts)
 }
@@ -247,6 +249,20 @@ pub enum FormatError {
 
 /// Check a key's shape and checksum and compute what is needed to look it up.
 pub fn parse(key: &str) -> Result<SecretFacts, FormatError> {
+    let (prefix, environment) = check_shape(key)?;
+    Ok(facts_of(prefix, environment, key))
+}
+
+/// Check a key's shape and checksum, and give its SHA-256 digest's bytes:
+/// [`parse`] for a key check, which needs nothing else (no hex text, no
+/// excerpt), so it allocates nothing.
+pub fn parse_digest(key: &str) -> Result<[u8; 32], FormatError> {
+    check_shape(key)?;
+    Ok(Sha256::digest(key.as_bytes()).into())
+}
+
+/// A well-formed key's installation prefix and environment.
+fn check_shape(key: &str) -> Result<(&str, Environment), FormatError> {
     if key.is_empty() {
         return Err(FormatError::Empty);
     }
@@ -263,10 +279,10 @@ pub fn parse(key: &str) -> Result<SecretFacts, FormatError> {
         });
     }
     let (body, checksum) = key.split_at(key.len() - CHECKSUM_LEN);
-    if base62_checksum(body) != checksum {
+    if base62_checksum(body) != checksum.as_bytes() {
         return Err(FormatError::BadChecksum);
     }
-    Ok(facts_of(prefix, environment, key))
+    Ok((prefix, environment))
 }
 
 /// What a search string says about a key's value: a full key (found by
@@ -657,7 +673,12 @@ mod tests {
         #[test]
         fn every_generated_key_parses(env in env_strategy()) {
             let (secret, facts) = generate(env);
-            prop_assert_eq!(parse(secret.expose()), Ok(facts));
+            prop_assert_eq!(parse(secret.expose()), Ok(facts.clone()));
+            // The key check's path: the same digest, as bytes.
+            prop_assert_eq!(
+                parse_digest(secret.expose()).map(hex::encode),
+                Ok(facts.digest)
+            );
         }
 
         #[test]
@@ -669,6 +690,7 @@ mod tests {
             chars[pos] = c;
             let changed: String = chars.into_iter().collect();
             prop_assert!(parse(&changed).is_err(), "{} accepted", changed);
+            prop_assert_eq!(parse_digest(&changed).err(), parse(&changed).err());
         }
 
         #[test]

@@ -73,7 +73,7 @@ struct KeyChange {
 struct Generations {
     current: u64,
     /// The last change of each digest / workspace (see [`KeyChange`]).
-    keys: HashMap<String, KeyChange>,
+    keys: HashMap<Digest, KeyChange>,
     workspaces: HashMap<String, (u64, Instant)>,
     all: u64,
     /// Records older than this generation were pruned.
@@ -84,7 +84,7 @@ impl Generations {
     /// Whether what a lookup begun at `start` found may not be cached: a
     /// change touched its key or workspace since, and it did not read the
     /// key at the version that change announced (or later).
-    fn changed_since(&self, start: u64, digest: &str, found: &Found) -> bool {
+    fn changed_since(&self, start: u64, digest: &Digest, found: &Found) -> bool {
         let workspace = found.as_ref().map(|r| r.workspace_id());
         start < self.forgotten_before
             || self.all > start
@@ -97,9 +97,9 @@ impl Generations {
                 .is_some_and(|(g, _)| *g > start)
     }
 
-    fn key_changed(&mut self, digest: &str, version: i64, now: Instant) {
+    fn key_changed(&mut self, digest: Digest, version: i64, now: Instant) {
         let generation = self.current;
-        let change = self.keys.entry(digest.to_owned()).or_insert(KeyChange {
+        let change = self.keys.entry(digest).or_insert(KeyChange {
             generation,
             version,
             at: now,
@@ -156,13 +156,13 @@ pub struct KeyCache {
     entries: ExpiringMap<Entry>,
     lifetimes: Lifetimes,
     generations: Mutex<Generations>,
-    inflight: Mutex<HashMap<String, Flight>>,
+    inflight: Mutex<HashMap<Digest, Flight>>,
 }
 
 /// Removes a finished flight, also when the waiting request was dropped.
 struct Landing<'a> {
     cache: &'a KeyCache,
-    digest: &'a str,
+    digest: &'a Digest,
     flight: Flight,
 }
 
@@ -210,13 +210,13 @@ impl KeyCache {
         self.generations.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_inflight(&self) -> std::sync::MutexGuard<'_, HashMap<String, Flight>> {
+    fn lock_inflight(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, Flight>> {
         self.inflight.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The cached answer for `digest`, if any.
-    pub fn get(&self, digest: &str) -> Option<Found> {
-        self.fresh(&digest_bytes(digest), Instant::now())
+    pub fn get(&self, digest: &Digest) -> Option<Found> {
+        self.fresh(digest, Instant::now())
     }
 
     fn fresh(&self, digest: &Digest, now: Instant) -> Option<Found> {
@@ -230,7 +230,7 @@ impl KeyCache {
     /// The cached answer, or the one `load` gives (one `load` per digest at
     /// a time; concurrent callers share its answer). Failures are not
     /// cached.
-    pub async fn get_or_load<F, Fut>(&self, digest: &str, load: F) -> Result<Found, LookupFailed>
+    pub async fn get_or_load<F, Fut>(&self, digest: &Digest, load: F) -> Result<Found, LookupFailed>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Option<AuthRecord>, LookupFailed>>,
@@ -238,11 +238,7 @@ impl KeyCache {
         if let Some(found) = self.get(digest) {
             return Ok(found);
         }
-        let flight = self
-            .lock_inflight()
-            .entry(digest.to_owned())
-            .or_default()
-            .clone();
+        let flight = self.lock_inflight().entry(*digest).or_default().clone();
         let _landing = Landing {
             cache: self,
             digest,
@@ -259,7 +255,7 @@ impl KeyCache {
             .clone()
     }
 
-    fn insert_if_unchanged(&self, digest: &str, found: Found, start: u64) {
+    fn insert_if_unchanged(&self, digest: &Digest, found: Found, start: u64) {
         let generations = self.lock_generations();
         if !generations.changed_since(start, digest, &found) {
             let now = Instant::now();
@@ -280,8 +276,7 @@ impl KeyCache {
                 fresh_until: self.entries.tick(fresh_until),
                 read_at: self.entries.tick(now),
             };
-            self.entries
-                .insert(&digest_bytes(digest), entry, until, now);
+            self.entries.insert(digest, entry, until, now);
         }
     }
 
@@ -298,13 +293,13 @@ impl KeyCache {
             } => {
                 let version = version.unwrap_or(UNKNOWN_VERSION);
                 for d in digests {
-                    generations.key_changed(d, version, now);
+                    let key = digest_bytes(d);
+                    generations.key_changed(key, version, now);
                     // Insertions take the generations lock too, so nothing
                     // is cached between this look and the invalidation.
                     // A copy read at the announced version or later shows
                     // the change already: it stays, fresh and as the
                     // outage copy; any other goes ("no such key" too).
-                    let key = digest_bytes(d);
                     if !self
                         .entries
                         .get(&key, now)
@@ -332,12 +327,12 @@ impl KeyCache {
 
     /// The last answer read from the database for `digest` and its age,
     /// for use while the database cannot be asked.
-    pub fn get_stale(&self, digest: &str) -> Option<(Arc<AuthRecord>, Duration)> {
+    pub fn get_stale(&self, digest: &Digest) -> Option<(Arc<AuthRecord>, Duration)> {
         if self.lifetimes.stale.is_zero() {
             return None;
         }
         let now = Instant::now();
-        let entry = self.entries.get(&digest_bytes(digest), now)?;
+        let entry = self.entries.get(digest, now)?;
         let record = entry.found?;
         let age = self.entries.tick(now).saturating_sub(entry.read_at);
         let age = Duration::from_millis(age);
@@ -364,6 +359,12 @@ impl KeyCache {
 mod tests {
     use super::*;
     use crate::db::keys::{AuthColumns, AuthContext};
+
+    /// The cache's key for a test's short digest text (as a record made
+    /// with that text holds it).
+    fn d(text: &str) -> Digest {
+        digest_bytes(text)
+    }
 
     fn record(id: &str, ws: &str, digest: &str) -> AuthRecord {
         at_version(id, ws, digest, 0)
@@ -412,7 +413,8 @@ mod tests {
     async fn a_change_during_a_lookup_keeps_its_stale_answer_out() {
         let c = cache();
         let (release, wait) = tokio::sync::oneshot::channel::<()>();
-        let lookup = c.get_or_load("d1", || async {
+        let key = d("d1");
+        let lookup = c.get_or_load(&key, || async {
             wait.await.ok();
             Ok(Some(record("key_1", "ws", "d1")))
         });
@@ -428,12 +430,12 @@ mod tests {
         };
         let (found, ()) = tokio::join!(lookup, change);
         assert!(found.unwrap().is_some(), "the caller gets what was read");
-        assert!(c.get("d1").is_none(), "but it is not cached");
+        assert!(c.get(&d("d1")).is_none(), "but it is not cached");
         // A lookup that starts after the change is cached as usual.
-        c.get_or_load("d1", || async { Ok(Some(record("key_1", "ws", "d1"))) })
+        c.get_or_load(&d("d1"), || async { Ok(Some(record("key_1", "ws", "d1"))) })
             .await
             .unwrap();
-        assert!(c.get("d1").is_some());
+        assert!(c.get(&d("d1")).is_some());
     }
 
     fn notice(digest: &str, version: Option<i64>) -> Change {
@@ -452,28 +454,40 @@ mod tests {
             Duration::from_secs(5),
             Duration::from_secs(900),
         );
-        c.get_or_load("d", || async { Ok(Some(at_version("k", "ws", "d", 3))) })
-            .await
-            .unwrap();
+        c.get_or_load(&d("d"), || async {
+            Ok(Some(at_version("k", "ws", "d", 3)))
+        })
+        .await
+        .unwrap();
         for old in [Some(3), Some(2)] {
             c.apply(&notice("d", old));
-            assert!(c.get("d").is_some(), "{old:?}");
-            assert!(c.get_stale("d").is_some(), "{old:?}");
+            assert!(c.get(&d("d")).is_some(), "{old:?}");
+            assert!(c.get_stale(&d("d")).is_some(), "{old:?}");
         }
         c.apply(&notice("d", Some(4)));
-        assert!(c.get("d").is_none(), "a newer version drops the copy");
-        assert!(c.get_stale("d").is_none(), "and the outage copy");
+        assert!(c.get(&d("d")).is_none(), "a newer version drops the copy");
+        assert!(c.get_stale(&d("d")).is_none(), "and the outage copy");
 
-        c.get_or_load("d", || async { Ok(Some(at_version("k", "ws", "d", 4))) })
+        c.get_or_load(&d("d"), || async {
+            Ok(Some(at_version("k", "ws", "d", 4)))
+        })
+        .await
+        .unwrap();
+        c.apply(&notice("d", None));
+        assert!(
+            c.get(&d("d")).is_none(),
+            "a change of unknown version drops it"
+        );
+        assert!(c.get_stale(&d("d")).is_none());
+
+        c.get_or_load(&d("gone"), || async { Ok(None) })
             .await
             .unwrap();
-        c.apply(&notice("d", None));
-        assert!(c.get("d").is_none(), "a change of unknown version drops it");
-        assert!(c.get_stale("d").is_none());
-
-        c.get_or_load("gone", || async { Ok(None) }).await.unwrap();
         c.apply(&notice("gone", Some(0)));
-        assert!(c.get("gone").is_none(), "\"no such key\" shows no change");
+        assert!(
+            c.get(&d("gone")).is_none(),
+            "\"no such key\" shows no change"
+        );
     }
 
     #[tokio::test]
@@ -481,7 +495,8 @@ mod tests {
         for (read, cached) in [(5, true), (6, true), (4, false)] {
             let c = cache();
             let (release, wait) = tokio::sync::oneshot::channel::<()>();
-            let lookup = c.get_or_load("d", || async move {
+            let key = d("d");
+            let lookup = c.get_or_load(&key, || async move {
                 wait.await.ok();
                 Ok(Some(at_version("k", "ws", "d", read)))
             });
@@ -492,19 +507,19 @@ mod tests {
             };
             let (found, ()) = tokio::join!(lookup, change);
             assert!(found.unwrap().is_some());
-            assert_eq!(c.get("d").is_some(), cached, "read version {read}");
+            assert_eq!(c.get(&d("d")).is_some(), cached, "read version {read}");
         }
     }
 
     #[tokio::test]
     async fn changes_drop_exactly_what_they_affect() {
         let c = cache();
-        for (d, ws) in [("a", "ws1"), ("b", "ws1"), ("c", "ws2")] {
-            c.get_or_load(d, || async { Ok(Some(record(d, ws, d))) })
+        for (id, ws) in [("a", "ws1"), ("b", "ws1"), ("c", "ws2")] {
+            c.get_or_load(&d(id), || async { Ok(Some(record(id, ws, id))) })
                 .await
                 .unwrap();
         }
-        c.get_or_load("unknown", || async { Ok(None) })
+        c.get_or_load(&d("unknown"), || async { Ok(None) })
             .await
             .unwrap();
         c.apply(&Change::Key {
@@ -512,13 +527,16 @@ mod tests {
             digests: vec!["a".into()],
             version: None,
         });
-        assert!(c.get("a").is_none());
-        assert!(c.get("b").is_some() && c.get("c").is_some());
+        assert!(c.get(&d("a")).is_none());
+        assert!(c.get(&d("b")).is_some() && c.get(&d("c")).is_some());
         c.apply(&Change::Workspace("ws1".into()));
-        assert!(c.get("b").is_none());
-        assert!(c.get("c").is_some(), "other workspaces keep their entries");
+        assert!(c.get(&d("b")).is_none());
+        assert!(
+            c.get(&d("c")).is_some(),
+            "other workspaces keep their entries"
+        );
         c.apply(&Change::All);
-        assert!(c.get("c").is_none());
+        assert!(c.get(&d("c")).is_none());
     }
 
     #[tokio::test]
@@ -528,7 +546,7 @@ mod tests {
         let lookups = (0..20).map(|_| {
             let (c, reads) = (c.clone(), reads.clone());
             async move {
-                c.get_or_load("hot", || async move {
+                c.get_or_load(&d("hot"), || async move {
                     reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     tokio::task::yield_now().await;
                     Ok(Some(record("key_hot", "ws", "hot")))
@@ -546,11 +564,11 @@ mod tests {
     async fn failures_are_not_cached() {
         let c = cache();
         let failed = c
-            .get_or_load("d", || async { Err(LookupFailed("down".into())) })
+            .get_or_load(&d("d"), || async { Err(LookupFailed("down".into())) })
             .await;
         assert_eq!(failed.err(), Some(LookupFailed("down".into())));
-        assert!(c.get("d").is_none());
-        let ok = c.get_or_load("d", || async { Ok(None) }).await;
+        assert!(c.get(&d("d")).is_none());
+        let ok = c.get_or_load(&d("d"), || async { Ok(None) }).await;
         assert_eq!(ok.map(|f| f.is_none()), Ok(true));
     }
 }

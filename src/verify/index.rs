@@ -16,6 +16,7 @@ use hashbrown::HashSet;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::shards::Digest;
 pub use crate::domain::keys::digest_prefix as prefix;
 
 /// The set of known digest prefixes.
@@ -49,11 +50,12 @@ impl DigestIndex {
 
     /// `Some(false)` when no key can have this digest; `None` when the set
     /// cannot tell (not loaded or not trusted).
-    pub fn may_exist(&self, digest: &str) -> Option<bool> {
+    pub fn may_exist(&self, digest: &Digest) -> Option<bool> {
         if !self.trusted.load(Ordering::SeqCst) {
             return None;
         }
-        let p = prefix(digest)?;
+        // The first 8 bytes, as [`prefix`] reads their 16 hex digits.
+        let p = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
         Some(
             self.set
                 .read()
@@ -75,20 +77,27 @@ impl DigestIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::keys::digest_bytes;
 
     #[test]
     fn answers_only_once_loaded_and_grows_with_changes() {
         let i = DigestIndex::default();
         let a = "0123456789abcdef".repeat(4);
         let b = "fedcba9876543210".repeat(4);
-        assert_eq!(i.may_exist(&a), None, "unknown until loaded");
+        let (a_bytes, b_bytes) = (digest_bytes(&a), digest_bytes(&b));
+        assert_eq!(i.may_exist(&a_bytes), None, "unknown until loaded");
         i.load(prefix(&a));
-        assert_eq!(i.may_exist(&a), Some(true));
-        assert_eq!(i.may_exist(&b), Some(false));
+        assert_eq!(i.may_exist(&a_bytes), Some(true));
+        assert_eq!(i.may_exist(&b_bytes), Some(false));
+        // Only the first 8 bytes are held.
+        let mut near_a = a_bytes;
+        near_a[8] ^= 1;
+        assert_eq!(i.may_exist(&near_a), Some(true));
+        near_a[7] ^= 1;
+        assert_eq!(i.may_exist(&near_a), Some(false));
         i.add([&b]);
-        assert_eq!(i.may_exist(&b), Some(true));
+        assert_eq!(i.may_exist(&b_bytes), Some(true));
         i.distrust();
-        assert_eq!(i.may_exist(&b), None);
-        assert_eq!(i.may_exist("not hex"), None);
+        assert_eq!(i.may_exist(&b_bytes), None);
     }
 }

@@ -23,7 +23,7 @@ use crate::db::changes::Change;
 use crate::db::health::DbHealth;
 use crate::db::keys::AuthRecord;
 use crate::db::{self, Pool, keys};
-use crate::domain::keys::{Environment, parse};
+use crate::domain::keys::{Environment, parse_digest};
 use cache::{Found, KeyCache, LookupFailed};
 use chrono::NaiveDateTime;
 use feed::FeedStatus;
@@ -188,7 +188,7 @@ impl Verifier {
     async fn lookup(
         &self,
         pool: &Pool,
-        digest: &str,
+        digest: &shards::Digest,
     ) -> Result<(Found, Option<Duration>), Outcome> {
         if self.index.may_exist(digest) == Some(false) && !self.may_look_up_unknown() {
             self.metrics.index_refusals.inc();
@@ -205,7 +205,7 @@ impl Verifier {
                     return Err(LookupFailed("the database is marked down".into()));
                 }
                 let pool = pool.clone();
-                let lookup = digest.to_owned();
+                let lookup = hex::encode(digest);
                 let health = self.health.clone();
                 self.workers
                     .run(move || {
@@ -316,8 +316,8 @@ impl Verifier {
         call: &dyn DescribeCall,
         secret: &mut requests::Secret,
     ) -> Result<Verified, Outcome> {
-        let facts = parse(raw).map_err(|e| Outcome::new(Code::Malformed, e.to_string()))?;
-        let (record, stale_age) = self.lookup(pool, &facts.digest).await?;
+        let digest = parse_digest(raw).map_err(|e| Outcome::new(Code::Malformed, e.to_string()))?;
+        let (record, stale_age) = self.lookup(pool, &digest).await?;
         let record = record.ok_or_else(|| {
             Outcome::new(
                 Code::NotFound,
@@ -329,7 +329,7 @@ impl Verifier {
         }
         // The record was found by this digest: it is the key's current
         // secret, or else its previous one.
-        let previous = record.digest != keys::digest_bytes(&facts.digest);
+        let previous = record.digest != digest;
         if previous {
             *secret = requests::Secret::Previous;
         }
