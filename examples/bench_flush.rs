@@ -45,7 +45,7 @@ fn main() -> Result<(), String> {
             .iter()
             .flat_map(|(id, ws)| {
                 [("VALID", 7), ("RATE_LIMITED", 1)]
-                    .map(|(o, n)| (id.clone(), ws.clone(), hour, o.to_owned(), n))
+                    .map(|(o, n)| (id.as_str(), ws.as_str(), hour, o, n))
             })
             .collect();
         let started = Instant::now();

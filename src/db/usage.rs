@@ -6,8 +6,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
 
-/// One counter to add: key, workspace, hour, outcome, how many.
-pub type Increment = (String, String, NaiveDateTime, String, i64);
+/// One counter to add: key, workspace, hour, outcome, how many. Borrowed:
+/// a flush passes what its buffers hold, with no copy of the texts.
+pub type Increment<'a> = (&'a str, &'a str, NaiveDateTime, &'a str, i64);
 
 /// Add counts, creating rows as needed.
 ///
@@ -18,7 +19,7 @@ pub type Increment = (String, String, NaiveDateTime, String, i64);
 /// a flush of 10k keys' counts take seconds of round trips on the cores that
 /// answer key checks. SQLite is in-process, where a prepared statement per
 /// row costs no round trip.
-pub fn add(conn: &mut DbConn, batch: &[Increment]) -> QueryResult<()> {
+pub fn add(conn: &mut DbConn, batch: &[Increment<'_>]) -> QueryResult<()> {
     let sorted = merged_in_lock_order(batch);
     super::write_transaction(conn, |conn| match conn {
         DbConn::Pg(pg) => add_pg(pg, &sorted),
@@ -32,11 +33,11 @@ const PG_CHUNK: usize = 5_000;
 
 /// The batch sorted by (key, hour, outcome), with any repeated counter
 /// summed: PostgreSQL refuses a statement that would update one row twice.
-fn merged_in_lock_order(batch: &[Increment]) -> Vec<Increment> {
+fn merged_in_lock_order<'a>(batch: &[Increment<'a>]) -> Vec<Increment<'a>> {
     let mut sorted: Vec<Increment> = batch.to_vec();
-    sorted.sort_unstable_by(|a, b| (&a.0, a.2, &a.3).cmp(&(&b.0, b.2, &b.3)));
+    sorted.sort_unstable_by(|a, b| (a.0, a.2, a.3).cmp(&(b.0, b.2, b.3)));
     sorted.dedup_by(|later, kept| {
-        let same = (&later.0, later.2, &later.3) == (&kept.0, kept.2, &kept.3);
+        let same = (later.0, later.2, later.3) == (kept.0, kept.2, kept.3);
         if same {
             kept.4 += later.4;
         }
@@ -45,7 +46,7 @@ fn merged_in_lock_order(batch: &[Increment]) -> Vec<Increment> {
     sorted
 }
 
-fn add_pg(pg: &mut diesel::PgConnection, sorted: &[Increment]) -> QueryResult<()> {
+fn add_pg<'a>(pg: &mut diesel::PgConnection, sorted: &[Increment<'a>]) -> QueryResult<()> {
     use diesel::sql_types::Array;
     // `unnest` yields the rows in array order, and the insert takes its row
     // locks in that order: the sorted order above.
@@ -53,19 +54,19 @@ fn add_pg(pg: &mut diesel::PgConnection, sorted: &[Increment]) -> QueryResult<()
          SELECT * FROM unnest($1::text[], $2::text[], $3::timestamp[], $4::text[], $5::bigint[]) \
          ON CONFLICT (key_id, hour, outcome) DO UPDATE SET count = key_usage.count + excluded.count";
     for chunk in sorted.chunks(PG_CHUNK) {
-        let column = |f: fn(&Increment) -> String| chunk.iter().map(f).collect::<Vec<_>>();
+        let column = |f: fn(&Increment<'a>) -> &'a str| chunk.iter().map(f).collect::<Vec<_>>();
         diesel::sql_query(SQL)
-            .bind::<Array<Text>, _>(column(|r| r.0.clone()))
-            .bind::<Array<Text>, _>(column(|r| r.1.clone()))
+            .bind::<Array<Text>, _>(column(|r| r.0))
+            .bind::<Array<Text>, _>(column(|r| r.1))
             .bind::<Array<Timestamp>, _>(chunk.iter().map(|r| r.2).collect::<Vec<_>>())
-            .bind::<Array<Text>, _>(column(|r| r.3.clone()))
+            .bind::<Array<Text>, _>(column(|r| r.3))
             .bind::<Array<BigInt>, _>(chunk.iter().map(|r| r.4).collect::<Vec<_>>())
             .execute(pg)?;
     }
     Ok(())
 }
 
-fn add_sqlite(lite: &mut diesel::SqliteConnection, sorted: &[Increment]) -> QueryResult<()> {
+fn add_sqlite(lite: &mut diesel::SqliteConnection, sorted: &[Increment<'_>]) -> QueryResult<()> {
     const SQL: &str = "INSERT INTO key_usage (key_id, workspace_id, hour, outcome, count) VALUES (?, ?, ?, ?, ?) \
          ON CONFLICT (key_id, hour, outcome) DO UPDATE SET count = key_usage.count + excluded.count";
     for (key_id, ws, hour, outcome, n) in sorted {

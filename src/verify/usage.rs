@@ -207,7 +207,7 @@ impl UsageBuffers {
             |batch| {
                 let rows: Vec<crate::db::usage::Increment> = batch
                     .iter()
-                    .map(|((k, w, h, o), n)| (k.clone(), w.clone(), *h, (*o).to_owned(), *n))
+                    .map(|((k, w, h, o), n)| (k.as_str(), w.as_str(), *h, *o, *n))
                     .collect();
                 let mut conn = pool.get().map_err(|e| e.to_string())?;
                 crate::db::usage::add(&mut conn, &rows).map_err(|e| e.to_string())

@@ -152,13 +152,17 @@ async fn concurrent_usage_flushes_of_the_same_rows_never_deadlock_or_lose_counts
     let hour = keyward::verify::hour_of(keyward::db::now());
     let mut failed = Vec::new();
     for _ in 0..5 {
-        let forward: Vec<keyward::db::usage::Increment> = ids
+        let forward: Vec<(String, String, chrono::NaiveDateTime)> = ids
             .iter()
-            .map(|id| (id.clone(), ws.clone(), hour, "VALID".to_owned(), 1))
+            .map(|id| (id.clone(), ws.clone(), hour))
             .collect();
         failed.extend(
             flush_both_ways(&app, forward, |c, batch| {
-                keyward::db::usage::add(c, batch).map_err(|e| e.to_string())
+                let rows: Vec<keyward::db::usage::Increment> = batch
+                    .iter()
+                    .map(|(id, ws, hour)| (id.as_str(), ws.as_str(), *hour, "VALID", 1))
+                    .collect();
+                keyward::db::usage::add(c, &rows).map_err(|e| e.to_string())
             })
             .await,
         );
