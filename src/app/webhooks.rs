@@ -49,7 +49,8 @@ async fn check(state: &AppState, input: &Input) -> Result<(String, String, Strin
         }
     };
     let description = input.description.trim().to_owned();
-    if description.chars().count() > 500 || description.chars().any(char::is_control) {
+    // As sent (see `input::bounded_text`).
+    if input.description.chars().count() > 500 || description.chars().any(char::is_control) {
         errors.push(crate::domain::input::FieldError::new(
             "description",
             "The description must be at most 500 characters, without control characters.",

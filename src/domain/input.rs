@@ -151,7 +151,9 @@ fn bounded_text(
     if value.is_empty() {
         return Err(FieldError::new(field, format!("{label} is required.")));
     }
-    if value.chars().count() > max {
+    // As sent, spaces around it included: the API document's maxLength
+    // counts them, and a JSON Schema cannot say that they are dropped.
+    if raw.chars().count() > max {
         return Err(FieldError::new(
             field,
             format!("{label} must be at most {max} characters."),
@@ -309,6 +311,9 @@ mod tests {
         assert_eq!(PersonName::parse(" Ada ").unwrap().into_inner(), "Ada");
         assert!(PersonName::parse("   ").is_err());
         assert!(PersonName::parse(&"x".repeat(101)).is_err());
+        // Counted as sent: spaces around it count, though they are dropped.
+        assert!(PersonName::parse(&format!(" {}", "x".repeat(100))).is_err());
+        assert!(PersonName::parse(&format!("{}\u{85}", "x".repeat(99))).is_ok());
         assert!(PersonName::parse("a\u{0}b").is_err());
         assert!(WorkspaceName::parse(&"x".repeat(100)).is_ok());
     }

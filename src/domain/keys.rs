@@ -498,7 +498,8 @@ pub fn parse_name(raw: &str) -> Result<String, FieldError> {
             "Name is required, e.g. \"Grafana production\".",
         ));
     }
-    if v.chars().count() > 100 {
+    // As sent (see `input::bounded_text`).
+    if raw.chars().count() > 100 {
         return Err(FieldError::new(
             "name",
             "Name must be at most 100 characters.",
@@ -511,7 +512,7 @@ pub fn parse_name(raw: &str) -> Result<String, FieldError> {
 /// A description: optional, at most 500 characters.
 pub fn parse_description(raw: &str) -> Result<String, FieldError> {
     let v = raw.trim();
-    if v.chars().count() > 500 {
+    if raw.chars().count() > 500 {
         return Err(FieldError::new(
             "description",
             "Description must be at most 500 characters.",

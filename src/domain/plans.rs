@@ -68,7 +68,7 @@ pub fn parse_name(raw: &str) -> Result<String, FieldError> {
         ));
     }
     let name = super::keys::parse_name(raw)?;
-    if name.chars().count() > 60 {
+    if raw.chars().count() > 60 {
         return Err(FieldError::new(
             "name",
             "Keep the plan's name to 60 characters.",

@@ -143,11 +143,13 @@ pub fn parse_types(raw: &[String], known: &[&str]) -> Result<String, String> {
 /// host, no credentials, at most 2000 characters. (Where it points is
 /// checked when delivering, after DNS resolution.)
 pub fn parse_url(raw: &str) -> Result<String, String> {
+    // As sent (see `input::bounded_text`).
+    let too_long = raw.chars().count() > 2000;
     let raw = raw.trim();
     if raw.is_empty() {
         return Err("Enter the address to send events to.".into());
     }
-    if raw.len() > 2000 {
+    if too_long || raw.len() > 2000 {
         return Err("The address is too long (at most 2000 characters).".into());
     }
     let rest = raw

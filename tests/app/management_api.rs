@@ -2299,6 +2299,116 @@ async fn bodies_are_json_objects_of_bounded_size() {
 /// optional regenerate body is an object or nothing (not `null`), grace is
 /// one of its four values (an empty one is refused and ends nothing), and
 /// the limits of names and of `Idempotency-Key` are declared as enforced.
+/// Every text with a `maxLength` in a create request counts it as sent:
+/// the server drops spaces around a text, which a JSON Schema cannot say,
+/// so one character over the limit with a space (or U+0085, a Unicode
+/// space, as schemathesis sent) is refused, and changes nothing, where it
+/// used to be trimmed and accepted against the document.
+#[tokio::test]
+async fn every_text_limit_counts_the_text_as_sent() {
+    let (app, admin) = spawn_ready().await;
+    let permissions: Vec<String> = ["keys", "service-accounts", "plans", "webhooks"]
+        .iter()
+        .flat_map(|what| ["read", "write"].map(|access| format!("keyward:{what}:{access}")))
+        .collect();
+    let mut fields = vec![("name", "Limits"), ("expiry", "never")];
+    fields.extend(permissions.iter().map(|p| ("permissions", p.as_str())));
+    let manager = admin.create_key("/workspace/keys", &fields).await;
+    let api = Api::new(&app.base, &manager.secret);
+    let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hook = |n: usize| format!("http://127.0.0.1:9/{}", "h".repeat(n - 19));
+    // (path, schema, field, limit, body with that field set to the text)
+    type Body = fn(usize, String) -> Value;
+    let rows: [(&str, &str, &str, usize, Body); 7] = [
+        (
+            "/api/v1/keys",
+            "CreateKeyRequest",
+            "name",
+            100,
+            |_, v| json!({"name": v, "kind": "workspace"}),
+        ),
+        (
+            "/api/v1/service-accounts",
+            "CreateServiceAccountRequest",
+            "name",
+            100,
+            |_, v| json!({ "name": v }),
+        ),
+        (
+            "/api/v1/service-accounts",
+            "CreateServiceAccountRequest",
+            "description",
+            500,
+            |i, v| json!({"name": format!("Account {i}"), "description": v}),
+        ),
+        (
+            "/api/v1/plans",
+            "CreatePlanRequest",
+            "name",
+            60,
+            |_, v| json!({ "name": v }),
+        ),
+        (
+            "/api/v1/plans",
+            "CreatePlanRequest",
+            "description",
+            500,
+            |i, v| json!({"name": format!("Plan {i}"), "description": v}),
+        ),
+        (
+            "/api/v1/webhooks",
+            "CreateWebhookRequest",
+            "url",
+            2000,
+            |_, v| json!({"url": v, "event_types": ["*"]}),
+        ),
+        (
+            "/api/v1/webhooks",
+            "CreateWebhookRequest",
+            "description",
+            500,
+            |_, v| json!({"url": "http://127.0.0.1:9/hook", "description": v, "event_types": ["*"]}),
+        ),
+    ];
+    for (i, (path, schema, field, limit, body)) in rows.into_iter().enumerate() {
+        let declared = &doc["components"]["schemas"][schema]["properties"][field]["maxLength"];
+        assert_eq!(declared, limit, "{schema}.{field}");
+        let full = if field == "url" {
+            hook(limit)
+        } else {
+            "a".repeat(limit)
+        };
+        let (_, before) = api.get(path).await;
+        for pad in [" ", "\u{85}"] {
+            let over = match field {
+                // A padded address ends with the pad; others start with it.
+                "url" => format!("{full}{pad}"),
+                _ => format!("{pad}{full}"),
+            };
+            let (s, p) = api.post(path, body(i, over)).await;
+            assert_eq!(
+                (s, p["errors"][0]["field"].as_str()),
+                (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+                "{path} {field}: {} characters as sent: {p}",
+                limit + 1
+            );
+        }
+        let (_, after) = api.get(path).await;
+        assert_eq!(before, after, "{path}: a refused create changed nothing");
+        let (s, p) = api.post(path, body(i, full)).await;
+        assert_eq!(
+            s,
+            StatusCode::CREATED,
+            "{path} {field}: {limit} characters: {p}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_document_declares_what_the_server_enforces() {
     let (app, admin) = spawn_ready().await;

@@ -91,20 +91,6 @@ pub(crate) fn renamed(e: crate::app::Error, expiry_field: &'static str) -> ApiEr
     }
 }
 
-/// A name as sent is at most 100 characters, as the document declares:
-/// the use case trims it first, which a JSON Schema cannot say, so a
-/// longer name padded with spaces is refused here rather than accepted
-/// against the document.
-pub(crate) fn name_as_sent(name: Option<&str>) -> Result<(), ApiError> {
-    match name {
-        Some(name) if name.chars().count() > 100 => Err(ApiError::validation(&[FieldError::new(
-            "name",
-            "Name must be at most 100 characters.",
-        )])),
-        _ => Ok(()),
-    }
-}
-
 /// A key made or regenerated: 201 (create) or 200 with its secret, or 200
 /// without one for a repeat.
 pub(crate) fn made(made: Made, created: bool) -> HttpResponse {
@@ -153,7 +139,6 @@ pub async fn create_key(
         value: input,
         canonical,
     } = body.json::<CreateKeyRequest>(false)?;
-    name_as_sent(Some(&input.name))?;
     let kind = match input.kind.unwrap_or(KeyKind::Personal) {
         KeyKind::Personal => uc::Kind::Personal,
         KeyKind::Workspace => uc::Kind::Workspace,
@@ -271,7 +256,6 @@ pub async fn update_key(
     // The key first: an unknown id is a 404 whatever the body.
     uc::load(&m.state, &m.ctx, &id, uc::Act::Manage).await?;
     let input = body.json::<UpdateKeyRequest>(false)?.value;
-    name_as_sent(input.name.as_deref())?;
     let edit = Edit {
         name: input.name,
         description: input.description,

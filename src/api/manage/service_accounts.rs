@@ -7,7 +7,7 @@
 
 use super::auth::{Manager, ServiceAccountsRead, ServiceAccountsWrite};
 use super::body::{Body, Parsed, once};
-use super::keys::{made, name_as_sent, new_key_input, renamed};
+use super::keys::{made, new_key_input, renamed};
 use super::shapes::{
     BodyRefusals, CreateKeyRequest, KeyRefusals, KeyView, KeyWithSecret, Refusals, time,
 };
@@ -273,7 +273,6 @@ pub async fn create_service_account_key(
         value: input,
         canonical,
     } = body.json::<CreateKeyRequest>(false)?;
-    name_as_sent(Some(&input.name))?;
     if input.kind.is_some() {
         return Err(ApiError::from(crate::app::Error::invalid(
             "kind",
