@@ -2315,12 +2315,7 @@ async fn every_text_limit_counts_the_text_as_sent() {
     fields.extend(permissions.iter().map(|p| ("permissions", p.as_str())));
     let manager = admin.create_key("/workspace/keys", &fields).await;
     let api = Api::new(&app.base, &manager.secret);
-    let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", app.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, doc) = api.get("/api/v1/openapi.json").await;
     let hook = |n: usize| format!("http://127.0.0.1:9/{}", "h".repeat(n - 19));
     // (path, schema, field, limit, body with that field set to the text)
     type Body = fn(usize, String) -> Value;
