@@ -358,7 +358,6 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::keys::{AuthColumns, AuthContext};
 
     /// The cache's key for a test's short digest text (as a record made
     /// with that text holds it).
@@ -371,38 +370,7 @@ mod tests {
     }
 
     fn at_version(id: &str, ws: &str, digest: &str, version: i64) -> AuthRecord {
-        let now = chrono::Utc::now().naive_utc();
-        AuthRecord::new(
-            AuthColumns {
-                id: id.into(),
-                workspace_id: ws.into(),
-                kind: "workspace".into(),
-                owner_id: None,
-                name: id.into(),
-                environment: "live".into(),
-                permissions: "[]".into(),
-                resources: "[]".into(),
-                digest: digest.into(),
-                previous_expires_at: None,
-                expires_at: None,
-                rate_limit: None,
-                disabled_at: None,
-                revoked_at: None,
-                deleted_at: None,
-                created_at: now,
-                revoked_reason: None,
-                owner_disabled_at: None,
-                allowed_ips: None,
-                quota_limit: None,
-                quota_refill: None,
-                quota_period: None,
-                version,
-            },
-            AuthContext {
-                in_first_workspace: true,
-                ..Default::default()
-            },
-        )
+        AuthRecord::for_test(id, ws, digest, version)
     }
 
     fn cache() -> KeyCache {

@@ -135,6 +135,41 @@ async fn concurrent_last_used_flushes_of_the_same_keys_never_deadlock() {
     );
 }
 
+/// A flush may name a key twice (two cached records of it, before and
+/// after a change, each with its own uses): the newest time is the one kept,
+/// whichever comes first in the batch.
+#[tokio::test]
+async fn a_last_used_batch_naming_a_key_twice_keeps_the_newest_time() {
+    let (app, _admin) = spawn_ready().await;
+    let ids = many_keys(&app, 2).await;
+    let t = keyward::db::now();
+    let (older, newer) = (t - chrono::TimeDelta::minutes(5), t);
+    let batch = vec![
+        (ids[0].clone(), newer),
+        (ids[1].clone(), older),
+        (ids[0].clone(), older),
+        (ids[1].clone(), newer),
+    ];
+    app.with_db(move |c| keys::write_last_used(c, &batch).unwrap())
+        .await;
+    let times = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            use keyward::db::schema::api_keys::dsl::*;
+            api_keys
+                .select(last_used_at)
+                .load::<Option<chrono::NaiveDateTime>>(c)
+                .unwrap()
+        })
+        .await;
+    // Timestamps as the database keeps them (PostgreSQL: microseconds).
+    let micros = |t: chrono::NaiveDateTime| t.and_utc().timestamp_micros();
+    assert_eq!(
+        times.iter().map(|t| t.map(micros)).collect::<Vec<_>>(),
+        vec![Some(micros(newer)); 2]
+    );
+}
+
 /// The same for usage counters: two instances adding to the same hourly
 /// rows in opposite orders both succeed, and no count is lost.
 #[tokio::test]

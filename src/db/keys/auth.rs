@@ -116,6 +116,43 @@ pub fn digest_bytes(hex_digest: &str) -> [u8; 32] {
 }
 
 impl AuthRecord {
+    /// A live workspace key of the first workspace, named like its id, for
+    /// unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: &str, ws: &str, digest: &str, version: i64) -> Self {
+        AuthRecord::new(
+            AuthColumns {
+                id: id.into(),
+                workspace_id: ws.into(),
+                kind: "workspace".into(),
+                owner_id: None,
+                name: id.into(),
+                environment: "live".into(),
+                permissions: "[]".into(),
+                resources: "[]".into(),
+                digest: digest.into(),
+                previous_expires_at: None,
+                expires_at: None,
+                rate_limit: None,
+                disabled_at: None,
+                revoked_at: None,
+                deleted_at: None,
+                created_at: chrono::Utc::now().naive_utc(),
+                revoked_reason: None,
+                owner_disabled_at: None,
+                allowed_ips: None,
+                quota_limit: None,
+                quota_refill: None,
+                quota_period: None,
+                version,
+            },
+            AuthContext {
+                in_first_workspace: true,
+                ..Default::default()
+            },
+        )
+    }
+
     pub fn new(key: AuthColumns, context: AuthContext) -> Self {
         let list = |raw: &str| -> String {
             // A newline would split an entry in two; none is accepted as
@@ -358,13 +395,21 @@ fn in_first_workspace()
 /// then lock them in the same order and wait for each other instead of
 /// deadlocking (in hash-map order PostgreSQL aborted one of them on every
 /// flush, and its batch grew until a crash would have lost it).
-pub fn write_last_used(conn: &mut DbConn, used: &[(String, NaiveDateTime)]) -> QueryResult<()> {
-    let mut sorted: Vec<&(String, NaiveDateTime)> = used.iter().collect();
-    sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+pub fn write_last_used<S: AsRef<str>>(
+    conn: &mut DbConn,
+    used: &[(S, NaiveDateTime)],
+) -> QueryResult<()> {
+    // One time per key, the newest: a batch may hold a key twice (from two
+    // cached records of it, before and after a change), and PostgreSQL's
+    // `UPDATE … FROM` would pick either of two rows for one key.
+    let mut sorted: Vec<(&str, NaiveDateTime)> =
+        used.iter().map(|(id, at)| (id.as_ref(), *at)).collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(&a.1)));
+    sorted.dedup_by(|later, kept| later.0 == kept.0);
     crate::db::write_transaction(conn, |conn| match conn {
         DbConn::Pg(pg) => write_last_used_pg(pg, &sorted),
         DbConn::Sqlite(_) => {
-            for (id, at) in sorted {
+            for (id, at) in &sorted {
                 diesel::update(
                     api_keys::table.filter(api_keys::id.eq(id)).filter(
                         api_keys::last_used_at
@@ -390,7 +435,7 @@ const LAST_USED_CHUNK: usize = 5_000;
 /// deadlocking; the update then only touches rows this transaction holds.
 fn write_last_used_pg(
     pg: &mut diesel::PgConnection,
-    sorted: &[&(String, NaiveDateTime)],
+    sorted: &[(&str, NaiveDateTime)],
 ) -> QueryResult<()> {
     use diesel::sql_types::{Array, Text, Timestamp};
     const SQL: &str = "WITH used AS (SELECT * FROM unnest($1::text[], $2::timestamp[]) AS u(id, at)), \
@@ -402,7 +447,7 @@ fn write_last_used_pg(
            AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < locked.at)";
     for chunk in sorted.chunks(LAST_USED_CHUNK) {
         diesel::sql_query(SQL)
-            .bind::<Array<Text>, _>(chunk.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(chunk.iter().map(|(id, _)| *id).collect::<Vec<_>>())
             .bind::<Array<Timestamp>, _>(chunk.iter().map(|(_, at)| *at).collect::<Vec<_>>())
             .execute(pg)?;
     }
