@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    keyward::memory::limit_malloc_arenas();
+    keyward::memory::tune_allocator();
     let cli = Cli::parse();
     // What ships in the package, generated from this very command line
     // (no configuration needed, nothing logged).

@@ -53,6 +53,9 @@ pub struct Metrics {
     pool_timeouts: Mirror,
     feed_connects: Mirror,
     feed_applied: Mirror,
+    heap_in_use: IntGauge,
+    heap_free: IntGauge,
+    give_backs: Mirror,
     /// Serialises scrapes (mirrors are read-modify-write).
     scrape: Mutex<()>,
 }
@@ -104,6 +107,19 @@ impl Metrics {
                 "keyward_change_feed_applied_total",
                 "Change notifications from other instances applied.",
             )),
+            heap_in_use: gauge(
+                "keyward_heap_in_use_bytes",
+                "Heap the process uses, as its allocator counts it (glibc builds).",
+            ),
+            heap_free: gauge(
+                "keyward_heap_free_bytes",
+                "Heap that is free but still held by the allocator (glibc builds); \
+                 resident until returned to the system.",
+            ),
+            give_backs: Mirror(counter(
+                "keyward_heap_give_backs_total",
+                "Times free heap was returned to the system after a burst.",
+            )),
             scrape: Mutex::new(()),
             registry,
         };
@@ -118,7 +134,12 @@ impl Metrics {
             Box::new(metrics.pool_timeouts.0.clone()),
             Box::new(metrics.feed_connects.0.clone()),
             Box::new(metrics.feed_applied.0.clone()),
+            Box::new(metrics.give_backs.0.clone()),
         ];
+        if crate::memory::heap().is_some() {
+            collectors.push(Box::new(metrics.heap_in_use.clone()));
+            collectors.push(Box::new(metrics.heap_free.clone()));
+        }
         collectors.extend(verifier.metrics.collectors());
         collectors.push(Box::new(verifier.feed_status().lag.clone()));
         #[cfg(target_os = "linux")]
@@ -151,6 +172,13 @@ impl Metrics {
         self.feed_connects
             .set(feed.connects.load(Ordering::Relaxed));
         self.feed_applied.set(feed.applied.load(Ordering::Relaxed));
+        if let Some((in_use, free)) = crate::memory::heap() {
+            self.heap_in_use
+                .set(i64::try_from(in_use).unwrap_or(i64::MAX));
+            self.heap_free.set(i64::try_from(free).unwrap_or(i64::MAX));
+        }
+        self.give_backs
+            .set(crate::memory::GIVE_BACKS.load(Ordering::Relaxed));
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()

@@ -152,6 +152,13 @@ async fn metrics_move_with_real_requests_and_name_routes_not_paths() {
     assert!(sample(&after, "process_resident_memory_bytes", &[]) > 0.0);
     assert!(sample(&after, "process_threads", &[]) >= 1.0);
     assert!(sample(&after, "process_open_fds", &[]) >= 1.0);
+    // The allocator's view (glibc): the heap in use holds at least the
+    // server's own state, and what it keeps free is never negative.
+    if cfg!(all(target_os = "linux", target_env = "gnu")) {
+        assert!(sample(&after, "keyward_heap_in_use_bytes", &[]) > 1e6);
+        assert!(sample(&after, "keyward_heap_free_bytes", &[]) >= 0.0);
+        assert!(after.contains("keyward_heap_give_backs_total"));
+    }
     if matches!(app.database, keyward::config::DatabaseUrl::Postgres(_)) {
         assert!(sample(&after, "keyward_change_feed_connects_total", &[]) >= 1.0);
         // The key created above came back through the feed with its write
