@@ -1,7 +1,8 @@
-//! The key parser and checksum (`domain::keys::parse`): the first thing done
-//! with every presented key. Any input must come back Ok or Err without a
-//! panic, and whatever passes must be a well-formed key whose facts agree
-//! with it.
+//! The key parser and checksum (`domain::keys::parse`, and `parse_digest`,
+//! the hot path's form of it): the first thing done with every presented
+//! key. Any input must come back Ok or Err without a panic, both parsers
+//! must agree on it (the same refusal, or the same digest), and whatever
+//! passes must be a well-formed key whose facts agree with it.
 #![no_main]
 
 use keyward::domain::keys::{self, CHECKSUM_LEN, HEAD_LEN, RANDOM_LEN, TAIL_LEN};
@@ -11,7 +12,15 @@ fuzz_target!(|data: &[u8]| {
     let Ok(key) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(facts) = keys::parse(key) {
+    let parsed = keys::parse(key);
+    match (&parsed, keys::parse_digest(key)) {
+        (Ok(facts), Ok(bytes)) => {
+            assert_eq!(keyward::db::keys::digest_bytes(&facts.digest), bytes)
+        }
+        (Err(a), Err(b)) => assert_eq!(*a, b),
+        (a, b) => panic!("parse and parse_digest disagree on {key:?}: {a:?} / {b:?}"),
+    }
+    if let Ok(facts) = parsed {
         let prefix = &facts.environment.start(&facts.prefix);
         assert!(key.starts_with(prefix));
         assert!(keys::parse_prefix(&facts.prefix).is_ok());
