@@ -44,9 +44,8 @@ pub fn tune_allocator() {
 
 /// The allocator's heap: bytes in use by the program (blocks of their own
 /// mapping included), and bytes free but still held (glibc only; `None`
-/// elsewhere). Walks the arenas' free lists
-/// under their locks, so it is read when metrics are scraped, not per
-/// request.
+/// elsewhere). Walks the arenas' free lists under their locks, so it is
+/// read when metrics are scraped, not per request.
 pub fn heap() -> Option<(usize, usize)> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

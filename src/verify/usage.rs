@@ -57,6 +57,21 @@ impl Uses {
     fn used_at(&mut self, at: NaiveDateTime) {
         self.last_used = Some(self.last_used.map_or(at, |t| t.max(at)));
     }
+
+    /// Take in what `other` (of the same record) holds.
+    fn merge(&mut self, other: Uses) {
+        if let Some(at) = other.last_used {
+            self.used_at(at);
+        }
+        for (hour, outcome, n) in other.counts {
+            self.add(hour, outcome, n);
+        }
+    }
+}
+
+/// The buffer's key for a record: its address.
+fn address(record: &Arc<AuthRecord>) -> usize {
+    Arc::as_ptr(record) as usize
 }
 
 /// The buffers.
@@ -95,9 +110,8 @@ impl UsageBuffers {
     ) -> Option<u32> {
         let hour = hour_of(at);
         let mut pending = lock(&self.pending);
-        let address = Arc::as_ptr(record) as usize;
         let full = pending.len() >= MAX_PENDING_COUNTERS;
-        let uses = match pending.entry(address) {
+        let uses = match pending.entry(address(record)) {
             hashbrown::hash_map::Entry::Occupied(uses) => uses.into_mut(),
             hashbrown::hash_map::Entry::Vacant(_) if full => {
                 tracing::warn!("usage buffer full: a count was dropped");
@@ -195,16 +209,8 @@ impl UsageBuffers {
             if u.last_used.is_none() && u.counts.is_empty() {
                 continue;
             }
-            match pending.entry(Arc::as_ptr(&u.record) as usize) {
-                hashbrown::hash_map::Entry::Occupied(mut slot) => {
-                    let now = slot.get_mut();
-                    if let Some(at) = u.last_used {
-                        now.used_at(at);
-                    }
-                    for (h, o, n) in u.counts {
-                        now.add(h, o, n);
-                    }
-                }
+            match pending.entry(address(&u.record)) {
+                hashbrown::hash_map::Entry::Occupied(mut slot) => slot.get_mut().merge(u),
                 hashbrown::hash_map::Entry::Vacant(slot) => {
                     slot.insert(u);
                 }
