@@ -295,6 +295,45 @@ async fn environment_permission_and_resource_checks() {
         let json: serde_json::Value = res.json().await.unwrap();
         assert_eq!(json["error"]["code"], code);
     }
+    // A body sent in chunks, with no length declared, is held to the same
+    // limit as it arrives.
+    let chunk = format!("400\r\n{}\r\n", "x".repeat(1024));
+    let (status, _, body) = raw_http(
+        &app.base,
+        format!(
+            "POST /api/v1/keys/verify HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n9\r\n{{\"key\": \"\r\n{}0\r\n\r\n",
+            chunk.repeat(20)
+        ),
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["error"]["code"], "PAYLOAD_TOO_LARGE");
+    // Any JSON media type is read, and a string written with escapes is
+    // the same string: the key and the resource here are `open.secret` and
+    // "anything", spelled with \u escapes.
+    let escaped = |s: &str| {
+        s.chars()
+            .map(|c| format!("\\u{:04x}", c as u32))
+            .collect::<String>()
+    };
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v1/keys/verify", app.base))
+        .header(
+            "content-type",
+            "application/vnd.keyward+json; charset=utf-8",
+        )
+        .body(format!(
+            "{{\"key\": \"{}\", \"resource\": \"{}\"}}",
+            escaped(&open.secret),
+            escaped("anything")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let json: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(json["valid"], true, "{json}");
 }
 
 #[tokio::test]

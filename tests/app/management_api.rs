@@ -1904,32 +1904,6 @@ async fn a_narrow_management_key_cannot_mint_or_make_a_broader_one() {
     assert!(fresh["secret"].as_str().unwrap().starts_with("sk_test_"));
 }
 
-/// Send raw HTTP/1.1 (what reqwest will not send as it is: an empty or a
-/// repeated header, a chunked body) and read the whole answer. The request
-/// asks the server to close the connection, so the answer ends at EOF.
-async fn raw_http(base: &str, request: String) -> (u16, String, String) {
-    let addr = base.trim_start_matches("http://").to_owned();
-    tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut answer = Vec::new();
-        // The server may close before reading all of an oversized body:
-        // whatever it answered before that is kept.
-        let _ = stream.read_to_end(&mut answer);
-        let answer = String::from_utf8_lossy(&answer).into_owned();
-        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status line: {answer:?}"));
-        (status, head.to_ascii_lowercase(), body.to_owned())
-    })
-    .await
-    .unwrap()
-}
-
 /// A raw POST of `body` to `path` with the given extra header lines.
 fn raw_post(key: &str, path: &str, headers: &str, body: &str) -> String {
     format!(
