@@ -306,6 +306,21 @@ pub fn now() -> chrono::NaiveDateTime {
     chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::microseconds(1)).unwrap_or(now)
 }
 
+/// Rows a statement writes when SQLite writes a batch of rows (the usage
+/// flush): Diesel prepares an `UPDATE`, an upsert or raw SQL anew every
+/// time it runs one (it marks them unsafe to cache), so a statement a row
+/// was parsed and planned for every row, about 37k instructions each, while
+/// holding SQLite's one write lock. A statement a chunk pays that once a
+/// chunk; 5 values a row stay well inside SQLite's 32,766 parameters.
+pub(crate) const SQLITE_CHUNK: usize = 250;
+
+/// The placeholders of `rows` rows of `columns` values, as a multi-row
+/// `VALUES` list takes them: `(?, ?), (?, ?)`.
+pub(crate) fn sqlite_rows(rows: usize, columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(", ")
+}
+
 /// Escape `\`, `%` and `_` for a `LIKE … ESCAPE '\'` pattern.
 pub(crate) fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
@@ -339,5 +354,14 @@ pub fn claim_sqlite(path: &std::path::Path) -> Result<std::fs::File, InitError> 
             "cannot lock {}: {e}",
             lock_path.display()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sqlite_rows_lists_placeholders_row_by_row() {
+        assert_eq!(super::sqlite_rows(1, 1), "(?)");
+        assert_eq!(super::sqlite_rows(2, 3), "(?, ?, ?), (?, ?, ?)");
     }
 }

@@ -17,8 +17,9 @@ pub type Increment<'a> = (&'a str, &'a str, NaiveDateTime, &'a str, i64);
 /// deadlock. On PostgreSQL a whole flush is a few statements (one per
 /// [`PG_CHUNK`] rows, the rows passed as arrays): one statement per row made
 /// a flush of 10k keys' counts take seconds of round trips on the cores that
-/// answer key checks. SQLite is in-process, where a prepared statement per
-/// row costs no round trip.
+/// answer key checks. On SQLite a statement per [`super::SQLITE_CHUNK`]
+/// rows: no round trips there, but a statement a row was parsed again for
+/// every row.
 pub fn add(conn: &mut DbConn, batch: &[Increment<'_>]) -> QueryResult<()> {
     let sorted = merged_in_lock_order(batch);
     super::write_transaction(conn, |conn| match conn {
@@ -66,17 +67,24 @@ fn add_pg<'a>(pg: &mut diesel::PgConnection, sorted: &[Increment<'a>]) -> QueryR
     Ok(())
 }
 
+/// SQLite: a statement per [`super::SQLITE_CHUNK`] rows (see there).
 fn add_sqlite(lite: &mut diesel::SqliteConnection, sorted: &[Increment<'_>]) -> QueryResult<()> {
-    const SQL: &str = "INSERT INTO key_usage (key_id, workspace_id, hour, outcome, count) VALUES (?, ?, ?, ?, ?) \
-         ON CONFLICT (key_id, hour, outcome) DO UPDATE SET count = key_usage.count + excluded.count";
-    for (key_id, ws, hour, outcome, n) in sorted {
-        diesel::sql_query(SQL)
-            .bind::<Text, _>(key_id)
-            .bind::<Text, _>(ws)
-            .bind::<Timestamp, _>(hour)
-            .bind::<Text, _>(outcome)
-            .bind::<BigInt, _>(n)
-            .execute(lite)?;
+    for chunk in sorted.chunks(super::SQLITE_CHUNK) {
+        let sql = format!(
+            "INSERT INTO key_usage (key_id, workspace_id, hour, outcome, count) VALUES {} \
+             ON CONFLICT (key_id, hour, outcome) DO UPDATE SET count = key_usage.count + excluded.count",
+            super::sqlite_rows(chunk.len(), 5)
+        );
+        let mut query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
+        for (key_id, ws, hour, outcome, n) in chunk {
+            query = query
+                .bind::<Text, _>(*key_id)
+                .bind::<Text, _>(*ws)
+                .bind::<Timestamp, _>(*hour)
+                .bind::<Text, _>(*outcome)
+                .bind::<BigInt, _>(*n);
+        }
+        query.execute(lite)?;
     }
     Ok(())
 }

@@ -70,7 +70,8 @@ async fn flush_both_ways<T: Clone + Send + 'static>(
 /// Two instances flush "last used" times of the same keys at the same
 /// moment, their batches in opposite orders (as two hash maps may hold
 /// them). Every flush must succeed: no deadlock, nothing left unwritten,
-/// and no time moves backwards.
+/// and no time moves backwards. 300 keys: more than one SQLite statement's
+/// worth of rows (`SQLITE_CHUNK`).
 #[tokio::test]
 async fn concurrent_last_used_flushes_of_the_same_keys_never_deadlock() {
     let (app, _admin) = spawn_ready().await;
@@ -171,11 +172,12 @@ async fn a_last_used_batch_naming_a_key_twice_keeps_the_newest_time() {
 }
 
 /// The same for usage counters: two instances adding to the same hourly
-/// rows in opposite orders both succeed, and no count is lost.
+/// rows in opposite orders both succeed, and no count is lost. 300 keys:
+/// more than one SQLite statement's worth of rows (`SQLITE_CHUNK`).
 #[tokio::test]
 async fn concurrent_usage_flushes_of_the_same_rows_never_deadlock_or_lose_counts() {
     let (app, _admin) = spawn_ready().await;
-    let ids = many_keys(&app, 200).await;
+    let ids = many_keys(&app, 300).await;
     let ws = app
         .with_db(|c| {
             keyward::db::users::find_active_by_email(c, ADMIN_EMAIL)
@@ -212,7 +214,7 @@ async fn concurrent_usage_flushes_of_the_same_rows_never_deadlock_or_lose_counts
                 .unwrap()
         })
         .await;
-    assert_eq!(counts.len(), 200);
+    assert_eq!(counts.len(), 300);
     assert!(counts.iter().all(|n| *n == 10), "every use counted once");
 }
 

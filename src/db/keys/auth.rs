@@ -408,21 +408,33 @@ pub fn write_last_used<S: AsRef<str>>(
     sorted.dedup_by(|later, kept| later.0 == kept.0);
     crate::db::write_transaction(conn, |conn| match conn {
         DbConn::Pg(pg) => write_last_used_pg(pg, &sorted),
-        DbConn::Sqlite(_) => {
-            for (id, at) in &sorted {
-                diesel::update(
-                    api_keys::table.filter(api_keys::id.eq(id)).filter(
-                        api_keys::last_used_at
-                            .is_null()
-                            .or(api_keys::last_used_at.lt(*at)),
-                    ),
-                )
-                .set(api_keys::last_used_at.eq(*at))
-                .execute(conn)?;
-            }
-            Ok(())
-        }
+        DbConn::Sqlite(lite) => write_last_used_sqlite(lite, &sorted),
     })
+}
+
+/// SQLite: a statement per [`crate::db::SQLITE_CHUNK`] keys (see there),
+/// each key looked up by its primary key (`SCAN used`, then `SEARCH
+/// api_keys USING INDEX`), the chunks in key-id order.
+fn write_last_used_sqlite(
+    lite: &mut diesel::SqliteConnection,
+    sorted: &[(&str, NaiveDateTime)],
+) -> QueryResult<()> {
+    use diesel::sql_types::{Text, Timestamp};
+    for chunk in sorted.chunks(crate::db::SQLITE_CHUNK) {
+        let sql = format!(
+            "WITH used(id, at) AS (VALUES {}) \
+             UPDATE api_keys SET last_used_at = used.at FROM used \
+             WHERE api_keys.id = used.id \
+               AND (api_keys.last_used_at IS NULL OR api_keys.last_used_at < used.at)",
+            crate::db::sqlite_rows(chunk.len(), 2)
+        );
+        let mut query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
+        for (id, at) in chunk {
+            query = query.bind::<Text, _>(*id).bind::<Timestamp, _>(*at);
+        }
+        query.execute(lite)?;
+    }
+    Ok(())
 }
 
 /// Rows per statement when PostgreSQL writes "last used" times.
