@@ -48,14 +48,13 @@ async fn check(state: &AppState, input: &Input) -> Result<(String, String, Strin
             None
         }
     };
-    let description = input.description.trim().to_owned();
-    // As sent (see `input::bounded_text`).
-    if input.description.chars().count() > 500 || description.chars().any(char::is_control) {
-        errors.push(crate::domain::input::FieldError::new(
-            "description",
-            "The description must be at most 500 characters, without control characters.",
-        ));
-    }
+    // The rule every description follows (keys, plans, service accounts):
+    // it also refuses text-direction and invisible characters, which could
+    // make the endpoints page show something other than what is stored.
+    let description = super::keys::keep(
+        crate::domain::keys::parse_description(&input.description),
+        &mut errors,
+    );
     let types = match hooks::parse_types(&input.event_types, &ACTIONS) {
         Ok(t) => Some(t),
         Err(e) => {
@@ -63,8 +62,8 @@ async fn check(state: &AppState, input: &Input) -> Result<(String, String, Strin
             None
         }
     };
-    match (url, types) {
-        (Some(u), Some(t)) if errors.is_empty() => Ok((u, description, t)),
+    match (url, description, types) {
+        (Some(u), Some(d), Some(t)) if errors.is_empty() => Ok((u, d, t)),
         _ => Err(Error::Invalid(errors)),
     }
 }

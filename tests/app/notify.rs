@@ -160,6 +160,21 @@ async fn webhook_endpoints_are_managed_by_admins_with_the_permission() {
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // A description follows the rule of every other description: no
+    // characters that turn text around or hide it, at most 500 characters.
+    for description in ["SIEM \u{202E}kooh", &"d".repeat(501)] {
+        let (status, body) = post(
+            &app.base,
+            &key,
+            "/api/v1/webhooks",
+            json!({"url": "http://127.0.0.1:9/other", "description": description, "event_types": ["key.*"]}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.to_string().contains("description"), "{body}");
+    }
+    let (_, list) = get(&app.base, &key, "/api/v1/webhooks").await;
+    assert_eq!(list["webhooks"].as_array().map(Vec::len), Some(1), "{list}");
 
     // A key event is queued for the endpoint in its own transaction, with
     // ids, names and actor, but never the key's secret.
