@@ -229,7 +229,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     workspaces,
     sessions,
-    events
+    events,
+    instance_setup
 );
 
 diesel::table! {

@@ -4,7 +4,7 @@
 
 use super::{KIND_PERSONAL, json_list};
 use crate::db::DbConn;
-use crate::db::schema::{api_keys, people, users, workspaces};
+use crate::db::schema::{api_keys, instance_setup, people, users, workspaces};
 use crate::domain::keys::Environment;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -343,6 +343,24 @@ type AuthRow = (AuthColumns, Option<String>, Option<NaiveDateTime>, InFirst);
 
 /// Find the key whose current or grace-period secret has this digest.
 pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<AuthRecord>> {
+    // See [`InFirst`]. In Diesel's terms, not as SQL text: a statement with
+    // SQL text in it is never cached, and PostgreSQL then planned this one
+    // on every lookup (2.6-3.1 ms of planning against 0.34 ms of execution).
+    let setup_workspace = instance_setup::table
+        .filter(instance_setup::id.eq(1))
+        .select(instance_setup::workspace_id)
+        .single_value();
+    let oldest = diesel::alias!(workspaces as oldest);
+    let oldest_workspace = oldest
+        .order((
+            oldest.field(workspaces::created_at),
+            oldest.field(workspaces::id),
+        ))
+        .select(oldest.field(workspaces::id))
+        .single_value();
+    let in_first_workspace = api_keys::workspace_id
+        .nullable()
+        .eq(coalesce(setup_workspace, oldest_workspace));
     let row: Option<AuthRow> = api_keys::table
         .inner_join(workspaces::table)
         .left_join(users::table.on(users::id.nullable().eq(api_keys::owner_id)))
@@ -356,7 +374,7 @@ pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<Auth
             AuthColumns::as_select(),
             people::email.nullable(),
             workspaces::api_keys_disabled_at,
-            in_first_workspace(),
+            in_first_workspace,
         ))
         .first(conn)
         .optional()?;
@@ -379,14 +397,13 @@ pub fn find_for_auth(conn: &mut DbConn, digest: &str) -> QueryResult<Option<Auth
 /// is the first.
 type InFirst = Option<bool>;
 
-/// See [`InFirst`].
-fn in_first_workspace()
--> diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Bool>> {
-    diesel::dsl::sql(
-        "api_keys.workspace_id = COALESCE(\
-         (SELECT s.workspace_id FROM instance_setup s WHERE s.id = 1), \
-         (SELECT w.id FROM workspaces w ORDER BY w.created_at, w.id LIMIT 1))",
-    )
+#[diesel::declare_sql_function]
+extern "SQL" {
+    /// SQL's `COALESCE` of two texts.
+    fn coalesce(
+        first: diesel::sql_types::Nullable<diesel::sql_types::Text>,
+        second: diesel::sql_types::Nullable<diesel::sql_types::Text>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
 }
 
 /// Write coalesced "last used" times; never moves a time backwards.
