@@ -43,18 +43,23 @@ pub const MAX_PREFIX_LEN: usize = 16;
 /// with a letter and ending with `_`, e.g. `acme_` (giving `acme_live_…`).
 pub fn parse_prefix(raw: &str) -> Result<String, String> {
     let p = raw.trim();
-    let ok = (2..=MAX_PREFIX_LEN).contains(&p.len())
-        && p.starts_with(|c: char| c.is_ascii_lowercase())
-        && p.ends_with('_')
-        && p.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if ok {
+    if is_prefix(p) {
         Ok(p.to_owned())
     } else {
         Err(format!(
             "must be 2 to {MAX_PREFIX_LEN} lower-case letters, digits or underscores, starting with a letter and ending with _ (e.g. acme_)"
         ))
     }
+}
+
+/// Whether `p` is an installation prefix as [`parse_prefix`] accepts it
+/// (already trimmed). Allocates nothing: every key check asks it.
+fn is_prefix(p: &str) -> bool {
+    (2..=MAX_PREFIX_LEN).contains(&p.len())
+        && p.starts_with(|c: char| c.is_ascii_lowercase())
+        && p.ends_with('_')
+        && p.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// Split the start of a key, `<prefix><env>_<rest>`, into its prefix,
@@ -65,7 +70,10 @@ pub fn split_start(s: &str) -> Option<(&str, Environment, &str)> {
     let (body, env) = head.rsplit_once('_')?;
     let environment = Environment::ALL.into_iter().find(|e| e.as_str() == env)?;
     let prefix = &s[..body.len() + 1];
-    parse_prefix(prefix).ok()?;
+    // A made-up key's bad prefix must not cost an error message either.
+    if !is_prefix(prefix) {
+        return None;
+    }
     Some((prefix, environment, rest))
 }
 
