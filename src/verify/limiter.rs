@@ -240,8 +240,10 @@ impl Limiter {
 
     /// Take one request of `key` against `limit` per minute.
     pub async fn take(&self, key: &str, limit: i32) -> Result<RateInfo, RetryAfter> {
+        // Boxed: a Redis call's state would otherwise be part of every
+        // check's future (see `Verifier::lookup`).
         if let Some(shared) = &self.shared
-            && let Some(answer) = shared.take(key, limit).await
+            && let Some(answer) = Box::pin(shared.take(key, limit)).await
         {
             return answer;
         }

@@ -204,6 +204,18 @@ impl Verifier {
             self.metrics.index_refusals.inc();
             return Ok((None, None));
         }
+        // Boxed: the database path's state would otherwise be part of every
+        // check's future, cache hits too, and a request's future over 1 KiB
+        // sends each allocation of it down glibc's slow path.
+        Box::pin(self.load(pool, digest)).await
+    }
+
+    /// [`Self::lookup`] past the cache: the database, or a stale copy.
+    async fn load(
+        &self,
+        pool: &Pool,
+        digest: &shards::Digest,
+    ) -> Result<(Found, Option<Duration>), Outcome> {
         let missed = std::cell::Cell::new(false);
         let loaded = self
             .cache

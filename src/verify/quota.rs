@@ -33,6 +33,15 @@ pub struct QuotaLeft {
     pub resets_at: Option<NaiveDateTime>,
 }
 
+/// What `quota` has left at `now` when `remaining` uses are.
+fn quota_left(quota: &Quota, now: NaiveDateTime, remaining: i64) -> QuotaLeft {
+    QuotaLeft {
+        limit: quota.limit,
+        remaining: remaining.max(0),
+        resets_at: quota.refills_at(now),
+    }
+}
+
 /// Why a spend failed.
 #[derive(Debug)]
 pub enum QuotaRefusal {
@@ -124,21 +133,34 @@ impl Quotas {
         cost: i64,
         now: NaiveDateTime,
     ) -> Result<QuotaLeft, QuotaRefusal> {
-        let window = quota.window(now);
-        let left = |remaining: i64| QuotaLeft {
-            limit: quota.limit,
-            remaining: remaining.max(0),
-            resets_at: quota.refills_at(now),
-        };
-        let key = self.entry(record.id());
-        let version = record.version;
         {
+            let key = self.entry(record.id());
             let mut r = key.reserve.lock().unwrap_or_else(|e| e.into_inner());
-            r.align(version, window, quota);
+            r.align(record.version, quota.window(now), quota);
             if let Some(remaining) = r.try_spend(cost) {
-                return Ok(left(remaining));
+                return Ok(quota_left(&quota, now, remaining));
             }
         }
+        // Boxed: the database path's state would otherwise be part of every
+        // check's future (see `Verifier::lookup`).
+        Box::pin(self.refill(pool, workers, record, quota, cost, now)).await
+    }
+
+    /// [`Self::spend`] when this instance holds too few uses: ask the
+    /// database for them.
+    async fn refill(
+        &self,
+        pool: &Pool,
+        workers: &super::workers::LookupWorkers,
+        record: &AuthRecord,
+        quota: Quota,
+        cost: i64,
+        now: NaiveDateTime,
+    ) -> Result<QuotaLeft, QuotaRefusal> {
+        let window = quota.window(now);
+        let left = |remaining: i64| quota_left(&quota, now, remaining);
+        let key = self.entry(record.id());
+        let version = record.version;
         // One request per key refills at a time; the rest find the reserve
         // refilled when they get the lock.
         let _refilling = key.refill.lock().await;
