@@ -111,44 +111,25 @@ impl Reserve {
     }
 }
 
-impl Quotas {
-    fn entry(&self, key_id: &str) -> Arc<KeyReserve> {
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(k) = keys.get(key_id) {
-            return k.clone();
-        }
-        let k = Arc::new(KeyReserve::default());
-        keys.insert(key_id.into(), k.clone());
-        k
-    }
-
-    /// Spend `cost` uses of the key's quota (0: look without spending), at
-    /// `now` (the check's own clock reading: one per check).
-    pub async fn spend(
+impl KeyReserve {
+    /// Spend `cost` of what this instance holds of the key's quota, after
+    /// aligning the reserve with the key's version and window: what is
+    /// left, or the locked reserve when it holds too little.
+    fn spend_held(
         &self,
-        pool: &Pool,
-        workers: &super::workers::LookupWorkers,
-        record: &AuthRecord,
+        version: i64,
+        window: Option<NaiveDateTime>,
         quota: Quota,
         cost: i64,
-        now: NaiveDateTime,
-    ) -> Result<QuotaLeft, QuotaRefusal> {
-        {
-            let key = self.entry(record.id());
-            let mut r = key.reserve.lock().unwrap_or_else(|e| e.into_inner());
-            r.align(record.version, quota.window(now), quota);
-            if let Some(remaining) = r.try_spend(cost) {
-                return Ok(quota_left(&quota, now, remaining));
-            }
-        }
-        // Boxed: the database path's state would otherwise be part of every
-        // check's future (see `Verifier::lookup`).
-        Box::pin(self.refill(pool, workers, record, quota, cost, now)).await
+    ) -> Result<i64, std::sync::MutexGuard<'_, Reserve>> {
+        let mut r = self.reserve.lock().unwrap_or_else(|e| e.into_inner());
+        r.align(version, window, quota);
+        r.try_spend(cost).ok_or(r)
     }
 
-    /// [`Self::spend`] when this instance holds too few uses: ask the
+    /// [`Quotas::spend`] when this instance holds too few uses: ask the
     /// database for them.
-    async fn refill(
+    async fn ask_database(
         &self,
         pool: &Pool,
         workers: &super::workers::LookupWorkers,
@@ -159,20 +140,15 @@ impl Quotas {
     ) -> Result<QuotaLeft, QuotaRefusal> {
         let window = quota.window(now);
         let left = |remaining: i64| quota_left(&quota, now, remaining);
-        let key = self.entry(record.id());
         let version = record.version;
         // One request per key refills at a time; the rest find the reserve
         // refilled when they get the lock.
-        let _refilling = key.refill.lock().await;
+        let _refilling = self.refill.lock().await;
         // This request takes what is held, and asks the database for the
         // rest (plus a batch for the next checks).
-        let held = {
-            let mut r = key.reserve.lock().unwrap_or_else(|e| e.into_inner());
-            r.align(version, window, quota);
-            if let Some(remaining) = r.try_spend(cost) {
-                return Ok(left(remaining));
-            }
-            std::mem::take(&mut r.held)
+        let held = match self.spend_held(version, window, quota, cost) {
+            Ok(remaining) => return Ok(left(remaining)),
+            Err(mut r) => std::mem::take(&mut r.held),
         };
         let need = cost - held;
         // A batch in proportion to the quota, so that a small quota is
@@ -186,7 +162,7 @@ impl Quotas {
             })
             .await
             .unwrap_or_else(|_| Err("shutting down".into()));
-        let mut r = key.reserve.lock().unwrap_or_else(|e| e.into_inner());
+        let mut r = self.reserve.lock().unwrap_or_else(|e| e.into_inner());
         let current = r.matches(version, window);
         let (own, db_left, result) = match asked {
             Ok(quotas::Reserved::Granted {
@@ -210,6 +186,38 @@ impl Quotas {
             Err(None) => Err(QuotaRefusal::Exceeded(left(remaining))),
             Err(Some(e)) => Err(QuotaRefusal::Unavailable(e)),
         }
+    }
+}
+
+impl Quotas {
+    fn entry(&self, key_id: &str) -> Arc<KeyReserve> {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = keys.get(key_id) {
+            return k.clone();
+        }
+        let k = Arc::new(KeyReserve::default());
+        keys.insert(key_id.into(), k.clone());
+        k
+    }
+
+    /// Spend `cost` uses of the key's quota (0: look without spending), at
+    /// `now` (the check's own clock reading: one per check).
+    pub async fn spend(
+        &self,
+        pool: &Pool,
+        workers: &super::workers::LookupWorkers,
+        record: &AuthRecord,
+        quota: Quota,
+        cost: i64,
+        now: NaiveDateTime,
+    ) -> Result<QuotaLeft, QuotaRefusal> {
+        let key = self.entry(record.id());
+        if let Ok(remaining) = key.spend_held(record.version, quota.window(now), quota, cost) {
+            return Ok(quota_left(&quota, now, remaining));
+        }
+        // Boxed: the database path's state would otherwise be part of every
+        // check's future (see `Verifier::lookup`).
+        Box::pin(key.ask_database(pool, workers, record, quota, cost, now)).await
     }
 
     /// This instance's unspent reserve of a key (for the key page).
