@@ -1,6 +1,7 @@
 //! The JSON API for integrations: bearer-key authentication, `/api/v1/me`,
 //! `/api/v1/keys/verify` and `/api/v1/forward-auth` for gateways.
 
+mod answer;
 pub mod calls;
 pub mod leaks;
 pub mod manage;
@@ -108,87 +109,15 @@ pub fn bearer(req: &HttpRequest) -> Result<&str, Outcome> {
     }
 }
 
-#[derive(serde::Serialize)]
-struct Owner<'a> {
-    id: &'a str,
-    email: Option<&'a str>,
-}
-
-/// The facts about a key that its holder may see, rendered from the cached
-/// record on every answer (borrowed: no intermediate JSON tree).
-#[derive(serde::Serialize)]
-struct KeyFacts<'a> {
-    id: &'a str,
-    name: &'a str,
-    kind: &'static str,
-    owner: Option<Owner<'a>>,
-    workspace_id: &'a str,
-    environment: &'static str,
-    permissions: crate::db::keys::List<'a>,
-    resources: crate::db::keys::List<'a>,
-    expires_at: Option<String>,
-    rate_limit_per_minute: Option<i32>,
-    quota: Option<QuotaFacts>,
-    allowed_ips: Vec<String>,
-    created_at: String,
-}
-
-/// A key's quota and what is left of it after this check.
-#[derive(serde::Serialize)]
-struct QuotaFacts {
-    limit: i64,
-    period: &'static str,
-    refill: Option<Refill>,
-    remaining: Option<i64>,
-    resets_at: Option<String>,
-}
-
-#[derive(serde::Serialize)]
-struct Refill {
-    amount: i64,
-    period: &'static str,
-}
-
-fn key_facts(v: &Verified) -> KeyFacts<'_> {
-    let k = &v.record;
-    KeyFacts {
-        id: k.id(),
-        name: k.name(),
-        kind: k.owner_kind(),
-        owner: k.owner_id().map(|id| Owner {
-            id,
-            email: k.owner_email(),
-        }),
-        workspace_id: k.workspace_id(),
-        environment: k.environment.as_str(),
-        permissions: k.permissions(),
-        resources: k.resources(),
-        expires_at: k.expires_at.map(crate::domain::time::rfc3339),
-        rate_limit_per_minute: k.rate_limit,
-        quota: k.quota.as_deref().map(|q| QuotaFacts {
-            limit: q.limit,
-            period: crate::domain::quota::period_name(q),
-            refill: q
-                .refill
-                .filter(|(a, _)| *a < q.limit)
-                .map(|(amount, p)| Refill {
-                    amount,
-                    period: p.as_str(),
-                }),
-            remaining: v.quota,
-            // The next period's start: the clock's microseconds do not
-            // matter here (no truncation, unlike a stored time).
-            resets_at: q
-                .refills_at(chrono::Utc::now().naive_utc())
-                .map(crate::domain::time::rfc3339),
-        }),
-        allowed_ips: k
-            .allowlist
-            .as_ref()
-            .map(|l| l.entries())
-            .unwrap_or_default(),
-        created_at: crate::domain::time::rfc3339(k.created_at),
-    }
+/// A 200 whose body `write` puts in one buffer ([`answer::Json`]).
+fn json_answer(
+    mut res: actix_web::HttpResponseBuilder,
+    write: impl FnOnce(&mut answer::Json),
+) -> HttpResponse {
+    let mut out = answer::Json::new();
+    write(&mut out);
+    res.insert_header(header::ContentType::json())
+        .body(out.into_bytes())
 }
 
 fn rate_headers(res: &mut actix_web::HttpResponseBuilder, v: &Verified) {
@@ -274,7 +203,7 @@ pub async fn me(
         Ok(v) => {
             let mut res = HttpResponse::Ok();
             rate_headers(&mut res, &v);
-            res.json(key_facts(&v))
+            json_answer(res, |out| answer::key_facts(out, &v))
         }
         Err(outcome) => failure_response(&outcome),
     }
@@ -418,40 +347,34 @@ pub async fn verify(state: web::Data<AppState>, body: web::Json<VerifyRequest>) 
         Ok(v) => {
             let mut res = HttpResponse::Ok();
             rate_headers(&mut res, &v);
-            res.json(Verdict {
-                valid: true,
-                code: crate::domain::chart::VALID,
-                message: "The key is valid.",
-                status: None,
-                retry_after: None,
-                key: Some(key_facts(&v)),
+            json_answer(res, |out| {
+                answer::verdict(
+                    out,
+                    &answer::Verdict {
+                        valid: true,
+                        code: crate::domain::chart::VALID,
+                        message: "The key is valid.",
+                        status: None,
+                        retry_after: None,
+                        key: Some(&v),
+                    },
+                )
             })
         }
-        Err(outcome) => HttpResponse::Ok().json(Verdict {
-            valid: false,
-            code: outcome.code.as_str(),
-            message: &outcome.message,
-            status: Some(outcome.code.status().as_u16()),
-            retry_after: outcome.retry_after_secs,
-            key: outcome.identified.as_ref().map(key_facts),
+        Err(outcome) => json_answer(HttpResponse::Ok(), |out| {
+            answer::verdict(
+                out,
+                &answer::Verdict {
+                    valid: false,
+                    code: outcome.code.as_str(),
+                    message: &outcome.message,
+                    status: Some(outcome.code.status().as_u16()),
+                    retry_after: outcome.retry_after_secs,
+                    key: outcome.identified.as_ref(),
+                },
+            )
         }),
     }
-}
-
-/// `/keys/verify`'s answer ([`openapi::VerifyResponse`]), serialized from
-/// borrowed parts: building it as a JSON tree first cost a quarter of a
-/// check (allocating, then dropping, a map per object).
-#[derive(serde::Serialize)]
-struct Verdict<'a> {
-    valid: bool,
-    code: &'a str,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    retry_after: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<KeyFacts<'a>>,
 }
 
 /// A header value safe for any gateway: visible ASCII only. Visible ASCII
