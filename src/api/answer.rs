@@ -10,8 +10,8 @@
 //! that came from a user or the database (names, emails, permissions,
 //! messages, even ids) is scanned once: written as it is when nothing in it
 //! needs escaping, else escaped by `serde_json` itself. The shapes are the
-//! OpenAPI document's `KeyFacts` and `VerifyResponse`; the tests parse what
-//! is written and compare it with the document's example shapes.
+//! OpenAPI document's `KeyFacts` and `VerifyResponse`: the tests hold the
+//! writer to the document's members, and to `serde_json` byte for byte.
 
 use crate::verify::Verified;
 use chrono::{Datelike, NaiveDateTime, Timelike};
@@ -241,29 +241,14 @@ mod tests {
     /// the columns first.
     fn verified(edit: impl FnOnce(&mut AuthColumns), email: Option<&str>) -> Verified {
         let mut columns = AuthColumns {
-            id: "key_7Hq2LmZ0aB3cD4eF5gH6iJ".into(),
-            workspace_id: "wsp_X3nEMhOfzKymd3CjJBKQny".into(),
-            kind: "workspace".into(),
-            owner_id: None,
             name: "Grafana (production)".into(),
-            environment: "live".into(),
-            permissions: "[]".into(),
-            resources: "[]".into(),
-            digest: "00".repeat(32),
-            previous_expires_at: None,
-            expires_at: None,
-            rate_limit: None,
-            disabled_at: None,
-            revoked_at: None,
-            deleted_at: None,
             created_at: at(2026, 11, 23, 10, 0, 7),
-            revoked_reason: None,
-            owner_disabled_at: None,
-            allowed_ips: None,
-            quota_limit: None,
-            quota_refill: None,
-            quota_period: None,
-            version: 1,
+            ..AuthColumns::for_test(
+                "key_7Hq2LmZ0aB3cD4eF5gH6iJ",
+                "wsp_X3nEMhOfzKymd3CjJBKQny",
+                &"00".repeat(32),
+                1,
+            )
         };
         edit(&mut columns);
         let context = AuthContext {

@@ -92,6 +92,39 @@ pub struct AuthColumns {
     pub version: i64,
 }
 
+impl AuthColumns {
+    /// The columns of a live workspace key without policies, named like
+    /// its id, for unit tests to start from.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: &str, ws: &str, digest: &str, version: i64) -> Self {
+        AuthColumns {
+            id: id.into(),
+            workspace_id: ws.into(),
+            kind: "workspace".into(),
+            owner_id: None,
+            name: id.into(),
+            environment: "live".into(),
+            permissions: "[]".into(),
+            resources: "[]".into(),
+            digest: digest.into(),
+            previous_expires_at: None,
+            expires_at: None,
+            rate_limit: None,
+            disabled_at: None,
+            revoked_at: None,
+            deleted_at: None,
+            created_at: chrono::Utc::now().naive_utc(),
+            revoked_reason: None,
+            owner_disabled_at: None,
+            allowed_ips: None,
+            quota_limit: None,
+            quota_refill: None,
+            quota_period: None,
+            version,
+        }
+    }
+}
+
 /// What else a check needs, read with the key: its owner's email, the
 /// workspace's API-keys switch, and whether the key's workspace is the
 /// installation's first (the one made at setup; else the oldest): gateways
@@ -121,31 +154,7 @@ impl AuthRecord {
     #[cfg(test)]
     pub(crate) fn for_test(id: &str, ws: &str, digest: &str, version: i64) -> Self {
         AuthRecord::new(
-            AuthColumns {
-                id: id.into(),
-                workspace_id: ws.into(),
-                kind: "workspace".into(),
-                owner_id: None,
-                name: id.into(),
-                environment: "live".into(),
-                permissions: "[]".into(),
-                resources: "[]".into(),
-                digest: digest.into(),
-                previous_expires_at: None,
-                expires_at: None,
-                rate_limit: None,
-                disabled_at: None,
-                revoked_at: None,
-                deleted_at: None,
-                created_at: chrono::Utc::now().naive_utc(),
-                revoked_reason: None,
-                owner_disabled_at: None,
-                allowed_ips: None,
-                quota_limit: None,
-                quota_refill: None,
-                quota_period: None,
-                version,
-            },
+            AuthColumns::for_test(id, ws, digest, version),
             AuthContext {
                 in_first_workspace: true,
                 ..Default::default()
