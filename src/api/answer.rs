@@ -34,6 +34,14 @@ impl Json {
         self.0.extend_from_slice(s.as_bytes());
     }
 
+    /// `null`, or the value as `write` writes it.
+    fn nullable<T>(&mut self, value: Option<T>, write: impl FnOnce(&mut Self, T)) {
+        match value {
+            Some(v) => write(self, v),
+            None => self.raw("null"),
+        }
+    }
+
     /// A string value. What JSON requires escaped (a quote, a backslash, a
     /// control character) sends the text through `serde_json`'s escaping;
     /// anything else (every id, time and almost every name) is copied.
@@ -52,23 +60,9 @@ impl Json {
         }
     }
 
-    fn opt_string(&mut self, s: Option<&str>) {
-        match s {
-            Some(s) => self.string(s),
-            None => self.raw("null"),
-        }
-    }
-
     fn int(&mut self, n: impl itoa::Integer) {
         self.0
             .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-    }
-
-    fn opt_int(&mut self, n: Option<impl itoa::Integer>) {
-        match n {
-            Some(n) => self.int(n),
-            None => self.raw("null"),
-        }
     }
 
     /// A UTC time as [`crate::domain::time::rfc3339`] writes it
@@ -94,13 +88,6 @@ impl Json {
         self.0.extend_from_slice(&text);
     }
 
-    fn opt_time(&mut self, t: Option<NaiveDateTime>) {
-        match t {
-            Some(t) => self.time(t),
-            None => self.raw("null"),
-        }
-    }
-
     fn list<'a>(&mut self, items: impl Iterator<Item = &'a str>) {
         self.raw("[");
         for (i, item) in items.enumerate() {
@@ -124,16 +111,13 @@ pub(super) fn key_facts(out: &mut Json, v: &Verified) {
     out.raw(",\"kind\":");
     out.string(k.owner_kind());
     out.raw(",\"owner\":");
-    match k.owner_id() {
-        Some(id) => {
-            out.raw("{\"id\":");
-            out.string(id);
-            out.raw(",\"email\":");
-            out.opt_string(k.owner_email());
-            out.raw("}");
-        }
-        None => out.raw("null"),
-    }
+    out.nullable(k.owner_id(), |out, id| {
+        out.raw("{\"id\":");
+        out.string(id);
+        out.raw(",\"email\":");
+        out.nullable(k.owner_email(), Json::string);
+        out.raw("}");
+    });
     out.raw(",\"workspace_id\":");
     out.string(k.workspace_id());
     out.raw(",\"environment\":");
@@ -143,37 +127,32 @@ pub(super) fn key_facts(out: &mut Json, v: &Verified) {
     out.raw(",\"resources\":");
     out.list(k.resources().iter());
     out.raw(",\"expires_at\":");
-    out.opt_time(k.expires_at);
+    out.nullable(k.expires_at, Json::time);
     out.raw(",\"rate_limit_per_minute\":");
-    out.opt_int(k.rate_limit);
+    out.nullable(k.rate_limit, Json::int);
     out.raw(",\"quota\":");
-    match k.quota.as_deref() {
-        Some(q) => {
-            out.raw("{\"limit\":");
-            out.int(q.limit);
+    out.nullable(k.quota.as_deref(), |out, q| {
+        out.raw("{\"limit\":");
+        out.int(q.limit);
+        out.raw(",\"period\":");
+        out.string(crate::domain::quota::period_name(q));
+        out.raw(",\"refill\":");
+        let refill = q.refill.filter(|(amount, _)| *amount < q.limit);
+        out.nullable(refill, |out, (amount, period)| {
+            out.raw("{\"amount\":");
+            out.int(amount);
             out.raw(",\"period\":");
-            out.string(crate::domain::quota::period_name(q));
-            out.raw(",\"refill\":");
-            match q.refill.filter(|(amount, _)| *amount < q.limit) {
-                Some((amount, period)) => {
-                    out.raw("{\"amount\":");
-                    out.int(amount);
-                    out.raw(",\"period\":");
-                    out.string(period.as_str());
-                    out.raw("}");
-                }
-                None => out.raw("null"),
-            }
-            out.raw(",\"remaining\":");
-            out.opt_int(v.quota);
-            // The next period's start: the clock's microseconds do not
-            // matter here (no truncation, unlike a stored time).
-            out.raw(",\"resets_at\":");
-            out.opt_time(q.refills_at(chrono::Utc::now().naive_utc()));
+            out.string(period.as_str());
             out.raw("}");
-        }
-        None => out.raw("null"),
-    }
+        });
+        out.raw(",\"remaining\":");
+        out.nullable(v.quota, Json::int);
+        // The next period's start: the clock's microseconds do not
+        // matter here (no truncation, unlike a stored time).
+        out.raw(",\"resets_at\":");
+        out.nullable(q.refills_at(chrono::Utc::now().naive_utc()), Json::time);
+        out.raw("}");
+    });
     out.raw(",\"allowed_ips\":");
     match &k.allowlist {
         Some(list) => out.list(list.entries().iter().map(String::as_str)),
