@@ -333,6 +333,13 @@ pub(super) fn parse_allowlist(
     input: &ListInput,
     errors: &mut Vec<FieldError>,
 ) -> std::result::Result<Option<String>, FieldError> {
+    // A JSON list is held to its documented `maxItems` as sent: a blank or
+    // repeated item is dropped once counted, not before.
+    if let ListInput::Items(items) = input
+        && items.len() > crate::domain::allowlist::MAX_ENTRIES
+    {
+        return Err(crate::domain::allowlist::too_many(items.len()));
+    }
     let text = input.text(crate::domain::allowlist::FIELD, errors);
     crate::domain::allowlist::parse(&text)
         .map(|list| crate::domain::allowlist::stored(list.as_ref()))

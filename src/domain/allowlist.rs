@@ -114,15 +114,21 @@ pub fn parse(raw: &str) -> Result<Option<Allowlist>, FieldError> {
         }
     }
     if nets.len() > MAX_ENTRIES {
-        return Err(FieldError::new(
-            FIELD,
-            format!(
-                "An allowlist holds at most {MAX_ENTRIES} entries ({} given): use CIDR ranges to cover neighbouring addresses.",
-                nets.len()
-            ),
-        ));
+        return Err(too_many(nets.len()));
     }
     Ok((!nets.is_empty()).then_some(Allowlist(nets)))
+}
+
+/// The error for a list longer than [`MAX_ENTRIES`]: `given` entries as
+/// typed, or items as a JSON list sent them (blank and repeated ones count
+/// there, as the API's `maxItems` says).
+pub fn too_many(given: usize) -> FieldError {
+    FieldError::new(
+        FIELD,
+        format!(
+            "An allowlist holds at most {MAX_ENTRIES} entries ({given} given): use CIDR ranges to cover neighbouring addresses."
+        ),
+    )
 }
 
 /// The stored form of a parsed allowlist, `None` for none.

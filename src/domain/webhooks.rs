@@ -109,10 +109,20 @@ pub fn retry_after(attempts: i32) -> Option<chrono::TimeDelta> {
         .map(|s| chrono::TimeDelta::seconds(*s))
 }
 
+/// The most event types one endpoint lists (the API's `maxItems`).
+pub const MAX_TYPES: usize = 64;
+
 /// Check and normalise a list of event types (`*`, `key.*`, exact names
 /// from `known`), one a line or comma-separated; the stored form is a
-/// comma-separated list.
+/// comma-separated list. More than [`MAX_TYPES`] items as sent are refused
+/// even where repeats would leave fewer.
 pub fn parse_types(raw: &[String], known: &[&str]) -> Result<String, String> {
+    if raw.len() > MAX_TYPES {
+        return Err(format!(
+            "At most {MAX_TYPES} event types ({} given).",
+            raw.len()
+        ));
+    }
     let mut out: Vec<String> = Vec::new();
     for t in raw.iter().flat_map(|r| r.split([',', '\n', ' '])) {
         let t = t.trim();
@@ -133,8 +143,11 @@ pub fn parse_types(raw: &[String], known: &[&str]) -> Result<String, String> {
     if out.is_empty() {
         return Err("Choose at least one event type (or “*” for all).".into());
     }
-    if out.len() > 64 {
-        return Err("At most 64 event types.".into());
+    if out.len() > MAX_TYPES {
+        return Err(format!(
+            "At most {MAX_TYPES} event types ({} given).",
+            out.len()
+        ));
     }
     Ok(out.join(","))
 }
@@ -275,6 +288,13 @@ mod tests {
         assert!(t("key.teleported").is_err());
         assert!(t("nope.*").is_err());
         assert!(t("").is_err());
+        let many = |n: usize| vec!["key.*".to_owned(); n];
+        assert_eq!(parse_types(&many(64), &known).unwrap(), "key.*");
+        assert!(
+            parse_types(&many(65), &known)
+                .unwrap_err()
+                .contains("(65 given)")
+        );
         assert!(parse_url("https://hooks.example.com/x").is_ok());
         assert!(parse_url("ftp://x").is_err());
         assert!(parse_url("https://u:p@x/").is_err());

@@ -251,6 +251,18 @@ async fn the_management_api_sets_and_refuses_allowlists_per_field() {
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
     assert!(p["detail"].as_str().unwrap().contains("at most 100"), "{p}");
+    // The schema's maxItems holds for the list as sent: 101 blank items, or
+    // one address 101 times, are refused too (blanks and repeats are only
+    // dropped within the limit).
+    for many in [vec![""; 101], vec!["10.9.0.1"; 101]] {
+        let (s, p) = send(
+            http.post(url("/api/v1/keys"))
+                .json(&json!({"name": "ci", "allowed_ips": many})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+        assert!(p["detail"].as_str().unwrap().contains("(101 given)"), "{p}");
+    }
     let (_, after) = send(http.get(url("/api/v1/keys"))).await;
     assert_eq!(count(&after), count(&before), "nothing was created");
 

@@ -2391,6 +2391,71 @@ async fn every_text_limit_counts_the_text_as_sent() {
 }
 
 #[tokio::test]
+async fn every_list_limit_counts_the_items_as_sent() {
+    // Repeated (or blank) items are kept once, but only within the
+    // document's maxItems: a list longer than it is refused as sent, as
+    // schemathesis expects (it found a plan of 101 blank addresses stored).
+    let (app, admin) = spawn_ready().await;
+    let permissions: Vec<String> = ["keys", "plans", "webhooks"]
+        .iter()
+        .flat_map(|what| ["read", "write"].map(|access| format!("keyward:{what}:{access}")))
+        .collect();
+    let mut fields = vec![("name", "Lists"), ("expiry", "never")];
+    fields.extend(permissions.iter().map(|p| ("permissions", p.as_str())));
+    let manager = admin.create_key("/workspace/keys", &fields).await;
+    let api = Api::new(&app.base, &manager.secret);
+    let (_, doc) = api.get("/api/v1/openapi.json").await;
+    // (path, schema, field, the item repeated, body with that field set)
+    type Body = fn(usize, Vec<&str>) -> Value;
+    let rows: [(&str, &str, &str, &str, Body); 3] = [
+        (
+            "/api/v1/keys",
+            "CreateKeyRequest",
+            "allowed_ips",
+            "10.0.0.1",
+            |_, v| json!({"name": "Listed", "kind": "workspace", "allowed_ips": v}),
+        ),
+        (
+            "/api/v1/plans",
+            "CreatePlanRequest",
+            "allowed_ips",
+            "",
+            |i, v| json!({"name": format!("Plan {i}"), "allowed_ips": v}),
+        ),
+        (
+            "/api/v1/webhooks",
+            "CreateWebhookRequest",
+            "event_types",
+            "*",
+            |_, v| json!({"url": "http://127.0.0.1:9/hook", "event_types": v}),
+        ),
+    ];
+    for (i, (path, schema, field, item, body)) in rows.into_iter().enumerate() {
+        let limit = doc["components"]["schemas"][schema]["properties"][field]["maxItems"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{schema}.{field} declares maxItems"))
+            as usize;
+        let count = |page: Value| -> usize {
+            page.as_object()
+                .and_then(|o| o.values().find_map(Value::as_array))
+                .unwrap_or_else(|| panic!("{path}: no list in {page}"))
+                .len()
+        };
+        let before = count(api.get(path).await.1);
+        let (s, p) = api.post(path, body(i, vec![item; limit + 1])).await;
+        assert_eq!(
+            (s, p["errors"][0]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{path} {field}: {} items: {p}",
+            limit + 1
+        );
+        assert_eq!(count(api.get(path).await.1), before, "{path}: nothing made");
+        let (s, p) = api.post(path, body(i, vec![item; limit])).await;
+        assert_eq!(s, StatusCode::CREATED, "{path} {field}: {limit} items: {p}");
+    }
+}
+
+#[tokio::test]
 async fn the_document_declares_what_the_server_enforces() {
     let (app, admin) = spawn_ready().await;
     let manager = admin_workspace_manager(&admin).await;
