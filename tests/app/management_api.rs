@@ -25,6 +25,18 @@ async fn admin_workspace_manager(admin: &Browser) -> CreatedKey {
     admin.create_key("/workspace/keys", &fields).await
 }
 
+/// A workspace key named `name`, without expiry, that reads and writes
+/// each of `areas` (`keys`, `plans`, `webhooks`, …).
+async fn manager_of(admin: &Browser, name: &str, areas: &[&str]) -> CreatedKey {
+    let permissions: Vec<String> = areas
+        .iter()
+        .flat_map(|what| ["read", "write"].map(|access| format!("keyward:{what}:{access}")))
+        .collect();
+    let mut fields = vec![("name", name), ("expiry", "never")];
+    fields.extend(permissions.iter().map(|p| ("permissions", p.as_str())));
+    admin.create_key("/workspace/keys", &fields).await
+}
+
 fn ids(page: &Value) -> Vec<String> {
     page["keys"]
         .as_array()
@@ -2281,13 +2293,8 @@ async fn bodies_are_json_objects_of_bounded_size() {
 #[tokio::test]
 async fn every_text_limit_counts_the_text_as_sent() {
     let (app, admin) = spawn_ready().await;
-    let permissions: Vec<String> = ["keys", "service-accounts", "plans", "webhooks"]
-        .iter()
-        .flat_map(|what| ["read", "write"].map(|access| format!("keyward:{what}:{access}")))
-        .collect();
-    let mut fields = vec![("name", "Limits"), ("expiry", "never")];
-    fields.extend(permissions.iter().map(|p| ("permissions", p.as_str())));
-    let manager = admin.create_key("/workspace/keys", &fields).await;
+    let areas = ["keys", "service-accounts", "plans", "webhooks"];
+    let manager = manager_of(&admin, "Limits", &areas).await;
     let api = Api::new(&app.base, &manager.secret);
     let (_, doc) = api.get("/api/v1/openapi.json").await;
     let hook = |n: usize| format!("http://127.0.0.1:9/{}", "h".repeat(n - 19));
@@ -2396,13 +2403,7 @@ async fn every_list_limit_counts_the_items_as_sent() {
     // document's maxItems: a list longer than it is refused as sent, as
     // schemathesis expects (it found a plan of 101 blank addresses stored).
     let (app, admin) = spawn_ready().await;
-    let permissions: Vec<String> = ["keys", "plans", "webhooks"]
-        .iter()
-        .flat_map(|what| ["read", "write"].map(|access| format!("keyward:{what}:{access}")))
-        .collect();
-    let mut fields = vec![("name", "Lists"), ("expiry", "never")];
-    fields.extend(permissions.iter().map(|p| ("permissions", p.as_str())));
-    let manager = admin.create_key("/workspace/keys", &fields).await;
+    let manager = manager_of(&admin, "Lists", &["keys", "plans", "webhooks"]).await;
     let api = Api::new(&app.base, &manager.secret);
     let (_, doc) = api.get("/api/v1/openapi.json").await;
     // (path, schema, field, the item repeated, body with that field set)
