@@ -117,11 +117,9 @@ pub const MAX_TYPES: usize = 64;
 /// comma-separated list. More than [`MAX_TYPES`] items as sent are refused
 /// even where repeats would leave fewer.
 pub fn parse_types(raw: &[String], known: &[&str]) -> Result<String, String> {
+    let too_many = |given: usize| format!("At most {MAX_TYPES} event types ({given} given).");
     if raw.len() > MAX_TYPES {
-        return Err(format!(
-            "At most {MAX_TYPES} event types ({} given).",
-            raw.len()
-        ));
+        return Err(too_many(raw.len()));
     }
     let mut out: Vec<String> = Vec::new();
     for t in raw.iter().flat_map(|r| r.split([',', '\n', ' '])) {
@@ -144,10 +142,7 @@ pub fn parse_types(raw: &[String], known: &[&str]) -> Result<String, String> {
         return Err("Choose at least one event type (or “*” for all).".into());
     }
     if out.len() > MAX_TYPES {
-        return Err(format!(
-            "At most {MAX_TYPES} event types ({} given).",
-            out.len()
-        ));
+        return Err(too_many(out.len()));
     }
     Ok(out.join(","))
 }
