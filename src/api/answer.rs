@@ -235,7 +235,9 @@ mod tests {
             ..Default::default()
         };
         Verified {
-            record: Arc::new(AuthRecord::new(columns, context)),
+            record: Arc::new(crate::verify::cache::CachedKey::new(AuthRecord::new(
+                columns, context,
+            ))),
             rate: None,
             quota: None,
             stale_age: None,

@@ -17,10 +17,11 @@ pub const PREVIOUS: &str = "previous";
 
 /// One check to write.
 #[derive(Debug, Clone)]
-pub struct Pending {
+pub struct Pending<K> {
     /// The key checked (held, not copied: recording a check allocates as
-    /// little as it can).
-    pub record: std::sync::Arc<super::keys::AuthRecord>,
+    /// little as it can), in whatever holds its [`super::keys::AuthRecord`]
+    /// (the verifier's cached key).
+    pub record: K,
     pub at: NaiveDateTime,
     pub ip: Option<std::net::IpAddr>,
     pub method: Option<String>,
@@ -61,12 +62,15 @@ fn client_of(ua: Option<&str>) -> Option<String> {
 
 /// Write a batch of checks, then delete the rows beyond the newest
 /// `per_key` of the keys in `prune`, in one transaction.
-pub fn insert(
+pub fn insert<K>(
     conn: &mut DbConn,
-    batch: &[Pending],
+    batch: &[Pending<K>],
     prune: &[String],
     per_key: u32,
-) -> QueryResult<()> {
+) -> QueryResult<()>
+where
+    K: std::ops::Deref<Target: std::ops::Deref<Target = super::keys::AuthRecord>>,
+{
     let mut prune: Vec<&str> = prune.iter().map(String::as_str).collect();
     // A fixed order, so two instances pruning the same keys lock alike.
     prune.sort_unstable();
@@ -82,9 +86,9 @@ pub fn insert(
                  SELECT * FROM unnest($1::text[], $2::text[], $3::timestamp[], $4::text[], \
                  $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int[])";
             for (chunk, clients) in batch.chunks(PG_CHUNK).zip(clients.chunks(PG_CHUNK)) {
-                let text = |f: fn(&Pending) -> String| chunk.iter().map(f).collect::<Vec<_>>();
+                let text = |f: fn(&Pending<K>) -> String| chunk.iter().map(f).collect::<Vec<_>>();
                 let opt =
-                    |f: fn(&Pending) -> Option<String>| chunk.iter().map(f).collect::<Vec<_>>();
+                    |f: fn(&Pending<K>) -> Option<String>| chunk.iter().map(f).collect::<Vec<_>>();
                 diesel::sql_query(SQL)
                     .bind::<Array<Text>, _>(text(|p| p.record.id().to_owned()))
                     .bind::<Array<Text>, _>(text(|p| p.record.workspace_id().to_owned()))

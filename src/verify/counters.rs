@@ -8,7 +8,7 @@ use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts};
 use std::time::Duration;
 
 /// Every refusal code, in a fixed order (their counters are indexed by it).
-const CODES: [Code; 17] = [
+pub(super) const CODES: [Code; 17] = [
     Code::MissingKey,
     Code::Malformed,
     Code::NotFound,

@@ -21,10 +21,9 @@ pub mod workers;
 
 use crate::db::changes::Change;
 use crate::db::health::DbHealth;
-use crate::db::keys::AuthRecord;
 use crate::db::{self, Pool, keys};
 use crate::domain::keys::{Environment, parse_digest};
-use cache::{Found, KeyCache, LookupFailed};
+use cache::{CachedKey, Found, KeyCache, LookupFailed};
 use chrono::NaiveDateTime;
 use feed::FeedStatus;
 use limiter::{Limiter, RetryAfter};
@@ -479,7 +478,7 @@ impl Verifier {
     }
 
     /// Take one request of the key's rate limit (keys with one).
-    async fn rate(&self, record: &Arc<AuthRecord>) -> Result<Option<RateInfo>, Outcome> {
+    async fn rate(&self, record: &Arc<CachedKey>) -> Result<Option<RateInfo>, Outcome> {
         Ok(match record.rate_limit {
             Some(limit) if limit > 0 => match self.limiter.take(record.id(), limit).await {
                 Ok(info) => Some(info),
@@ -502,7 +501,7 @@ impl Verifier {
     async fn spend_quota(
         &self,
         pool: &Pool,
-        record: &Arc<AuthRecord>,
+        record: &Arc<CachedKey>,
         quota: crate::domain::quota::Quota,
         req: &Requirements,
         now: chrono::NaiveDateTime,

@@ -1,6 +1,7 @@
 //! What a key check answers: the stable refusal codes, the requirements a
 //! caller can state, and the verified key.
 
+use super::cache::CachedKey;
 use crate::db::keys::AuthRecord;
 pub use crate::verify::limiter::RateInfo;
 use actix_web::http::StatusCode;
@@ -139,7 +140,7 @@ impl Requirements {
 /// A key that passed every check.
 #[derive(Debug, Clone)]
 pub struct Verified {
-    pub record: Arc<AuthRecord>,
+    pub record: Arc<CachedKey>,
     pub rate: Option<RateInfo>,
     /// What is left of the key's usage quota after this check (keys with
     /// one; when it refills follows from the quota).
@@ -172,7 +173,7 @@ impl Outcome {
         }
     }
 
-    pub(crate) fn about(mut self, record: &Arc<AuthRecord>) -> Self {
+    pub(crate) fn about(mut self, record: &Arc<CachedKey>) -> Self {
         self.identified = Some(Verified {
             record: record.clone(),
             rate: None,

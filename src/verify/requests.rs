@@ -8,7 +8,6 @@
 //! query before anything is kept.
 
 use crate::db::Pool;
-use crate::db::keys::AuthRecord;
 use chrono::NaiveDateTime;
 use std::hash::BuildHasher;
 use std::sync::Mutex;
@@ -162,7 +161,10 @@ impl Secret {
     }
 }
 
-use crate::db::requests::Pending;
+use super::cache::CachedKey;
+
+/// A check to write, holding its cached key.
+type Pending = crate::db::requests::Pending<std::sync::Arc<CachedKey>>;
 
 /// Whether the `checks`-th check of a key within a flush interval is
 /// recorded, and as one of how many: every check up to [`QUIET_CHECKS`],
@@ -225,7 +227,7 @@ impl RequestLog {
     /// Keep one check of `record`'s key.
     pub fn push(
         &self,
-        record: &std::sync::Arc<AuthRecord>,
+        record: &std::sync::Arc<CachedKey>,
         at: NaiveDateTime,
         outcome: &'static str,
         secret: Secret,

@@ -1,11 +1,19 @@
 //! "Last used" times and usage counts, counted in memory on the hot path
 //! and written in batches (every `KEYWARD_FLUSH_INTERVAL`, and at graceful
 //! shutdown). A failed write keeps its batch for the next attempt.
+//!
+//! A check counts into its cached key's own [`KeyUses`] (atomics next to
+//! the reference count the check has just changed: no lock, no map, no
+//! memory the check would not touch anyway). The first check of a key
+//! since the last flush puts the key on the flush's list. What does not fit
+//! the key's one counter (a second outcome or hour before the next flush)
+//! goes to a shared map, as does what a failed write keeps for the next.
 
+use super::cache::CachedKey;
 use crate::db::Pool;
-use crate::db::keys::AuthRecord;
 use chrono::NaiveDateTime;
 use hashbrown::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
 /// The start of the hour `t` falls in.
@@ -14,33 +22,148 @@ pub fn hour_of(t: NaiveDateTime) -> NaiveDateTime {
     t.date().and_hms_opt(t.hour(), 0, 0).unwrap_or(t)
 }
 
-/// Most records with checks not yet written kept while the database cannot
-/// take them; beyond it the checks of further keys are dropped (and said
-/// so in the log) rather than growing without bound through a long outage.
+/// Most keys with checks not yet written kept while the database cannot
+/// take them (on the flush's list and in the shared map together); beyond it
+/// the checks of further keys are dropped (and said so in the log) rather
+/// than growing without bound through a long outage.
 pub const MAX_PENDING_COUNTERS: usize = 200_000;
 
-/// The uses of one cached record since the last flush.
+/// "Last used" of a key not used since the last flush.
+const NEVER: i64 = i64::MIN;
+
+/// The outcomes a key's own counter can hold, numbered from 1 (0 is the
+/// empty counter): "VALID", then every refusal code.
+fn outcomes() -> impl Iterator<Item = &'static str> {
+    std::iter::once(crate::domain::chart::VALID)
+        .chain(super::counters::CODES.iter().map(|c| c.as_str()))
+}
+
+/// A counter's (hour, outcome) as one number: the hour since the epoch
+/// (24 bits: until the year 3884) and the outcome's number (8 bits).
+fn tag(hour: NaiveDateTime, outcome: &str) -> Option<u32> {
+    let hours = u32::try_from(hour.and_utc().timestamp().div_euclid(3600)).ok()?;
+    let number = u32::try_from(outcomes().position(|o| o == outcome)? + 1).ok()?;
+    (hours < 1 << 24).then_some(hours << 8 | number)
+}
+
+/// The (hour, outcome) a [`tag`] stands for.
+fn untag(tag: u32) -> Option<(NaiveDateTime, &'static str)> {
+    let hour = chrono::DateTime::from_timestamp(i64::from(tag >> 8) * 3600, 0)?.naive_utc();
+    let outcome = outcomes().nth(usize::try_from(tag & 0xff).ok()?.checked_sub(1)?)?;
+    Some((hour, outcome))
+}
+
+/// A cached key's uses since the last flush, in the key itself.
+///
+/// A check updates these and then `checks`; a flush takes `checks` first,
+/// then the rest. So a check whose `checks` increment came before the
+/// flush's had its uses taken by that flush, and one after it finds
+/// `checks` at 0 and puts the key on the next flush's list: every use is
+/// written exactly once.
+#[derive(Debug)]
+pub struct KeyUses {
+    /// Checks since the last flush (for the request log's sampling); the
+    /// first puts the key on the flush's list.
+    checks: AtomicU32,
+    /// The latest passed check, microseconds since the epoch ([`NEVER`]).
+    last_used: AtomicI64,
+    /// One (hour, outcome) counter: its [`tag`] in the high half, the count
+    /// in the low half; 0 when empty.
+    counter: AtomicU64,
+}
+
+impl Default for KeyUses {
+    fn default() -> Self {
+        KeyUses {
+            checks: AtomicU32::new(0),
+            last_used: AtomicI64::new(NEVER),
+            counter: AtomicU64::new(0),
+        }
+    }
+}
+
+impl KeyUses {
+    /// Count one check of (hour `tag`) in the key's counter; false when
+    /// it holds another hour or outcome (or is full).
+    fn count(&self, tag: u32) -> bool {
+        let mut current = self.counter.load(SeqCst);
+        loop {
+            let next = if current == 0 {
+                u64::from(tag) << 32 | 1
+            } else if current >> 32 == u64::from(tag) && (current as u32) < u32::MAX {
+                current + 1
+            } else {
+                return false;
+            };
+            match self
+                .counter
+                .compare_exchange_weak(current, next, SeqCst, SeqCst)
+            {
+                Ok(_) => return true,
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
+    fn used_at(&self, at: NaiveDateTime) {
+        self.last_used
+            .fetch_max(at.and_utc().timestamp_micros(), SeqCst);
+    }
+
+    fn last_used(micros: i64) -> Option<NaiveDateTime> {
+        (micros != NEVER)
+            .then(|| chrono::DateTime::from_timestamp_micros(micros))
+            .flatten()
+            .map(|t| t.naive_utc())
+    }
+
+    /// Take what was counted (see the type's comment for the order).
+    fn take(&self, into: &mut Uses) {
+        self.checks.swap(0, SeqCst);
+        let counter = self.counter.swap(0, SeqCst);
+        if let Some((hour, outcome)) = untag((counter >> 32) as u32) {
+            into.add(hour, outcome, i64::from(counter as u32));
+        }
+        if let Some(at) = Self::last_used(self.last_used.swap(NEVER, SeqCst)) {
+            into.used_at(at);
+        }
+    }
+
+    /// What [`KeyUses::take`] would take, without taking it.
+    fn peek(&self) -> (Option<NaiveDateTime>, Option<(NaiveDateTime, &'static str)>) {
+        let counter = self.counter.load(SeqCst);
+        (
+            Self::last_used(self.last_used.load(SeqCst)),
+            untag((counter >> 32) as u32),
+        )
+    }
+}
+
+/// The uses of one cached key not in the key's own counter: those of a
+/// second hour or outcome since the last flush, and those a failed write
+/// kept.
 struct Uses {
     /// Held so that its address, the entry's key, is not reused meanwhile;
     /// its id and workspace are what the flush writes, borrowed from here.
-    record: Arc<AuthRecord>,
+    record: Arc<CachedKey>,
     last_used: Option<NaiveDateTime>,
     /// (hour, outcome, count): one or two almost always, kept inline (in
     /// the map's own table): a small allocation per key, freed by the next
     /// flush, would leave a hole between the cache's long-lived records.
     counts: smallvec::SmallVec<[(NaiveDateTime, &'static str, i64); 2]>,
-    /// Checks noted since the last flush (for the request log's sampling).
-    checks: u32,
 }
 
 impl Uses {
-    fn new(record: &Arc<AuthRecord>) -> Self {
+    fn new(record: &Arc<CachedKey>) -> Self {
         Uses {
             record: record.clone(),
             last_used: None,
             counts: smallvec::SmallVec::new(),
-            checks: 0,
         }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.last_used.is_none() && self.counts.is_empty()
     }
 
     fn add(&mut self, hour: NaiveDateTime, outcome: &'static str, n: i64) {
@@ -70,21 +193,23 @@ impl Uses {
 }
 
 /// The buffer's key for a record: its address.
-fn address(record: &Arc<AuthRecord>) -> usize {
+fn address(record: &Arc<CachedKey>) -> usize {
     Arc::as_ptr(record) as usize
 }
 
 /// The buffers.
 #[derive(Default)]
 pub struct UsageBuffers {
-    /// What checks noted and no flush has written yet, one entry per
-    /// record, found by the record's address: a check hashes and compares
-    /// a pointer, where maps keyed by id strings cost it a third of its
-    /// cache misses when rotating over 10k keys (each string on the heap,
-    /// compared on lookup). A flush writes straight from these entries,
-    /// borrowing each record's id and workspace: no per-key text is copied,
-    /// so a burst over 100k keys leaves no small freed strings between the
-    /// cache's long-lived records (memory the allocator cannot give back).
+    /// The keys checked since the last flush, each once: their own
+    /// [`KeyUses`] hold what the checks noted.
+    checked: Mutex<Vec<Arc<CachedKey>>>,
+    /// What did not fit a key's own counter, and what a failed write kept:
+    /// one entry per key, found by the key's address (a pointer hashed and
+    /// compared, not an id string on the heap). A flush writes straight
+    /// from these entries, borrowing each record's id and workspace: no
+    /// per-key text is copied, so a burst over 100k keys leaves no small
+    /// freed strings between the cache's long-lived records (memory the
+    /// allocator cannot give back).
     pending: Mutex<HashMap<usize, Uses>>,
     /// Held for a whole flush: a flush that returns has written what was
     /// buffered when it began, also what another flush (the interval's)
@@ -103,38 +228,76 @@ impl UsageBuffers {
     /// flush, this one included (`None`: the buffer was full).
     pub fn note(
         &self,
-        record: &Arc<AuthRecord>,
+        record: &Arc<CachedKey>,
         at: NaiveDateTime,
         outcome: &'static str,
         used: bool,
     ) -> Option<u32> {
+        let uses = &record.uses;
+        if uses.checks.load(SeqCst) == 0 && self.full_without(record) {
+            tracing::warn!("usage buffer full: a count was dropped");
+            return None;
+        }
         let hour = hour_of(at);
-        let mut pending = lock(&self.pending);
-        let full = pending.len() >= MAX_PENDING_COUNTERS;
-        let uses = match pending.entry(address(record)) {
-            hashbrown::hash_map::Entry::Occupied(uses) => uses.into_mut(),
-            hashbrown::hash_map::Entry::Vacant(_) if full => {
-                tracing::warn!("usage buffer full: a count was dropped");
-                return None;
+        if !tag(hour, outcome).is_some_and(|tag| uses.count(tag)) {
+            let mut pending = lock(&self.pending);
+            let full = pending.len() >= MAX_PENDING_COUNTERS;
+            match pending.entry(address(record)) {
+                hashbrown::hash_map::Entry::Occupied(other) => {
+                    other.into_mut().add(hour, outcome, 1)
+                }
+                hashbrown::hash_map::Entry::Vacant(_) if full => {
+                    tracing::warn!("usage buffer full: a count was dropped");
+                    return None;
+                }
+                hashbrown::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(Uses::new(record)).add(hour, outcome, 1)
+                }
             }
-            hashbrown::hash_map::Entry::Vacant(slot) => slot.insert(Uses::new(record)),
-        };
-        uses.checks = uses.checks.saturating_add(1);
+        }
         if used {
             uses.used_at(at);
         }
-        uses.add(hour, outcome, 1);
-        Some(uses.checks)
+        // Last: see `KeyUses`.
+        let checks = uses.checks.fetch_add(1, SeqCst);
+        if checks == 0 {
+            lock(&self.checked).push(record.clone());
+        }
+        Some(checks.saturating_add(1))
+    }
+
+    /// Whether as many keys as are kept wait for a flush, `record`'s not
+    /// among them (its first check since the last flush: a failed write
+    /// may have kept some of its uses).
+    fn full_without(&self, record: &Arc<CachedKey>) -> bool {
+        let checked = lock(&self.checked).len();
+        let pending = lock(&self.pending);
+        checked + pending.len() >= MAX_PENDING_COUNTERS && !pending.contains_key(&address(record))
     }
 
     /// Pending entries (last-used times, counters), for tests and metrics.
     pub fn pending(&self) -> (usize, usize) {
-        lock(&self.pending).values().fold((0, 0), |(u, c), uses| {
+        let checked = lock(&self.checked);
+        let pending = lock(&self.pending);
+        let (mut used, mut counters) = pending.values().fold((0, 0), |(u, c), uses| {
             (
                 u + usize::from(uses.last_used.is_some()),
                 c + uses.counts.len(),
             )
-        })
+        });
+        for key in checked.iter() {
+            let kept = pending.get(&address(key));
+            let (last_used, counter) = key.uses.peek();
+            if last_used.is_some() && kept.is_none_or(|u| u.last_used.is_none()) {
+                used += 1;
+            }
+            if counter.is_some_and(|(h, o)| {
+                kept.is_none_or(|u| !u.counts.iter().any(|c| (c.0, c.1) == (h, o)))
+            }) {
+                counters += 1;
+            }
+        }
+        (used, counters)
     }
 
     /// Write buffered "last used" times and usage counts. On failure they
@@ -170,9 +333,22 @@ impl UsageBuffers {
         let _one_at_a_time = lock(&self.flushing);
         // Taken, not drained: a drained map keeps its capacity, and after a
         // burst over 100k keys that is megabytes held until the next one.
-        let mut batch: Vec<Uses> = std::mem::take(&mut *lock(&self.pending))
-            .into_values()
-            .collect();
+        let checked = std::mem::take(&mut *lock(&self.checked));
+        let mut batch = std::mem::take(&mut *lock(&self.pending));
+        for key in checked {
+            let mut uses = Uses::new(&key);
+            key.uses.take(&mut uses);
+            if uses.is_empty() {
+                continue;
+            }
+            match batch.entry(address(&key)) {
+                hashbrown::hash_map::Entry::Occupied(mut kept) => kept.get_mut().merge(uses),
+                hashbrown::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(uses);
+                }
+            }
+        }
+        let mut batch: Vec<Uses> = batch.into_values().collect();
         if batch.is_empty() {
             return;
         }
@@ -196,7 +372,6 @@ impl UsageBuffers {
             return;
         }
         for u in &mut batch {
-            u.checks = 0;
             if used_written {
                 u.last_used = None;
             }
@@ -206,7 +381,7 @@ impl UsageBuffers {
         }
         let mut pending = lock(&self.pending);
         for u in batch {
-            if u.last_used.is_none() && u.counts.is_empty() {
+            if u.is_empty() {
                 continue;
             }
             match pending.entry(address(&u.record)) {
@@ -247,8 +422,10 @@ mod tests {
             .unwrap()
     }
 
-    fn record(id: &str) -> Arc<AuthRecord> {
-        Arc::new(AuthRecord::for_test(id, "ws_1", id, 0))
+    fn record(id: &str) -> Arc<CachedKey> {
+        Arc::new(CachedKey::new(crate::db::keys::AuthRecord::for_test(
+            id, "ws_1", id, 0,
+        )))
     }
 
     /// What a flush hands its writer, sorted: last-used times, counters.
@@ -338,5 +515,114 @@ mod tests {
         b.note(&other, at(9, 10), "VALID", true);
         b.flush_with(|_, _| (Err("down".into()), Err("down".into())));
         assert_eq!(b.pending(), (1, 1));
+    }
+
+    #[test]
+    fn keys_beyond_the_bound_are_dropped_until_a_flush_writes() {
+        let b = UsageBuffers::default();
+        let keys: Vec<_> = (0..MAX_PENDING_COUNTERS)
+            .map(|i| record(&format!("key_{i}")))
+            .collect();
+        for key in &keys {
+            assert_eq!(b.note(key, at(9, 0), "VALID", true), Some(1));
+        }
+        let late = record("key_late");
+        assert_eq!(b.note(&late, at(9, 1), "VALID", true), None, "full");
+        assert_eq!(
+            b.note(&keys[0], at(9, 1), "REVOKED", false),
+            Some(2),
+            "a key already waiting is still counted"
+        );
+        // The database is down: everything is kept, and still full.
+        b.flush_with(|_, _| (Err("down".into()), Err("down".into())));
+        assert_eq!(
+            b.pending(),
+            (MAX_PENDING_COUNTERS, MAX_PENDING_COUNTERS + 1)
+        );
+        assert_eq!(b.note(&late, at(9, 2), "VALID", true), None);
+        assert_eq!(
+            b.note(&keys[1], at(9, 2), "VALID", true),
+            Some(1),
+            "a key whose uses were kept is counted"
+        );
+        let mut seen = Seen::default();
+        flush_into(&b, &mut seen, (Ok(()), Ok(())));
+        assert_eq!(seen.1.len(), MAX_PENDING_COUNTERS + 1);
+        assert_eq!(
+            seen.1.iter().map(|c| c.4).sum::<i64>(),
+            MAX_PENDING_COUNTERS as i64 + 2
+        );
+        assert_eq!(b.note(&late, at(9, 3), "VALID", true), Some(1));
+    }
+
+    #[test]
+    fn checks_racing_flushes_are_written_exactly_once() {
+        // Two threads check three keys (two outcomes, two hours: the keys'
+        // own counters and the shared map both in play) while a third
+        // flushes over and over, every third write failing. Every check
+        // must be written once: none lost to a flush that took a key's
+        // list entry mid-check, none written twice.
+        const IDS: [&str; 3] = ["key_a", "key_b", "key_c"];
+        const CHECKS: u32 = 100_000;
+        // Thread `t`'s `i`-th check: which key, at what hour, and how.
+        fn nth(t: u32, i: u32) -> (usize, NaiveDateTime, &'static str) {
+            let outcome = if i % 7 == t { "REVOKED" } else { "VALID" };
+            let hour = if i % 1000 < 500 { 9 } else { 10 };
+            ((i % 3) as usize, at(hour, 0), outcome)
+        }
+        let b = Arc::new(UsageBuffers::default());
+        let keys: Vec<_> = IDS.map(record).into();
+        let written = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flusher = {
+            let (b, written, done) = (b.clone(), written.clone(), done.clone());
+            std::thread::spawn(move || {
+                for round in 1u32.. {
+                    let last = done.load(SeqCst);
+                    b.flush_with(|_, counts| {
+                        if round.is_multiple_of(3) && !last {
+                            return (Ok(()), Err("down".into()));
+                        }
+                        let mut written = written.lock().unwrap();
+                        for (id, _, hour, outcome, n) in counts {
+                            *written
+                                .entry((id.to_string(), *hour, outcome.to_string()))
+                                .or_insert(0) += n;
+                        }
+                        (Ok(()), Ok(()))
+                    });
+                    if last {
+                        break;
+                    }
+                }
+            })
+        };
+        let checkers: Vec<_> = (0..2)
+            .map(|t| {
+                let (b, keys) = (b.clone(), keys.clone());
+                std::thread::spawn(move || {
+                    for i in 0..CHECKS {
+                        let (key, hour, outcome) = nth(t, i);
+                        assert!(b.note(&keys[key], hour, outcome, true).is_some());
+                    }
+                })
+            })
+            .collect();
+        for c in checkers {
+            c.join().unwrap();
+        }
+        done.store(true, SeqCst);
+        flusher.join().unwrap();
+        assert_eq!(b.pending(), (0, 0), "the last flush wrote everything");
+        let mut expected = std::collections::BTreeMap::new();
+        for t in 0..2 {
+            for i in 0..CHECKS {
+                let (key, hour, outcome) = nth(t, i);
+                *expected
+                    .entry((IDS[key].to_string(), hour, outcome.to_string()))
+                    .or_insert(0i64) += 1;
+            }
+        }
+        assert_eq!(*written.lock().unwrap(), expected);
     }
 }
