@@ -338,15 +338,7 @@ impl UsageBuffers {
         for key in checked {
             let mut uses = Uses::new(&key);
             key.uses.take(&mut uses);
-            if uses.is_empty() {
-                continue;
-            }
-            match batch.entry(address(&key)) {
-                hashbrown::hash_map::Entry::Occupied(mut kept) => kept.get_mut().merge(uses),
-                hashbrown::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(uses);
-                }
-            }
+            add_to(&mut batch, uses);
         }
         let mut batch: Vec<Uses> = batch.into_values().collect();
         if batch.is_empty() {
@@ -381,15 +373,21 @@ impl UsageBuffers {
         }
         let mut pending = lock(&self.pending);
         for u in batch {
-            if u.is_empty() {
-                continue;
-            }
-            match pending.entry(address(&u.record)) {
-                hashbrown::hash_map::Entry::Occupied(mut slot) => slot.get_mut().merge(u),
-                hashbrown::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(u);
-                }
-            }
+            add_to(&mut pending, u);
+        }
+    }
+}
+
+/// Put `uses` into `map`, merged with what the map holds for its key;
+/// nothing when there is nothing to keep.
+fn add_to(map: &mut HashMap<usize, Uses>, uses: Uses) {
+    if uses.is_empty() {
+        return;
+    }
+    match map.entry(address(&uses.record)) {
+        hashbrown::hash_map::Entry::Occupied(mut kept) => kept.get_mut().merge(uses),
+        hashbrown::hash_map::Entry::Vacant(slot) => {
+            slot.insert(uses);
         }
     }
 }
